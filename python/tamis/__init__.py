@@ -1,0 +1,10 @@
+"""tamis: a fine sieve for LLM training corpora.
+
+Rust-fast deduplication and refinement, reachable from Python, polars (``import tamis.polars``),
+datatrove (``tamis.datatrove``) and the ``tamis`` command line.
+"""
+
+from tamis import dedup, text
+from tamis._core import RECORD_ERROR_KINDS, TamisError, __version__
+
+__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "text"]

@@ -1,0 +1,17 @@
+//! Subcommand implementations: resolve arguments into core configs, run, report.
+
+mod dedup;
+mod demo;
+
+use anyhow::Result;
+
+use crate::args::{Cli, Command, DedupCommand};
+
+/// Run the parsed command line.
+pub fn dispatch(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
+        Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Demo(a) => demo::run(&cli.global, a),
+    }
+}

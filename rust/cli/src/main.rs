@@ -1,0 +1,5 @@
+//! The `tamis` binary.
+
+fn main() {
+    std::process::exit(tamis_cli::run(std::env::args_os()));
+}

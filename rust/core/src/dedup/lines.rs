@@ -1,0 +1,130 @@
+//! CCNet-style line deduplication across a corpus.
+//!
+//! Documents are split on `\n`. A line is *eligible* when its normalized form is not empty and
+//! the raw line has at least `min_line_chars` characters (Unicode scalar values); other lines are
+//! always kept. Walking the corpus in input order, the first `max_occurrences` occurrences of each
+//! eligible line (by 128-bit hash of its normalized form) are kept and every later one is removed,
+//! together with its newline. Kept lines are joined with `\n`, so a document without removals is
+//! unchanged byte for byte. A document left with only white space is dropped
+//! (`empty_after_line_dedup`).
+
+use super::HashMap128;
+use crate::io::Doc;
+use crate::pipeline::{Decision, Stage};
+use crate::text::{hash_bytes, normalize, Hash128, Normalize};
+use crate::{Error, Result, Stats};
+
+/// Options of line dedup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinesConfig {
+    /// Occurrences of a line kept across the corpus (≥ 1).
+    pub max_occurrences: u32,
+    /// Lines with fewer characters are never removed.
+    pub min_line_chars: usize,
+    /// Normalization applied to each line before hashing.
+    pub normalize: Normalize,
+}
+
+impl Default for LinesConfig {
+    fn default() -> Self {
+        LinesConfig {
+            max_occurrences: 1,
+            min_line_chars: 0,
+            normalize: Normalize::None,
+        }
+    }
+}
+
+/// Line dedup as a pipeline [`Stage`].
+#[derive(Debug)]
+pub struct LineDedup {
+    config: LinesConfig,
+    counts: HashMap128<u32>,
+    lines_read: u64,
+    lines_removed: u64,
+}
+
+impl LineDedup {
+    /// A fresh line deduplicator; `max_occurrences` must be at least 1.
+    pub fn new(config: LinesConfig) -> Result<Self> {
+        if config.max_occurrences == 0 {
+            return Err(Error::Config("--max-occurrences must be at least 1".into()));
+        }
+        Ok(LineDedup {
+            config,
+            counts: HashMap128::default(),
+            lines_read: 0,
+            lines_removed: 0,
+        })
+    }
+}
+
+impl Stage for LineDedup {
+    /// Per line: the hash of an eligible line, `None` for a line that is always kept.
+    type Prepared = Vec<Option<Hash128>>;
+
+    fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared {
+        doc.text
+            .split('\n')
+            .map(|line| {
+                let norm = normalize(line, self.config.normalize);
+                let eligible = !norm.trim().is_empty()
+                    && (self.config.min_line_chars == 0
+                        || line.chars().count() >= self.config.min_line_chars);
+                eligible.then(|| hash_bytes(norm.as_bytes()))
+            })
+            .collect()
+    }
+
+    fn decide(&mut self, doc: &Doc<'_>, hashes: Self::Prepared) -> Decision {
+        self.lines_read += hashes.len() as u64;
+        let mut keep = Vec::with_capacity(hashes.len());
+        let mut removed = 0u64;
+        for h in hashes {
+            let k = match h {
+                None => true,
+                Some(h) => {
+                    let count = self.counts.entry(h).or_insert(0);
+                    if *count >= self.config.max_occurrences {
+                        false
+                    } else {
+                        *count += 1;
+                        true
+                    }
+                }
+            };
+            removed += u64::from(!k);
+            keep.push(k);
+        }
+        if removed == 0 {
+            return Decision::Keep;
+        }
+        self.lines_removed += removed;
+        let mut out = String::with_capacity(doc.text.len());
+        let mut first = true;
+        for (line, k) in doc.text.split('\n').zip(keep) {
+            if k {
+                if !first {
+                    out.push('\n');
+                }
+                out.push_str(line);
+                first = false;
+            }
+        }
+        if out.trim().is_empty() {
+            Decision::Remove("empty_after_line_dedup")
+        } else {
+            Decision::Rewrite(out)
+        }
+    }
+
+    fn finish(&mut self, stats: &mut Stats) {
+        Stats::bump(&mut stats.counters, "lines_read", self.lines_read);
+        Stats::bump(&mut stats.counters, "lines_removed", self.lines_removed);
+        Stats::bump(
+            &mut stats.counters,
+            "distinct_lines",
+            self.counts.len() as u64,
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Typed errors. Every error that concerns user data names the file and the line (JSONL, 1-based)
+//! or row (Parquet, 1-based) it came from.
+
+use std::fmt;
+
+/// Result alias for tamis-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What is wrong with one input record. Each kind has a stable snake_case slug
+/// ([`RecordError::slug`]) used in stats, rejects files and Python's `TamisError.kind`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The line is not valid UTF-8.
+    #[error("invalid UTF-8: {0}")]
+    InvalidUtf8(String),
+    /// The line is not valid JSON.
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    /// The line is valid JSON but not an object.
+    #[error("record is not a JSON object")]
+    NotAnObject,
+    /// The text field is absent.
+    #[error("missing text field {0:?}")]
+    MissingText(String),
+    /// The text field is present but is not a string (null, number, ...).
+    #[error("text field {key:?} is {found}, not a string")]
+    TextNotString {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
+    /// The dedup key field (`--key`) is absent.
+    #[error("missing key field {0:?}")]
+    MissingKey(String),
+    /// The dedup key field is present but not a string.
+    #[error("key field {key:?} is {found}, not a string")]
+    KeyNotString {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
+    /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
+    #[error("unreadable input: {0}")]
+    CorruptFile(String),
+}
+
+impl RecordError {
+    /// Stable snake_case name of this kind of error.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            RecordError::InvalidUtf8(_) => "invalid_utf8",
+            RecordError::InvalidJson(_) => "invalid_json",
+            RecordError::NotAnObject => "not_an_object",
+            RecordError::MissingText(_) => "missing_text",
+            RecordError::TextNotString { .. } => "text_not_string",
+            RecordError::MissingKey(_) => "missing_key",
+            RecordError::KeyNotString { .. } => "key_not_string",
+            RecordError::CorruptFile(_) => "corrupt_file",
+        }
+    }
+
+    /// Every slug, for documentation and coverage tests.
+    pub const SLUGS: &'static [&'static str] = &[
+        "invalid_utf8",
+        "invalid_json",
+        "not_an_object",
+        "missing_text",
+        "text_not_string",
+        "missing_key",
+        "key_not_string",
+        "corrupt_file",
+    ];
+}
+
+/// Where a record sits in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// 1-based line of a JSONL file.
+    Line(u64),
+    /// 1-based row of a Parquet file.
+    Row(u64),
+    /// The file as a whole (it could not be opened as its format).
+    File,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Row(n) => write!(f, "row {n}"),
+            Location::File => write!(f, "whole file"),
+        }
+    }
+}
+
+/// Errors of tamis-core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bad record, when the run is set to fail on bad records.
+    #[error("{path}: {location}: {error}")]
+    Record {
+        /// File the record came from.
+        path: String,
+        /// Line or row.
+        location: Location,
+        /// What is wrong.
+        error: RecordError,
+    },
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input pattern or directory that matched no readable files.
+    #[error("no input files found for {0:?}")]
+    NoInputs(String),
+    /// Records that cannot be written in the chosen output format (e.g. a Parquet schema clash).
+    #[error("{path}: {message}")]
+    Output {
+        /// The output file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Invalid options.
+    #[error("{0}")]
+    Config(String),
+    /// Writing to standard output failed because the reader went away (e.g. `| head`).
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+impl Error {
+    /// Stable snake_case name of this error, for Python's `TamisError.kind`.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Error::Record { error, .. } => error.slug(),
+            Error::Io { .. } => "io",
+            Error::NoInputs(_) => "no_inputs",
+            Error::Output { .. } => "output",
+            Error::Config(_) => "config",
+            Error::BrokenPipe => "broken_pipe",
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::BrokenPipe {
+            return Error::BrokenPipe;
+        }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Human-readable JSON type name of a raw JSON value's first byte.
+pub(crate) fn json_type_name(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
+    }
+}

@@ -1,0 +1,325 @@
+//! Streaming inputs as batches of raw records: byte-bounded chunks of JSONL lines, or Arrow
+//! record batches from Parquet. Memory stays bounded by the batch size, whatever the file size.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::input::{Compression, InputFile, InputFormat};
+use crate::error::Location;
+use crate::{Error, Result};
+
+/// One line of a JSONL batch: byte range in the batch buffer (without the newline or a trailing
+/// `\r`) and its 1-based line number in the file.
+#[derive(Debug, Clone, Copy)]
+pub struct LineSpan {
+    /// Start offset in the buffer.
+    pub start: usize,
+    /// End offset (exclusive).
+    pub end: usize,
+    /// 1-based line number.
+    pub line: u64,
+}
+
+/// Raw records from one file.
+#[derive(Debug)]
+pub enum BatchData {
+    /// Complete JSONL lines; blank lines are not records and are left out.
+    Jsonl {
+        /// The bytes.
+        buf: Vec<u8>,
+        /// The non-blank lines in it.
+        lines: Vec<LineSpan>,
+    },
+    /// Rows of a Parquet file.
+    Arrow {
+        /// The rows.
+        batch: RecordBatch,
+        /// 1-based row number of the first row in the file.
+        first_row: u64,
+    },
+}
+
+/// A batch of records from one input file.
+#[derive(Debug)]
+pub struct Batch {
+    /// The file the records came from.
+    pub file: Arc<InputFile>,
+    /// The records.
+    pub data: BatchData,
+}
+
+impl Batch {
+    /// Number of records in the batch.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            BatchData::Jsonl { lines, .. } => lines.len(),
+            BatchData::Arrow { batch, .. } => batch.num_rows(),
+        }
+    }
+
+    /// Whether the batch has no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the reader hands to the pipeline.
+#[derive(Debug)]
+pub enum ReadItem {
+    /// Records.
+    Batch(Batch),
+    /// The file could not be read past `location`; the reader moves on to the next file.
+    Corrupt {
+        /// The file.
+        file: Arc<InputFile>,
+        /// Where reading stopped.
+        location: Location,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Counts bytes read from the underlying (compressed) file, for progress reporting.
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Read `files` in order, calling `emit` for each batch or corrupt-file event; `emit` returns
+/// `false` to stop early. Errors opening a file are returned as [`Error::Io`].
+pub fn read_batches(
+    files: &[InputFile],
+    batch_bytes: usize,
+    progress_bytes: Arc<AtomicU64>,
+    mut emit: impl FnMut(ReadItem) -> bool,
+) -> Result<()> {
+    for file in files {
+        let file = Arc::new(file.clone());
+        let go_on = match file.format {
+            InputFormat::Parquet => read_parquet(&file, &progress_bytes, &mut emit)?,
+            InputFormat::Jsonl(c) => read_jsonl(&file, c, batch_bytes, &progress_bytes, &mut emit)?,
+        };
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn open_jsonl(
+    file: &InputFile,
+    compression: Compression,
+    counter: &Arc<AtomicU64>,
+) -> Result<Box<dyn Read + Send>> {
+    let (raw, compression): (Box<dyn BufRead + Send>, Compression) = match &file.path {
+        Some(path) => {
+            let f = File::open(path).map_err(|e| Error::io(&file.display, e))?;
+            let counting = Counting {
+                inner: f,
+                counter: counter.clone(),
+            };
+            (
+                Box::new(BufReader::with_capacity(1 << 16, counting)),
+                compression,
+            )
+        }
+        None => {
+            let counting = Counting {
+                inner: std::io::stdin(),
+                counter: counter.clone(),
+            };
+            let mut r = BufReader::with_capacity(1 << 16, counting);
+            let head = r.fill_buf().map_err(|e| Error::io(&file.display, e))?;
+            let sniffed = if head.starts_with(&[0x1f, 0x8b]) {
+                Compression::Gzip
+            } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                Compression::Zstd
+            } else {
+                Compression::None
+            };
+            (Box::new(r), sniffed)
+        }
+    };
+    Ok(match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(raw)
+                .map_err(|e| Error::io(&file.display, e))?,
+        ),
+    })
+}
+
+fn read_jsonl(
+    file: &Arc<InputFile>,
+    compression: Compression,
+    batch_bytes: usize,
+    counter: &Arc<AtomicU64>,
+    emit: &mut impl FnMut(ReadItem) -> bool,
+) -> Result<bool> {
+    const READ_CHUNK: usize = 256 * 1024;
+    if compression != Compression::None {
+        if let Some(path) = &file.path {
+            let len = std::fs::metadata(path)
+                .map_err(|e| Error::io(&file.display, e))?
+                .len();
+            if len == 0 {
+                let message = "empty file is not a valid compressed stream".to_string();
+                return Ok(emit(ReadItem::Corrupt {
+                    file: file.clone(),
+                    location: Location::File,
+                    message,
+                }));
+            }
+        }
+    }
+    let mut reader = open_jsonl(file, compression, counter)?;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line_no: u64 = 0;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let mut eof = false;
+        let mut failure: Option<std::io::Error> = None;
+        loop {
+            let old = buf.len();
+            buf.resize(old + READ_CHUNK, 0);
+            match reader.read(&mut buf[old..]) {
+                Ok(n) => {
+                    buf.truncate(old + n);
+                    if n == 0 {
+                        eof = true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+                Err(e) => {
+                    buf.truncate(old);
+                    failure = Some(e);
+                }
+            }
+            if eof || failure.is_some() || buf.len() >= batch_bytes {
+                break;
+            }
+        }
+        let cut = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None if failure.is_some() => 0,
+                None => {
+                    // A line longer than the batch: keep reading until it ends.
+                    carry = buf;
+                    continue;
+                }
+            }
+        };
+        carry = buf.split_off(cut);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while start < buf.len() {
+            let end_nl = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
+            line_no += 1;
+            let mut end = end_nl;
+            if end > start && buf[end - 1] == b'\r' {
+                end -= 1;
+            }
+            if !buf[start..end].iter().all(u8::is_ascii_whitespace) {
+                lines.push(LineSpan {
+                    start,
+                    end,
+                    line: line_no,
+                });
+            }
+            start = end_nl + 1;
+        }
+        if !lines.is_empty() {
+            let batch = Batch {
+                file: file.clone(),
+                data: BatchData::Jsonl { buf, lines },
+            };
+            if !emit(ReadItem::Batch(batch)) {
+                return Ok(false);
+            }
+        }
+        if let Some(e) = failure {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Err(Error::io(&file.display, e));
+            }
+            let message = match compression {
+                Compression::None => format!("read failed: {e}"),
+                Compression::Gzip => format!("truncated or corrupt gzip stream: {e}"),
+                Compression::Zstd => format!("truncated or corrupt zstd stream: {e}"),
+            };
+            let location = Location::Line(line_no + 1);
+            return Ok(emit(ReadItem::Corrupt {
+                file: file.clone(),
+                location,
+                message,
+            }));
+        }
+        if eof {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_parquet(
+    file: &Arc<InputFile>,
+    counter: &Arc<AtomicU64>,
+    emit: &mut impl FnMut(ReadItem) -> bool,
+) -> Result<bool> {
+    let Some(path) = &file.path else {
+        return Err(Error::Config("Parquet cannot be read from stdin".into()));
+    };
+    let f = File::open(path).map_err(|e| Error::io(&file.display, e))?;
+    let file_len = f.metadata().map_err(|e| Error::io(&file.display, e))?.len();
+    let corrupt = |location, e: &dyn std::fmt::Display| ReadItem::Corrupt {
+        file: file.clone(),
+        location,
+        message: format!("not a readable Parquet file: {e}"),
+    };
+    let builder = match ParquetRecordBatchReaderBuilder::try_new(f) {
+        Ok(b) => b,
+        Err(e) => return Ok(emit(corrupt(Location::File, &e))),
+    };
+    let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
+    let reader = match builder.with_batch_size(8192).build() {
+        Ok(r) => r,
+        Err(e) => return Ok(emit(corrupt(Location::File, &e))),
+    };
+    let mut next_row: u64 = 1;
+    for batch in reader {
+        match batch {
+            Ok(batch) => {
+                let rows = batch.num_rows() as u64;
+                counter.fetch_add(file_len * rows / total_rows, Ordering::Relaxed);
+                let data = BatchData::Arrow {
+                    batch,
+                    first_row: next_row,
+                };
+                next_row += rows;
+                if !emit(ReadItem::Batch(Batch {
+                    file: file.clone(),
+                    data,
+                })) {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Ok(emit(corrupt(Location::Row(next_row), &e))),
+        }
+    }
+    Ok(true)
+}

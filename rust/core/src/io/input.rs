@@ -1,0 +1,214 @@
+//! Input discovery: files, directories (recursive, sorted), glob patterns and `-` (stdin).
+//! The order of inputs is the order given, and within a directory or glob the lexicographic order
+//! of paths: "first occurrence" in dedup means first in this order.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Compression of a JSONL stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// gzip, including multi-member files (as Common Crawl writes them).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+/// How an input file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object per line.
+    Jsonl(Compression),
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// One input, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// `None` for standard input.
+    pub path: Option<PathBuf>,
+    /// How the file is named in messages: the path as found, or `<stdin>`.
+    pub display: String,
+    /// File name used for generated ids (`name:line`).
+    pub name: String,
+    /// Format, from the extension (`.parquet`, `.gz`, `.zst`, else JSONL); stdin is sniffed.
+    pub format: InputFormat,
+}
+
+impl InputFile {
+    /// An input for `path`, with its format taken from the extension.
+    pub fn from_path(path: &Path) -> Self {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        InputFile {
+            path: Some(path.to_path_buf()),
+            display: path.display().to_string(),
+            name,
+            format: format_of(path),
+        }
+    }
+
+    /// Standard input (JSONL; gzip and zstd are recognized by their magic bytes).
+    pub fn stdin() -> Self {
+        InputFile {
+            path: None,
+            display: "<stdin>".into(),
+            name: "stdin".into(),
+            format: InputFormat::Jsonl(Compression::None),
+        }
+    }
+}
+
+fn format_of(path: &Path) -> InputFormat {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".parquet") || name.ends_with(".pq") {
+        InputFormat::Parquet
+    } else if name.ends_with(".gz") {
+        InputFormat::Jsonl(Compression::Gzip)
+    } else if name.ends_with(".zst") || name.ends_with(".zstd") {
+        InputFormat::Jsonl(Compression::Zstd)
+    } else {
+        InputFormat::Jsonl(Compression::None)
+    }
+}
+
+/// Whether a file found inside a directory is data tamis reads.
+fn is_data_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.starts_with('.') {
+        return false;
+    }
+    let base = name
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".zstd");
+    base.ends_with(".jsonl")
+        || base.ends_with(".ndjson")
+        || base.ends_with(".json")
+        || name.ends_with(".parquet")
+        || name.ends_with(".pq")
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir.display().to_string(), e))?;
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if is_data_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Resolve command-line inputs into files, in order.
+pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
+    if specs.is_empty() {
+        return Err(Error::Config("no inputs given".into()));
+    }
+    let mut files = Vec::new();
+    for spec in specs {
+        let spec = spec.as_ref();
+        if spec == "-" {
+            files.push(InputFile::stdin());
+            continue;
+        }
+        let path = Path::new(spec);
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::NoInputs(spec.to_string()));
+            }
+            found.sort();
+            files.extend(found.iter().map(|p| InputFile::from_path(p)));
+        } else if path.exists() {
+            files.push(InputFile::from_path(path));
+        } else if spec.contains(['*', '?', '[']) {
+            let pattern = glob::glob(spec)
+                .map_err(|e| Error::Config(format!("bad glob pattern {spec:?}: {e}")))?;
+            let mut found: Vec<PathBuf> = pattern
+                .filter_map(|p| p.ok())
+                .filter(|p| p.is_file())
+                .collect();
+            if found.is_empty() {
+                return Err(Error::NoInputs(spec.to_string()));
+            }
+            found.sort();
+            files.extend(found.iter().map(|p| InputFile::from_path(p)));
+        } else {
+            return Err(Error::io(
+                spec,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_from_extension() {
+        assert_eq!(
+            format_of(Path::new("a.jsonl")),
+            InputFormat::Jsonl(Compression::None)
+        );
+        assert_eq!(
+            format_of(Path::new("a.jsonl.gz")),
+            InputFormat::Jsonl(Compression::Gzip)
+        );
+        assert_eq!(
+            format_of(Path::new("a.JSONL.ZST")),
+            InputFormat::Jsonl(Compression::Zstd)
+        );
+        assert_eq!(format_of(Path::new("x/a.parquet")), InputFormat::Parquet);
+    }
+
+    #[test]
+    fn directories_are_walked_in_sorted_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "b.jsonl",
+            "a.jsonl.gz",
+            "notes.txt",
+            ".hidden.jsonl",
+            "sub/c.parquet",
+        ] {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, b"").expect("write");
+        }
+        let files = expand_inputs(&[dir.path().to_string_lossy()]).expect("expand");
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.jsonl.gz", "b.jsonl", "c.parquet"]);
+    }
+
+    #[test]
+    fn missing_inputs_are_errors() {
+        assert!(matches!(
+            expand_inputs(&["/nonexistent/x.jsonl"]),
+            Err(Error::Io { .. })
+        ));
+        assert!(matches!(
+            expand_inputs(&["/nonexistent/*.jsonl"]),
+            Err(Error::NoInputs(_))
+        ));
+    }
+}

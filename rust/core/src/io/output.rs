@@ -1,0 +1,538 @@
+//! Output writers: JSONL (plain, `.gz`, `.zst`) or Parquet, chosen by the extension; `-` is JSONL
+//! on stdout. Files are written through [`AtomicFile`]: nothing appears under the output name
+//! unless the whole run succeeds.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression as PqCompression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::atomic::AtomicFile;
+use super::batch::{Batch, BatchData};
+use super::input::Compression;
+use super::record::{Doc, DocSource, ExtractOptions, JsonFields};
+use crate::{Error, Result};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// JSON lines, optionally compressed.
+    Jsonl(Compression),
+    /// Apache Parquet (zstd-compressed pages).
+    Parquet,
+}
+
+/// Where and how to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// `None` for standard output.
+    pub path: Option<PathBuf>,
+    /// Format, from the extension.
+    pub format: OutputFormat,
+}
+
+impl Output {
+    /// `-` is JSONL on stdout; otherwise `.parquet`, `.gz`, `.zst` or plain JSONL.
+    pub fn parse(spec: &str) -> Self {
+        if spec == "-" {
+            return Output {
+                path: None,
+                format: OutputFormat::Jsonl(Compression::None),
+            };
+        }
+        let lower = spec.to_lowercase();
+        let format = if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+            OutputFormat::Parquet
+        } else if lower.ends_with(".gz") {
+            OutputFormat::Jsonl(Compression::Gzip)
+        } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+            OutputFormat::Jsonl(Compression::Zstd)
+        } else {
+            OutputFormat::Jsonl(Compression::None)
+        };
+        Output {
+            path: Some(PathBuf::from(spec)),
+            format,
+        }
+    }
+
+    /// How the output is named in messages.
+    pub fn display(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "<stdout>".into(), |p| p.display().to_string())
+    }
+}
+
+/// Counts bytes written.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Base = Counting<Box<dyn Write + Send>>;
+
+enum JsonlSink {
+    Plain(BufWriter<Base>),
+    Gzip(flate2::write::GzEncoder<BufWriter<Base>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<Base>>),
+}
+
+impl JsonlSink {
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            JsonlSink::Plain(w) => w,
+            JsonlSink::Gzip(w) => w,
+            JsonlSink::Zstd(w) => w,
+        }
+    }
+
+    fn finish(self) -> std::io::Result<u64> {
+        let mut buffered = match self {
+            JsonlSink::Plain(w) => w,
+            JsonlSink::Gzip(w) => w.finish()?,
+            JsonlSink::Zstd(w) => w.finish()?,
+        };
+        buffered.flush()?;
+        let base = buffered.into_inner().map_err(|e| e.into_error())?;
+        Ok(base.count)
+    }
+}
+
+struct ParquetSink {
+    file: Option<File>,
+    writer: Option<ArrowWriter<Counting<File>>>,
+    schema: Option<SchemaRef>,
+    decoder: Option<arrow_json::reader::Decoder>,
+}
+
+enum Sink {
+    Jsonl(JsonlSink),
+    Parquet(ParquetSink),
+}
+
+/// Writes kept documents, in order, to one output.
+pub struct OutputWriter {
+    sink: Sink,
+    atomic: Option<AtomicFile>,
+    display: String,
+    opts: ExtractOptions,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutputWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputWriter")
+            .field("output", &self.display)
+            .finish()
+    }
+}
+
+/// A kept document and its new text, if the stage rewrote it.
+pub type Kept<'d, 'a> = (&'d Doc<'a>, Option<&'d str>);
+
+fn io_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+impl OutputWriter {
+    /// Open `output`; `opts` names the text and id fields to rewrite.
+    pub fn create(output: &Output, opts: &ExtractOptions) -> Result<Self> {
+        let display = output.display();
+        let (atomic, file) = match &output.path {
+            Some(p) => {
+                check_parent(p)?;
+                let (a, f) = AtomicFile::create(p)?;
+                (Some(a), Some(f))
+            }
+            None => (None, None),
+        };
+        let sink = match output.format {
+            OutputFormat::Parquet => Sink::Parquet(ParquetSink {
+                file,
+                writer: None,
+                schema: None,
+                decoder: None,
+            }),
+            OutputFormat::Jsonl(c) => {
+                let inner: Box<dyn Write + Send> = match file {
+                    Some(f) => Box::new(f),
+                    None => Box::new(std::io::stdout()),
+                };
+                let base = BufWriter::with_capacity(1 << 20, Counting { inner, count: 0 });
+                Sink::Jsonl(match c {
+                    Compression::None => JsonlSink::Plain(base),
+                    Compression::Gzip => JsonlSink::Gzip(flate2::write::GzEncoder::new(
+                        base,
+                        flate2::Compression::new(6),
+                    )),
+                    Compression::Zstd => JsonlSink::Zstd(
+                        zstd::stream::write::Encoder::new(base, 3).map_err(io_err(&display))?,
+                    ),
+                })
+            }
+        };
+        Ok(OutputWriter {
+            sink,
+            atomic,
+            display,
+            opts: opts.clone(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Write the kept documents of `batch`, in order.
+    pub fn write(&mut self, batch: &Batch, kept: &[Kept<'_, '_>]) -> Result<()> {
+        match &batch.data {
+            BatchData::Jsonl { .. } => {
+                self.scratch.clear();
+                for (doc, new_text) in kept {
+                    if let DocSource::Json { raw, fields } = &doc.source {
+                        if new_text.is_none() && !doc.id_generated {
+                            self.scratch.extend_from_slice(raw.as_bytes());
+                        } else {
+                            let id = doc.id_generated.then_some(doc.id.as_ref());
+                            write_json_record(&mut self.scratch, fields, &self.opts, *new_text, id);
+                        }
+                        self.scratch.push(b'\n');
+                    }
+                }
+                match &mut self.sink {
+                    Sink::Jsonl(s) => s
+                        .writer()
+                        .write_all(&self.scratch)
+                        .map_err(io_err(&self.display)),
+                    Sink::Parquet(p) => {
+                        let bytes = std::mem::take(&mut self.scratch);
+                        let r = p.write_json(&bytes, batch, &self.opts, &self.display);
+                        self.scratch = bytes;
+                        r
+                    }
+                }
+            }
+            BatchData::Arrow { batch: rb, .. } => {
+                let edited = edit_batch(rb, kept, &self.opts).map_err(|e| Error::Output {
+                    path: self.display.clone(),
+                    message: format!("{}: {e}", batch.file.display),
+                })?;
+                match &mut self.sink {
+                    Sink::Jsonl(s) => {
+                        let mut w = arrow_json::WriterBuilder::new()
+                            .with_explicit_nulls(true)
+                            .build::<_, arrow_json::writer::LineDelimited>(s.writer());
+                        w.write(&edited)
+                            .and_then(|_| w.finish())
+                            .map_err(|e| arrow_write_error(e, &self.display))
+                    }
+                    Sink::Parquet(p) => p.write_batch(edited, &batch.file.display, &self.display),
+                }
+            }
+        }
+    }
+
+    /// Flush, close and move the output into place; returns the bytes written.
+    pub fn finish(self) -> Result<u64> {
+        let display = self.display;
+        let bytes = match self.sink {
+            Sink::Jsonl(s) => s.finish().map_err(io_err(&display))?,
+            Sink::Parquet(mut p) => {
+                if p.writer.is_none() {
+                    // No rows at all: still write a valid, empty file with id and text columns.
+                    let schema = Arc::new(Schema::new(vec![
+                        Field::new(&self.opts.id_key, DataType::Utf8, true),
+                        Field::new(&self.opts.text_key, DataType::Utf8, true),
+                    ]));
+                    p.open(schema, &display)?;
+                }
+                match p.writer {
+                    Some(w) => {
+                        let counting = w.into_inner().map_err(|e| pq_error(e, &display))?;
+                        counting.inner.sync_all().map_err(io_err(&display))?;
+                        counting.count
+                    }
+                    None => 0,
+                }
+            }
+        };
+        if let Some(a) = self.atomic {
+            a.commit()?;
+        }
+        Ok(bytes)
+    }
+}
+
+fn check_parent(p: &Path) -> Result<()> {
+    if let Some(parent) = p.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            return Err(Error::io(
+                p.display().to_string(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "output directory does not exist",
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn arrow_write_error(e: arrow_schema::ArrowError, display: &str) -> Error {
+    match e {
+        arrow_schema::ArrowError::IoError(_, io) => Error::io(display, io),
+        other => Error::Output {
+            path: display.into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn pq_error(e: parquet::errors::ParquetError, display: &str) -> Error {
+    Error::Output {
+        path: display.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Rewrite one JSON record: every field keeps its raw JSON text except the text (when `new_text`
+/// is given) and the id (when `generated_id` is given; added at the end if absent).
+pub(crate) fn write_json_record(
+    out: &mut Vec<u8>,
+    fields: &JsonFields<'_>,
+    opts: &ExtractOptions,
+    new_text: Option<&str>,
+    generated_id: Option<&str>,
+) {
+    out.push(b'{');
+    let mut id_written = false;
+    for (i, (k, v)) in fields.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, k);
+        out.push(b':');
+        match (new_text, generated_id) {
+            (Some(t), _) if *k == opts.text_key => write_json_str(out, t),
+            (_, Some(id)) if *k == opts.id_key => {
+                write_json_str(out, id);
+                id_written = true;
+            }
+            _ => out.extend_from_slice(v.get().as_bytes()),
+        }
+    }
+    if let (Some(id), false) = (generated_id, id_written) {
+        if !fields.0.is_empty() {
+            out.push(b',');
+        }
+        write_json_str(out, &opts.id_key);
+        out.push(b':');
+        write_json_str(out, id);
+    }
+    out.push(b'}');
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Keep the selected rows of a record batch, replace rewritten texts, add generated ids.
+fn edit_batch(
+    rb: &RecordBatch,
+    kept: &[Kept<'_, '_>],
+    opts: &ExtractOptions,
+) -> std::result::Result<RecordBatch, String> {
+    let rows: Vec<u32> = kept
+        .iter()
+        .map(|(d, _)| match d.source {
+            DocSource::Row(i) => i as u32,
+            DocSource::Json { .. } => 0,
+        })
+        .collect();
+    let taken = arrow_select::take::take_record_batch(rb, &UInt32Array::from(rows))
+        .map_err(|e| e.to_string())?;
+    let schema = taken.schema();
+    let mut columns: Vec<ArrayRef> = taken.columns().to_vec();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    if kept.iter().any(|(_, t)| t.is_some()) {
+        if let Some((idx, field)) = schema.column_with_name(&opts.text_key) {
+            let texts: StringArray = kept
+                .iter()
+                .map(|(d, t)| Some(t.map_or(d.text.as_ref(), |t| t)))
+                .collect();
+            columns[idx] =
+                arrow_cast::cast(&texts, field.data_type()).map_err(|e| e.to_string())?;
+        }
+    }
+    if schema.column_with_name(&opts.id_key).is_none() {
+        let ids: StringArray = kept.iter().map(|(d, _)| Some(Cow::as_ref(&d.id))).collect();
+        columns.push(Arc::new(ids));
+        fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
+    }
+    RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        columns,
+    )
+    .map_err(|e| e.to_string())
+}
+
+impl ParquetSink {
+    fn open(&mut self, schema: SchemaRef, display: &str) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::Config(
+                "Parquet output needs a file name, not stdout".into(),
+            ));
+        };
+        let props = WriterProperties::builder()
+            .set_compression(PqCompression::ZSTD(
+                ZstdLevel::try_new(3).map_err(|e| pq_error(e, display))?,
+            ))
+            .build();
+        let w = ArrowWriter::try_new(
+            Counting {
+                inner: file,
+                count: 0,
+            },
+            schema.clone(),
+            Some(props),
+        )
+        .map_err(|e| pq_error(e, display))?;
+        self.writer = Some(w);
+        self.schema = Some(schema);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, rb: RecordBatch, input: &str, display: &str) -> Result<()> {
+        match &self.schema {
+            None => self.open(rb.schema(), display)?,
+            Some(s) if s.fields() != rb.schema().fields() => {
+                return Err(Error::Output {
+                    path: display.into(),
+                    message: format!(
+                        "{input}: its columns differ from those of the first input, and one Parquet \
+                         file holds one schema; write JSONL instead, or convert the inputs separately"
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        if rb.num_rows() == 0 {
+            return Ok(());
+        }
+        match &mut self.writer {
+            Some(w) => w.write(&rb).map_err(|e| pq_error(e, display)),
+            None => Ok(()),
+        }
+    }
+
+    /// Decode JSON lines into the writer's schema (inferred from the first JSONL batch when the
+    /// first input was JSONL). Fields not in that schema are an error, never silently dropped.
+    fn write_json(
+        &mut self,
+        lines: &[u8],
+        batch: &Batch,
+        opts: &ExtractOptions,
+        display: &str,
+    ) -> Result<()> {
+        if self.schema.is_none() {
+            let sample = sample_lines(batch, opts);
+            let sample = if sample.is_empty() {
+                lines.to_vec()
+            } else {
+                sample
+            };
+            let (schema, _) = arrow_json::reader::infer_json_schema(Cursor::new(&sample), None)
+                .map_err(|e| Error::Output {
+                    path: display.into(),
+                    message: format!("{}: {e}", batch.file.display),
+                })?;
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            if !fields.iter().any(|f| f.name() == &opts.id_key) {
+                fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
+            }
+            self.open(Arc::new(Schema::new(fields)), display)?;
+        }
+        let Some(schema) = self.schema.clone() else {
+            return Ok(());
+        };
+        if self.decoder.is_none() {
+            let d = arrow_json::ReaderBuilder::new(schema)
+                .with_strict_mode(true)
+                .with_batch_size(8192)
+                .build_decoder()
+                .map_err(|e| pq_error(e.into(), display))?;
+            self.decoder = Some(d);
+        }
+        let mut offset = 0;
+        while offset < lines.len() {
+            let Some(decoder) = self.decoder.as_mut() else {
+                break;
+            };
+            let n = decoder
+                .decode(&lines[offset..])
+                .map_err(|e| json_schema_error(e, batch, display))?;
+            offset += n;
+            let flushed = decoder
+                .flush()
+                .map_err(|e| json_schema_error(e, batch, display))?;
+            if let (Some(rb), Some(w)) = (flushed, self.writer.as_mut()) {
+                w.write(&rb).map_err(|e| pq_error(e, display))?;
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json_schema_error(e: arrow_schema::ArrowError, batch: &Batch, display: &str) -> Error {
+    let lines = match &batch.data {
+        BatchData::Jsonl { lines, .. } => match (lines.first(), lines.last()) {
+            (Some(a), Some(b)) => format!("lines {}-{}", a.line, b.line),
+            _ => String::new(),
+        },
+        BatchData::Arrow { .. } => String::new(),
+    };
+    Error::Output {
+        path: display.into(),
+        message: format!(
+            "{} {lines}: a record does not fit the Parquet schema inferred from the first records ({e}); \
+             write JSONL instead, or make the records' fields consistent",
+            batch.file.display
+        ),
+    }
+}
+
+/// The lines of a JSONL batch that parse as objects, for schema inference.
+fn sample_lines(batch: &Batch, _opts: &ExtractOptions) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let BatchData::Jsonl { buf, lines } = &batch.data {
+        for span in lines {
+            let line = &buf[span.start..span.end];
+            if serde_json::from_slice::<JsonFields<'_>>(line).is_ok() {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,382 @@
+//! From raw records to documents: text, id, optional dedup key, and (for JSONL) the raw fields
+//! needed to rewrite a record without touching the others.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_schema::DataType;
+use rayon::prelude::*;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::batch::{Batch, BatchData};
+use crate::error::{json_type_name, Location};
+use crate::{Error, RecordError, Result};
+
+/// Which fields make a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractOptions {
+    /// Field holding the text (default `text`).
+    pub text_key: String,
+    /// Field holding the id (default `id`).
+    pub id_key: String,
+    /// Optional extra string field to read (e.g. `url` for `dedup exact --key url`).
+    pub key: Option<String>,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            text_key: "text".into(),
+            id_key: "id".into(),
+            key: None,
+        }
+    }
+}
+
+/// The top-level fields of a JSON object, in order, with their values as raw JSON text.
+#[derive(Debug, Default)]
+pub struct JsonFields<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de> Visitor<'de> for V<'de> {
+            type Value = JsonFields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    fields.push((k, v));
+                }
+                Ok(JsonFields(fields))
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+impl<'a> JsonFields<'a> {
+    /// The raw value of `key` (the last one if the key is repeated, as JSON parsers do).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// Where a document's other fields live, for writers.
+#[derive(Debug)]
+pub enum DocSource<'a> {
+    /// A JSONL line: its text and parsed top-level fields.
+    Json {
+        /// The raw line.
+        raw: &'a str,
+        /// Its fields.
+        fields: JsonFields<'a>,
+    },
+    /// A row of the batch's record batch.
+    Row(usize),
+}
+
+/// One document.
+#[derive(Debug)]
+pub struct Doc<'a> {
+    /// The id: the id field, or `"{file name}:{line or row}"` when missing or null.
+    pub id: Cow<'a, str>,
+    /// Whether `id` was generated (the writer then adds it to the record).
+    pub id_generated: bool,
+    /// The text.
+    pub text: Cow<'a, str>,
+    /// The value of [`ExtractOptions::key`], when asked for.
+    pub key: Option<Cow<'a, str>>,
+    /// Line or row in the file.
+    pub location: Location,
+    /// The record's other fields.
+    pub source: DocSource<'a>,
+}
+
+/// String views of a Parquet batch's text, id and key columns (cast to UTF-8 where needed).
+#[derive(Debug, Default)]
+pub struct BatchColumns {
+    text: Option<StringArray>,
+    id: Option<StringArray>,
+    key: Option<StringArray>,
+}
+
+fn string_column(
+    batch: &Batch,
+    name: &str,
+    required: bool,
+    what: &str,
+) -> Result<Option<StringArray>> {
+    let BatchData::Arrow { batch: rb, .. } = &batch.data else {
+        return Ok(None);
+    };
+    let Some(col) = rb.column_by_name(name) else {
+        if required {
+            return Err(Error::Record {
+                path: batch.file.display.clone(),
+                location: Location::File,
+                error: if what == "text" {
+                    RecordError::MissingText(name.into())
+                } else {
+                    RecordError::MissingKey(name.into())
+                },
+            });
+        }
+        return Ok(None);
+    };
+    let cast_ok = matches!(
+        col.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    if !cast_ok && what != "id" {
+        return Err(Error::Config(format!(
+            "{}: {what} column {name:?} has type {}, not a string type",
+            batch.file.display,
+            col.data_type()
+        )));
+    }
+    let cast: ArrayRef = arrow_cast::cast(col, &DataType::Utf8).map_err(|e| {
+        Error::Config(format!(
+            "{}: cannot read column {name:?} as text: {e}",
+            batch.file.display
+        ))
+    })?;
+    Ok(cast.as_any().downcast_ref::<StringArray>().cloned())
+}
+
+impl BatchColumns {
+    /// Look up and cast the columns of an Arrow batch; a JSONL batch needs none.
+    pub fn new(batch: &Batch, opts: &ExtractOptions) -> Result<Self> {
+        Ok(BatchColumns {
+            text: string_column(batch, &opts.text_key, true, "text")?,
+            id: string_column(batch, &opts.id_key, false, "id")?,
+            key: match &opts.key {
+                Some(k) => string_column(batch, k, true, "key")?,
+                None => None,
+            },
+        })
+    }
+}
+
+fn raw_str(raw: &RawValue) -> std::result::Result<Cow<'_, str>, RecordError> {
+    let s = raw.get();
+    if !s.starts_with('"') {
+        return Err(RecordError::TextNotString {
+            key: String::new(),
+            found: json_type_name(s),
+        });
+    }
+    let inner = &s[1..s.len() - 1];
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        Ok(Cow::Borrowed(inner))
+    } else {
+        serde_json::from_str::<String>(s)
+            .map(Cow::Owned)
+            .map_err(|e| RecordError::InvalidJson(e.to_string()))
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> RecordError {
+    let msg = e.to_string();
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &msg[..i], e.column()),
+        None => msg,
+    };
+    RecordError::InvalidJson(msg)
+}
+
+fn parse_line<'a>(
+    bytes: &'a [u8],
+    line: u64,
+    file_name: &str,
+    opts: &ExtractOptions,
+) -> std::result::Result<Doc<'a>, RecordError> {
+    let raw = std::str::from_utf8(bytes).map_err(|e| {
+        RecordError::InvalidUtf8(format!("invalid byte at column {}", e.valid_up_to() + 1))
+    })?;
+    let fields: JsonFields<'a> = match serde_json::from_str(raw) {
+        Ok(f) => f,
+        Err(e) => {
+            let first = raw.trim_start().as_bytes().first();
+            if first != Some(&b'{') && serde_json::from_str::<&RawValue>(raw).is_ok() {
+                return Err(RecordError::NotAnObject);
+            }
+            return Err(json_error(&e));
+        }
+    };
+    let text = match fields.get(&opts.text_key) {
+        None => return Err(RecordError::MissingText(opts.text_key.clone())),
+        Some(v) => raw_str(v).map_err(|e| match e {
+            RecordError::TextNotString { found, .. } => RecordError::TextNotString {
+                key: opts.text_key.clone(),
+                found,
+            },
+            other => other,
+        })?,
+    };
+    let key = match &opts.key {
+        None => None,
+        Some(k) => match fields.get(k) {
+            None => return Err(RecordError::MissingKey(k.clone())),
+            Some(v) => Some(raw_str(v).map_err(|e| match e {
+                RecordError::TextNotString { found, .. } => RecordError::KeyNotString {
+                    key: k.clone(),
+                    found,
+                },
+                other => other,
+            })?),
+        },
+    };
+    let (id, id_generated) = match fields.get(&opts.id_key).map(RawValue::get) {
+        None | Some("null") => (Cow::Owned(format!("{file_name}:{line}")), true),
+        Some(s) if s.starts_with('"') => match fields.get(&opts.id_key).map(raw_str) {
+            Some(Ok(id)) => (id, false),
+            _ => (Cow::Borrowed(s), false),
+        },
+        Some(s) => (Cow::Borrowed(s), false),
+    };
+    Ok(Doc {
+        id,
+        id_generated,
+        text,
+        key,
+        location: Location::Line(line),
+        source: DocSource::Json { raw, fields },
+    })
+}
+
+/// Turn every record of `batch` into a document or a record error, in order (in parallel on
+/// the current rayon pool).
+pub fn extract_docs<'a>(
+    batch: &'a Batch,
+    cols: &'a BatchColumns,
+    opts: &ExtractOptions,
+) -> Vec<std::result::Result<Doc<'a>, RecordError>> {
+    let file_name = batch.file.name.as_str();
+    match &batch.data {
+        BatchData::Jsonl { buf, lines } => lines
+            .par_iter()
+            .with_min_len(64)
+            .map(|span| parse_line(&buf[span.start..span.end], span.line, file_name, opts))
+            .collect(),
+        BatchData::Arrow {
+            batch: rb,
+            first_row,
+        } => (0..rb.num_rows())
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|i| {
+                let row = first_row + i as u64;
+                let text_col = cols
+                    .text
+                    .as_ref()
+                    .ok_or_else(|| RecordError::MissingText(opts.text_key.clone()))?;
+                if text_col.is_null(i) {
+                    return Err(RecordError::TextNotString {
+                        key: opts.text_key.clone(),
+                        found: "null",
+                    });
+                }
+                let key = match (&opts.key, &cols.key) {
+                    (Some(k), Some(col)) => {
+                        if col.is_null(i) {
+                            return Err(RecordError::KeyNotString {
+                                key: k.clone(),
+                                found: "null",
+                            });
+                        }
+                        Some(Cow::Borrowed(col.value(i)))
+                    }
+                    (Some(k), None) => return Err(RecordError::MissingKey(k.clone())),
+                    _ => None,
+                };
+                let (id, id_generated) = match &cols.id {
+                    Some(col) if !col.is_null(i) => (Cow::Borrowed(col.value(i)), false),
+                    _ => (Cow::Owned(format!("{file_name}:{row}")), true),
+                };
+                Ok(Doc {
+                    id,
+                    id_generated,
+                    text: Cow::Borrowed(text_col.value(i)),
+                    key,
+                    location: Location::Row(row),
+                    source: DocSource::Row(i),
+                })
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> std::result::Result<Doc<'_>, RecordError> {
+        parse_line(line.as_bytes(), 7, "f.jsonl", &ExtractOptions::default())
+    }
+
+    #[test]
+    fn reads_text_id_and_unescapes() {
+        let d = parse(r#"{"id":"a","text":"x\ny","meta":{"k":[1,2]}}"#).expect("doc");
+        assert_eq!(d.id, "a");
+        assert_eq!(d.text, "x\ny");
+        assert!(!d.id_generated);
+        let d = parse(r#"{"text":"plain","id":17}"#).expect("doc");
+        assert!(matches!(d.text, Cow::Borrowed("plain")));
+        assert_eq!(d.id, "17");
+    }
+
+    #[test]
+    fn generates_ids_from_file_and_line() {
+        let d = parse(r#"{"text":"t"}"#).expect("doc");
+        assert_eq!(d.id, "f.jsonl:7");
+        assert!(d.id_generated);
+        assert_eq!(
+            parse(r#"{"text":"t","id":null}"#).expect("doc").id,
+            "f.jsonl:7"
+        );
+    }
+
+    #[test]
+    fn classifies_bad_records() {
+        assert_eq!(
+            parse(r#"{"text": 3}"#).err().map(|e| e.slug()),
+            Some("text_not_string")
+        );
+        assert_eq!(
+            parse(r#"{"text": null}"#).err().map(|e| e.slug()),
+            Some("text_not_string")
+        );
+        assert_eq!(
+            parse(r#"{"body": "x"}"#).err().map(|e| e.slug()),
+            Some("missing_text")
+        );
+        assert_eq!(
+            parse(r#"{"text": "x""#).err().map(|e| e.slug()),
+            Some("invalid_json")
+        );
+        assert_eq!(
+            parse(r#"["text"]"#).err().map(|e| e.slug()),
+            Some("not_an_object")
+        );
+        let bad = parse_line(b"{\"text\": \"\xff\"}", 1, "f", &ExtractOptions::default());
+        assert_eq!(bad.err().map(|e| e.slug()), Some("invalid_utf8"));
+        let msg = parse(r#"{"text": "x""#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("column"), "{msg}");
+    }
+}

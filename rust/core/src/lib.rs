@@ -1,0 +1,29 @@
+//! tamis-core: the algorithms of tamis, a data refinement toolkit for LLM pre-training corpora.
+//!
+//! This crate has no Python and no command-line code: the `tamis` binary (`tamis-cli`) and the
+//! Python extension (`tamis-py`) are thin layers over it.
+//!
+//! - [`io`]: streaming readers (JSONL plain/`.gz`/`.zst`, Parquet) and atomic writers, with
+//!   record-level error handling ([`io::OnError`]) and rejects files.
+//! - [`text`]: text normalization ([`text::Normalize`]) and 128-bit content hashing.
+//! - [`dedup`]: exact document deduplication and CCNet-style line deduplication.
+//! - [`pipeline`]: the driver that runs a per-document stage over inputs in parallel while
+//!   keeping output byte-identical for any thread count.
+//!
+//! ```
+//! use tamis_core::text::{hash_text, Normalize};
+//! let a = hash_text("Hello,  World 42!", Normalize::Simple);
+//! let b = hash_text("hello world 00", Normalize::Simple);
+//! assert_eq!(a, b);
+//! ```
+#![deny(clippy::print_stdout)]
+
+pub mod dedup;
+mod error;
+pub mod io;
+pub mod pipeline;
+pub mod stats;
+pub mod text;
+
+pub use error::{Error, Location, RecordError, Result};
+pub use stats::Stats;

@@ -1,0 +1,304 @@
+//! The pipeline driver: read batches on one thread, turn records into documents and run the
+//! stage's pure `prepare` step in parallel, then its stateful `decide` step in input order, and
+//! write kept documents in input order. Output is therefore byte-identical for any thread count.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::error::Location;
+use crate::io::{
+    expand_inputs, extract_docs, read_batches, BatchColumns, BatchData, Doc, ExtractOptions,
+    OnError, Output, OutputWriter, ReadItem, RejectsWriter,
+};
+use crate::{Error, RecordError, Result, Stats};
+
+/// What a stage does with one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Write it unchanged.
+    Keep,
+    /// Write it with this text.
+    Rewrite(String),
+    /// Drop it, counted under this reason.
+    Remove(&'static str),
+}
+
+/// A per-document stage. `prepare` must be pure (it runs in parallel); `decide` sees documents
+/// one at a time, in input order.
+pub trait Stage: Sync {
+    /// Result of the parallel step.
+    type Prepared: Send;
+    /// Parallel, pure work on one document (normalizing, hashing).
+    fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared;
+    /// Sequential decision, in input order.
+    fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision;
+    /// Add stage counters at the end of the run.
+    fn finish(&mut self, _stats: &mut Stats) {}
+}
+
+/// Progress reporting hooks (the CLI draws a bar; the library reports nothing by default).
+pub trait Progress: Sync {
+    /// Called once with the total input size in bytes (0 when unknown, e.g. stdin).
+    fn start(&self, _total_bytes: u64) {}
+    /// Called after each batch with the input bytes consumed and documents read so far.
+    fn update(&self, _bytes: u64, _docs: u64) {}
+    /// Called at the end.
+    fn finish(&self) {}
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Options shared by every data command.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Which fields make a document.
+    pub extract: ExtractOptions,
+    /// Fail or skip on bad records.
+    pub on_error: OnError,
+    /// Where skipped records go (only with [`OnError::Skip`]).
+    pub rejects: Option<PathBuf>,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// Target size of a JSONL batch in bytes (memory is a few batches).
+    pub batch_bytes: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            extract: ExtractOptions::default(),
+            on_error: OnError::Fail,
+            rejects: None,
+            threads: 0,
+            batch_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Build the rayon pool for `threads` (0 = all cores).
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("tamis-{i}"))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))
+}
+
+/// Run `stage` over `inputs`, writing kept documents to `output`.
+pub fn run<S: Stage>(
+    command: &str,
+    inputs: &[String],
+    output: &Output,
+    opts: &RunOptions,
+    stage: &mut S,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
+    if opts.rejects.is_some() && opts.on_error == OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
+    let files = expand_inputs(inputs)?;
+    if let (Some(out), true) = (&output.path, output.path.is_some()) {
+        let out_abs = std::fs::canonicalize(out).ok();
+        if out_abs.is_some()
+            && files
+                .iter()
+                .any(|f| f.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) == out_abs)
+        {
+            return Err(Error::Config(format!(
+                "{}: the output is also an input",
+                out.display()
+            )));
+        }
+    }
+    let pool = thread_pool(opts.threads)?;
+    let mut stats = Stats {
+        command: command.to_string(),
+        input_files: files.len(),
+        threads: pool.current_num_threads(),
+        ..Stats::default()
+    };
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| f.path.as_ref())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.start(total);
+    let mut writer = OutputWriter::create(output, &opts.extract)?;
+    let mut rejects = match &opts.rejects {
+        Some(p) => Some(RejectsWriter::create(p)?),
+        None => None,
+    };
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = crossbeam_channel::bounded::<ReadItem>(2);
+
+    std::thread::scope(|scope| -> Result<()> {
+        let reader_bytes = bytes_in.clone();
+        let files = &files;
+        let reader = scope.spawn(move || {
+            read_batches(files, opts.batch_bytes, reader_bytes, |item| {
+                tx.send(item).is_ok()
+            })
+        });
+        let consumed = consume(
+            &rx,
+            opts,
+            stage,
+            &mut writer,
+            rejects.as_mut(),
+            &mut stats,
+            &pool,
+            progress,
+            &bytes_in,
+        );
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| Error::Config("the reader thread panicked".into()))?;
+        consumed?;
+        read
+    })?;
+
+    stage.finish(&mut stats);
+    stats.input_bytes = bytes_in.load(Ordering::Relaxed);
+    stats.bytes_written = writer.finish()?;
+    if let Some(r) = rejects {
+        r.finish()?;
+    }
+    progress.finish();
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn consume<S: Stage>(
+    rx: &crossbeam_channel::Receiver<ReadItem>,
+    opts: &RunOptions,
+    stage: &mut S,
+    writer: &mut OutputWriter,
+    mut rejects: Option<&mut RejectsWriter>,
+    stats: &mut Stats,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+    bytes_in: &AtomicU64,
+) -> Result<()> {
+    for item in rx {
+        let batch = match item {
+            ReadItem::Batch(b) => b,
+            ReadItem::Corrupt {
+                file,
+                location,
+                message,
+            } => {
+                let error = RecordError::CorruptFile(message);
+                stats.documents_read += 1;
+                skip_or_fail(
+                    opts,
+                    stats,
+                    &mut rejects,
+                    &file.display,
+                    location,
+                    error,
+                    None,
+                )?;
+                continue;
+            }
+        };
+        let cols = BatchColumns::new(&batch, &opts.extract)?;
+        let (docs, prepared) = pool.install(|| {
+            let docs = extract_docs(&batch, &cols, &opts.extract);
+            let shared: &S = stage;
+            let prepared: Vec<Option<S::Prepared>> = docs
+                .par_iter()
+                .with_min_len(64)
+                .map(|d| d.as_ref().ok().map(|d| shared.prepare(d)))
+                .collect();
+            (docs, prepared)
+        });
+        let mut decisions = Vec::with_capacity(docs.len());
+        for (i, (doc, prep)) in docs.iter().zip(prepared).enumerate() {
+            stats.documents_read += 1;
+            match (doc, prep) {
+                (Ok(d), Some(p)) => {
+                    stats.text_bytes_read += d.text.len() as u64;
+                    decisions.push(stage.decide(d, p));
+                }
+                (Err(e), _) => {
+                    let (raw, location) = match &batch.data {
+                        BatchData::Jsonl { buf, lines } => (
+                            Some(&buf[lines[i].start..lines[i].end]),
+                            Location::Line(lines[i].line),
+                        ),
+                        BatchData::Arrow { first_row, .. } => {
+                            (None, Location::Row(first_row + i as u64))
+                        }
+                    };
+                    skip_or_fail(
+                        opts,
+                        stats,
+                        &mut rejects,
+                        &batch.file.display,
+                        location,
+                        e.clone(),
+                        raw,
+                    )?;
+                    decisions.push(Decision::Remove(""));
+                }
+                (Ok(_), None) => decisions.push(Decision::Remove("")),
+            }
+        }
+        let mut kept = Vec::with_capacity(docs.len());
+        for (doc, decision) in docs.iter().zip(&decisions) {
+            let Ok(doc) = doc else { continue };
+            match decision {
+                Decision::Keep => {
+                    stats.text_bytes_kept += doc.text.len() as u64;
+                    kept.push((doc, None));
+                }
+                Decision::Rewrite(t) => {
+                    stats.documents_modified += 1;
+                    stats.text_bytes_kept += t.len() as u64;
+                    kept.push((doc, Some(t.as_str())));
+                }
+                Decision::Remove(reason) => Stats::bump(&mut stats.documents_removed, reason, 1),
+            }
+        }
+        stats.documents_kept += kept.len() as u64;
+        writer.write(&batch, &kept)?;
+        progress.update(bytes_in.load(Ordering::Relaxed), stats.documents_read);
+    }
+    Ok(())
+}
+
+fn skip_or_fail(
+    opts: &RunOptions,
+    stats: &mut Stats,
+    rejects: &mut Option<&mut RejectsWriter>,
+    path: &str,
+    location: Location,
+    error: RecordError,
+    raw: Option<&[u8]>,
+) -> Result<()> {
+    match opts.on_error {
+        OnError::Fail => Err(Error::Record {
+            path: path.to_string(),
+            location,
+            error,
+        }),
+        OnError::Skip => {
+            Stats::bump(&mut stats.records_skipped, error.slug(), 1);
+            if let Some(r) = rejects {
+                r.add(path, location, &error, raw)?;
+            }
+            Ok(())
+        }
+    }
+}
