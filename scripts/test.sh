@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of tamis on a fresh machine with a Rust toolchain and Python >= 3.10.
+# Installs what it needs: Python packages into .venv (pip), crates through cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The dev profile shares compiled dependencies with `cargo test` below and builds much faster
+# than release; speed is measured in benchmarks/, not here.
+MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q -e ".[test]"
+
+echo "== cargo fmt";    cargo fmt --all --check
+echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test";   cargo test --workspace
+echo "== ruff";         ruff check python tests benchmarks examples
+echo "== stubtest";     python -m mypy.stubtest tamis._core --allowlist .stubtest-allowlist
+echo "== pytest";       pytest -q
