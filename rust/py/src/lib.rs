@@ -73,7 +73,7 @@ fn main(py: Python<'_>, argv: Vec<String>) -> i32 {
 
 /// Exact dedup over files; returns the run statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, normalize="none", key=None, text_key="text".to_string(), id_key="id".to_string(), on_error="fail", rejects=None, threads=0))]
+#[pyo3(signature = (inputs, output, *, normalize="none", key=None, text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn dedup_exact(
     py: Python<'_>,
@@ -81,8 +81,8 @@ fn dedup_exact(
     output: String,
     normalize: &str,
     key: Option<String>,
-    text_key: String,
-    id_key: String,
+    text_key: &str,
+    id_key: &str,
     on_error: &str,
     rejects: Option<PathBuf>,
     threads: usize,
@@ -91,7 +91,14 @@ fn dedup_exact(
         normalize: parse(normalize)?,
         use_key: key.is_some(),
     };
-    let opts = options(text_key, id_key, key, on_error, rejects, threads)?;
+    let opts = options(
+        text_key.into(),
+        id_key.into(),
+        key,
+        on_error,
+        rejects,
+        threads,
+    )?;
     py.detach(|| {
         let mut stage = ExactDedup::new(config);
         run(
@@ -109,7 +116,7 @@ fn dedup_exact(
 
 /// Line dedup over files; returns the run statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, max_occurrences=1, min_line_chars=0, normalize="none", text_key="text".to_string(), id_key="id".to_string(), on_error="fail", rejects=None, threads=0))]
+#[pyo3(signature = (inputs, output, *, max_occurrences=1, min_line_chars=0, normalize="none", text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn dedup_lines(
     py: Python<'_>,
@@ -118,8 +125,8 @@ fn dedup_lines(
     max_occurrences: u32,
     min_line_chars: usize,
     normalize: &str,
-    text_key: String,
-    id_key: String,
+    text_key: &str,
+    id_key: &str,
     on_error: &str,
     rejects: Option<PathBuf>,
     threads: usize,
@@ -129,7 +136,14 @@ fn dedup_lines(
         min_line_chars,
         normalize: parse(normalize)?,
     };
-    let opts = options(text_key, id_key, None, on_error, rejects, threads)?;
+    let opts = options(
+        text_key.into(),
+        id_key.into(),
+        None,
+        on_error,
+        rejects,
+        threads,
+    )?;
     py.detach(|| {
         let mut stage = LineDedup::new(config)?;
         run(

@@ -12,16 +12,23 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tamis_core::dedup::{ExactConfig, ExactDedup, LineDedup, LinesConfig};
-use tamis_core::io::{expand_inputs, extract_docs, read_batches, BatchColumns, ExtractOptions, Output, ReadItem};
+use tamis_core::io::{
+    expand_inputs, extract_docs, read_batches, BatchColumns, ExtractOptions, Output, ReadItem,
+};
 use tamis_core::pipeline::{run as run_stage, NoProgress, RunOptions};
 use tamis_core::text::Normalize;
 
 use crate::args::{DemoArgs, GlobalArgs};
 
 /// Boilerplate lines a crawler would pick up from page chrome.
-const BOILERPLATE_HEAD: [&str; 2] = ["Skip to main content", "Home | Library | Tutorials | Downloads | Community"];
-const BOILERPLATE_FOOT: [&str; 2] =
-    ["Found a bug? Report it on the tracker.", "Copyright 2001-2026 Example Docs. All rights reserved."];
+const BOILERPLATE_HEAD: [&str; 2] = [
+    "Skip to main content",
+    "Home | Library | Tutorials | Downloads | Community",
+];
+const BOILERPLATE_FOOT: [&str; 2] = [
+    "Found a bug? Report it on the tracker.",
+    "Copyright 2001-2026 Example Docs. All rights reserved.",
+];
 
 /// Used when neither `--source` nor Python's documentation is available.
 const FALLBACK: &str = include_str!("demo_fallback.txt");
@@ -49,8 +56,10 @@ fn load_sources(a: &DemoArgs) -> Result<(String, Vec<(String, String)>)> {
     if !a.source.is_empty() {
         let mut out = Vec::new();
         for p in &a.source {
-            let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            let text = String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", p.display()))?;
+            let bytes =
+                std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("{}: not UTF-8 text", p.display()))?;
             out.push((p.display().to_string(), text));
         }
         return Ok(("the given --source files".into(), out));
@@ -65,24 +74,36 @@ fn load_sources(a: &DemoArgs) -> Result<(String, Vec<(String, String)>)> {
                 if let Some(topics) = v["topics"].as_object() {
                     let mut items: Vec<(String, String)> = topics
                         .iter()
-                        .filter_map(|(k, t)| t.as_str().map(|t| (format!("pydoc:{k}"), t.to_string())))
+                        .filter_map(|(k, t)| {
+                            t.as_str().map(|t| (format!("pydoc:{k}"), t.to_string()))
+                        })
                         .collect();
                     items.sort();
                     if !items.is_empty() {
-                        return Ok((format!("Python {version}'s documentation topics (pydoc_data)"), items));
+                        return Ok((
+                            format!("Python {version}'s documentation topics (pydoc_data)"),
+                            items,
+                        ));
                     }
                 }
             }
         }
     }
-    Ok(("tamis's built-in sample text (no Python found)".into(), vec![("builtin".into(), FALLBACK.into())]))
+    Ok((
+        "tamis's built-in sample text (no Python found)".into(),
+        vec![("builtin".into(), FALLBACK.into())],
+    ))
 }
 
 /// Split a text into documents of a few paragraphs (~1.5 KB).
 fn split_docs(text: &str) -> Vec<String> {
     let mut docs = Vec::new();
     let mut cur = String::new();
-    for para in text.split("\n\n").map(str::trim_end).filter(|p| !p.trim().is_empty()) {
+    for para in text
+        .split("\n\n")
+        .map(str::trim_end)
+        .filter(|p| !p.trim().is_empty())
+    {
         if !cur.is_empty() {
             cur.push_str("\n\n");
         }
@@ -115,10 +136,17 @@ fn build_corpus(path: &Path, sources: &[(String, String)], seed: u64) -> Result<
         // every pair of paragraphs, as documents.
         let paras: Vec<String> = sources
             .iter()
-            .flat_map(|(_, t)| t.split("\n\n").map(|p| p.trim().to_string()).collect::<Vec<_>>())
+            .flat_map(|(_, t)| {
+                t.split("\n\n")
+                    .map(|p| p.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .filter(|p| !p.is_empty())
             .collect();
-        base = paras.iter().map(|p| ("builtin".to_string(), p.clone())).collect();
+        base = paras
+            .iter()
+            .map(|p| ("builtin".to_string(), p.clone()))
+            .collect();
         for i in 0..paras.len() {
             for j in i + 1..paras.len() {
                 base.push(("builtin".into(), format!("{}\n\n{}", paras[i], paras[j])));
@@ -139,37 +167,70 @@ fn build_corpus(path: &Path, sources: &[(String, String)], seed: u64) -> Result<
         }
     }
     // Copies are inserted after their original, at a random later position.
-    let mut corpus: Vec<(String, String, &str)> = base.iter().map(|(l, t)| (l.clone(), t.clone(), "original")).collect();
+    let mut corpus: Vec<(String, String, &str)> = base
+        .iter()
+        .map(|(l, t)| (l.clone(), t.clone(), "original"))
+        .collect();
     let (mut exact_copies, mut whitespace_variants) = (0, 0);
     for (label, text) in &base {
         if rng.chance(15) {
             let variant = rng.chance(30);
-            let copy = if variant { format!("  {}\n", text.replace(". ", ".  ")) } else { text.clone() };
+            let copy = if variant {
+                format!("  {}\n", text.replace(". ", ".  "))
+            } else {
+                text.clone()
+            };
             if variant {
                 whitespace_variants += 1;
             } else {
                 exact_copies += 1;
             }
-            let orig = corpus.iter().position(|(l, t, _)| l == label && t == text).unwrap_or(0);
+            let orig = corpus
+                .iter()
+                .position(|(l, t, _)| l == label && t == text)
+                .unwrap_or(0);
             let at = orig + 1 + rng.below(corpus.len() - orig);
-            corpus.insert(at, (label.clone(), copy, if variant { "whitespace_variant" } else { "exact_copy" }));
+            corpus.insert(
+                at,
+                (
+                    label.clone(),
+                    copy,
+                    if variant {
+                        "whitespace_variant"
+                    } else {
+                        "exact_copy"
+                    },
+                ),
+            );
         }
     }
-    let file = std::fs::File::create(path).with_context(|| format!("{}: cannot create", path.display()))?;
-    let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
     for (i, (label, text, kind)) in corpus.iter().enumerate() {
         let rec = serde_json::json!({"id": format!("doc-{:05}", i + 1), "text": text, "source": label, "planted": kind});
         serde_json::to_writer(&mut gz, &rec)?;
         gz.write_all(b"\n")?;
     }
     gz.finish()?.flush()?;
-    Ok(Planted { docs: corpus.len(), exact_copies, whitespace_variants, boilerplate_lines })
+    Ok(Planted {
+        docs: corpus.len(),
+        exact_copies,
+        whitespace_variants,
+        boilerplate_lines,
+    })
 }
 
 /// How often each boilerplate line occurs in a JSONL file.
 fn count_boilerplate(path: &Path) -> Result<BTreeMap<&'static str, usize>> {
-    let mut counts: BTreeMap<&'static str, usize> =
-        BOILERPLATE_HEAD.iter().chain(BOILERPLATE_FOOT.iter()).map(|l| (*l, 0)).collect();
+    let mut counts: BTreeMap<&'static str, usize> = BOILERPLATE_HEAD
+        .iter()
+        .chain(BOILERPLATE_FOOT.iter())
+        .map(|l| (*l, 0))
+        .collect();
     let files = expand_inputs(&[path.to_string_lossy()])?;
     let opts = ExtractOptions::default();
     let mut failure = None;
@@ -200,7 +261,8 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     let tmp;
     let dir: PathBuf = match &a.out_dir {
         Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("{}: cannot create", d.display()))?;
             d.clone()
         }
         None => {
@@ -213,14 +275,38 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     let planted = build_corpus(&corpus, &sources, a.seed)?;
     let exact_out = dir.join("exact.jsonl.gz");
     let clean_out = dir.join("clean.jsonl.gz");
-    let opts = RunOptions { threads: g.threads, ..RunOptions::default() };
+    let opts = RunOptions {
+        threads: g.threads,
+        ..RunOptions::default()
+    };
 
-    let mut exact = ExactDedup::new(ExactConfig { normalize: Normalize::Whitespace, use_key: false });
+    let mut exact = ExactDedup::new(ExactConfig {
+        normalize: Normalize::Whitespace,
+        use_key: false,
+    });
     let inputs = [corpus.to_string_lossy().into_owned()];
-    let s1 = run_stage("dedup exact", &inputs, &Output::parse(&exact_out.to_string_lossy()), &opts, &mut exact, &NoProgress)?;
-    let mut lines = LineDedup::new(LinesConfig { max_occurrences: 1, min_line_chars: 10, normalize: Normalize::None })?;
+    let s1 = run_stage(
+        "dedup exact",
+        &inputs,
+        &Output::parse(&exact_out.to_string_lossy()),
+        &opts,
+        &mut exact,
+        &NoProgress,
+    )?;
+    let mut lines = LineDedup::new(LinesConfig {
+        max_occurrences: 1,
+        min_line_chars: 10,
+        normalize: Normalize::None,
+    })?;
     let inputs = [exact_out.to_string_lossy().into_owned()];
-    let s2 = run_stage("dedup lines", &inputs, &Output::parse(&clean_out.to_string_lossy()), &opts, &mut lines, &NoProgress)?;
+    let s2 = run_stage(
+        "dedup lines",
+        &inputs,
+        &Output::parse(&clean_out.to_string_lossy()),
+        &opts,
+        &mut lines,
+        &NoProgress,
+    )?;
 
     let before = count_boilerplate(&corpus)?;
     let after = count_boilerplate(&clean_out)?;
@@ -249,7 +335,11 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     ));
     out.push_str("  boilerplate  occurrences before -> after:\n");
     for (line, n) in &before {
-        out.push_str(&format!("    {:>5} -> {:<3} {line:?}\n", n, after.get(line).copied().unwrap_or(0)));
+        out.push_str(&format!(
+            "    {:>5} -> {:<3} {line:?}\n",
+            n,
+            after.get(line).copied().unwrap_or(0)
+        ));
     }
     out.push_str(&format!(
         "  result       {} documents, {:.2} MB of text ({:.1}% of the text removed)\n",
@@ -265,7 +355,10 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
         None => out.push_str("  files        written to a temporary directory and removed (keep them with --out-dir DIR)\n"),
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }

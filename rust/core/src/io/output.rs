@@ -126,7 +126,7 @@ struct ParquetSink {
 
 enum Sink {
     Jsonl(JsonlSink),
-    Parquet(ParquetSink),
+    Parquet(Box<ParquetSink>),
 }
 
 /// Writes kept documents, in order, to one output.
@@ -166,12 +166,12 @@ impl OutputWriter {
             None => (None, None),
         };
         let sink = match output.format {
-            OutputFormat::Parquet => Sink::Parquet(ParquetSink {
+            OutputFormat::Parquet => Sink::Parquet(Box::new(ParquetSink {
                 file,
                 writer: None,
                 schema: None,
                 decoder: None,
-            }),
+            })),
             OutputFormat::Jsonl(c) => {
                 let inner: Box<dyn Write + Send> = match file {
                     Some(f) => Box::new(f),
@@ -463,8 +463,16 @@ impl ParquetSink {
                     path: display.into(),
                     message: format!("{}: {e}", batch.file.display),
                 })?;
+            // arrow-json infers fields in sorted order; keep the records' own field order instead.
+            let order = field_order(&sample);
             let mut fields: Vec<Field> =
                 schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.sort_by_key(|f| {
+                order
+                    .iter()
+                    .position(|k| k == f.name())
+                    .unwrap_or(usize::MAX)
+            });
             if !fields.iter().any(|f| f.name() == &opts.id_key) {
                 fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
             }
@@ -520,6 +528,21 @@ fn json_schema_error(e: arrow_schema::ArrowError, batch: &Batch, display: &str) 
             batch.file.display
         ),
     }
+}
+
+/// Top-level keys in order of first appearance.
+fn field_order(lines: &[u8]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for line in lines.split(|b| *b == b'\n') {
+        if let Ok(fields) = serde_json::from_slice::<JsonFields<'_>>(line) {
+            for (k, _) in fields.0 {
+                if !order.iter().any(|o| *o == k) {
+                    order.push(k.into_owned());
+                }
+            }
+        }
+    }
+    order
 }
 
 /// The lines of a JSONL batch that parse as objects, for schema inference.

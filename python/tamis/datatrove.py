@@ -1,0 +1,529 @@
+"""Exact deduplication as datatrove pipeline steps, hashed in Rust.
+
+Two pipelines over the same data, with the same reader, give exactly the documents that
+``tamis dedup exact`` keeps on that folder, whatever the number of tasks of either pipeline::
+
+    # 1: hash every document and write one signature file per task
+    LocalPipelineExecutor([JsonlReader(DATA), ExactDedupSignature(SIGS)], tasks=N).run()
+    # 2: drop every document that is not the first occurrence of its hash in the global order
+    LocalPipelineExecutor([JsonlReader(DATA), ExactDedupFilter(SIGS), JsonlWriter(OUT)], tasks=M).run()
+
+"First" means first in the order the command line reads the folder: file paths sorted the way
+Rust sorts paths (component by component, so ``part/x.jsonl`` comes before ``part.jsonl``), then
+documents in file order. datatrove shards files to tasks round-robin (``files[rank::world_size]``),
+so no task sees that order; every signature record therefore carries its own order key (source
+file, index in that file) and stage 2 ranks all records globally. See docs/datatrove.md.
+
+The module imports without datatrove; the steps raise ImportError when created if it is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from datatrove.data import Document, DocumentsPipeline
+    from datatrove.io import DataFolder, DataFolderLike
+    from datatrove.pipeline.writers.disk_base import DiskWriter
+
+    from tamis.text import Normalize
+
+_MISSING_DATATROVE = "tamis.datatrove needs datatrove: pip install 'tamis[datatrove]'"
+
+try:
+    from datatrove.pipeline.base import PipelineStep
+except ImportError as _error:  # pragma: no cover - depends on the environment
+    _DATATROVE_IMPORT_ERROR: ImportError | None = _error
+
+    class PipelineStep:  # type: ignore[no-redef]
+        """Stand-in when datatrove is missing: creating a step raises a clear ImportError."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            raise ImportError(
+                f"{_MISSING_DATATROVE} ({_DATATROVE_IMPORT_ERROR})"
+            ) from _DATATROVE_IMPORT_ERROR
+
+else:
+    _DATATROVE_IMPORT_ERROR = None
+
+
+NORMALIZE_MODES = ("none", "whitespace", "simple")
+
+#: Signature files are named ``{rank:05d}{SIGNATURE_SUFFIX}`` in the signatures folder.
+SIGNATURE_SUFFIX = ".sig"
+#: First bytes of every signature file.
+SIGNATURE_MAGIC = b"TAMISSIG"
+SIGNATURE_VERSION = 1
+# magic, format version, header length; then the JSON header, then the records
+_PREAMBLE = struct.Struct("<8sII")
+
+
+def _record_dtype() -> np.dtype:
+    """One signature record, 28 bytes, packed.
+
+    ``hi``/``lo``: the 16-byte XXH3-128 hash of the normalized text, big-endian, exactly as
+    :func:`tamis.text.hash` returns it; ``file``: index into the header's ``files`` list;
+    ``index``: position of the document among the documents of that file that reached the step.
+    """
+    import numpy as np
+
+    return np.dtype([("hi", ">u8"), ("lo", ">u8"), ("file", "<u4"), ("index", "<u8")])
+
+
+def _check_normalize(normalize: str) -> str:
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+    return normalize
+
+
+def _check_arrow_builder() -> None:
+    """Texts reach Rust as an Arrow array, built by polars or pyarrow: fail early without either."""
+    import importlib.util
+
+    if importlib.util.find_spec("polars") is None and importlib.util.find_spec("pyarrow") is None:
+        raise ImportError(
+            "tamis.datatrove passes texts to Rust as Arrow arrays and needs polars or pyarrow: "
+            "pip install 'tamis[polars]'"
+        )
+
+
+def _string_array(texts: list[str]) -> Any:
+    """An object exposing ``__arrow_c_array__``/``__arrow_c_stream__`` holding ``texts``."""
+    try:
+        import polars as pl
+    except ImportError:
+        import pyarrow as pa
+
+        return pa.array(texts, type=pa.large_string())
+    return pl.Series(values=texts, dtype=pl.String)
+
+
+def _hash_batch(texts: list[str], normalize: str, threads: int) -> np.ndarray:
+    """Hash ``texts`` in one Rust call (GIL released); an ``(n, 2)`` uint64 array (hi, lo)."""
+    import numpy as np
+
+    from tamis import _core
+
+    if not texts:
+        return np.empty((0, 2), dtype=np.uint64)
+    hashes = _core.hash_texts(_string_array(texts), normalize=normalize, threads=threads)
+    raw = b"".join(hashes.to_numpy())
+    if len(raw) != 16 * len(texts):  # pragma: no cover - a null hash would need a null text
+        raise RuntimeError("tamis: unexpected hash output (null or wrong width)")
+    return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+
+
+def _texts_of(batch: list[Document]) -> list[str]:
+    texts = [doc.text for doc in batch]
+    for doc in batch:
+        if not isinstance(doc.text, str):
+            raise TypeError(f"document {doc.id!r}: text is {type(doc.text).__name__}, not str")
+    return texts
+
+
+def _source_path(doc: Document, path_key: str) -> str:
+    path = doc.metadata.get(path_key)
+    if not isinstance(path, str) or not path:
+        raise ValueError(
+            f"document {doc.id!r} has no metadata[{path_key!r}]: exact dedup needs the source file "
+            "of each document to order them globally; read with a datatrove disk reader with "
+            "add_file_path=True (the default)"
+        )
+    return path
+
+
+def path_order_key(path: str) -> tuple[str, ...]:
+    """Sort key giving file paths the order of the ``tamis`` command line.
+
+    Rust compares paths component by component (``std::path::Path``'s ``Ord``), not as strings:
+    ``part/x.jsonl`` < ``part.jsonl`` although ``"/" > "."``. Empty and ``.`` components are
+    ignored as Rust does. Paths here all start with the same data folder, so comparing the full
+    paths orders them exactly as their paths relative to that folder.
+    """
+    return tuple(part for part in path.split("/") if part not in ("", "."))
+
+
+def write_signature_file(
+    folder: DataFolder,
+    rank: int,
+    world_size: int,
+    normalize: str,
+    files: list[str],
+    records: np.ndarray,
+) -> str:
+    """Write one task's signatures as ``{rank:05d}.sig``; returns the file name.
+
+    Layout (little-endian): ``b"TAMISSIG"``, u32 format version, u32 header length, the UTF-8
+    JSON header (``rank``, ``world_size``, ``normalize``, ``hash``, ``files``: source paths as
+    the reader put them in ``metadata["file_path"]``, ``counts``: documents per file,
+    ``records``), then ``records`` packed records of :func:`_record_dtype`, in arrival order.
+    """
+    import numpy as np
+
+    counts = np.bincount(records["file"], minlength=len(files)).tolist() if len(records) else [0] * len(files)
+    header = json.dumps(
+        {
+            "rank": rank,
+            "world_size": world_size,
+            "normalize": normalize,
+            "hash": "xxh3-128",
+            "files": files,
+            "counts": counts,
+            "records": int(len(records)),
+        },
+        ensure_ascii=False,
+    ).encode("utf-8")
+    name = f"{rank:05d}{SIGNATURE_SUFFIX}"
+    with folder.open(name, mode="wb") as f:
+        f.write(_PREAMBLE.pack(SIGNATURE_MAGIC, SIGNATURE_VERSION, len(header)))
+        f.write(header)
+        f.write(np.ascontiguousarray(records, dtype=_record_dtype()).tobytes())
+    return name
+
+
+def read_signature_file(folder: DataFolder, name: str) -> tuple[dict[str, Any], np.ndarray]:
+    """Read a file written by :func:`write_signature_file`: ``(header, records)``."""
+    import numpy as np
+
+    with folder.open(name, mode="rb") as f:
+        data = f.read()
+    if len(data) < _PREAMBLE.size:
+        raise ValueError(f"{name}: truncated tamis signature file")
+    magic, version, header_len = _PREAMBLE.unpack_from(data)
+    if magic != SIGNATURE_MAGIC:
+        raise ValueError(f"{name}: not a tamis signature file")
+    if version != SIGNATURE_VERSION:
+        raise ValueError(f"{name}: signature format {version}, this tamis reads {SIGNATURE_VERSION}")
+    start = _PREAMBLE.size + header_len
+    header: dict[str, Any] = json.loads(data[_PREAMBLE.size : start].decode("utf-8"))
+    dtype = _record_dtype()
+    if len(data) - start != header["records"] * dtype.itemsize:
+        raise ValueError(f"{name}: truncated tamis signature file ({len(data) - start} record bytes)")
+    records = np.frombuffer(data, dtype=dtype, count=header["records"], offset=start)
+    return header, records
+
+
+class _KeepTable:
+    """Which documents to keep, for every document of every signature file.
+
+    Files are ranked by :func:`path_order_key`; the document ``index`` of file ``f`` sits at
+    ``starts[f] + index``, so positions are the global order itself. Holds 9 bytes a document:
+    the keep flag and the low 64 bits of the hash (to check stage 2 sees the documents stage 1
+    hashed).
+    """
+
+    def __init__(self, folder: DataFolder, normalize: str | None) -> None:
+        import numpy as np
+
+        names = folder.list_files(glob_pattern=f"*{SIGNATURE_SUFFIX}", recursive=False)
+        if not names:
+            raise FileNotFoundError(
+                f"no *{SIGNATURE_SUFFIX} files in {folder.path}: run ExactDedupSignature first"
+            )
+        loaded = [read_signature_file(folder, name) for name in names]
+        world_sizes = {h["world_size"] for h, _ in loaded}
+        if len(world_sizes) != 1:
+            raise ValueError(
+                f"signature files in {folder.path} come from runs with different numbers of tasks "
+                f"{sorted(world_sizes)}: stale files from an earlier run? Empty the folder and rerun stage 1"
+            )
+        world_size = world_sizes.pop()
+        ranks = sorted(h["rank"] for h, _ in loaded)
+        if ranks != list(range(world_size)):
+            missing = sorted(set(range(world_size)) - set(ranks))
+            raise ValueError(
+                f"signatures in {folder.path}: expected tasks 0..{world_size - 1}, missing {missing[:10]} "
+                "(stage 1 not finished?)"
+            )
+        modes = {h["normalize"] for h, _ in loaded}
+        if len(modes) != 1:
+            raise ValueError(f"signature files in {folder.path} mix normalize modes {sorted(modes)}")
+        self.normalize: str = modes.pop()
+        if normalize is not None and normalize != self.normalize:
+            raise ValueError(
+                f"ExactDedupFilter(normalize={normalize!r}) but the signatures were made with "
+                f"normalize={self.normalize!r}"
+            )
+
+        owner: dict[str, str] = {}
+        for (header, _), name in zip(loaded, names, strict=True):
+            for path in header["files"]:
+                if path in owner:
+                    raise ValueError(
+                        f"{path} appears in both {owner[path]} and {name}: signature files from "
+                        "different runs? Empty the signatures folder and rerun stage 1"
+                    )
+                owner[path] = name
+        paths = sorted(owner, key=path_order_key)
+        self.file_ids: dict[str, int] = {path: i for i, path in enumerate(paths)}
+        counts = np.zeros(len(paths), dtype=np.int64)
+        for header, _ in loaded:
+            for path, count in zip(header["files"], header["counts"], strict=True):
+                counts[self.file_ids[path]] = count
+        self.counts = counts
+        self.starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        total = int(counts.sum())
+
+        hi = np.empty(total, dtype=np.uint64)
+        lo = np.empty(total, dtype=np.uint64)
+        filled = np.zeros(total, dtype=bool)
+        for (header, records), name in zip(loaded, names, strict=True):
+            to_global = np.array([self.file_ids[p] for p in header["files"]], dtype=np.int64)
+            gfile = to_global[records["file"]] if len(records) else np.empty(0, dtype=np.int64)
+            index = records["index"].astype(np.int64)
+            if len(records) and (index >= counts[gfile]).any():
+                raise ValueError(f"{name}: document index beyond its file's count")
+            pos = self.starts[gfile] + index
+            if filled[pos].any() or len(np.unique(pos)) != len(pos):
+                raise ValueError(f"{name}: a document is recorded twice")
+            filled[pos] = True
+            hi[pos] = records["hi"]
+            lo[pos] = records["lo"]
+        if not filled.all():  # pragma: no cover - counts come from the same records
+            raise ValueError(f"signatures in {folder.path} have gaps")
+
+        # Stable sort on the hash: within a run of equal hashes positions stay ascending, so the
+        # head of each run is the first occurrence in the global order.
+        order = np.lexsort((lo, hi))
+        head = np.ones(total, dtype=bool)
+        if total > 1:
+            shi, slo = hi[order], lo[order]
+            head[1:] = (shi[1:] != shi[:-1]) | (slo[1:] != slo[:-1])
+        self.keep = np.zeros(total, dtype=bool)
+        self.keep[order[head]] = True
+        self.check = lo
+        self.documents = total
+        self.duplicates = int(total - head.sum())
+
+    def positions(self, paths: list[str], indices: list[int]) -> np.ndarray:
+        """Global positions of documents given by source path and index in that file."""
+        import numpy as np
+
+        try:
+            fids = np.fromiter((self.file_ids[p] for p in paths), dtype=np.int64, count=len(paths))
+        except KeyError as e:
+            raise ValueError(
+                f"{e.args[0]} is not in the signatures: stage 2 must read the same files, with the "
+                "same reader settings, as stage 1"
+            ) from None
+        idx = np.asarray(indices, dtype=np.int64)
+        beyond = idx >= self.counts[fids]
+        if beyond.any():
+            i = int(np.argmax(beyond))
+            raise ValueError(
+                f"{paths[i]}: document {indices[i]} seen in stage 2 but stage 1 hashed only "
+                f"{int(self.counts[fids[i]])} from this file: the pipelines differ"
+            )
+        positions: np.ndarray = self.starts[fids] + idx
+        return positions
+
+
+class ExactDedupSignature(PipelineStep):
+    """Stage 1 of exact dedup: hash every document and write one signature file per task.
+
+    For the documents of its task, computes the XXH3-128 hash of the normalized text in batches
+    of ``batch_size`` (one Rust call each, GIL released) and writes ``{rank:05d}.sig`` to
+    ``output_folder`` (any datatrove/fsspec location) with, per document, the hash and its order
+    key: source file (``metadata["file_path"]``, set by datatrove's disk readers) and index among
+    the documents of that file. The key is what lets stage 2 find the first occurrence in the
+    command line's order although tasks read interleaved shards of files.
+
+    Like datatrove's own dedup signature steps this is a terminal step: it consumes its input
+    and yields nothing, and writes the file only after the last document (an unfinished task
+    leaves no file, which stage 2 reports). Put it right after the reader, or after the same
+    steps that stage 2 runs before :class:`ExactDedupFilter`: both stages must see the same
+    documents in the same order.
+    """
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis exact dedup: signatures"
+    _requires_dependencies = ["numpy"]
+
+    def __init__(
+        self,
+        output_folder: DataFolderLike,
+        normalize: Normalize = "none",
+        batch_size: int = 10_000,
+        *,
+        path_key: str = "file_path",
+        threads: int = 0,
+    ) -> None:
+        """``normalize``: ``"none"``, ``"whitespace"`` or ``"simple"`` (as ``tamis dedup exact``);
+        ``path_key``: metadata field naming the source file; ``threads``: Rust threads per batch
+        (0: one per core; 1 when running one task per core)."""
+        from datatrove.io import get_datafolder
+
+        super().__init__()
+        _check_arrow_builder()
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.output_folder = get_datafolder(output_folder)
+        self.normalize = _check_normalize(normalize)
+        self.batch_size = batch_size
+        self.path_key = path_key
+        self.threads = threads
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
+        """Hash this task's documents and write its signature file (also when it had none)."""
+        import numpy as np
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        dtype = _record_dtype()
+        file_ids: dict[str, int] = {}
+        counts: list[int] = []
+        chunks: list[np.ndarray] = []
+        for batch in batched(data or (), self.batch_size):
+            fids: list[int] = []
+            indices: list[int] = []
+            for doc in batch:
+                path = _source_path(doc, self.path_key)
+                fid = file_ids.get(path)
+                if fid is None:
+                    fid = file_ids[path] = len(counts)
+                    counts.append(0)
+                fids.append(fid)
+                indices.append(counts[fid])
+                counts[fid] += 1
+            with self.track_time("batch"):
+                hashes = _hash_batch(_texts_of(batch), self.normalize, self.threads)
+            chunk = np.empty(len(batch), dtype=dtype)
+            chunk["hi"] = hashes[:, 0]
+            chunk["lo"] = hashes[:, 1]
+            chunk["file"] = fids
+            chunk["index"] = indices
+            chunks.append(chunk)
+            self.stat_update(StatHints.total, value=len(batch), unit="batch")
+        records = np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
+        self.stat_update("input_files", value=len(file_ids), unit="task")
+        write_signature_file(self.output_folder, rank, world_size, self.normalize, list(file_ids), records)
+
+
+class ExactDedupFilter(PipelineStep):
+    """Stage 2 of exact dedup: keep a document only if it is the first occurrence of its hash.
+
+    "First" is in the global order of the command line (files by :func:`path_order_key`, then
+    position in file), computed from the signature files of all tasks of stage 1 (loaded on the
+    first batch of each task: every task needs all of them, as duplicates cross shards). Needs
+    the same data read with the same reader, in any number of tasks. Each document is hashed
+    again and checked against its stage 1 record, so a different reader, upstream step or
+    ``normalize`` fails loudly instead of dropping the wrong documents.
+
+    Works as a datatrove filter (``BaseFilter``'s stats and exclusion writer) but, like
+    datatrove's own ``ExactDedupFilter``, derives from ``PipelineStep``: importing
+    ``datatrove.pipeline.filters`` needs datatrove's ``processing`` extra. Stats: ``total``,
+    ``forwarded``, ``dropped`` and ``dropped_duplicate``; dropped documents go to
+    ``exclusion_writer`` with ``metadata["filter_reason"] = "duplicate"`` when it is given.
+    """
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis exact dedup: filter"
+    _requires_dependencies = ["numpy"]
+
+    def __init__(
+        self,
+        signatures_folder: DataFolderLike,
+        normalize: Normalize | None = None,
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int = 10_000,
+        *,
+        path_key: str = "file_path",
+        threads: int = 0,
+    ) -> None:
+        """``normalize``: ``None`` uses the mode recorded in the signatures; a mode that differs
+        from it is an error. Other arguments as in :class:`ExactDedupSignature`."""
+        from datatrove.io import get_datafolder
+
+        super().__init__()
+        _check_arrow_builder()
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.signatures_folder = get_datafolder(signatures_folder)
+        self.normalize = _check_normalize(normalize) if normalize is not None else None
+        self.exclusion_writer = exclusion_writer
+        self.batch_size = batch_size
+        self.path_key = path_key
+        self.threads = threads
+        self._table: _KeepTable | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle configuration only: the keep table is rebuilt where the step runs."""
+        state = self.__dict__.copy()
+        state["_table"] = None
+        return state
+
+    def _load(self) -> _KeepTable:
+        if self._table is None:
+            from datatrove.utils.logging import logger
+
+            self._table = _KeepTable(self.signatures_folder, self.normalize)
+            logger.info(
+                f"tamis exact dedup: {self._table.documents} documents in signatures, "
+                f"{self._table.duplicates} duplicates"
+            )
+        return self._table
+
+    def keep_batch(self, batch: list[Document], seen: dict[str, int]) -> list[bool]:
+        """Whether each document of ``batch`` is a first occurrence.
+
+        ``seen`` counts the documents met so far per source file (positions in files are
+        counted from the start of the task); it is updated.
+        """
+        table = self._load()
+        paths: list[str] = []
+        indices: list[int] = []
+        for doc in batch:
+            path = _source_path(doc, self.path_key)
+            index = seen.get(path, 0)
+            seen[path] = index + 1
+            paths.append(path)
+            indices.append(index)
+        positions = table.positions(paths, indices)
+        hashes = _hash_batch(_texts_of(batch), table.normalize, self.threads)
+        differs = table.check[positions] != hashes[:, 1]
+        if differs.any():
+            i = int(differs.argmax())
+            raise ValueError(
+                f"{paths[i]}: document {indices[i]} (id {batch[i].id!r}) is not the one stage 1 hashed "
+                "there: both stages must read the same data with the same reader and upstream steps"
+            )
+        keep: list[bool] = table.keep[positions].tolist()
+        return keep
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield the first occurrences among this task's documents; drop (and count) the others."""
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        seen: dict[str, int] = {}
+        writer_context = self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext()
+        with writer_context as writer:
+            for batch in batched(data or (), self.batch_size):
+                self.stat_update("batches")
+                with self.track_time("batch"):
+                    keep = self.keep_batch(batch, seen)
+                for doc, kept in zip(batch, keep, strict=True):
+                    self.stat_update(StatHints.total)
+                    if kept:
+                        self.stat_update(StatHints.forwarded)
+                        self.update_doc_stats(doc)
+                        yield doc
+                    else:
+                        self.stat_update(StatHints.dropped, "dropped_duplicate")
+                        if writer is not None:
+                            doc.metadata["filter_reason"] = "duplicate"
+                            writer.write(doc, rank)
+
+
+__all__ = [
+    "SIGNATURE_SUFFIX",
+    "ExactDedupFilter",
+    "ExactDedupSignature",
+    "path_order_key",
+    "read_signature_file",
+    "write_signature_file",
+]

@@ -1,0 +1,256 @@
+//! End-to-end tests of the `tamis` binary in temporary directories.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tamis(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run tamis")
+}
+
+fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).expect("write");
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn corpus(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        // Every third document repeats an earlier one; lengths vary so batches split unevenly.
+        let k = if i % 3 == 2 { i / 2 } else { i };
+        s.push_str(&format!(
+            "{{\"id\":\"d{i}\",\"text\":\"doc {k} {}\",\"meta\":{{\"n\":{i}}}}}\n",
+            "lorem ipsum ".repeat(k % 97)
+        ));
+    }
+    s
+}
+
+#[test]
+fn exact_dedup_keeps_first_occurrences_and_passes_fields_through() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "a.jsonl", "{\"id\":\"1\",\"text\":\"hello\",\"x\":[1,2.50,{\"y\":null}]}\n\n{\"id\":\"2\",\"text\":\"hello\"}\r\n{\"text\":\"other\"}\n");
+    let o = tamis(
+        dir.path(),
+        &[
+            "dedup",
+            "exact",
+            "a.jsonl",
+            "-o",
+            "out.jsonl",
+            "--stats-json",
+            "s.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
+    assert_eq!(
+        out,
+        "{\"id\":\"1\",\"text\":\"hello\",\"x\":[1,2.50,{\"y\":null}]}\n{\"text\":\"other\",\"id\":\"a.jsonl:4\"}\n"
+    );
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("stats"))
+            .expect("json");
+    assert_eq!(stats["documents_read"], 3);
+    assert_eq!(stats["documents_kept"], 2);
+    assert_eq!(stats["documents_removed"]["duplicate"], 1);
+}
+
+#[test]
+fn output_is_identical_for_any_thread_count() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "c.jsonl", &corpus(30_000));
+    for (threads, out) in [("1", "t1.jsonl.gz"), ("4", "t4.jsonl.gz")] {
+        let o = tamis(
+            dir.path(),
+            &["--threads", threads, "dedup", "exact", "c.jsonl", "-o", out],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for (threads, out) in [("1", "l1.jsonl"), ("3", "l3.jsonl")] {
+        let o = tamis(
+            dir.path(),
+            &["--threads", threads, "dedup", "lines", "c.jsonl", "-o", out],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let read = |n: &str| std::fs::read(dir.path().join(n)).expect("read");
+    assert_eq!(read("t1.jsonl.gz"), read("t4.jsonl.gz"));
+    assert_eq!(read("l1.jsonl"), read("l3.jsonl"));
+    // Each document is one line, so line dedup keeps exactly the distinct documents.
+    let distinct: std::collections::HashSet<usize> = (0..30_000)
+        .map(|i| if i % 3 == 2 { i / 2 } else { i })
+        .collect();
+    assert_eq!(
+        String::from_utf8(read("l1.jsonl"))
+            .expect("utf8")
+            .lines()
+            .count(),
+        distinct.len()
+    );
+}
+
+#[test]
+fn bad_record_fails_with_file_and_line_and_leaves_no_output() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "bad.jsonl",
+        "{\"text\":\"ok\"}\n{\"text\": 5}\n",
+    );
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "bad.jsonl", "-o", "out.jsonl"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bad.jsonl: line 2:") && err.contains("not a string"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["bad.jsonl"]);
+}
+
+#[test]
+fn skip_mode_counts_and_writes_rejects() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut bytes =
+        b"{\"text\":\"ok\"}\nnot json\n{\"text\":\"\xff\"}\n{\"body\":\"x\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"text\":\"ok\"}\n");
+    std::fs::write(dir.path().join("bad.jsonl"), bytes).expect("write");
+    let args = [
+        "dedup",
+        "exact",
+        "bad.jsonl",
+        "-o",
+        "out.jsonl",
+        "--on-error",
+        "skip",
+        "--rejects",
+        "rej.jsonl",
+        "--stats-json",
+        "s.json",
+    ];
+    let o = tamis(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rejects = std::fs::read_to_string(dir.path().join("rej.jsonl")).expect("rejects");
+    let reasons: Vec<String> = rejects
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(reasons, ["invalid_json", "invalid_utf8", "missing_text"]);
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("stats"))
+            .expect("json");
+    assert_eq!(stats["documents_read"], 5);
+    assert_eq!(stats["documents_kept"], 1);
+    assert_eq!(stats["documents_removed"]["duplicate"], 1);
+    assert_eq!(stats["records_skipped"]["invalid_json"], 1);
+}
+
+#[test]
+fn multi_member_gzip_is_read_whole_and_truncation_is_an_error() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut all = Vec::new();
+    for part in ["{\"text\":\"a\"}\n", "{\"text\":\"b\"}\n{\"text\":\"a\"}\n"] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(part.as_bytes()).expect("gz");
+        all.extend(gz.finish().expect("gz"));
+    }
+    std::fs::write(dir.path().join("m.jsonl.gz"), &all).expect("write");
+    let o = tamis(dir.path(), &["dedup", "exact", "m.jsonl.gz", "-o", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "{\"text\":\"a\",\"id\":\"m.jsonl.gz:1\"}\n{\"text\":\"b\",\"id\":\"m.jsonl.gz:2\"}\n"
+    );
+    std::fs::write(dir.path().join("t.jsonl.gz"), &all[..all.len() - 12]).expect("write");
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "t.jsonl.gz", "-o", "t.out.jsonl"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("t.jsonl.gz: line"), "{}", stderr(&o));
+    assert!(!dir.path().join("t.out.jsonl").exists());
+}
+
+#[test]
+fn usage_errors_exit_2_and_broken_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    assert_eq!(
+        tamis(dir.path(), &["dedup", "exact", "x.jsonl"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(tamis(dir.path(), &["dedup", "nope"]).status.code(), Some(2));
+    write(dir.path(), "c.jsonl", &corpus(50_000));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .current_dir(dir.path())
+        .args(["dedup", "exact", "c.jsonl", "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read one line, then hang up.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("read");
+    drop(stdout);
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("error"), "{}", stderr(&o));
+}
+
+#[test]
+fn parquet_round_trip_keeps_fields() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "a.jsonl", "{\"id\":\"1\",\"text\":\"x\",\"n\":3,\"tags\":[\"a\"]}\n{\"id\":\"2\",\"text\":\"y\",\"n\":4,\"tags\":[]}\n");
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "a.jsonl", "-o", "a.parquet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tamis(dir.path(), &["dedup", "exact", "a.parquet", "-o", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "{\"id\":\"1\",\"text\":\"x\",\"n\":3,\"tags\":[\"a\"]}\n{\"id\":\"2\",\"text\":\"y\",\"n\":4,\"tags\":[]}\n"
+    );
+}
+
+#[test]
+fn demo_runs_on_the_built_in_text() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = Command::new(env!("CARGO_BIN_EXE_tamis"))
+        .args(["demo", "--out-dir"])
+        .arg(dir.path())
+        .env("TAMIS_PYTHON", "/nonexistent/python")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("built-in sample text") && text.contains("removed"),
+        "{text}"
+    );
+    for f in ["corpus.jsonl.gz", "exact.jsonl.gz", "clean.jsonl.gz"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+}
