@@ -24,7 +24,9 @@ def to_arrow(values: Any) -> Any:
                 "or pass an Arrow array (pyarrow, polars Series)"
             ) from e
         return pl.Series(values=list(values), dtype=pl.String)
-    raise TypeError(f"expected an Arrow string array, a polars Series or a list of str, got {type(values).__name__}")
+    raise TypeError(
+        f"expected an Arrow string array, a polars Series or a list of str, got {type(values).__name__}"
+    )
 
 
 def like_input(result: Any, original: Any) -> Any:

@@ -98,7 +98,9 @@ def exact_keep_mask(texts: Any, *, normalize: Normalize = "none", threads: int =
     ``texts`` is a polars Series, a pyarrow array or a list of str (the result has the same kind).
     Nulls are not documents and are always kept.
     """
-    return like_input(_core.exact_keep_mask_arrow(to_arrow(texts), normalize=normalize, threads=threads), texts)
+    return like_input(
+        _core.exact_keep_mask_arrow(to_arrow(texts), normalize=normalize, threads=threads), texts
+    )
 
 
 __all__ = ["exact", "exact_keep_mask", "lines"]
