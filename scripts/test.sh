@@ -16,5 +16,6 @@ echo "== cargo fmt";    cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test";   cargo test --workspace
 echo "== ruff";         ruff check python tests benchmarks examples
+echo "== mypy";         mypy python/tamis
 echo "== stubtest";     python -m mypy.stubtest tamis._core --allowlist .stubtest-allowlist
 echo "== pytest";       pytest -q

@@ -2,6 +2,17 @@
 
 from typing import Any, Final
 
+__all__ = [
+    "RECORD_ERROR_KINDS",
+    "TamisError",
+    "__version__",
+    "dedup_exact",
+    "dedup_lines",
+    "exact_keep_mask_arrow",
+    "hash_texts",
+    "main",
+]
+
 __version__: Final[str]
 RECORD_ERROR_KINDS: Final[list[str]]
 

@@ -56,7 +56,7 @@ def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "n
     the result is the same kind of frame. Same kept rows as ``tamis dedup exact`` over the rows in
     the same order.
     """
-    return frame.filter(pl.col(column).tamis.is_first(normalize=normalize))
+    return frame.filter(TamisExpr(pl.col(column)).is_first(normalize=normalize))
 
 
 @pl.api.register_dataframe_namespace("tamis")
