@@ -111,13 +111,12 @@ pub enum Error {
         error: RecordError,
     },
     /// An I/O failure on a named file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (part of the message, so not repeated as a source).
+        cause: std::io::Error,
     },
     /// An input pattern or directory that matched no readable files.
     #[error("no input files found for {0:?}")]
@@ -157,7 +156,7 @@ impl Error {
         }
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

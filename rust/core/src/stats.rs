@@ -46,6 +46,11 @@ impl Stats {
         }
     }
 
+    /// Set a stage counter (present even when zero, so readers need no defaults).
+    pub fn set_counter(&mut self, key: &str, n: u64) {
+        self.counters.insert(key.to_string(), n);
+    }
+
     /// Total documents removed.
     pub fn removed(&self) -> u64 {
         self.documents_removed.values().sum()

@@ -104,7 +104,7 @@ fn dedup_exact(
         run(
             "dedup exact",
             &inputs,
-            &Output::parse(&output),
+            &Output::parse(&output)?,
             &opts,
             &mut stage,
             &NoProgress,
@@ -149,7 +149,7 @@ fn dedup_lines(
         run(
             "dedup lines",
             &inputs,
-            &Output::parse(&output),
+            &Output::parse(&output)?,
             &opts,
             &mut stage,
             &NoProgress,

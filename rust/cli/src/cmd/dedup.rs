@@ -19,7 +19,7 @@ pub fn exact(g: &GlobalArgs, a: &ExactArgs) -> Result<()> {
     let stats = run(
         "dedup exact",
         &a.io.inputs,
-        &Output::parse(&a.io.output),
+        &Output::parse(&a.io.output)?,
         &opts,
         &mut stage,
         &bar,
@@ -38,7 +38,7 @@ pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
     let stats = run(
         "dedup lines",
         &a.io.inputs,
-        &Output::parse(&a.io.output),
+        &Output::parse(&a.io.output)?,
         &opts,
         &mut stage,
         &bar,

@@ -288,7 +288,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     let s1 = run_stage(
         "dedup exact",
         &inputs,
-        &Output::parse(&exact_out.to_string_lossy()),
+        &Output::parse(&exact_out.to_string_lossy())?,
         &opts,
         &mut exact,
         &NoProgress,
@@ -302,7 +302,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     let s2 = run_stage(
         "dedup lines",
         &inputs,
-        &Output::parse(&clean_out.to_string_lossy()),
+        &Output::parse(&clean_out.to_string_lossy())?,
         &opts,
         &mut lines,
         &NoProgress,

@@ -60,11 +60,7 @@ impl Stage for ExactDedup {
     }
 
     fn finish(&mut self, stats: &mut Stats) {
-        Stats::bump(
-            &mut stats.counters,
-            "distinct_hashes",
-            self.seen.len() as u64,
-        );
+        stats.set_counter("distinct_hashes", self.seen.len() as u64);
     }
 }
 

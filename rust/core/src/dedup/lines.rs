@@ -119,12 +119,8 @@ impl Stage for LineDedup {
     }
 
     fn finish(&mut self, stats: &mut Stats) {
-        Stats::bump(&mut stats.counters, "lines_read", self.lines_read);
-        Stats::bump(&mut stats.counters, "lines_removed", self.lines_removed);
-        Stats::bump(
-            &mut stats.counters,
-            "distinct_lines",
-            self.counts.len() as u64,
-        );
+        stats.set_counter("lines_read", self.lines_read);
+        stats.set_counter("lines_removed", self.lines_removed);
+        stats.set_counter("distinct_lines", self.counts.len() as u64);
     }
 }

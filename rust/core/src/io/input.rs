@@ -65,6 +65,14 @@ impl InputFile {
     }
 }
 
+/// Compression suffixes tamis does not read or write, refused rather than misread as plain text.
+pub(crate) fn unsupported_compression(name: &str) -> Option<&'static str> {
+    let lower = name.to_lowercase();
+    [".bz2", ".xz", ".lz4", ".br", ".lzma", ".zip", ".7z"]
+        .into_iter()
+        .find(|ext| lower.ends_with(ext))
+}
+
 fn format_of(path: &Path) -> InputFormat {
     let name = path
         .file_name()
@@ -106,6 +114,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir.display().to_string(), e))?;
         let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            // .git, .cache, editor and tamis temporary files: never data.
+            continue;
+        }
         if path.is_dir() {
             walk(&path, out)?;
         } else if is_data_file(&path) {
@@ -128,6 +140,11 @@ pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
             continue;
         }
         let path = Path::new(spec);
+        if let Some(ext) = unsupported_compression(spec) {
+            return Err(Error::Config(format!(
+                "{spec}: {ext} compression is not supported; use plain, .gz or .zst JSONL, or Parquet"
+            )));
+        }
         if path.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found)?;
@@ -139,7 +156,12 @@ pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
         } else if path.exists() {
             files.push(InputFile::from_path(path));
         } else if spec.contains(['*', '?', '[']) {
-            let pattern = glob::glob(spec)
+            // Like a shell, `*` and `?` do not match a leading dot.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..Default::default()
+            };
+            let pattern = glob::glob_with(spec, options)
                 .map_err(|e| Error::Config(format!("bad glob pattern {spec:?}: {e}")))?;
             let mut found: Vec<PathBuf> = pattern
                 .filter_map(|p| p.ok())

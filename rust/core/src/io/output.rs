@@ -40,7 +40,16 @@ pub struct Output {
 
 impl Output {
     /// `-` is JSONL on stdout; otherwise `.parquet`, `.gz`, `.zst` or plain JSONL.
-    pub fn parse(spec: &str) -> Self {
+    pub fn parse(spec: &str) -> Result<Self> {
+        if let Some(ext) = super::input::unsupported_compression(spec) {
+            return Err(Error::Config(format!(
+                "{spec}: {ext} compression is not supported; write .jsonl, .jsonl.gz, .jsonl.zst or .parquet"
+            )));
+        }
+        Ok(Self::parse_known(spec))
+    }
+
+    fn parse_known(spec: &str) -> Self {
         if spec == "-" {
             return Output {
                 path: None,
@@ -381,10 +390,24 @@ fn edit_batch(
                 arrow_cast::cast(&texts, field.data_type()).map_err(|e| e.to_string())?;
         }
     }
-    if schema.column_with_name(&opts.id_key).is_none() {
-        let ids: StringArray = kept.iter().map(|(d, _)| Some(Cow::as_ref(&d.id))).collect();
-        columns.push(Arc::new(ids));
-        fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
+    let ids = || -> StringArray { kept.iter().map(|(d, _)| Some(Cow::as_ref(&d.id))).collect() };
+    match schema.column_with_name(&opts.id_key) {
+        None => {
+            columns.push(Arc::new(ids()));
+            fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
+        }
+        // Null ids in a string column get their generated ids, as in JSONL; a null in a column of
+        // another type (say integers) stays null, since a generated id is text.
+        Some((idx, field))
+            if matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) && kept.iter().any(|(d, _)| d.id_generated) =>
+        {
+            columns[idx] =
+                arrow_cast::cast(&ids(), field.data_type()).map_err(|e| e.to_string())?;
+        }
+        Some(_) => {}
     }
     RecordBatch::try_new(
         Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::batch::{Batch, BatchData};
 use crate::error::{json_type_name, Location};
-use crate::{Error, RecordError, Result};
+use crate::{RecordError, Result};
 
 /// Which fields make a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,67 +106,53 @@ pub struct Doc<'a> {
 }
 
 /// String views of a Parquet batch's text, id and key columns (cast to UTF-8 where needed).
-#[derive(Debug, Default)]
+/// A missing or non-string text or key column is a problem of every row, reported per row so
+/// that `--on-error skip` can skip and count them like bad JSONL records.
+#[derive(Debug)]
 pub struct BatchColumns {
-    text: Option<StringArray>,
+    text: std::result::Result<StringArray, RecordError>,
     id: Option<StringArray>,
-    key: Option<StringArray>,
+    key: Option<std::result::Result<StringArray, RecordError>>,
 }
 
-fn string_column(
-    batch: &Batch,
-    name: &str,
-    required: bool,
-    what: &str,
-) -> Result<Option<StringArray>> {
-    let BatchData::Arrow { batch: rb, .. } = &batch.data else {
-        return Ok(None);
-    };
-    let Some(col) = rb.column_by_name(name) else {
-        if required {
-            return Err(Error::Record {
-                path: batch.file.display.clone(),
-                location: Location::File,
-                error: if what == "text" {
-                    RecordError::MissingText(name.into())
-                } else {
-                    RecordError::MissingKey(name.into())
-                },
-            });
-        }
-        return Ok(None);
-    };
-    let cast_ok = matches!(
-        col.data_type(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    );
-    if !cast_ok && what != "id" {
-        return Err(Error::Config(format!(
-            "{}: {what} column {name:?} has type {}, not a string type",
-            batch.file.display,
-            col.data_type()
-        )));
-    }
-    let cast: ArrayRef = arrow_cast::cast(col, &DataType::Utf8).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read column {name:?} as text: {e}",
-            batch.file.display
-        ))
-    })?;
-    Ok(cast.as_any().downcast_ref::<StringArray>().cloned())
+fn as_strings(col: &ArrayRef) -> Option<StringArray> {
+    let cast: ArrayRef = arrow_cast::cast(col, &DataType::Utf8).ok()?;
+    cast.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 impl BatchColumns {
     /// Look up and cast the columns of an Arrow batch; a JSONL batch needs none.
     pub fn new(batch: &Batch, opts: &ExtractOptions) -> Result<Self> {
-        Ok(BatchColumns {
-            text: string_column(batch, &opts.text_key, true, "text")?,
-            id: string_column(batch, &opts.id_key, false, "id")?,
-            key: match &opts.key {
-                Some(k) => string_column(batch, k, true, "key")?,
-                None => None,
-            },
-        })
+        let BatchData::Arrow { batch: rb, .. } = &batch.data else {
+            return Ok(BatchColumns {
+                text: Err(RecordError::NotAnObject),
+                id: None,
+                key: None,
+            });
+        };
+        let text = match rb.column_by_name(&opts.text_key) {
+            None => Err(RecordError::MissingText(opts.text_key.clone())),
+            Some(c) if !is_string_type(c.data_type()) => Err(RecordError::TextNotString {
+                key: opts.text_key.clone(),
+                found: "a non-string column",
+            }),
+            Some(c) => as_strings(c).ok_or_else(|| RecordError::MissingText(opts.text_key.clone())),
+        };
+        let key = opts.key.as_ref().map(|k| match rb.column_by_name(k) {
+            None => Err(RecordError::MissingKey(k.clone())),
+            Some(c) if !is_string_type(c.data_type()) => Err(RecordError::KeyNotString {
+                key: k.clone(),
+                found: "a non-string column",
+            }),
+            Some(c) => as_strings(c).ok_or_else(|| RecordError::MissingKey(k.clone())),
+        });
+        // Ids of any type are read as text (integers, for instance); when that fails they are generated.
+        let id = rb.column_by_name(&opts.id_key).and_then(as_strings);
+        Ok(BatchColumns { text, id, key })
     }
 }
 
@@ -279,10 +265,7 @@ pub fn extract_docs<'a>(
             .with_min_len(256)
             .map(|i| {
                 let row = first_row + i as u64;
-                let text_col = cols
-                    .text
-                    .as_ref()
-                    .ok_or_else(|| RecordError::MissingText(opts.text_key.clone()))?;
+                let text_col = cols.text.as_ref().map_err(Clone::clone)?;
                 if text_col.is_null(i) {
                     return Err(RecordError::TextNotString {
                         key: opts.text_key.clone(),
@@ -291,6 +274,7 @@ pub fn extract_docs<'a>(
                 }
                 let key = match (&opts.key, &cols.key) {
                     (Some(k), Some(col)) => {
+                        let col = col.as_ref().map_err(Clone::clone)?;
                         if col.is_null(i) {
                             return Err(RecordError::KeyNotString {
                                 key: k.clone(),
