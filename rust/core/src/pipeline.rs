@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use crate::error::Location;
 use crate::io::{
-    expand_inputs, extract_docs, read_batches, BatchColumns, BatchData, Doc, ExtractOptions,
-    OnError, Output, OutputWriter, ReadItem, RejectsWriter,
+    expand_inputs, extract_docs, read_batches, Batch, BatchColumns, BatchData, Doc, ExtractOptions,
+    OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
 };
 use crate::{Error, RecordError, Result, Stats};
 
@@ -138,33 +138,49 @@ pub fn run<S: Stage>(
         None => None,
     };
     let bytes_in = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = crossbeam_channel::bounded::<ReadItem>(2);
+    // Three threads in a row: the reader (I/O, decompression), this one (parsing on the pool,
+    // then decisions in input order) and the writer (serialization, compression, I/O), with two
+    // batches in flight between each, so that memory stays bounded and the stages overlap.
+    let (read_tx, read_rx) = crossbeam_channel::bounded::<ReadItem>(2);
+    let (write_tx, write_rx) = crossbeam_channel::bounded::<(Batch, Vec<WriteItem>)>(2);
 
-    std::thread::scope(|scope| -> Result<()> {
+    let writer = std::thread::scope(|scope| -> Result<OutputWriter> {
         let reader_bytes = bytes_in.clone();
         let files = &files;
         let reader = scope.spawn(move || {
             read_batches(files, opts.batch_bytes, reader_bytes, |item| {
-                tx.send(item).is_ok()
+                read_tx.send(item).is_ok()
             })
         });
+        let writing = scope.spawn(move || -> Result<OutputWriter> {
+            for (batch, items) in write_rx {
+                writer.write(&batch, &items)?;
+            }
+            Ok(writer)
+        });
         let consumed = consume(
-            &rx,
+            &read_rx,
+            &write_tx,
             opts,
             stage,
-            &mut writer,
             rejects.as_mut(),
             &mut stats,
             &pool,
             progress,
             &bytes_in,
         );
-        drop(rx);
+        drop(read_rx);
+        drop(write_tx);
         let read = reader
             .join()
             .map_err(|_| Error::Config("the reader thread panicked".into()))?;
+        let written = writing
+            .join()
+            .map_err(|_| Error::Config("the writer thread panicked".into()))?;
+        // The first failure in input order wins: a bad record, then a reader error, then the writer.
         consumed?;
-        read
+        read?;
+        written
     })?;
 
     stage.finish(&mut stats);
@@ -181,9 +197,9 @@ pub fn run<S: Stage>(
 #[allow(clippy::too_many_arguments)]
 fn consume<S: Stage>(
     rx: &crossbeam_channel::Receiver<ReadItem>,
+    tx: &crossbeam_channel::Sender<(Batch, Vec<WriteItem>)>,
     opts: &RunOptions,
     stage: &mut S,
-    writer: &mut OutputWriter,
     mut rejects: Option<&mut RejectsWriter>,
     stats: &mut Stats,
     pool: &rayon::ThreadPool,
@@ -213,67 +229,78 @@ fn consume<S: Stage>(
             }
         };
         let cols = BatchColumns::new(&batch, &opts.extract)?;
-        let (docs, prepared) = pool.install(|| {
-            let docs = extract_docs(&batch, &cols, &opts.extract);
-            let shared: &S = stage;
-            let prepared: Vec<Option<S::Prepared>> = docs
-                .par_iter()
-                .with_min_len(64)
-                .map(|d| d.as_ref().ok().map(|d| shared.prepare(d)))
-                .collect();
-            (docs, prepared)
-        });
-        let mut decisions = Vec::with_capacity(docs.len());
-        for (i, (doc, prep)) in docs.iter().zip(prepared).enumerate() {
-            stats.documents_read += 1;
-            match (doc, prep) {
-                (Ok(d), Some(p)) => {
-                    stats.text_bytes_read += d.text.len() as u64;
-                    decisions.push(stage.decide(d, p));
+        let items = {
+            let (docs, prepared) = pool.install(|| {
+                let docs = extract_docs(&batch, &cols, &opts.extract);
+                let shared: &S = stage;
+                let prepared: Vec<Option<S::Prepared>> = docs
+                    .par_iter()
+                    .with_min_len(64)
+                    .map(|d| d.as_ref().ok().map(|d| shared.prepare(d)))
+                    .collect();
+                (docs, prepared)
+            });
+            let mut items = Vec::with_capacity(docs.len());
+            for (index, (doc, prep)) in docs.into_iter().zip(prepared).enumerate() {
+                stats.documents_read += 1;
+                let (doc, prep) = match (doc, prep) {
+                    (Ok(d), Some(p)) => (d, p),
+                    (Err(e), _) => {
+                        let (raw, location) = match &batch.data {
+                            BatchData::Jsonl { buf, lines } => {
+                                let span = lines[index];
+                                (Some(&buf[span.start..span.end]), Location::Line(span.line))
+                            }
+                            BatchData::Arrow { first_row, .. } => {
+                                (None, Location::Row(first_row + index as u64))
+                            }
+                        };
+                        skip_or_fail(
+                            opts,
+                            stats,
+                            &mut rejects,
+                            &batch.file.display,
+                            location,
+                            e,
+                            raw,
+                        )?;
+                        continue;
+                    }
+                    (Ok(_), None) => continue,
+                };
+                stats.text_bytes_read += doc.text.len() as u64;
+                let generated_id = doc.id_generated.then(|| doc.id.to_string());
+                match stage.decide(&doc, prep) {
+                    Decision::Keep => {
+                        stats.text_bytes_kept += doc.text.len() as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: None,
+                            generated_id,
+                        });
+                    }
+                    Decision::Rewrite(t) => {
+                        stats.documents_modified += 1;
+                        stats.text_bytes_kept += t.len() as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: Some(t),
+                            generated_id,
+                        });
+                    }
+                    Decision::Remove(reason) => {
+                        Stats::bump(&mut stats.documents_removed, reason, 1)
+                    }
                 }
-                (Err(e), _) => {
-                    let (raw, location) = match &batch.data {
-                        BatchData::Jsonl { buf, lines } => (
-                            Some(&buf[lines[i].start..lines[i].end]),
-                            Location::Line(lines[i].line),
-                        ),
-                        BatchData::Arrow { first_row, .. } => {
-                            (None, Location::Row(first_row + i as u64))
-                        }
-                    };
-                    skip_or_fail(
-                        opts,
-                        stats,
-                        &mut rejects,
-                        &batch.file.display,
-                        location,
-                        e.clone(),
-                        raw,
-                    )?;
-                    decisions.push(Decision::Remove(""));
-                }
-                (Ok(_), None) => decisions.push(Decision::Remove("")),
             }
-        }
-        let mut kept = Vec::with_capacity(docs.len());
-        for (doc, decision) in docs.iter().zip(&decisions) {
-            let Ok(doc) = doc else { continue };
-            match decision {
-                Decision::Keep => {
-                    stats.text_bytes_kept += doc.text.len() as u64;
-                    kept.push((doc, None));
-                }
-                Decision::Rewrite(t) => {
-                    stats.documents_modified += 1;
-                    stats.text_bytes_kept += t.len() as u64;
-                    kept.push((doc, Some(t.as_str())));
-                }
-                Decision::Remove(reason) => Stats::bump(&mut stats.documents_removed, reason, 1),
-            }
-        }
-        stats.documents_kept += kept.len() as u64;
-        writer.write(&batch, &kept)?;
+            items
+        };
+        stats.documents_kept += items.len() as u64;
         progress.update(bytes_in.load(Ordering::Relaxed), stats.documents_read);
+        if tx.send((batch, items)).is_err() {
+            // The writer stopped on an error, which `run` reports.
+            break;
+        }
     }
     Ok(())
 }

@@ -2,22 +2,21 @@
 //! on stdout. Files are written through [`AtomicFile`]: nothing appears under the output name
 //! unless the whole run succeeds.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::atomic::AtomicFile;
-use super::batch::{Batch, BatchData};
+use super::batch::{Batch, BatchData, LineSpan};
 use super::input::Compression;
-use super::record::{Doc, DocSource, ExtractOptions, JsonFields};
+use super::record::{ExtractOptions, JsonFields};
 use crate::{Error, Result};
 
 /// Output format.
@@ -155,8 +154,17 @@ impl std::fmt::Debug for OutputWriter {
     }
 }
 
-/// A kept document and its new text, if the stage rewrote it.
-pub type Kept<'d, 'a> = (&'d Doc<'a>, Option<&'d str>);
+/// A record to write: its index in the batch, its new text if a stage rewrote it, and its
+/// generated id if it had none. Owned, so writing can run on its own thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteItem {
+    /// Index of the record in its batch.
+    pub index: usize,
+    /// Replacement text.
+    pub new_text: Option<String>,
+    /// Id to add (the record had none, or null).
+    pub generated_id: Option<String>,
+}
 
 fn io_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
@@ -208,37 +216,38 @@ impl OutputWriter {
         })
     }
 
-    /// Write the kept documents of `batch`, in order.
-    pub fn write(&mut self, batch: &Batch, kept: &[Kept<'_, '_>]) -> Result<()> {
+    /// Write the kept records of `batch`, in order.
+    pub fn write(&mut self, batch: &Batch, items: &[WriteItem]) -> Result<()> {
         match &batch.data {
-            BatchData::Jsonl { .. } => {
-                self.scratch.clear();
-                for (doc, new_text) in kept {
-                    if let DocSource::Json { raw, fields } = &doc.source {
-                        if new_text.is_none() && !doc.id_generated {
-                            self.scratch.extend_from_slice(raw.as_bytes());
-                        } else {
-                            let id = doc.id_generated.then_some(doc.id.as_ref());
-                            write_json_record(&mut self.scratch, fields, &self.opts, *new_text, id);
-                        }
-                        self.scratch.push(b'\n');
-                    }
+            BatchData::Jsonl { buf, lines } => match &mut self.sink {
+                Sink::Jsonl(sink) => emit_jsonl(
+                    sink.writer(),
+                    batch,
+                    buf,
+                    lines,
+                    items,
+                    &self.opts,
+                    &self.display,
+                ),
+                Sink::Parquet(p) => {
+                    let mut bytes = std::mem::take(&mut self.scratch);
+                    bytes.clear();
+                    emit_jsonl(
+                        &mut bytes,
+                        batch,
+                        buf,
+                        lines,
+                        items,
+                        &self.opts,
+                        &self.display,
+                    )?;
+                    let r = p.write_json(&bytes, batch, &self.opts, &self.display);
+                    self.scratch = bytes;
+                    r
                 }
-                match &mut self.sink {
-                    Sink::Jsonl(s) => s
-                        .writer()
-                        .write_all(&self.scratch)
-                        .map_err(io_err(&self.display)),
-                    Sink::Parquet(p) => {
-                        let bytes = std::mem::take(&mut self.scratch);
-                        let r = p.write_json(&bytes, batch, &self.opts, &self.display);
-                        self.scratch = bytes;
-                        r
-                    }
-                }
-            }
+            },
             BatchData::Arrow { batch: rb, .. } => {
-                let edited = edit_batch(rb, kept, &self.opts).map_err(|e| Error::Output {
+                let edited = edit_batch(rb, items, &self.opts).map_err(|e| Error::Output {
                     path: self.display.clone(),
                     message: format!("{}: {e}", batch.file.display),
                 })?;
@@ -320,6 +329,64 @@ fn pq_error(e: parquet::errors::ParquetError, display: &str) -> Error {
     }
 }
 
+/// Write the kept lines of a JSONL batch. Unchanged lines are written straight from the read
+/// buffer, adjacent ones in a single write; rewritten records are re-read and re-serialized.
+fn emit_jsonl(
+    out: &mut dyn Write,
+    batch: &Batch,
+    buf: &[u8],
+    lines: &[LineSpan],
+    items: &[WriteItem],
+    opts: &ExtractOptions,
+    display: &str,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(display, e);
+    let mut run: Option<(usize, usize)> = None;
+    let mut record = Vec::new();
+    for item in items {
+        let span = lines[item.index];
+        if item.new_text.is_none() && item.generated_id.is_none() {
+            run = match run {
+                // The next line follows after exactly one newline: extend the run.
+                Some((start, end)) if span.start == end + 1 && buf[end] == b'\n' => {
+                    Some((start, span.end))
+                }
+                Some((start, end)) => {
+                    out.write_all(&buf[start..end]).map_err(io)?;
+                    out.write_all(b"\n").map_err(io)?;
+                    Some((span.start, span.end))
+                }
+                None => Some((span.start, span.end)),
+            };
+            continue;
+        }
+        if let Some((start, end)) = run.take() {
+            out.write_all(&buf[start..end]).map_err(io)?;
+            out.write_all(b"\n").map_err(io)?;
+        }
+        let raw = &buf[span.start..span.end];
+        let fields: JsonFields<'_> = serde_json::from_slice(raw).map_err(|e| Error::Output {
+            path: display.into(),
+            message: format!("{}: line {}: {e}", batch.file.display, span.line),
+        })?;
+        record.clear();
+        write_json_record(
+            &mut record,
+            &fields,
+            opts,
+            item.new_text.as_deref(),
+            item.generated_id.as_deref(),
+        );
+        record.push(b'\n');
+        out.write_all(&record).map_err(io)?;
+    }
+    if let Some((start, end)) = run {
+        out.write_all(&buf[start..end]).map_err(io)?;
+        out.write_all(b"\n").map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Rewrite one JSON record: every field keeps its raw JSON text except the text (when `new_text`
 /// is given) and the id (when `generated_id` is given; added at the end if absent).
 pub(crate) fn write_json_record(
@@ -362,50 +429,63 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// Keep the selected rows of a record batch, replace rewritten texts, add generated ids.
+/// A string column with the values `pick` gives replaced, cast back to `target`.
+fn replace_strings(
+    column: &ArrayRef,
+    target: &DataType,
+    items: &[WriteItem],
+    pick: &dyn Fn(&WriteItem) -> Option<&str>,
+) -> std::result::Result<ArrayRef, String> {
+    let old = arrow_cast::cast(column, &DataType::Utf8).map_err(|e| e.to_string())?;
+    let old = old
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or("not a string column")?;
+    let new: StringArray = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| pick(it).or_else(|| (!old.is_null(i)).then(|| old.value(i))))
+        .collect();
+    arrow_cast::cast(&new, target).map_err(|e| e.to_string())
+}
+
+/// Keep the selected rows of a record batch, replace rewritten texts, fill in generated ids.
 fn edit_batch(
     rb: &RecordBatch,
-    kept: &[Kept<'_, '_>],
+    items: &[WriteItem],
     opts: &ExtractOptions,
 ) -> std::result::Result<RecordBatch, String> {
-    let rows: Vec<u32> = kept
-        .iter()
-        .map(|(d, _)| match d.source {
-            DocSource::Row(i) => i as u32,
-            DocSource::Json { .. } => 0,
-        })
-        .collect();
+    let rows: Vec<u32> = items.iter().map(|it| it.index as u32).collect();
     let taken = arrow_select::take::take_record_batch(rb, &UInt32Array::from(rows))
         .map_err(|e| e.to_string())?;
     let schema = taken.schema();
     let mut columns: Vec<ArrayRef> = taken.columns().to_vec();
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    if kept.iter().any(|(_, t)| t.is_some()) {
-        if let Some((idx, field)) = schema.column_with_name(&opts.text_key) {
-            let texts: StringArray = kept
-                .iter()
-                .map(|(d, t)| Some(t.map_or(d.text.as_ref(), |t| t)))
-                .collect();
-            columns[idx] =
-                arrow_cast::cast(&texts, field.data_type()).map_err(|e| e.to_string())?;
-        }
+    let text_idx = schema.index_of(&opts.text_key).ok();
+    if let (Some(idx), true) = (text_idx, items.iter().any(|it| it.new_text.is_some())) {
+        columns[idx] = replace_strings(&columns[idx], fields[idx].data_type(), items, &|it| {
+            it.new_text.as_deref()
+        })?;
     }
-    let ids = || -> StringArray { kept.iter().map(|(d, _)| Some(Cow::as_ref(&d.id))).collect() };
-    match schema.column_with_name(&opts.id_key) {
+    let any_generated = items.iter().any(|it| it.generated_id.is_some());
+    match schema.index_of(&opts.id_key).ok() {
         None => {
-            columns.push(Arc::new(ids()));
+            let ids: StringArray = items.iter().map(|it| it.generated_id.as_deref()).collect();
+            columns.push(Arc::new(ids));
             fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
         }
         // Null ids in a string column get their generated ids, as in JSONL; a null in a column of
         // another type (say integers) stays null, since a generated id is text.
-        Some((idx, field))
-            if matches!(
-                field.data_type(),
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            ) && kept.iter().any(|(d, _)| d.id_generated) =>
+        Some(idx)
+            if any_generated
+                && matches!(
+                    fields[idx].data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
         {
-            columns[idx] =
-                arrow_cast::cast(&ids(), field.data_type()).map_err(|e| e.to_string())?;
+            columns[idx] = replace_strings(&columns[idx], fields[idx].data_type(), items, &|it| {
+                it.generated_id.as_deref()
+            })?;
         }
         Some(_) => {}
     }

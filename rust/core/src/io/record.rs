@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use arrow_array::{Array, ArrayRef, StringArray};
 use arrow_schema::DataType;
 use rayon::prelude::*;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -77,12 +77,10 @@ impl<'a> JsonFields<'a> {
 /// Where a document's other fields live, for writers.
 #[derive(Debug)]
 pub enum DocSource<'a> {
-    /// A JSONL line: its text and parsed top-level fields.
+    /// A JSONL line.
     Json {
         /// The raw line.
         raw: &'a str,
-        /// Its fields.
-        fields: JsonFields<'a>,
     },
     /// A row of the batch's record batch.
     Row(usize),
@@ -183,6 +181,116 @@ fn json_error(e: &serde_json::Error) -> RecordError {
     RecordError::InvalidJson(msg)
 }
 
+/// A field value where a string is expected: the string (borrowed when it has no escapes), or
+/// the JSON type found instead.
+enum TextValue<'a> {
+    Str(Cow<'a, str>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for TextValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TextValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Str(Cow::Owned(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Other("a number"))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+                Ok(TextValue::Other("null"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TextValue::Other("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(TextValue::Other("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The fields a document needs, read in one pass over the record: other fields are skipped
+/// without being decoded, and the text is unescaped while it is scanned.
+#[derive(Default)]
+struct Found<'a> {
+    text: Option<TextValue<'a>>,
+    id: Option<&'a RawValue>,
+    key: Option<TextValue<'a>>,
+}
+
+struct Wanted<'o>(&'o ExtractOptions);
+
+impl<'de> DeserializeSeed<'de> for Wanted<'_> {
+    type Value = Found<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Found<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Wanted<'_> {
+    type Value = Found<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Found<'de>, A::Error> {
+        let opts = self.0;
+        let mut found = Found::default();
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let is_text = k == opts.text_key;
+            let is_key = opts.key.as_deref() == Some(k.as_ref());
+            if is_text || is_key {
+                let v: TextValue<'de> = map.next_value()?;
+                if is_text && is_key {
+                    found.key = Some(match &v {
+                        TextValue::Str(s) => TextValue::Str(s.clone()),
+                        TextValue::Other(t) => TextValue::Other(t),
+                    });
+                }
+                if is_text {
+                    found.text = Some(v);
+                } else {
+                    found.key = Some(v);
+                }
+            } else if k == opts.id_key {
+                found.id = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 fn parse_line<'a>(
     bytes: &'a [u8],
     line: u64,
@@ -192,7 +300,11 @@ fn parse_line<'a>(
     let raw = std::str::from_utf8(bytes).map_err(|e| {
         RecordError::InvalidUtf8(format!("invalid byte at column {}", e.valid_up_to() + 1))
     })?;
-    let fields: JsonFields<'a> = match serde_json::from_str(raw) {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    let found = match Wanted(opts)
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|_| f))
+    {
         Ok(f) => f,
         Err(e) => {
             let first = raw.trim_start().as_bytes().first();
@@ -202,32 +314,30 @@ fn parse_line<'a>(
             return Err(json_error(&e));
         }
     };
-    let text = match fields.get(&opts.text_key) {
+    let text = match found.text {
         None => return Err(RecordError::MissingText(opts.text_key.clone())),
-        Some(v) => raw_str(v).map_err(|e| match e {
-            RecordError::TextNotString { found, .. } => RecordError::TextNotString {
+        Some(TextValue::Other(found)) => {
+            return Err(RecordError::TextNotString {
                 key: opts.text_key.clone(),
                 found,
-            },
-            other => other,
-        })?,
+            })
+        }
+        Some(TextValue::Str(t)) => t,
     };
-    let key = match &opts.key {
-        None => None,
-        Some(k) => match fields.get(k) {
-            None => return Err(RecordError::MissingKey(k.clone())),
-            Some(v) => Some(raw_str(v).map_err(|e| match e {
-                RecordError::TextNotString { found, .. } => RecordError::KeyNotString {
-                    key: k.clone(),
-                    found,
-                },
-                other => other,
-            })?),
-        },
+    let key = match (&opts.key, found.key) {
+        (None, _) => None,
+        (Some(k), None) => return Err(RecordError::MissingKey(k.clone())),
+        (Some(k), Some(TextValue::Other(found))) => {
+            return Err(RecordError::KeyNotString {
+                key: k.clone(),
+                found,
+            })
+        }
+        (Some(_), Some(TextValue::Str(v))) => Some(v),
     };
-    let (id, id_generated) = match fields.get(&opts.id_key).map(RawValue::get) {
+    let (id, id_generated) = match found.id.map(RawValue::get) {
         None | Some("null") => (Cow::Owned(format!("{file_name}:{line}")), true),
-        Some(s) if s.starts_with('"') => match fields.get(&opts.id_key).map(raw_str) {
+        Some(s) if s.starts_with('"') => match found.id.map(raw_str) {
             Some(Ok(id)) => (id, false),
             _ => (Cow::Borrowed(s), false),
         },
@@ -239,7 +349,7 @@ fn parse_line<'a>(
         text,
         key,
         location: Location::Line(line),
-        source: DocSource::Json { raw, fields },
+        source: DocSource::Json { raw },
     })
 }
 
