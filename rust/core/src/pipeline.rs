@@ -2,9 +2,10 @@
 //! stage's pure `prepare` step in parallel, then its stateful `decide` step in input order, and
 //! write kept documents in input order. Output is therefore byte-identical for any thread count.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -82,13 +83,25 @@ impl Default for RunOptions {
     }
 }
 
-/// Build the rayon pool for `threads` (0 = all cores).
-pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
+/// The rayon pool for `threads` (0 = one per core). Pools are built once per size and shared,
+/// since building one costs far more than a small in-memory call from Python.
+pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut pools = pools
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(pool) = pools.get(&threads) {
+        return Ok(pool.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("tamis-{i}"))
         .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    let pool = Arc::new(pool);
+    pools.insert(threads, pool.clone());
+    Ok(pool)
 }
 
 /// Run `stage` over `inputs`, writing kept documents to `output`.

@@ -33,7 +33,9 @@ pub struct InputFile {
     pub path: Option<PathBuf>,
     /// How the file is named in messages: the path as found, or `<stdin>`.
     pub display: String,
-    /// File name used for generated ids (`name:line`).
+    /// Name used for generated ids (`name:line`): the file name for a file given directly, the
+    /// path below the directory (or below a glob's literal prefix) for files found in one, so
+    /// that ids stay unique across subfolders and do not depend on where the data lives.
     pub name: String,
     /// Format, from the extension (`.parquet`, `.gz`, `.zst`, else JSONL); stdin is sniffed.
     pub format: InputFormat,
@@ -63,6 +65,29 @@ impl InputFile {
             format: InputFormat::Jsonl(Compression::None),
         }
     }
+}
+
+impl InputFile {
+    fn named_below(mut self, root: &Path) -> Self {
+        if let Some(rel) = self.path.as_ref().and_then(|p| p.strip_prefix(root).ok()) {
+            if !rel.as_os_str().is_empty() {
+                self.name = rel.to_string_lossy().replace('\\', "/");
+            }
+        }
+        self
+    }
+}
+
+/// The directory part of a glob pattern before its first wildcard component.
+fn glob_root(pattern: &str) -> PathBuf {
+    let mut root = PathBuf::new();
+    for c in Path::new(pattern).components() {
+        if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        root.push(c);
+    }
+    root
 }
 
 /// Compression suffixes tamis does not read or write, refused rather than misread as plain text.
@@ -152,7 +177,11 @@ pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
                 return Err(Error::NoInputs(spec.to_string()));
             }
             found.sort();
-            files.extend(found.iter().map(|p| InputFile::from_path(p)));
+            files.extend(
+                found
+                    .iter()
+                    .map(|p| InputFile::from_path(p).named_below(path)),
+            );
         } else if path.exists() {
             files.push(InputFile::from_path(path));
         } else if spec.contains(['*', '?', '[']) {
@@ -171,7 +200,12 @@ pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
                 return Err(Error::NoInputs(spec.to_string()));
             }
             found.sort();
-            files.extend(found.iter().map(|p| InputFile::from_path(p)));
+            let root = glob_root(spec);
+            files.extend(
+                found
+                    .iter()
+                    .map(|p| InputFile::from_path(p).named_below(&root)),
+            );
         } else {
             return Err(Error::io(
                 spec,
@@ -219,7 +253,11 @@ mod tests {
         }
         let files = expand_inputs(&[dir.path().to_string_lossy()]).expect("expand");
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["a.jsonl.gz", "b.jsonl", "c.parquet"]);
+        assert_eq!(names, ["a.jsonl.gz", "b.jsonl", "sub/c.parquet"]);
+        let pattern = format!("{}/*/*.parquet", dir.path().display());
+        let files = expand_inputs(&[pattern]).expect("glob");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].name, "sub/c.parquet");
     }
 
     #[test]
