@@ -27,6 +27,7 @@ import bisect
 import json
 import math
 import os
+import pydoc_data.topics
 import random
 import re
 import statistics
@@ -35,8 +36,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import pydoc_data.topics
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "data" / "corpus.jsonl"
@@ -50,13 +50,38 @@ POOL_CHARS = 16_000_000
 
 # A little non-ASCII, as in any real web corpus (JSON is written as UTF-8, not \u escapes).
 NON_ASCII_WORDS = [
-    "naïve", "café", "Zürich", "résumé", "façade", "coöperate", "São Paulo", "Kraków",
-    "東京", "数据", "Привет", "Ελλάδα", "für", "señor", "déjà vu", "½", "→", "€12",
-    "“quoted”", "it’s", "— ", "🙂",
+    "naïve",
+    "café",
+    "Zürich",
+    "résumé",
+    "façade",
+    "coöperate",
+    "São Paulo",
+    "Kraków",
+    "東京",
+    "数据",
+    "Привет",
+    "Ελλάδα",
+    "für",
+    "señor",
+    "déjà vu",
+    "½",
+    "→",
+    "€12",
+    "“quoted”",
+    "it’s",
+    "— ",
+    "🙂",
 ]
 DOMAINS = [
-    "docs.example.org", "blog.example.com", "forum.example.net", "wiki.example.org",
-    "news.example.com", "mirror.example.net", "lists.example.org", "notes.example.io",
+    "docs.example.org",
+    "blog.example.com",
+    "forum.example.net",
+    "wiki.example.org",
+    "news.example.com",
+    "mirror.example.net",
+    "lists.example.org",
+    "notes.example.io",
 ]
 CRAWLS = ["CC-MAIN-2023-40", "CC-MAIN-2023-50", "CC-MAIN-2024-10", "CC-MAIN-2024-18"]
 
@@ -139,7 +164,7 @@ class TextMaker:
     def text(self, doc: Original) -> str:
         trng = random.Random(doc.title_seed)
         title = " ".join(trng.choice(self.vocab) for _ in range(trng.randint(2, 7)))
-        return f"{title.capitalize()} (no. {doc.number})\n\n{self.pool[doc.start:doc.end]}"
+        return f"{title.capitalize()} (no. {doc.number})\n\n{self.pool[doc.start : doc.end]}"
 
 
 def text_length(rng: random.Random) -> int:
@@ -165,7 +190,7 @@ def record(i: int, text: str, rng: random.Random, vocab: list[str]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def generate(output: Path, size_bytes: int, dup_frac: float, seed: int, extra: list[Path]) -> dict:
+def generate(output: Path, size_bytes: int, dup_frac: float, seed: int, extra: list[Path]) -> dict[str, Any]:
     rng = random.Random(seed)
     paragraphs = split_paragraphs(source_texts(extra))
     pool = build_pool(paragraphs, rng, POOL_CHARS)
@@ -223,11 +248,23 @@ def generate(output: Path, size_bytes: int, dup_frac: float, seed: int, extra: l
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size-gb", type=float, default=1.1, help="target file size in GB (10^9 bytes; default 1.1)")
-    p.add_argument("--dup-frac", type=float, default=0.20, help="share of lines that are exact duplicates (default 0.20)")
+    p.add_argument(
+        "--size-gb", type=float, default=1.1, help="target file size in GB (10^9 bytes; default 1.1)"
+    )
+    p.add_argument(
+        "--dup-frac", type=float, default=0.20, help="share of lines that are exact duplicates (default 0.20)"
+    )
     p.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
-    p.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help=f"output JSONL (default {DEFAULT_OUTPUT})")
-    p.add_argument("--extra-text", type=Path, action="append", default=[], help="more plain-text files to draw words from")
+    p.add_argument(
+        "-o", "--output", type=Path, default=DEFAULT_OUTPUT, help=f"output JSONL (default {DEFAULT_OUTPUT})"
+    )
+    p.add_argument(
+        "--extra-text",
+        type=Path,
+        action="append",
+        default=[],
+        help="more plain-text files to draw words from",
+    )
     args = p.parse_args(argv)
     if not 0.0 <= args.dup_frac < 1.0:
         p.error("--dup-frac must be in [0, 1)")

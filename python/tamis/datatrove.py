@@ -136,6 +136,13 @@ def _source_path(doc: Document, path_key: str) -> str:
     return path
 
 
+_NOT_CONTIGUOUS = (
+    "documents of {path} are not contiguous: readers read one file after another, so "
+    "metadata[{key!r}] probably comes from the data itself (e.g. JSONL written by an earlier "
+    "datatrove pipeline); drop it in the reader's adapter (see docs/datatrove.md)"
+)
+
+
 def path_order_key(path: str) -> tuple[str, ...]:
     """Sort key giving file paths the order of the ``tamis`` command line.
 
@@ -211,9 +218,9 @@ class _KeepTable:
     """Which documents to keep, for every document of every signature file.
 
     Files are ranked by :func:`path_order_key`; the document ``index`` of file ``f`` sits at
-    ``starts[f] + index``, so positions are the global order itself. Holds 9 bytes a document:
-    the keep flag and the low 64 bits of the hash (to check stage 2 sees the documents stage 1
-    hashed).
+    ``starts[f] + index``, so positions are the global order itself. Holds 9 bytes a document
+    of the whole corpus: the keep flag and the low 64 bits of the hash (to check stage 2 sees the
+    documents stage 1 hashed); building it peaks at about 60 bytes a document.
     """
 
     def __init__(self, folder: DataFolder, normalize: str | None) -> None:
@@ -378,25 +385,27 @@ class ExactDedupSignature(PipelineStep):
         counts: list[int] = []
         chunks: list[np.ndarray] = []
         for batch in batched(data or (), self.batch_size):
-            fids: list[int] = []
-            indices: list[int] = []
-            for doc in batch:
-                path = _source_path(doc, self.path_key)
-                fid = file_ids.get(path)
-                if fid is None:
-                    fid = file_ids[path] = len(counts)
-                    counts.append(0)
-                fids.append(fid)
-                indices.append(counts[fid])
-                counts[fid] += 1
             with self.track_time("batch"):
+                fids: list[int] = []
+                indices: list[int] = []
+                for doc in batch:
+                    path = _source_path(doc, self.path_key)
+                    fid = file_ids.get(path)
+                    if fid is None:
+                        fid = file_ids[path] = len(counts)
+                        counts.append(0)
+                    elif fid != len(counts) - 1:
+                        raise ValueError(_NOT_CONTIGUOUS.format(path=path, key=self.path_key))
+                    fids.append(fid)
+                    indices.append(counts[fid])
+                    counts[fid] += 1
                 hashes = _hash_batch(_texts_of(batch), self.normalize, self.threads)
-            chunk = np.empty(len(batch), dtype=dtype)
-            chunk["hi"] = hashes[:, 0]
-            chunk["lo"] = hashes[:, 1]
-            chunk["file"] = fids
-            chunk["index"] = indices
-            chunks.append(chunk)
+                chunk = np.empty(len(batch), dtype=dtype)
+                chunk["hi"] = hashes[:, 0]
+                chunk["lo"] = hashes[:, 1]
+                chunk["file"] = fids
+                chunk["index"] = indices
+                chunks.append(chunk)
             self.stat_update(StatHints.total, value=len(batch), unit="batch")
         records = np.concatenate(chunks) if chunks else np.empty(0, dtype=dtype)
         self.stat_update("input_files", value=len(file_ids), unit="task")

@@ -429,6 +429,54 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// `rb` cast to `schema` when both have the same column names in the same order and every column
+/// casts without loss of meaning (e.g. polars' large or view strings to the plain strings that
+/// JSON inference gives, or 32- to 64-bit integers).
+fn conform(rb: &RecordBatch, schema: &SchemaRef) -> Option<RecordBatch> {
+    let from = rb.schema();
+    if from.fields().len() != schema.fields().len() {
+        return None;
+    }
+    let mut columns = Vec::with_capacity(rb.num_columns());
+    for ((col, f), t) in rb.columns().iter().zip(from.fields()).zip(schema.fields()) {
+        if f.name() != t.name() || !same_meaning(f.data_type(), t.data_type()) {
+            return None;
+        }
+        let options = arrow_cast::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        columns.push(arrow_cast::cast_with_options(col, t.data_type(), &options).ok()?);
+    }
+    RecordBatch::try_new(schema.clone(), columns).ok()
+}
+
+/// Types whose values convert exactly: string layouts, integer widening, and lists of those.
+fn same_meaning(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let int = |t: &DataType| matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32);
+    match (from, to) {
+        _ if from == to => true,
+        (a, b) if string(a) && string(b) => true,
+        (a, Int64) if int(a) => true,
+        (Float32, Float64) => true,
+        (List(a) | LargeList(a) | ListView(a) | LargeListView(a), List(b) | LargeList(b)) => {
+            same_meaning(a.data_type(), b.data_type())
+        }
+        _ => false,
+    }
+}
+
+fn describe(schema: &Schema) -> String {
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    cols.join(", ")
+}
+
 /// A string column with the values `pick` gives replaced, cast back to `target`.
 fn replace_strings(
     column: &ArrayRef,
@@ -523,19 +571,22 @@ impl ParquetSink {
     }
 
     fn write_batch(&mut self, rb: RecordBatch, input: &str, display: &str) -> Result<()> {
-        match &self.schema {
-            None => self.open(rb.schema(), display)?,
-            Some(s) if s.fields() != rb.schema().fields() => {
-                return Err(Error::Output {
-                    path: display.into(),
-                    message: format!(
-                        "{input}: its columns differ from those of the first input, and one Parquet \
-                         file holds one schema; write JSONL instead, or convert the inputs separately"
-                    ),
-                });
+        let rb = match &self.schema {
+            None => {
+                self.open(rb.schema(), display)?;
+                rb
             }
-            Some(_) => {}
-        }
+            Some(s) if s.fields() == rb.schema().fields() => rb,
+            Some(s) => conform(&rb, s).ok_or_else(|| Error::Output {
+                path: display.into(),
+                message: format!(
+                    "{input}: its columns ({}) do not match those of the first input ({}), and one \
+                     Parquet file holds one schema; write JSONL instead, or convert the inputs separately",
+                    describe(&rb.schema()),
+                    describe(s)
+                ),
+            })?,
+        };
         if rb.num_rows() == 0 {
             return Ok(());
         }
