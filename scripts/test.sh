@@ -3,6 +3,8 @@
 # Installs what it needs: Python packages into .venv (pip), crates through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Nothing here reads input; cargo's rustc probes must not inherit a caller's stdin.
+exec </dev/null
 
 python3 -m venv .venv
 # shellcheck disable=SC1091
