@@ -254,3 +254,36 @@ fn demo_runs_on_the_built_in_text() {
         assert!(dir.path().join(f).exists(), "{f}");
     }
 }
+
+/// Writing to a named pipe (or /dev/null) must write in place, never rename a file over it.
+#[cfg(unix)]
+#[test]
+fn output_to_a_named_pipe_writes_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "a.jsonl",
+        "{\"id\":\"1\",\"text\":\"a\"}\n{\"id\":\"2\",\"text\":\"a\"}\n",
+    );
+    let fifo = dir.path().join("out.jsonl");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let reader_path = fifo.clone();
+    let reader =
+        std::thread::spawn(move || std::fs::read_to_string(reader_path).expect("read fifo"));
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "a.jsonl", "-o", "out.jsonl"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        reader.join().expect("reader"),
+        "{\"id\":\"1\",\"text\":\"a\"}\n"
+    );
+    let meta = std::fs::metadata(&fifo).expect("stat");
+    assert!(
+        meta.file_type().is_fifo(),
+        "the pipe was replaced by a file"
+    );
+}
