@@ -323,7 +323,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
         planted.boilerplate_lines
     ));
     out.push_str(&format!(
-        "  dedup exact  --normalize whitespace: removed {dup} duplicate documents (planted {}), kept {}\n",
+        "  dedup exact  --normalize whitespace: removed {dup} duplicate documents (planted {}; any others repeat in the source itself), kept {}\n",
         planted.exact_copies + planted.whitespace_variants,
         s1.documents_kept
     ));
