@@ -109,7 +109,7 @@ pub struct IoArgs {
     /// Field holding the document text.
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_key: String,
-    /// Field holding the document id (when missing, "FILE:LINE" is used and added).
+    /// Field holding the document id (when missing or null, "NAME:LINE" is generated and added).
     #[arg(long, default_value = "id", value_name = "FIELD")]
     pub id_key: String,
     /// Fail on the first bad record, or skip bad records and count them.
