@@ -287,3 +287,71 @@ fn output_to_a_named_pipe_writes_in_place() {
         "the pipe was replaced by a file"
     );
 }
+
+/// Review findings: a field in several roles, a byte order mark, symlink loops, clobbering inputs.
+#[test]
+fn key_equal_to_id_keeps_ids_and_bom_and_symlink_loops_are_handled() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "k.jsonl", "\u{feff}{\"id\":\"A\",\"text\":\"x\"}\n{\"id\":\"B\",\"text\":\"y\"}\n{\"id\":\"A\",\"text\":\"z\"}\n");
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "k.jsonl", "-o", "-", "--key", "id"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "{\"id\":\"A\",\"text\":\"x\"}\n{\"id\":\"B\",\"text\":\"y\"}\n"
+    );
+    let o = tamis(
+        dir.path(),
+        &[
+            "dedup", "exact", "k.jsonl", "-o", "o.jsonl", "--id-key", "text",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let o = tamis(
+        dir.path(),
+        &[
+            "dedup",
+            "exact",
+            "k.jsonl",
+            "-o",
+            "o.jsonl",
+            "--on-error",
+            "skip",
+            "--rejects",
+            "k.jsonl",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("also an input"), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(dir.path().join("k.jsonl"))
+        .expect("input")
+        .contains("\"z\""));
+
+    #[cfg(unix)]
+    {
+        std::fs::create_dir_all(dir.path().join("tree/sub")).expect("mkdir");
+        std::fs::copy(dir.path().join("k.jsonl"), dir.path().join("tree/a.jsonl")).expect("copy");
+        std::os::unix::fs::symlink("..", dir.path().join("tree/sub/up")).expect("symlink");
+        let o = tamis(
+            dir.path(),
+            &[
+                "dedup",
+                "exact",
+                "tree",
+                "-o",
+                "t.jsonl",
+                "--stats-json",
+                "s.json",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let stats: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("s.json")).expect("stats"),
+        )
+        .expect("json");
+        assert_eq!(stats["input_files"], 1);
+        assert_eq!(stats["documents_read"], 3);
+    }
+}

@@ -3,7 +3,7 @@
 //! write kept documents in input order. Output is therefore byte-identical for any thread count.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::Location;
 use crate::io::{
     expand_inputs, extract_docs, read_batches, Batch, BatchColumns, BatchData, Doc, ExtractOptions,
-    OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
+    InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
 };
 use crate::{Error, RecordError, Result, Stats};
 
@@ -104,6 +104,55 @@ pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     Ok(pool)
 }
 
+/// Where a path would land, for comparing outputs with inputs (the file need not exist yet).
+pub fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Refuse runs that would overwrite their own inputs or write two files to one path.
+fn check_paths(files: &[InputFile], output: &Output, opts: &RunOptions) -> Result<()> {
+    if opts.extract.id_key == opts.extract.text_key {
+        return Err(Error::Config(
+            "--id-key and --text-key must name different fields".into(),
+        ));
+    }
+    let inputs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.path.as_deref())
+        .map(resolved)
+        .collect();
+    let out = output.path.as_deref().map(resolved);
+    for (what, path) in [("output", &output.path), ("rejects file", &opts.rejects)] {
+        if let Some(p) = path {
+            if inputs.contains(&resolved(p)) {
+                return Err(Error::Config(format!(
+                    "{}: the {what} is also an input",
+                    p.display()
+                )));
+            }
+        }
+    }
+    if let (Some(r), Some(o)) = (&opts.rejects, &out) {
+        if resolved(r) == *o {
+            return Err(Error::Config(format!(
+                "{}: the rejects file is also the output",
+                r.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Run `stage` over `inputs`, writing kept documents to `output`.
 pub fn run<S: Stage>(
     command: &str,
@@ -118,19 +167,7 @@ pub fn run<S: Stage>(
         return Err(Error::Config("--rejects needs --on-error skip".into()));
     }
     let files = expand_inputs(inputs)?;
-    if let (Some(out), true) = (&output.path, output.path.is_some()) {
-        let out_abs = std::fs::canonicalize(out).ok();
-        if out_abs.is_some()
-            && files
-                .iter()
-                .any(|f| f.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) == out_abs)
-        {
-            return Err(Error::Config(format!(
-                "{}: the output is also an input",
-                out.display()
-            )));
-        }
-    }
+    check_paths(&files, output, opts)?;
     let pool = thread_pool(opts.threads)?;
     let mut stats = Stats {
         command: command.to_string(),

@@ -1,15 +1,18 @@
 //! `tamis dedup exact` and `tamis dedup lines`.
 
-use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
 use tamis_core::dedup::{ExactConfig, ExactDedup, LineDedup, LinesConfig};
-use tamis_core::io::Output;
-use tamis_core::pipeline::run;
+use tamis_core::io::{expand_inputs, Output};
+use tamis_core::pipeline::{resolved, run};
 use tamis_core::Stats;
 
 use crate::args::{ExactArgs, GlobalArgs, IoArgs, LinesArgs};
 use crate::progress::Bar;
 
 pub fn exact(g: &GlobalArgs, a: &ExactArgs) -> Result<()> {
+    check_stats_path(&a.io)?;
     let opts = a.io.run_options(g.threads, a.key.clone());
     let mut stage = ExactDedup::new(ExactConfig {
         normalize: a.normalize.into(),
@@ -28,6 +31,7 @@ pub fn exact(g: &GlobalArgs, a: &ExactArgs) -> Result<()> {
 }
 
 pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
+    check_stats_path(&a.io)?;
     let opts = a.io.run_options(g.threads, None);
     let mut stage = LineDedup::new(LinesConfig {
         max_occurrences: a.max_occurrences,
@@ -44,6 +48,41 @@ pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
         &bar,
     )?;
     report(g, &a.io, &stats)
+}
+
+/// The stats file is written after the output is in place, so check up front that it can be
+/// written and that it clobbers nothing the run reads or writes.
+fn check_stats_path(io: &IoArgs) -> Result<()> {
+    let Some(stats) = &io.stats_json else {
+        return Ok(());
+    };
+    let parent = stats
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "{}: the directory for --stats-json does not exist",
+            stats.display()
+        );
+    }
+    let target = resolved(stats);
+    let mut taken: Vec<PathBuf> = expand_inputs(&io.inputs)?
+        .iter()
+        .filter_map(|f| f.path.as_deref())
+        .map(resolved)
+        .collect();
+    if io.output != "-" {
+        taken.push(resolved(Path::new(&io.output)));
+    }
+    taken.extend(io.rejects.as_deref().map(resolved));
+    if taken.contains(&target) {
+        bail!(
+            "{}: --stats-json names a file the run reads or writes",
+            stats.display()
+        );
+    }
+    Ok(())
 }
 
 /// Write --stats-json and print the one-line summary on stderr.

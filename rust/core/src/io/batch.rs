@@ -137,12 +137,21 @@ fn open_jsonl(
             )
         }
         None => {
-            let counting = Counting {
+            let mut stdin = Counting {
                 inner: std::io::stdin(),
                 counter: counter.clone(),
             };
-            let mut r = BufReader::with_capacity(1 << 16, counting);
-            let head = r.fill_buf().map_err(|e| Error::io(&file.display, e))?;
+            // Sniff the magic bytes, reading until 4 bytes or the end even if they trickle in.
+            let mut head = Vec::with_capacity(4);
+            while head.len() < 4 {
+                let mut bytes = [0u8; 4];
+                match stdin.read(&mut bytes[..4 - head.len()]) {
+                    Ok(0) => break,
+                    Ok(n) => head.extend_from_slice(&bytes[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(&file.display, e)),
+                }
+            }
             let sniffed = if head.starts_with(&[0x1f, 0x8b]) {
                 Compression::Gzip
             } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
@@ -150,6 +159,7 @@ fn open_jsonl(
             } else {
                 Compression::None
             };
+            let r = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(stdin));
             (Box::new(r), sniffed)
         }
     };
@@ -189,6 +199,7 @@ fn read_jsonl(
     let mut reader = open_jsonl(file, compression, counter)?;
     let mut carry: Vec<u8> = Vec::new();
     let mut line_no: u64 = 0;
+    let mut searched: usize = 0;
     loop {
         let mut buf = std::mem::take(&mut carry);
         let mut eof = false;
@@ -216,19 +227,26 @@ fn read_jsonl(
         let cut = if eof {
             buf.len()
         } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => i + 1,
+            // Bytes carried over from a line longer than a batch hold no newline: skip them.
+            match memchr::memrchr(b'\n', &buf[searched..]) {
+                Some(i) => searched + i + 1,
                 None if failure.is_some() => 0,
                 None => {
                     // A line longer than the batch: keep reading until it ends.
+                    searched = buf.len();
                     carry = buf;
                     continue;
                 }
             }
         };
+        searched = 0;
         carry = buf.split_off(cut);
         let mut lines = Vec::new();
         let mut start = 0;
+        if line_no == 0 && buf.starts_with(b"\xEF\xBB\xBF") {
+            // A UTF-8 byte order mark (as some Windows tools write) is not part of the first record.
+            start = 3;
+        }
         while start < buf.len() {
             let end_nl = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
             line_no += 1;

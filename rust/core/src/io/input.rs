@@ -85,7 +85,10 @@ fn glob_root(pattern: &str) -> PathBuf {
         if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
             break;
         }
-        root.push(c);
+        // glob yields `g/a/x` for `./g/*/x`: drop `.` so the prefix still matches.
+        if c != std::path::Component::CurDir {
+            root.push(c);
+        }
     }
     root
 }
@@ -143,8 +146,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             // .git, .cache, editor and tamis temporary files: never data.
             continue;
         }
+        // Symbolic links to directories are not followed (as in ripgrep): a link back up the
+        // tree would read files twice or never end. Links to files are read.
+        let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(false);
         if path.is_dir() {
-            walk(&path, out)?;
+            if !is_link {
+                walk(&path, out)?;
+            }
         } else if is_data_file(&path) {
             out.push(path);
         }

@@ -607,11 +607,11 @@ impl ParquetSink {
     ) -> Result<()> {
         if self.schema.is_none() {
             let sample = sample_lines(batch, opts);
-            let sample = if sample.is_empty() {
-                lines.to_vec()
-            } else {
-                sample
-            };
+            if sample.is_empty() {
+                // No valid document in this batch, so nothing to write either: let the first
+                // batch that has some decide the schema.
+                return Ok(());
+            }
             let (schema, _) = arrow_json::reader::infer_json_schema(Cursor::new(&sample), None)
                 .map_err(|e| Error::Output {
                     path: display.into(),
@@ -627,8 +627,16 @@ impl ParquetSink {
                     .position(|k| k == f.name())
                     .unwrap_or(usize::MAX)
             });
-            if !fields.iter().any(|f| f.name() == &opts.id_key) {
-                fields.push(Field::new(&opts.id_key, DataType::Utf8, true));
+            // Generated ids ("name:line") are text: an id column inferred as text or null (or
+            // absent) becomes text. A numeric id column keeps its type; a record without an id
+            // among numeric ones is then reported as not fitting the schema.
+            let id_at = fields.iter().position(|f| f.name() == &opts.id_key);
+            match id_at {
+                None => fields.push(Field::new(&opts.id_key, DataType::Utf8, true)),
+                Some(i) if matches!(fields[i].data_type(), DataType::Null | DataType::Utf8) => {
+                    fields[i] = Field::new(&opts.id_key, DataType::Utf8, true);
+                }
+                Some(_) => {}
             }
             self.open(Arc::new(Schema::new(fields)), display)?;
         }
@@ -700,12 +708,13 @@ fn field_order(lines: &[u8]) -> Vec<String> {
 }
 
 /// The lines of a JSONL batch that parse as objects, for schema inference.
-fn sample_lines(batch: &Batch, _opts: &ExtractOptions) -> Vec<u8> {
+fn sample_lines(batch: &Batch, opts: &ExtractOptions) -> Vec<u8> {
     let mut out = Vec::new();
     if let BatchData::Jsonl { buf, lines } = &batch.data {
         for span in lines {
             let line = &buf[span.start..span.end];
-            if serde_json::from_slice::<JsonFields<'_>>(line).is_ok() {
+            // Only valid documents: records skipped as bad must not shape the schema.
+            if super::record::parse_line(line, span.line, &batch.file.name, opts).is_ok() {
                 out.extend_from_slice(line);
                 out.push(b'\n');
             }

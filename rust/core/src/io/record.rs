@@ -119,7 +119,12 @@ fn as_strings(col: &ArrayRef) -> Option<StringArray> {
 }
 
 fn is_string_type(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        // Dictionary-encoded strings (polars' Categorical, pandas' category).
+        DataType::Dictionary(_, values) => is_string_type(values),
+        _ => false,
+    }
 }
 
 impl BatchColumns {
@@ -244,8 +249,17 @@ impl<'de> Deserialize<'de> for TextValue<'de> {
 #[derive(Default)]
 struct Found<'a> {
     text: Option<TextValue<'a>>,
-    id: Option<&'a RawValue>,
+    id: Option<IdField<'a>>,
     key: Option<TextValue<'a>>,
+}
+
+/// The id field as read: raw JSON, or already decoded when it is also the dedup key.
+enum IdField<'a> {
+    Raw(&'a RawValue),
+    Text(Cow<'a, str>),
+    Null,
+    /// A number or other non-string shared with the key field; the key check reports it.
+    NotText,
 }
 
 struct Wanted<'o>(&'o ExtractOptions);
@@ -268,21 +282,31 @@ impl<'de> Visitor<'de> for Wanted<'_> {
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             let is_text = k == opts.text_key;
             let is_key = opts.key.as_deref() == Some(k.as_ref());
+            let is_id = k == opts.id_key;
             if is_text || is_key {
+                // One field may serve several roles (e.g. `--key id`): read it once, share it.
                 let v: TextValue<'de> = map.next_value()?;
-                if is_text && is_key {
-                    found.key = Some(match &v {
-                        TextValue::Str(s) => TextValue::Str(s.clone()),
-                        TextValue::Other(t) => TextValue::Other(t),
+                let copy = |v: &TextValue<'de>| match v {
+                    TextValue::Str(s) => TextValue::Str(s.clone()),
+                    TextValue::Other(t) => TextValue::Other(t),
+                };
+                if is_id {
+                    found.id = Some(match &v {
+                        TextValue::Str(s) => IdField::Text(s.clone()),
+                        TextValue::Other("null") => IdField::Null,
+                        TextValue::Other(_) => IdField::NotText,
                     });
+                }
+                if is_text && is_key {
+                    found.key = Some(copy(&v));
                 }
                 if is_text {
                     found.text = Some(v);
                 } else {
                     found.key = Some(v);
                 }
-            } else if k == opts.id_key {
-                found.id = Some(map.next_value()?);
+            } else if is_id {
+                found.id = Some(IdField::Raw(map.next_value()?));
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -291,7 +315,7 @@ impl<'de> Visitor<'de> for Wanted<'_> {
     }
 }
 
-fn parse_line<'a>(
+pub(crate) fn parse_line<'a>(
     bytes: &'a [u8],
     line: u64,
     file_name: &str,
@@ -335,13 +359,18 @@ fn parse_line<'a>(
         }
         (Some(_), Some(TextValue::Str(v))) => Some(v),
     };
-    let (id, id_generated) = match found.id.map(RawValue::get) {
-        None | Some("null") => (Cow::Owned(format!("{file_name}:{line}")), true),
-        Some(s) if s.starts_with('"') => match found.id.map(raw_str) {
-            Some(Ok(id)) => (id, false),
-            _ => (Cow::Borrowed(s), false),
+    let generated = || (Cow::Owned(format!("{file_name}:{line}")), true);
+    let (id, id_generated) = match found.id {
+        None | Some(IdField::Null) | Some(IdField::NotText) => generated(),
+        Some(IdField::Text(t)) => (t, false),
+        Some(IdField::Raw(raw)) => match raw.get() {
+            "null" => generated(),
+            s if s.starts_with('"') => match raw_str(raw) {
+                Ok(id) => (id, false),
+                Err(_) => (Cow::Borrowed(s), false),
+            },
+            s => (Cow::Borrowed(s), false),
         },
-        Some(s) => (Cow::Borrowed(s), false),
     };
     Ok(Doc {
         id,
@@ -416,6 +445,19 @@ pub fn extract_docs<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_field_can_also_be_the_key() {
+        let opts = ExtractOptions {
+            key: Some("id".into()),
+            ..ExtractOptions::default()
+        };
+        let d = parse_line(br#"{"id":"A","text":"x"}"#, 1, "f", &opts).expect("doc");
+        assert_eq!(
+            (d.id.as_ref(), d.id_generated, d.key.as_deref()),
+            ("A", false, Some("A"))
+        );
+    }
 
     fn parse(line: &str) -> std::result::Result<Doc<'_>, RecordError> {
         parse_line(line.as_bytes(), 7, "f.jsonl", &ExtractOptions::default())
