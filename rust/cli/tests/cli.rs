@@ -355,3 +355,30 @@ fn key_equal_to_id_keeps_ids_and_bom_and_symlink_loops_are_handled() {
         assert_eq!(stats["documents_read"], 3);
     }
 }
+
+/// JSONL to Parquet must not truncate a later fractional value into an integer column.
+#[test]
+fn parquet_output_refuses_to_truncate_numbers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "p1.jsonl",
+        "{\"id\":\"a\",\"text\":\"t1\",\"x\":1}\n",
+    );
+    write(
+        dir.path(),
+        "p2.jsonl",
+        "{\"id\":\"b\",\"text\":\"t2\",\"x\":1.5}\n",
+    );
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "p1.jsonl", "p2.jsonl", "-o", "p.parquet"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("p2.jsonl") && stderr(&o).contains("1.5"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("p.parquet").exists());
+}

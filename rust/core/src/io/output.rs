@@ -643,6 +643,7 @@ impl ParquetSink {
         let Some(schema) = self.schema.clone() else {
             return Ok(());
         };
+        refuse_truncation(&schema, lines, batch, display)?;
         if self.decoder.is_none() {
             let d = arrow_json::ReaderBuilder::new(schema)
                 .with_strict_mode(true)
@@ -690,6 +691,42 @@ fn json_schema_error(e: arrow_schema::ArrowError, batch: &Batch, display: &str) 
             batch.file.display
         ),
     }
+}
+
+/// The JSON decoder truncates a fractional number written to an integer column (1.5 → 1)
+/// without complaint. Refuse such records instead: never change data silently.
+fn refuse_truncation(schema: &Schema, lines: &[u8], batch: &Batch, display: &str) -> Result<()> {
+    let int_columns: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_integer())
+        .map(|f| f.name().as_str())
+        .collect();
+    if int_columns.is_empty() || lines.is_empty() {
+        return Ok(());
+    }
+    for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(fields) = serde_json::from_slice::<JsonFields<'_>>(line) else {
+            continue;
+        };
+        for (k, v) in &fields.0 {
+            let raw = v.get();
+            let fractional = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+                && raw.contains(['.', 'e', 'E']);
+            if fractional && int_columns.contains(&k.as_ref()) {
+                return Err(Error::Output {
+                    path: display.into(),
+                    message: format!(
+                        "{}: field {k:?} holds {raw}, but the Parquet schema inferred from the first \
+                         records made it an integer column; write JSONL instead, or make the field's \
+                         type consistent",
+                        batch.file.display
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Top-level keys in order of first appearance.
