@@ -382,3 +382,24 @@ fn parquet_output_refuses_to_truncate_numbers() {
     );
     assert!(!dir.path().join("p.parquet").exists());
 }
+
+/// A float column would round integers past 2^53: refuse rather than change them.
+#[test]
+fn parquet_output_refuses_to_round_long_integers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        dir.path(),
+        "big.jsonl",
+        "{\"id\":\"a\",\"text\":\"x\",\"n\":12345678901234567891}\n",
+    );
+    let o = tamis(
+        dir.path(),
+        &["dedup", "exact", "big.jsonl", "-o", "big.parquet"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("12345678901234567891"),
+        "{}",
+        stderr(&o)
+    );
+}

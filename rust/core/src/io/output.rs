@@ -693,16 +693,21 @@ fn json_schema_error(e: arrow_schema::ArrowError, batch: &Batch, display: &str) 
     }
 }
 
-/// The JSON decoder truncates a fractional number written to an integer column (1.5 → 1)
-/// without complaint. Refuse such records instead: never change data silently.
+/// The JSON decoder truncates a fractional number written to an integer column (1.5 → 1), and a
+/// float column rounds long integers, without complaint. Refuse such records instead: never
+/// change data silently.
 fn refuse_truncation(schema: &Schema, lines: &[u8], batch: &Batch, display: &str) -> Result<()> {
-    let int_columns: Vec<&str> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.data_type().is_integer())
-        .map(|f| f.name().as_str())
-        .collect();
-    if int_columns.is_empty() || lines.is_empty() {
+    let columns_where = |pred: fn(&DataType) -> bool| -> Vec<&str> {
+        schema
+            .fields()
+            .iter()
+            .filter(|f| pred(f.data_type()))
+            .map(|f| f.name().as_str())
+            .collect()
+    };
+    let int_columns = columns_where(DataType::is_integer);
+    let float_columns = columns_where(DataType::is_floating);
+    if (int_columns.is_empty() && float_columns.is_empty()) || lines.is_empty() {
         return Ok(());
     }
     for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -711,14 +716,18 @@ fn refuse_truncation(schema: &Schema, lines: &[u8], batch: &Batch, display: &str
         };
         for (k, v) in &fields.0 {
             let raw = v.get();
-            let fractional = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit())
-                && raw.contains(['.', 'e', 'E']);
-            if fractional && int_columns.contains(&k.as_ref()) {
+            let number = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+            let fractional = number && raw.contains(['.', 'e', 'E']);
+            // A float64 holds integers exactly up to 2^53 (16 digits); longer ones would round.
+            let long_int = number && !fractional && raw.trim_start_matches('-').len() > 15;
+            if (fractional && int_columns.contains(&k.as_ref()))
+                || (long_int && float_columns.contains(&k.as_ref()))
+            {
                 return Err(Error::Output {
                     path: display.into(),
                     message: format!(
                         "{}: field {k:?} holds {raw}, but the Parquet schema inferred from the first \
-                         records made it an integer column; write JSONL instead, or make the field's \
+                         records cannot hold it exactly; write JSONL instead, or make the field's \
                          type consistent",
                         batch.file.display
                     ),
