@@ -45,6 +45,14 @@ pub enum RecordError {
     /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
     #[error("unreadable input: {0}")]
     CorruptFile(String),
+    /// The priority field (`dedup near --priority`) is present but not a number.
+    #[error("priority field {key:?} is {found}, not a number")]
+    PriorityNotNumber {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
 }
 
 impl RecordError {
@@ -59,6 +67,7 @@ impl RecordError {
             RecordError::MissingKey(_) => "missing_key",
             RecordError::KeyNotString { .. } => "key_not_string",
             RecordError::CorruptFile(_) => "corrupt_file",
+            RecordError::PriorityNotNumber { .. } => "priority_not_number",
         }
     }
 
@@ -72,6 +81,7 @@ impl RecordError {
         "missing_key",
         "key_not_string",
         "corrupt_file",
+        "priority_not_number",
     ];
 }
 
@@ -129,6 +139,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A damaged or inconsistent intermediate file (near-dedup work directory): truncated,
+    /// checksum mismatch, out of order, or written with other parameters.
+    #[error("{path}: {message}")]
+    Intermediate {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Invalid options.
     #[error("{0}")]
     Config(String),
@@ -145,6 +164,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::NoInputs(_) => "no_inputs",
             Error::Output { .. } => "output",
+            Error::Intermediate { .. } => "intermediate",
             Error::Config(_) => "config",
             Error::BrokenPipe => "broken_pipe",
         }

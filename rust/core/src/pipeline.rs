@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::Location;
 use crate::io::{
     expand_inputs, extract_docs, read_batches, Batch, BatchColumns, BatchData, Doc, ExtractOptions,
-    InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
+    FieldValue, InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
 };
 use crate::{Error, RecordError, Result, Stats};
 
@@ -26,6 +26,8 @@ pub enum Decision {
     Rewrite(String),
     /// Drop it, counted under this reason.
     Remove(&'static str),
+    /// Write it with these fields set (replaced, or added).
+    Annotate(Vec<(Arc<str>, FieldValue)>),
 }
 
 /// A per-document stage. `prepare` must be pure (it runs in parallel); `decide` sees documents
@@ -120,7 +122,7 @@ pub fn resolved(path: &Path) -> PathBuf {
 }
 
 /// Refuse runs that would overwrite their own inputs or write two files to one path.
-fn check_paths(files: &[InputFile], output: &Output, opts: &RunOptions) -> Result<()> {
+pub(crate) fn check_paths(files: &[InputFile], output: &Output, opts: &RunOptions) -> Result<()> {
     if opts.extract.id_key == opts.extract.text_key {
         return Err(Error::Config(
             "--id-key and --text-key must name different fields".into(),
@@ -162,11 +164,26 @@ pub fn run<S: Stage>(
     stage: &mut S,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    let started = Instant::now();
     if opts.rejects.is_some() && opts.on_error == OnError::Fail {
         return Err(Error::Config("--rejects needs --on-error skip".into()));
     }
     let files = expand_inputs(inputs)?;
+    run_files(command, files, output, opts, stage, progress)
+}
+
+/// [`run`] over already expanded inputs.
+pub fn run_files<S: Stage>(
+    command: &str,
+    files: Vec<InputFile>,
+    output: &Output,
+    opts: &RunOptions,
+    stage: &mut S,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
+    if opts.rejects.is_some() && opts.on_error == OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
     check_paths(&files, output, opts)?;
     let pool = thread_pool(opts.threads)?;
     let mut stats = Stats {
@@ -327,6 +344,7 @@ fn consume<S: Stage>(
                             index,
                             new_text: None,
                             generated_id,
+                            extra: Vec::new(),
                         });
                     }
                     Decision::Rewrite(t) => {
@@ -336,6 +354,16 @@ fn consume<S: Stage>(
                             index,
                             new_text: Some(t),
                             generated_id,
+                            extra: Vec::new(),
+                        });
+                    }
+                    Decision::Annotate(extra) => {
+                        stats.text_bytes_kept += doc.text.len() as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: None,
+                            generated_id,
+                            extra,
                         });
                     }
                     Decision::Remove(reason) => {
@@ -378,4 +406,125 @@ fn skip_or_fail(
             Ok(())
         }
     }
+}
+
+/// One document seen by [`scan`]: the index of its file in the input list, its 0-based ordinal
+/// among that file's valid documents, and what `prepare` made of it.
+#[derive(Debug)]
+pub struct Scanned<T> {
+    /// Index of the file in the list given to [`scan`].
+    pub file: usize,
+    /// 0-based position among the file's valid documents.
+    pub ordinal: u64,
+    /// The prepared value.
+    pub value: T,
+}
+
+/// Read `files` and call `prepare` on every valid document in parallel, then `consume` on the
+/// results in input order. Bad records fail the scan or, with [`OnError::Skip`], are passed over
+/// (counted in `stats`, not written anywhere: the pass that writes the output reports them). A
+/// `prepare` error is a bad record too. Returns the number of valid documents of each file.
+pub fn scan<T: Send>(
+    files: &[InputFile],
+    opts: &RunOptions,
+    stats: &mut Stats,
+    progress: &dyn Progress,
+    prepare: impl Fn(&Batch, &Doc<'_>) -> std::result::Result<T, RecordError> + Sync,
+    mut consume: impl FnMut(Scanned<T>) -> Result<()>,
+) -> Result<Vec<u64>> {
+    let pool = thread_pool(opts.threads)?;
+    let mut counts = vec![0u64; files.len()];
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = crossbeam_channel::bounded::<ReadItem>(2);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader_bytes = bytes_in.clone();
+        let reader = scope.spawn(move || {
+            read_batches(files, opts.batch_bytes, reader_bytes, |item| {
+                tx.send(item).is_ok()
+            })
+        });
+        let mut current = 0usize;
+        let mut file_index = |f: &InputFile| -> usize {
+            // Files come in order: search forward from the last one.
+            if let Some(i) = files[current..].iter().position(|x| x == f) {
+                current += i;
+            }
+            current
+        };
+        let mut run = || -> Result<()> {
+            for item in &rx {
+                let batch = match item {
+                    ReadItem::Batch(b) => b,
+                    ReadItem::Corrupt {
+                        file,
+                        location,
+                        message,
+                    } => {
+                        stats.documents_read += 1;
+                        skip_or_fail(
+                            opts,
+                            stats,
+                            &mut None,
+                            &file.display,
+                            location,
+                            RecordError::CorruptFile(message),
+                            None,
+                        )?;
+                        continue;
+                    }
+                };
+                let fi = file_index(&batch.file);
+                let cols = BatchColumns::new(&batch, &opts.extract)?;
+                let prepared: Vec<std::result::Result<T, RecordError>> = pool.install(|| {
+                    let docs = extract_docs(&batch, &cols, &opts.extract);
+                    docs.into_par_iter()
+                        .with_min_len(16)
+                        .map(|d| d.and_then(|d| prepare(&batch, &d)))
+                        .collect()
+                });
+                for (index, value) in prepared.into_iter().enumerate() {
+                    stats.documents_read += 1;
+                    match value {
+                        Ok(value) => {
+                            let ordinal = counts[fi];
+                            counts[fi] += 1;
+                            consume(Scanned {
+                                file: fi,
+                                ordinal,
+                                value,
+                            })?;
+                        }
+                        Err(e) => {
+                            let location = match &batch.data {
+                                BatchData::Jsonl { lines, .. } => Location::Line(lines[index].line),
+                                BatchData::Arrow { first_row, .. } => {
+                                    Location::Row(first_row + index as u64)
+                                }
+                            };
+                            skip_or_fail(
+                                opts,
+                                stats,
+                                &mut None,
+                                &batch.file.display,
+                                location,
+                                e,
+                                None,
+                            )?;
+                        }
+                    }
+                }
+                progress.update(bytes_in.load(Ordering::Relaxed), stats.documents_read);
+            }
+            Ok(())
+        };
+        let scanned = run();
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| Error::Config("the reader thread panicked".into()))?;
+        scanned?;
+        read
+    })?;
+    stats.input_bytes += bytes_in.load(Ordering::Relaxed);
+    Ok(counts)
 }

@@ -2,6 +2,7 @@
 
 mod dedup;
 mod demo;
+mod near;
 
 use anyhow::Result;
 
@@ -12,6 +13,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }

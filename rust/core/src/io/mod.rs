@@ -18,7 +18,7 @@ pub use atomic::AtomicFile;
 pub use batch::{read_batches, Batch, BatchData, LineSpan, ReadItem};
 pub use columns::{hashes_to_arrow, mask_to_arrow, string_values};
 pub use input::{expand_inputs, Compression, InputFile, InputFormat};
-pub use output::{Output, OutputFormat, OutputWriter, WriteItem};
+pub use output::{FieldValue, Output, OutputFormat, OutputWriter, WriteItem};
 pub use record::{extract_docs, BatchColumns, Doc, DocSource, ExtractOptions, JsonFields};
 pub use rejects::RejectsWriter;
 
