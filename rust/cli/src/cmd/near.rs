@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use tamis_core::dedup::near::{
-    self, memory_plan, optimal_bands_rows, s_curve_table,
+    self, memory_plan, s_curve_table,
     stages::{self, FilterOptions, SignaturesOptions},
     MinHashParams, NearConfig, Shingling,
 };
@@ -15,26 +15,18 @@ use crate::progress::Bar;
 
 /// Resolve the parameters; prints the S-curve unless quiet.
 fn params(g: &GlobalArgs, a: &MinHashArgs) -> Result<MinHashParams> {
-    let (bands, rows) = match (a.threshold, a.bands, a.rows) {
-        (Some(t), _, _) => optimal_bands_rows(t, a.num_perm)?,
-        (None, b, r) => {
-            let rows = r.unwrap_or(8);
-            let bands = b.unwrap_or((a.num_perm / rows.max(1)).max(1));
-            (bands, rows)
-        }
-    };
-    let p = MinHashParams {
-        num_perm: a.num_perm,
-        bands,
-        rows,
-        ngram: a.ngram,
-        shingling: match a.shingle {
+    let p = MinHashParams::resolve(
+        a.num_perm,
+        a.bands,
+        a.rows,
+        a.threshold,
+        a.ngram,
+        match a.shingle {
             ShingleArg::Words => Shingling::Words,
             ShingleArg::Chars => Shingling::Chars,
         },
-        seed: a.seed,
-    };
-    p.validate()?;
+        a.seed,
+    )?;
     if !g.quiet {
         eprintln!("{}", s_curve_table(&p));
     }

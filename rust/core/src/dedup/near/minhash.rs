@@ -63,6 +63,42 @@ impl MinHashParams {
         Ok(())
     }
 
+    /// Parameters from user options: `threshold` picks bands × rows with
+    /// [`optimal_bands_rows`] (and excludes `bands`/`rows`); otherwise `rows` defaults to 8 and
+    /// `bands` to `num_perm / rows` (14 × 8 for 112 permutations).
+    pub fn resolve(
+        num_perm: usize,
+        bands: Option<usize>,
+        rows: Option<usize>,
+        threshold: Option<f64>,
+        ngram: usize,
+        shingling: Shingling,
+        seed: u64,
+    ) -> Result<Self> {
+        let (bands, rows) = match threshold {
+            Some(_) if bands.is_some() || rows.is_some() => {
+                return Err(Error::Config(
+                    "give either a threshold or bands and rows, not both".into(),
+                ))
+            }
+            Some(t) => optimal_bands_rows(t, num_perm)?,
+            None => {
+                let rows = rows.unwrap_or(8);
+                (bands.unwrap_or((num_perm / rows.max(1)).max(1)), rows)
+            }
+        };
+        let p = MinHashParams {
+            num_perm,
+            bands,
+            rows,
+            ngram,
+            shingling,
+            seed,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+
     /// The similarity where the S-curve is steepest, about (1/b)^(1/r).
     pub fn threshold(&self) -> f64 {
         (1.0 / self.bands as f64).powf(1.0 / self.rows as f64)

@@ -550,23 +550,7 @@ pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec
     if texts.len() as u64 > u64::from(u32::MAX) {
         return Err(Error::Config("too many texts for one call".into()));
     }
-    let keys: Vec<Option<Vec<u64>>> = texts
-        .par_iter()
-        .with_min_len(16)
-        .map_init(
-            || (Scratch::default(), vec![0u64; params.num_perm]),
-            |(scratch, sig), t| {
-                let t = (*t)?;
-                hasher.signature(t, scratch, sig);
-                if scratch.shingles.is_empty() {
-                    return None;
-                }
-                let mut k = vec![0u64; params.bands];
-                hasher.band_keys(sig, &mut k);
-                Some(k)
-            },
-        )
-        .collect();
+    let keys = band_keys_many(&hasher, texts);
     let mut store = cluster::BandStore::new(params.bands, None, None, "mem", false);
     for k in &keys {
         store.push(0, k.as_deref())?;
@@ -607,6 +591,29 @@ pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec
     let reps = (0..c.len()).map(|i| c.rep(i)).collect();
     let sizes = (0..c.len()).map(|i| c.size(i)).collect();
     Ok((reps, sizes))
+}
+
+/// Band keys of many texts, in parallel on the current rayon pool (`None`: a null text or one
+/// without shingles).
+pub fn band_keys_many(hasher: &MinHasher, texts: &[Option<&str>]) -> Vec<Option<Vec<u64>>> {
+    let params = *hasher.params();
+    texts
+        .par_iter()
+        .with_min_len(16)
+        .map_init(
+            || (Scratch::default(), vec![0u64; params.num_perm]),
+            |(scratch, sig), t| {
+                let t = (*t)?;
+                hasher.signature(t, scratch, sig);
+                if scratch.shingles.is_empty() {
+                    return None;
+                }
+                let mut k = vec![0u64; params.bands];
+                hasher.band_keys(sig, &mut k);
+                Some(k)
+            },
+        )
+        .collect()
 }
 
 /// MinHash signatures of many texts as one row-major `texts.len() × num_perm` matrix (a `None`

@@ -7,12 +7,14 @@
 //! DIR/sig/b000/r00000-0000.sig    signatures: sorted (band key, document) runs, per band
 //! DIR/prio/r00000.bin             signatures with a priority field: (document, priority bits)
 //! DIR/pairs/w00004-u00000.pairs   buckets: candidate pairs of work unit u of a 4-task run
-//! DIR/clusters/s000000.bin        cluster: (ordinal, representative << 32 | size) per shard
+//! DIR/clusters/s0000000000.bin    cluster: (ordinal, representative << 32 | size) per shard
 //! DIR/clusters/done.json          cluster: the completion marker, with totals
 //! ```
 //!
-//! A document is `shard << 32 | ordinal`: the index of its input file (or, from datatrove, of the
-//! task that read it) and its position among the shard's valid documents. Signature task `r` of
+//! A document is `shard << 32 | ordinal`: the index of its input file (from datatrove: an id for
+//! its source file, unique across tasks) and its position among the shard's valid documents.
+//! Documents are ordered by shard (input files by index, datatrove files by path, as the command
+//! line orders them), then ordinal: the first document of a cluster in that order is kept. Signature task `r` of
 //! `w` reads the shards `i` with `i % w == r`; so does filter task `r` of `w` (the two world sizes
 //! may differ). Buckets task `r` of `w` handles work units `u ≡ r (mod w)`; a unit is a band, or
 //! a slice of a band's key space when there are more tasks than bands. All files are checksummed
@@ -46,6 +48,11 @@ pub struct ShardInfo {
     pub size: u64,
     /// Modification time in nanoseconds since the epoch when read (0 when unknown).
     pub mtime_ns: u128,
+    /// Where the shard sorts in the global document order: path components for datatrove shards
+    /// (so that "first" means what it means on the command line); empty for input files, which
+    /// sort by index.
+    #[serde(default)]
+    pub order: Vec<String>,
 }
 
 /// Parameters as stored in manifests.
@@ -346,6 +353,7 @@ pub fn signatures(
             docs: counts[k],
             size: prints[k].0,
             mtime_ns: mtime_ns(prints[k].1),
+            order: Vec::new(),
         });
     }
     stats.documents_kept = counts.iter().sum();
@@ -361,10 +369,11 @@ pub struct Manifests {
     pub params: MinHashParams,
     /// Priority field, if any.
     pub priority: Option<String>,
-    /// Every shard, by index.
+    /// Every shard, in the global document order.
     pub shards: Vec<ShardInfo>,
     /// World size of the signatures stage.
     pub world_size: usize,
+    by_id: std::collections::HashMap<u32, usize>,
 }
 
 impl Manifests {
@@ -427,12 +436,21 @@ impl Manifests {
             .iter()
             .flat_map(|(_, m)| m.shards.iter().cloned())
             .collect();
-        shards.sort_by_key(|s| s.index);
-        let complete = shards.len() == first.total_shards as usize
-            && shards
-                .iter()
-                .enumerate()
-                .all(|(i, s)| s.index as usize == i);
+        shards.sort_by(|a, b| (&a.order, a.index).cmp(&(&b.order, b.index)));
+        let mut by_id = std::collections::HashMap::with_capacity(shards.len());
+        for (pos, s) in shards.iter().enumerate() {
+            if by_id.insert(s.index, pos).is_some() {
+                return Err(corrupt(&dir, format!("shard {} appears twice", s.index)));
+            }
+        }
+        // Input files are numbered 0..n; datatrove shards (total 0) are complete when every task
+        // has finished, checked above.
+        let complete = first.total_shards == 0
+            || (shards.len() == first.total_shards as usize
+                && shards
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| s.index as usize == i));
         if !complete {
             return Err(corrupt(
                 &dir,
@@ -447,10 +465,16 @@ impl Manifests {
             priority: first.priority.clone(),
             shards,
             world_size: world,
+            by_id,
         })
     }
 
-    /// Dense index of each shard's first document.
+    /// Position of shard `id` in [`Manifests::shards`].
+    pub fn position(&self, id: u32) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Dense index of each shard's first document (in [`Manifests::shards`] order).
     fn offsets(&self) -> Vec<u64> {
         let mut acc = 0;
         self.shards
@@ -531,10 +555,11 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
     let offsets = m.offsets();
     let n = m.total();
     let dense = |doc: u64| -> Result<u32> {
-        let shard = (doc >> 32) as usize;
+        let shard = (doc >> 32) as u32;
         let ordinal = doc & 0xFFFF_FFFF;
-        match m.shards.get(shard) {
-            Some(s) if ordinal < s.docs => Ok((offsets[shard] + ordinal) as u32),
+        let pos = m.position(shard);
+        match pos.map(|p| (p, &m.shards[p])) {
+            Some((p, s)) if ordinal < s.docs => Ok((offsets[p] + ordinal) as u32),
             _ => Err(Error::Intermediate {
                 path: workdir.display().to_string(),
                 message: format!("document {shard}:{ordinal} is not in the manifests"),
@@ -612,7 +637,7 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
                 (size >= 2).then(|| (o, (u64::from(clusters.rep(i)) << 32) | u64::from(size)))
             })
             .collect();
-        write_records(&out.join(format!("s{s:06}.bin")), Kind::Clusters, &recs)?;
+        write_records(&out.join(shard_file(shard.index)), Kind::Clusters, &recs)?;
     }
     let removed = clusters.removed();
     write_json_atomic(
@@ -639,6 +664,10 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
     Ok(stats)
 }
 
+fn shard_file(id: u32) -> String {
+    format!("s{id:010}.bin")
+}
+
 /// The decisions of one shard: `(ordinal, representative, cluster size)` of its documents in
 /// clusters of two or more, by ordinal. A document is kept when it is its own representative.
 pub fn shard_decisions(workdir: &Path, shard: u32) -> Result<Vec<(u64, u32, u32)>> {
@@ -661,9 +690,8 @@ pub fn shard_decisions(workdir: &Path, shard: u32) -> Result<Vec<(u64, u32, u32)
 /// documents), from the manifests.
 pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
     let m = Manifests::load(workdir)?;
-    m.offsets()
-        .get(shard as usize)
-        .copied()
+    m.position(shard)
+        .map(|p| m.offsets()[p])
         .ok_or_else(|| Error::Config(format!("shard {shard} is not in the manifests")))
 }
 
@@ -714,7 +742,10 @@ pub fn filter(
     type Plan = (u64, u64, std::collections::VecDeque<(u64, u32, u32)>);
     let mut plan: Vec<Plan> = Vec::new();
     for (k, &i) in mine.iter().enumerate() {
-        let s = &m.shards[i];
+        let pos = m
+            .position(i as u32)
+            .ok_or_else(|| Error::Config(format!("input file {i} is not in the manifests")))?;
+        let s = &m.shards[pos];
         if s.name != files[i].name || s.size != prints[k].0 || s.mtime_ns != mtime_ns(prints[k].1) {
             return Err(Error::Config(format!(
                 "{}: changed since its signatures were computed (or the inputs are listed differently)",
