@@ -678,8 +678,7 @@ pub fn shard_decisions(workdir: &Path, shard: u32) -> Result<Vec<(u64, u32, u32)
             dir.display()
         )));
     }
-    let recs =
-        RecordReader::open(&dir.join(format!("s{shard:06}.bin")), Kind::Clusters)?.read_all()?;
+    let recs = RecordReader::open(&dir.join(shard_file(shard)), Kind::Clusters)?.read_all()?;
     Ok(recs
         .into_iter()
         .map(|(o, v)| (o, (v >> 32) as u32, (v & 0xFFFF_FFFF) as u32))
