@@ -1111,6 +1111,7 @@ def test_record_error_kinds():
         "missing_key",
         "key_not_string",
         "corrupt_file",
+        "priority_not_number",
     }
     assert issubclass(tamis.TamisError, ValueError)
 

@@ -1,16 +1,31 @@
 """The compiled part of tamis (Rust, PyO3). Every function releases the GIL while it works."""
 
-from typing import Any, Final
+from typing import Any, Final, final
 
 __all__ = [
     "RECORD_ERROR_KINDS",
+    "NearSignatureWriter",
     "TamisError",
+    "U64Matrix",
     "__version__",
     "dedup_exact",
     "dedup_lines",
+    "dedup_near",
     "exact_keep_mask_arrow",
     "hash_texts",
     "main",
+    "minhash",
+    "near_bands_rows",
+    "near_buckets",
+    "near_cluster",
+    "near_clusters_arrow",
+    "near_filter",
+    "near_keep_mask_arrow",
+    "near_shard_decisions",
+    "near_shards",
+    "near_signatures",
+    "shingle_hashes",
+    "shingle_words",
 ]
 
 __version__: Final[str]
@@ -63,3 +78,179 @@ def hash_texts(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
 
 def exact_keep_mask_arrow(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
     """Keep mask of exact dedup (first occurrences true, nulls kept) as an Arrow chunked array."""
+
+def near_bands_rows(
+    *,
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+) -> tuple[int, int, str]:
+    """Resolved (bands, rows) for the given options, and the S-curve as text."""
+
+def dedup_near(
+    inputs: list[str],
+    output: str,
+    *,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: str = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    verify: bool = False,
+    annotate: bool = False,
+    priority: str | None = None,
+    clusters: str | None = None,
+    memory_limit: int | None = None,
+    spill_dir: str | None = None,
+    text_key: str = "text",
+    id_key: str = "id",
+    on_error: str = "fail",
+    rejects: str | None = None,
+    threads: int = 0,
+) -> str:
+    """Near-duplicate dedup over files; returns the run statistics as JSON."""
+
+def near_signatures(
+    inputs: list[str],
+    workdir: str,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: str = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    priority: str | None = None,
+    memory_limit: int | None = None,
+    text_key: str = "text",
+    on_error: str = "fail",
+    threads: int = 0,
+) -> str:
+    """Stage 1 over files (task ``rank`` of ``world_size``); returns the stats as JSON."""
+
+def near_buckets(workdir: str, *, rank: int = 0, world_size: int = 1) -> str:
+    """Stage 2 (task ``rank`` of ``world_size``); returns the stats as JSON."""
+
+def near_cluster(workdir: str) -> str:
+    """Stage 3 (single task); returns the stats as JSON."""
+
+def near_filter(
+    inputs: list[str],
+    workdir: str,
+    output: str,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    annotate: bool = False,
+    clusters: str | None = None,
+    text_key: str = "text",
+    id_key: str = "id",
+    on_error: str = "fail",
+    rejects: str | None = None,
+    threads: int = 0,
+) -> str:
+    """Stage 4 over files (task ``rank`` of ``world_size``); returns the stats as JSON."""
+
+def near_shards(workdir: str) -> list[tuple[str, int, int]]:
+    """(source name, shard id, documents) of every shard in a work directory's manifests."""
+
+def near_shard_decisions(workdir: str, shard: int) -> tuple[list[int], list[int], list[int], int]:
+    """(ordinals, representatives, cluster sizes) of a shard's documents in clusters of two or
+    more, and the shard's first dense index."""
+
+@final
+class NearSignatureWriter:
+    """Signatures of one datatrove task, pushed from Python file by file."""
+
+    def __new__(
+        cls,
+        workdir: str,
+        *,
+        rank: int,
+        world_size: int,
+        threshold: float | None = None,
+        recall_weight: float | None = None,
+        ngram: int = 5,
+        shingle: str = "words",
+        num_perm: int = 112,
+        bands: int | None = None,
+        rows: int | None = None,
+        seed: int = 1,
+        priority: bool = False,
+        memory_limit: int | None = None,
+        threads: int = 0,
+    ) -> NearSignatureWriter: ...
+    def add(self, path: str, texts: Any, priorities: list[float] | None = None) -> None:
+        """Add the next documents of source file ``path``."""
+    def finish(self) -> str:
+        """Write the remaining files and the manifest; returns the stats as JSON."""
+
+@final
+class U64Matrix:
+    """A row-major uint64 matrix: ``numpy.asarray(m)`` views it, ``m.to_arrow()`` shares it."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    @property
+    def __array_interface__(self) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+    def to_arrow(self) -> Any:
+        """The rows as an Arrow ``FixedSizeList<UInt64>`` array."""
+
+def minhash(
+    texts: Any,
+    *,
+    num_perm: int = 112,
+    ngram: int = 5,
+    shingle: str = "words",
+    seed: int = 1,
+    threads: int = 0,
+) -> U64Matrix:
+    """MinHash signatures of an Arrow string array."""
+
+def near_clusters_arrow(
+    texts: Any,
+    *,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: str = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    verify: bool = False,
+    threads: int = 0,
+) -> tuple[Any, Any]:
+    """(representative index, cluster size) per row, as Arrow chunked arrays."""
+
+def shingle_hashes(text: str, *, ngram: int = 5, shingle: str = "words") -> list[int]:
+    """The 64-bit shingle hashes of one text, in order."""
+
+def shingle_words(text: str) -> list[str]:
+    """The words of one text as near-dedup sees them."""
+
+def near_keep_mask_arrow(
+    texts: Any,
+    *,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: str = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    verify: bool = False,
+    threads: int = 0,
+) -> Any:
+    """Keep mask of in-memory near-dedup (each cluster's first text true, nulls kept)."""

@@ -6,6 +6,12 @@
   normalized text in frame order (a whole-column operation, never elementwise).
 - ``df.tamis.exact_dedup("text")`` / ``lf.tamis.exact_dedup("text")`` and
   ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep first occurrences, in order.
+- ``pl.col("text").tamis.minhash(num_perm=112)``: elementwise MinHash signature
+  (``pl.Array(pl.UInt64, num_perm)``), the same as ``tamis dedup near`` computes.
+- ``pl.col("text").tamis.is_near_first(threshold=...)``: ``True`` for the row each near-duplicate
+  cluster keeps (a whole-column operation).
+- ``df.tamis.near_dedup("text")`` / ``lf.pipe(tamis.polars.near_dedup, column="text",
+  threshold=0.8)``: keep one row per near-duplicate cluster (the first), in order.
 
 Columns cross into Rust through the Arrow C stream interface; nothing is converted row by row.
 Null texts are not documents: they are always kept.
@@ -13,12 +19,14 @@ Null texts are not documents: they are always kept.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
 from tamis import _core
 from tamis.text import Normalize
+
+Shingle = Literal["words", "chars"]
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -29,6 +37,21 @@ def _hash_series(s: pl.Series, normalize: Normalize) -> pl.Series:
 
 def _is_first_series(s: pl.Series, normalize: Normalize) -> pl.Series:
     return pl.Series(_core.exact_keep_mask_arrow(s, normalize=normalize)).alias(s.name)
+
+
+def _minhash_series(s: pl.Series, num_perm: int, ngram: int, shingle: Shingle, seed: int) -> pl.Series:
+    m = _core.minhash(s, num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed)
+    out = pl.Series(s.name, m.to_arrow())
+    # A null text has no signature: keep it null rather than all-max.
+    return (
+        out
+        if s.null_count() == 0
+        else pl.select(pl.when(s.is_null()).then(None).otherwise(out).alias(s.name)).to_series()
+    )
+
+
+def _near_first_series(s: pl.Series, params: dict[str, Any]) -> pl.Series:
+    return pl.Series(_core.near_keep_mask_arrow(s, **params)).alias(s.name)
 
 
 @pl.api.register_expr_namespace("tamis")
@@ -48,6 +71,43 @@ class TamisExpr:
         """``True`` for the first occurrence of each normalized text, in frame order."""
         return self._expr.map_batches(lambda s: _is_first_series(s, normalize), return_dtype=pl.Boolean)
 
+    def minhash(
+        self, num_perm: int = 112, *, ngram: int = 5, shingle: Shingle = "words", seed: int = 1
+    ) -> pl.Expr:
+        """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null."""
+        return self._expr.map_batches(
+            lambda s: _minhash_series(s, num_perm, ngram, shingle, seed),
+            return_dtype=pl.Array(pl.UInt64, num_perm),
+            is_elementwise=True,
+        )
+
+    def is_near_first(
+        self,
+        threshold: float | None = None,
+        recall_weight: float | None = None,
+        *,
+        ngram: int = 5,
+        shingle: Shingle = "words",
+        num_perm: int = 112,
+        bands: int | None = None,
+        rows: int | None = None,
+        seed: int = 1,
+        verify: bool = False,
+    ) -> pl.Expr:
+        """``True`` for the row each near-duplicate cluster keeps (its first), in frame order."""
+        params: dict[str, Any] = {
+            "threshold": threshold,
+            "recall_weight": recall_weight,
+            "ngram": ngram,
+            "shingle": shingle,
+            "num_perm": num_perm,
+            "bands": bands,
+            "rows": rows,
+            "seed": seed,
+            "verify": verify,
+        }
+        return self._expr.map_batches(lambda s: _near_first_series(s, params), return_dtype=pl.Boolean)
+
 
 def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "none") -> Frame:
     """Keep the first occurrence of each normalized ``column`` value, preserving row order.
@@ -57,6 +117,40 @@ def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "n
     the same order.
     """
     return frame.filter(TamisExpr(pl.col(column)).is_first(normalize=normalize))
+
+
+def near_dedup(
+    frame: Frame,
+    column: str = "text",
+    *,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: Shingle = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    verify: bool = False,
+) -> Frame:
+    """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
+
+    For ``lf.pipe(tamis.polars.near_dedup, column="text", threshold=0.8)``; same kept rows as
+    ``tamis dedup near`` over the rows in the same order (see :func:`tamis.dedup.near`).
+    """
+    return frame.filter(
+        TamisExpr(pl.col(column)).is_near_first(
+            threshold,
+            recall_weight=recall_weight,
+            ngram=ngram,
+            shingle=shingle,
+            num_perm=num_perm,
+            bands=bands,
+            rows=rows,
+            seed=seed,
+            verify=verify,
+        )
+    )
 
 
 @pl.api.register_dataframe_namespace("tamis")
@@ -70,6 +164,10 @@ class TamisFrame:
         """See :func:`tamis.polars.exact_dedup`."""
         return exact_dedup(self._df, column, normalize=normalize)
 
+    def near_dedup(self, column: str = "text", **options: Any) -> pl.DataFrame:
+        """See :func:`tamis.polars.near_dedup`."""
+        return near_dedup(self._df, column, **options)
+
 
 @pl.api.register_lazyframe_namespace("tamis")
 class TamisLazyFrame:
@@ -82,5 +180,9 @@ class TamisLazyFrame:
         """See :func:`tamis.polars.exact_dedup`."""
         return exact_dedup(self._lf, column, normalize=normalize)
 
+    def near_dedup(self, column: str = "text", **options: Any) -> pl.LazyFrame:
+        """See :func:`tamis.polars.near_dedup`."""
+        return near_dedup(self._lf, column, **options)
 
-__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup"]
+
+__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup", "near_dedup"]

@@ -221,11 +221,13 @@ fn exact_keep_mask_arrow(
     single_chunk(Arc::new(out), DataType::Boolean)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn near_params(
     num_perm: usize,
     bands: Option<usize>,
     rows: Option<usize>,
     threshold: Option<f64>,
+    recall_weight: Option<f64>,
     ngram: usize,
     shingle: &str,
     seed: u64,
@@ -235,6 +237,7 @@ fn near_params(
         bands,
         rows,
         threshold,
+        recall_weight,
         ngram,
         parse(shingle)?,
         seed,
@@ -244,26 +247,37 @@ fn near_params(
 
 /// Resolved (bands, rows) for the given options, and the S-curve as text.
 #[pyfunction]
-#[pyo3(signature = (*, num_perm=112, bands=None, rows=None, threshold=None))]
+#[pyo3(signature = (*, num_perm=112, bands=None, rows=None, threshold=None, recall_weight=None))]
 fn near_bands_rows(
     num_perm: usize,
     bands: Option<usize>,
     rows: Option<usize>,
     threshold: Option<f64>,
+    recall_weight: Option<f64>,
 ) -> PyResult<(usize, usize, String)> {
-    let p = near_params(num_perm, bands, rows, threshold, 5, "words", 1)?;
+    let p = near_params(
+        num_perm,
+        bands,
+        rows,
+        threshold,
+        recall_weight,
+        5,
+        "words",
+        1,
+    )?;
     Ok((p.bands, p.rows, s_curve_table(&p)))
 }
 
 /// Near-duplicate dedup over files; returns the run statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, threshold=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, annotate=false, priority=None, clusters=None, memory_limit=None, spill_dir=None, text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
+#[pyo3(signature = (inputs, output, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, annotate=false, priority=None, clusters=None, memory_limit=None, spill_dir=None, text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn dedup_near(
     py: Python<'_>,
     inputs: Vec<String>,
     output: String,
     threshold: Option<f64>,
+    recall_weight: Option<f64>,
     ngram: usize,
     shingle: &str,
     num_perm: usize,
@@ -283,7 +297,16 @@ fn dedup_near(
     threads: usize,
 ) -> PyResult<String> {
     let config = NearConfig {
-        params: near_params(num_perm, bands, rows, threshold, ngram, shingle, seed)?,
+        params: near_params(
+            num_perm,
+            bands,
+            rows,
+            threshold,
+            recall_weight,
+            ngram,
+            shingle,
+            seed,
+        )?,
         verify: verify.then_some(threshold.unwrap_or(0.8)),
         annotate,
         priority,
@@ -314,7 +337,7 @@ fn dedup_near(
 
 /// Stage 1 over files (task `rank` of `world_size`); returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, workdir, *, rank=0, world_size=1, threshold=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=None, memory_limit=None, text_key="text", on_error="fail", threads=0))]
+#[pyo3(signature = (inputs, workdir, *, rank=0, world_size=1, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=None, memory_limit=None, text_key="text", on_error="fail", threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn near_signatures(
     py: Python<'_>,
@@ -323,6 +346,7 @@ fn near_signatures(
     rank: usize,
     world_size: usize,
     threshold: Option<f64>,
+    recall_weight: Option<f64>,
     ngram: usize,
     shingle: &str,
     num_perm: usize,
@@ -336,7 +360,16 @@ fn near_signatures(
     threads: usize,
 ) -> PyResult<String> {
     let sig = SignaturesOptions {
-        params: near_params(num_perm, bands, rows, threshold, ngram, shingle, seed)?,
+        params: near_params(
+            num_perm,
+            bands,
+            rows,
+            threshold,
+            recall_weight,
+            ngram,
+            shingle,
+            seed,
+        )?,
         priority,
         memory_limit,
     };
@@ -468,13 +501,14 @@ struct NearSignatureWriter {
 #[pymethods]
 impl NearSignatureWriter {
     #[new]
-    #[pyo3(signature = (workdir, *, rank, world_size, threshold=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=false, memory_limit=None, threads=0))]
+    #[pyo3(signature = (workdir, *, rank, world_size, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=false, memory_limit=None, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: PathBuf,
         rank: usize,
         world_size: usize,
         threshold: Option<f64>,
+        recall_weight: Option<f64>,
         ngram: usize,
         shingle: &str,
         num_perm: usize,
@@ -485,7 +519,16 @@ impl NearSignatureWriter {
         memory_limit: Option<u64>,
         threads: usize,
     ) -> PyResult<Self> {
-        let params = near_params(num_perm, bands, rows, threshold, ngram, shingle, seed)?;
+        let params = near_params(
+            num_perm,
+            bands,
+            rows,
+            threshold,
+            recall_weight,
+            ngram,
+            shingle,
+            seed,
+        )?;
         if rank >= 1 << 16 {
             return Err(TamisError::new_err("at most 65536 signature tasks"));
         }
@@ -682,12 +725,13 @@ fn minhash(
 
 /// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
 #[pyfunction]
-#[pyo3(signature = (texts, *, threshold=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
+#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn near_clusters_arrow(
     py: Python<'_>,
     texts: AnyArray,
     threshold: Option<f64>,
+    recall_weight: Option<f64>,
     ngram: usize,
     shingle: &str,
     num_perm: usize,
@@ -698,7 +742,16 @@ fn near_clusters_arrow(
     threads: usize,
 ) -> PyResult<(PyChunkedArray, PyChunkedArray)> {
     let config = NearConfig {
-        params: near_params(num_perm, bands, rows, threshold, ngram, shingle, seed)?,
+        params: near_params(
+            num_perm,
+            bands,
+            rows,
+            threshold,
+            recall_weight,
+            ngram,
+            shingle,
+            seed,
+        )?,
         verify: verify.then_some(threshold.unwrap_or(0.8)),
         ..NearConfig::default()
     };
@@ -714,6 +767,55 @@ fn near_clusters_arrow(
         single_chunk(Arc::new(UInt32Array::from(reps)), DataType::UInt32)?,
         single_chunk(Arc::new(UInt32Array::from(sizes)), DataType::UInt32)?,
     ))
+}
+
+/// Keep mask of in-memory near-dedup: true for the text each cluster keeps (nulls kept).
+#[pyfunction]
+#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn near_keep_mask_arrow(
+    py: Python<'_>,
+    texts: AnyArray,
+    threshold: Option<f64>,
+    recall_weight: Option<f64>,
+    ngram: usize,
+    shingle: &str,
+    num_perm: usize,
+    bands: Option<usize>,
+    rows: Option<usize>,
+    seed: u64,
+    verify: bool,
+    threads: usize,
+) -> PyResult<PyChunkedArray> {
+    let config = NearConfig {
+        params: near_params(
+            num_perm,
+            bands,
+            rows,
+            threshold,
+            recall_weight,
+            ngram,
+            shingle,
+            seed,
+        )?,
+        verify: verify.then_some(threshold.unwrap_or(0.8)),
+        ..NearConfig::default()
+    };
+    let chunks = chunks_of(texts)?;
+    let mask = py
+        .detach(|| -> tamis_core::Result<_> {
+            let values = string_values(&chunks)?;
+            let pool = thread_pool(threads)?;
+            let (reps, _) = pool.install(|| near_clusters(&values, &config))?;
+            let keep: Vec<bool> = reps
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| r as usize == i)
+                .collect();
+            Ok(mask_to_arrow(&keep))
+        })
+        .map_err(to_py)?;
+    single_chunk(Arc::new(mask), DataType::Boolean)
 }
 
 /// The 64-bit shingle hashes of one text, in order (for inspection and cross-checks).
@@ -753,6 +855,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(near_shards, m)?)?;
     m.add_function(wrap_pyfunction!(minhash, m)?)?;
     m.add_function(wrap_pyfunction!(near_clusters_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(near_keep_mask_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_words, m)?)?;
     m.add_class::<NearSignatureWriter>()?;

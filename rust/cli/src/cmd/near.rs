@@ -20,6 +20,7 @@ fn params(g: &GlobalArgs, a: &MinHashArgs) -> Result<MinHashParams> {
         a.bands,
         a.rows,
         a.threshold,
+        a.recall_weight,
         a.ngram,
         match a.shingle {
             ShingleArg::Words => Shingling::Words,

@@ -263,7 +263,8 @@ impl OutputWriter {
                         &self.opts,
                         &self.display,
                     )?;
-                    let r = p.write_json(&bytes, batch, &self.opts, &self.display);
+                    let extras = extra_fields(items);
+                    let r = p.write_json(&bytes, batch, &self.opts, &extras, &self.display);
                     self.scratch = bytes;
                     r
                 }
@@ -591,6 +592,23 @@ fn edit_batch(
     .map_err(|e| e.to_string())
 }
 
+/// The fields stages add to `items`, typed, in first-seen order.
+fn extra_fields(items: &[WriteItem]) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    for it in items {
+        for (name, value) in &it.extra {
+            if out.iter().all(|f| f.name() != name.as_ref()) {
+                let dtype = match value {
+                    FieldValue::Int(_) => DataType::Int64,
+                    FieldValue::Str(_) => DataType::Utf8,
+                };
+                out.push(Field::new(name.as_ref(), dtype, true));
+            }
+        }
+    }
+    out
+}
+
 /// Set the stages' extra fields as columns (replacing same-named ones), in first-seen order.
 fn add_extra_columns(
     items: &[WriteItem],
@@ -710,6 +728,7 @@ impl ParquetSink {
         lines: &[u8],
         batch: &Batch,
         opts: &ExtractOptions,
+        extras: &[Field],
         display: &str,
     ) -> Result<()> {
         if self.schema.is_none() {
@@ -744,6 +763,13 @@ impl ParquetSink {
                     fields[i] = Field::new(&opts.id_key, DataType::Utf8, true);
                 }
                 Some(_) => {}
+            }
+            // Fields that stages add are not in the input records: their types are known.
+            for extra in extras {
+                match fields.iter().position(|f| f.name() == extra.name()) {
+                    Some(i) => fields[i] = extra.clone(),
+                    None => fields.push(extra.clone()),
+                }
             }
             self.open(Arc::new(Schema::new(fields)), display)?;
         }

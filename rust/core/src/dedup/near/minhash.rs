@@ -64,13 +64,16 @@ impl MinHashParams {
     }
 
     /// Parameters from user options: `threshold` picks bands × rows with
-    /// [`optimal_bands_rows`] (and excludes `bands`/`rows`); otherwise `rows` defaults to 8 and
-    /// `bands` to `num_perm / rows` (14 × 8 for 112 permutations).
+    /// [`optimal_bands_rows`] (and excludes `bands`/`rows`), weighting false negatives with
+    /// `recall_weight` (datasketch's 0.5 by default); otherwise `rows` defaults to 8 and `bands`
+    /// to `num_perm / rows` (14 × 8 for 112 permutations).
+    #[allow(clippy::too_many_arguments)]
     pub fn resolve(
         num_perm: usize,
         bands: Option<usize>,
         rows: Option<usize>,
         threshold: Option<f64>,
+        recall_weight: Option<f64>,
         ngram: usize,
         shingling: Shingling,
         seed: u64,
@@ -81,7 +84,7 @@ impl MinHashParams {
                     "give either a threshold or bands and rows, not both".into(),
                 ))
             }
-            Some(t) => optimal_bands_rows(t, num_perm)?,
+            Some(t) => optimal_bands_rows(t, num_perm, recall_weight.unwrap_or(0.5))?,
             None => {
                 let rows = rows.unwrap_or(8);
                 (bands.unwrap_or((num_perm / rows.max(1)).max(1)), rows)
@@ -128,12 +131,22 @@ fn integrate(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
 }
 
 /// The (bands, rows) with `bands * rows <= num_perm` minimizing the area of false positives
-/// (candidates below `threshold`) plus false negatives (non-candidates above it), each weighted
-/// 0.5: datasketch's `_optimal_param`. Ties go to fewer bands, then fewer rows.
-pub fn optimal_bands_rows(threshold: f64, num_perm: usize) -> Result<(usize, usize)> {
+/// (candidates below `threshold`) weighted `1 - recall_weight` plus false negatives
+/// (non-candidates above it) weighted `recall_weight`: datasketch's `_optimal_param`, whose
+/// default weights are 0.5 and 0.5. Ties go to fewer bands, then fewer rows.
+pub fn optimal_bands_rows(
+    threshold: f64,
+    num_perm: usize,
+    recall_weight: f64,
+) -> Result<(usize, usize)> {
     if !(threshold > 0.0 && threshold < 1.0) {
         return Err(Error::Config(format!(
             "--threshold must be between 0 and 1 (exclusive), not {threshold}"
+        )));
+    }
+    if !(0.0..=1.0).contains(&recall_weight) {
+        return Err(Error::Config(format!(
+            "--recall-weight must be between 0 and 1, not {recall_weight}"
         )));
     }
     let mut best = (1, 1);
@@ -142,7 +155,7 @@ pub fn optimal_bands_rows(threshold: f64, num_perm: usize) -> Result<(usize, usi
         for r in 1..=(num_perm / b) {
             let fp = integrate(|s| candidate_probability(s, b, r), 0.0, threshold);
             let fn_ = integrate(|s| 1.0 - candidate_probability(s, b, r), threshold, 1.0);
-            let err = 0.5 * fp + 0.5 * fn_;
+            let err = (1.0 - recall_weight) * fp + recall_weight * fn_;
             if err < best_err {
                 best_err = err;
                 best = (b, r);
@@ -302,8 +315,10 @@ mod tests {
     #[test]
     fn datasketch_optimal_params() {
         // datasketch's choices, as documented by SlimPajama/TxT360 (128 perms at 0.8).
-        assert_eq!(optimal_bands_rows(0.8, 128).ok(), Some((9, 13)));
-        assert!(optimal_bands_rows(1.5, 128).is_err());
+        assert_eq!(optimal_bands_rows(0.8, 128, 0.5).ok(), Some((9, 13)));
+        assert!(optimal_bands_rows(1.5, 128, 0.5).is_err());
+        // Weighting recall shifts the S-curve left: FineWeb's 14 × 8 is the 0.75 optimum at 0.8.
+        assert_eq!(optimal_bands_rows(0.75, 112, 0.8).ok(), Some((14, 8)));
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn bytes_per_document(params: &MinHashParams, priority: bool) -> u64 {
 /// merge buffers and the union-find arrays.
 fn spill_budget(params: &MinHashParams, limit: u64) -> usize {
     let per_doc = params.bands as u64 * 8 + 1;
-    ((limit / 2) / per_doc).max(1024) as usize
+    ((limit / 2) / per_doc).max(256) as usize
 }
 
 /// A one-paragraph description of the memory plan, printed before a run starts.
