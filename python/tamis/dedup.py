@@ -147,8 +147,9 @@ def near(
     (false negatives weighted ``recall_weight``, 0.5 by default; 0.9 finds ≥ 95% of pairs 0.05
     above the threshold) and is what ``verify`` requires (0.8 by default). Each cluster keeps its
     first document in input order, or the one with the smallest ``priority`` field.
-    ``annotate`` keeps everything and adds ``minhash_cluster_id`` / ``minhash_cluster_size``; ``memory_limit`` (bytes) spills band keys
-    to ``spill_dir`` beyond it. Output is identical in every mode and for any ``threads``.
+    ``annotate`` keeps everything and adds ``minhash_cluster_id`` / ``minhash_cluster_size``;
+    ``memory_limit`` (bytes) spills band keys to ``spill_dir`` beyond it. Output is identical in
+    every mode and for any ``threads``.
     """
     return _stats(
         _core.dedup_near(
