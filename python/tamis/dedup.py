@@ -297,6 +297,23 @@ def minhash(
     return np.asarray(matrix)
 
 
+def minhash_hashes(
+    values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0
+) -> Any:
+    """MinHash signatures of pre-shingled documents, as a ``(len(offsets) - 1, num_perm)`` uint64
+    numpy array: document ``i`` is the 64-bit shingle hashes ``values[offsets[i]:offsets[i+1]]``
+    (numpy arrays, polars Series or Arrow arrays; numpy input crosses without a copy)."""
+    import numpy as np
+    import polars as pl
+
+    def arrow(x: Any) -> Any:
+        return pl.Series(np.ascontiguousarray(x, dtype=np.uint64)) if isinstance(x, np.ndarray) else x
+
+    return np.asarray(
+        _core.minhash_hashes(arrow(values), arrow(offsets), num_perm=num_perm, seed=seed, threads=threads)
+    )
+
+
 def near_clusters(
     texts: Any,
     *,
@@ -393,6 +410,7 @@ __all__ = [
     "exact_keep_mask",
     "lines",
     "minhash",
+    "minhash_hashes",
     "near",
     "near_buckets",
     "near_cluster",

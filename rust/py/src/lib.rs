@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, FixedSizeListArray, UInt32Array, UInt64Array};
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, UInt32Array, UInt64Array};
 use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field};
 use pyo3::create_exception;
@@ -17,8 +17,8 @@ use tamis_core::dedup::near::stages::{
     self, FilterOptions, ShardInfo, SignatureWriter, SignaturesOptions,
 };
 use tamis_core::dedup::near::{
-    self, band_keys_many, minhash_matrix, near_clusters, near_dedup, s_curve_table, MinHashParams,
-    NearConfig,
+    self, band_keys_many, minhash_matrix, minhash_matrix_from_hashes, near_clusters, near_dedup,
+    s_curve_table, MinHashParams, NearConfig,
 };
 use tamis_core::dedup::{
     exact_keep_mask, hash_many, ExactConfig, ExactDedup, LineDedup, LinesConfig,
@@ -723,6 +723,60 @@ fn minhash(
     })
 }
 
+fn u64_values(array: AnyArray, what: &str) -> PyResult<Vec<u64>> {
+    let mut out = Vec::new();
+    for chunk in chunks_of(array)? {
+        let cast = arrow_cast::cast(&chunk, &DataType::UInt64)
+            .map_err(|e| TamisError::new_err(format!("{what}: {e}")))?;
+        let a = cast
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .ok_or_else(|| TamisError::new_err(format!("{what}: not unsigned integers")))?;
+        if a.null_count() > 0 {
+            return Err(TamisError::new_err(format!(
+                "{what}: nulls are not allowed"
+            )));
+        }
+        out.extend_from_slice(a.values());
+    }
+    Ok(out)
+}
+
+/// MinHash signatures of pre-shingled documents: `values` (UInt64 shingle hashes) cut by
+/// `offsets` (n + 1 positions).
+#[pyfunction]
+#[pyo3(signature = (values, offsets, *, num_perm=112, seed=1, threads=0))]
+fn minhash_hashes(
+    py: Python<'_>,
+    values: AnyArray,
+    offsets: AnyArray,
+    num_perm: usize,
+    seed: u64,
+    threads: usize,
+) -> PyResult<U64Matrix> {
+    let params = MinHashParams {
+        num_perm,
+        bands: 1,
+        rows: 1,
+        seed,
+        ..MinHashParams::default()
+    };
+    let values = u64_values(values, "values")?;
+    let offsets = u64_values(offsets, "offsets")?;
+    let rows = offsets.len().saturating_sub(1);
+    let out = py
+        .detach(|| -> tamis_core::Result<_> {
+            let pool = thread_pool(threads)?;
+            pool.install(|| minhash_matrix_from_hashes(&values, &offsets, &params))
+        })
+        .map_err(to_py)?;
+    Ok(U64Matrix {
+        values: ScalarBuffer::from(out),
+        rows,
+        cols: num_perm,
+    })
+}
+
 /// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
 #[pyfunction]
 #[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
@@ -854,6 +908,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(near_shard_decisions, m)?)?;
     m.add_function(wrap_pyfunction!(near_shards, m)?)?;
     m.add_function(wrap_pyfunction!(minhash, m)?)?;
+    m.add_function(wrap_pyfunction!(minhash_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(near_clusters_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(near_keep_mask_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_hashes, m)?)?;

@@ -616,6 +616,34 @@ pub fn band_keys_many(hasher: &MinHasher, texts: &[Option<&str>]) -> Vec<Option<
         .collect()
 }
 
+/// MinHash signatures of pre-shingled documents: document `i` is the shingle hashes
+/// `values[offsets[i]..offsets[i + 1]]`. Row-major `(offsets.len() - 1) × num_perm`.
+pub fn minhash_matrix_from_hashes(
+    values: &[u64],
+    offsets: &[u64],
+    params: &MinHashParams,
+) -> Result<Vec<u64>> {
+    let hasher = MinHasher::new(*params)?;
+    let k = params.num_perm;
+    let rows = offsets.len().saturating_sub(1);
+    for w in offsets.windows(2) {
+        if w[0] > w[1] || w[1] > values.len() as u64 {
+            return Err(Error::Config(
+                "offsets must be non-decreasing and within the values".into(),
+            ));
+        }
+    }
+    let mut out = vec![u64::MAX; rows * k];
+    out.par_chunks_mut(k)
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(i, row)| {
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            hasher.signature_of_hashes(&values[a..b], row);
+        });
+    Ok(out)
+}
+
 /// MinHash signatures of many texts as one row-major `texts.len() × num_perm` matrix (a `None`
 /// text, like a text without shingles, gets all `u64::MAX`).
 pub fn minhash_matrix(texts: &[Option<&str>], params: &MinHashParams) -> Result<Vec<u64>> {
