@@ -256,5 +256,7 @@ def near_keep_mask_arrow(
 ) -> Any:
     """Keep mask of in-memory near-dedup (each cluster's first text true, nulls kept)."""
 
-def minhash_hashes(values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0) -> U64Matrix:
+def minhash_hashes(
+    values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0
+) -> U64Matrix:
     """MinHash signatures of pre-shingled documents (UInt64 values cut by n + 1 offsets)."""
