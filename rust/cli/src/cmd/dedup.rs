@@ -52,7 +52,7 @@ pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
 
 /// The stats file is written after the output is in place, so check up front that it can be
 /// written and that it clobbers nothing the run reads or writes.
-fn check_stats_path(io: &IoArgs) -> Result<()> {
+pub fn check_stats_path(io: &IoArgs) -> Result<()> {
     let Some(stats) = &io.stats_json else {
         return Ok(());
     };

@@ -2,16 +2,19 @@
 
 mod dedup;
 mod demo;
+mod prox;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand};
+use crate::args::{Cli, Command, DedupCommand, ProxCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
+        Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }

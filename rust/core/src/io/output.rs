@@ -126,6 +126,8 @@ impl JsonlSink {
 }
 
 struct ParquetSink {
+    /// Names of fields stages set on records, which the input lines may lack.
+    set_fields: Vec<String>,
     file: Option<File>,
     writer: Option<ArrowWriter<Counting<File>>>,
     schema: Option<SchemaRef>,
@@ -164,6 +166,8 @@ pub struct WriteItem {
     pub new_text: Option<String>,
     /// Id to add (the record had none, or null).
     pub generated_id: Option<String>,
+    /// String fields to set: replaced where the record has them, appended otherwise.
+    pub fields: Vec<(String, String)>,
 }
 
 fn io_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -184,6 +188,7 @@ impl OutputWriter {
         };
         let sink = match output.format {
             OutputFormat::Parquet => Sink::Parquet(Box::new(ParquetSink {
+                set_fields: Vec::new(),
                 file,
                 writer: None,
                 schema: None,
@@ -230,6 +235,7 @@ impl OutputWriter {
                     &self.display,
                 ),
                 Sink::Parquet(p) => {
+                    p.note_fields(items);
                     let mut bytes = std::mem::take(&mut self.scratch);
                     bytes.clear();
                     emit_jsonl(
@@ -345,7 +351,7 @@ fn emit_jsonl(
     let mut record = Vec::new();
     for item in items {
         let span = lines[item.index];
-        if item.new_text.is_none() && item.generated_id.is_none() {
+        if item.new_text.is_none() && item.generated_id.is_none() && item.fields.is_empty() {
             run = match run {
                 // The next line follows after exactly one newline: extend the run.
                 Some((start, end)) if span.start == end + 1 && buf[end] == b'\n' => {
@@ -376,6 +382,7 @@ fn emit_jsonl(
             opts,
             item.new_text.as_deref(),
             item.generated_id.as_deref(),
+            &item.fields,
         );
         record.push(b'\n');
         out.write_all(&record).map_err(io)?;
@@ -388,22 +395,30 @@ fn emit_jsonl(
 }
 
 /// Rewrite one JSON record: every field keeps its raw JSON text except the text (when `new_text`
-/// is given) and the id (when `generated_id` is given; added at the end if absent).
+/// is given), the id (when `generated_id` is given; added at the end if absent) and the fields
+/// in `set` (added at the end if absent).
 pub(crate) fn write_json_record(
     out: &mut Vec<u8>,
     fields: &JsonFields<'_>,
     opts: &ExtractOptions,
     new_text: Option<&str>,
     generated_id: Option<&str>,
+    set: &[(String, String)],
 ) {
     out.push(b'{');
     let mut id_written = false;
+    let mut set_written = vec![false; set.len()];
     for (i, (k, v)) in fields.0.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         write_json_str(out, k);
         out.push(b':');
+        if let Some(j) = set.iter().position(|(name, _)| name == k) {
+            write_json_str(out, &set[j].1);
+            set_written[j] = true;
+            continue;
+        }
         match (new_text, generated_id) {
             (Some(t), _) if *k == opts.text_key => write_json_str(out, t),
             (_, Some(id)) if *k == opts.id_key => {
@@ -413,8 +428,20 @@ pub(crate) fn write_json_record(
             _ => out.extend_from_slice(v.get().as_bytes()),
         }
     }
+    let mut any = !fields.0.is_empty();
+    for ((name, value), written) in set.iter().zip(set_written) {
+        if !written {
+            if any {
+                out.push(b',');
+            }
+            write_json_str(out, name);
+            out.push(b':');
+            write_json_str(out, value);
+            any = true;
+        }
+    }
     if let (Some(id), false) = (generated_id, id_written) {
-        if !fields.0.is_empty() {
+        if any {
             out.push(b',');
         }
         write_json_str(out, &opts.id_key);
@@ -477,6 +504,17 @@ fn describe(schema: &Schema) -> String {
     cols.join(", ")
 }
 
+fn set_value<'a>(it: &'a WriteItem, name: &str) -> Option<&'a str> {
+    it.fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
 /// A string column with the values `pick` gives replaced, cast back to `target`.
 fn replace_strings(
     column: &ArrayRef,
@@ -537,6 +575,29 @@ fn edit_batch(
         }
         Some(_) => {}
     }
+    let mut names: Vec<&str> = Vec::new();
+    for it in items {
+        for (name, _) in &it.fields {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    for name in names {
+        match fields.iter().position(|f| f.name() == name) {
+            Some(idx) if is_string_type(fields[idx].data_type()) => {
+                let target = fields[idx].data_type().clone();
+                columns[idx] =
+                    replace_strings(&columns[idx], &target, items, &|it| set_value(it, name))?;
+            }
+            Some(_) => return Err(format!("column {name:?} exists and does not hold text")),
+            None => {
+                let values: StringArray = items.iter().map(|it| set_value(it, name)).collect();
+                columns.push(Arc::new(values));
+                fields.push(Field::new(name, DataType::Utf8, true));
+            }
+        }
+    }
     RecordBatch::try_new(
         Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
         columns,
@@ -545,6 +606,16 @@ fn edit_batch(
 }
 
 impl ParquetSink {
+    fn note_fields(&mut self, items: &[WriteItem]) {
+        for it in items {
+            for (name, _) in &it.fields {
+                if !self.set_fields.contains(name) {
+                    self.set_fields.push(name.clone());
+                }
+            }
+        }
+    }
+
     fn open(&mut self, schema: SchemaRef, display: &str) -> Result<()> {
         let Some(file) = self.file.take() else {
             return Err(Error::Config(
@@ -630,6 +701,15 @@ impl ParquetSink {
             // Generated ids ("name:line") are text: an id column inferred as text or null (or
             // absent) becomes text. A numeric id column keeps its type; a record without an id
             // among numeric ones is then reported as not fitting the schema.
+            for name in &self.set_fields {
+                match fields.iter().position(|f| f.name() == name) {
+                    None => fields.push(Field::new(name, DataType::Utf8, true)),
+                    Some(i) if fields[i].data_type() == &DataType::Null => {
+                        fields[i] = Field::new(name, DataType::Utf8, true);
+                    }
+                    Some(_) => {}
+                }
+            }
             let id_at = fields.iter().position(|f| f.name() == &opts.id_key);
             match id_at {
                 None => fields.push(Field::new(&opts.id_key, DataType::Utf8, true)),

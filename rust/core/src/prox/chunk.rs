@@ -184,18 +184,28 @@ pub(crate) mod tests {
             split_chunks(&tok, "1 2 3 4 5 6 7\nx", &opts(6)).expect("chunks"),
             vec!["[000]1 2 3 4 5 6 7", "[001]x"]
         );
-        assert_eq!(split_chunks(&tok, "", &opts(6)).expect("chunks"), vec!["[000]"]);
+        assert_eq!(
+            split_chunks(&tok, "", &opts(6)).expect("chunks"),
+            vec!["[000]"]
+        );
         let t = PromptTemplate::llama2();
         assert!(chunk_prompts(&tok, "", &opts(6), &t).expect("p").is_empty());
         let p = chunk_prompts(&tok, "a", &opts(6), &t).expect("p");
         assert_eq!(p.len(), 1);
-        assert!(p[0].ends_with("\n\n[doc]\n[000]a\n[/doc] [/INST]"), "{}", p[0]);
+        assert!(
+            p[0].ends_with("\n\n[doc]\n[000]a\n[/doc] [/INST]"),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]
     fn programs_join_stripped_of_spaces() {
         assert_eq!(
-            join_programs(&["  remove_lines(line_start=0, line_end=0)\n ", " keep_chunk() "]),
+            join_programs(&[
+                "  remove_lines(line_start=0, line_end=0)\n ",
+                " keep_chunk() "
+            ]),
             "remove_lines(line_start=0, line_end=0)\n\nkeep_chunk()"
         );
     }

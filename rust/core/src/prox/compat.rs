@@ -15,10 +15,7 @@ pub(crate) fn doc_drops(program: &str) -> bool {
 fn py_slice(op: &str, start: usize, end: Option<usize>) -> &str {
     let end = match end {
         Some(e) => e,
-        None => op
-            .char_indices()
-            .next_back()
-            .map_or(0, |(i, _)| i),
+        None => op.char_indices().next_back().map_or(0, |(i, _)| i),
     };
     if end <= start {
         ""
@@ -63,8 +60,14 @@ pub(crate) fn plan(program: &str) -> Plan {
         let args = py_slice(op, open + 1, close);
         if is_remove {
             let mut params = args.split(',');
-            let start = params.next().and_then(after_first_eq).and_then(PyInt::parse);
-            let end = params.next().and_then(after_first_eq).and_then(PyInt::parse);
+            let start = params
+                .next()
+                .and_then(after_first_eq)
+                .and_then(PyInt::parse);
+            let end = params
+                .next()
+                .and_then(after_first_eq)
+                .and_then(PyInt::parse);
             match (start, end) {
                 (Some(s), Some(e)) => plan.intervals.push((s, e, line)),
                 _ => error("the first two arguments are not `name=integer`"),
@@ -121,7 +124,11 @@ mod tests {
             ("dropped", ""),
         ];
         for (program, expected) in cases {
-            assert_eq!(execute_doc("T", program, Mode::Compat), expected, "{program:?}");
+            assert_eq!(
+                execute_doc("T", program, Mode::Compat),
+                expected,
+                "{program:?}"
+            );
         }
     }
 
@@ -135,7 +142,10 @@ mod tests {
         let lines: Vec<&str> = doc1.split('\n').collect();
         // 1: removes lines 0 and 3.
         assert_eq!(
-            run(&doc1, "remove_lines(line_start=0, line_end=0)\nremove_lines(line_start=3, line_end=3)"),
+            run(
+                &doc1,
+                "remove_lines(line_start=0, line_end=0)\nremove_lines(line_start=3, line_end=3)"
+            ),
             format!("{}\n{}", lines[1], lines[2])
         );
         // 2: positional arguments are an error; one error still accepts the (empty) edit.
@@ -146,12 +156,18 @@ mod tests {
         assert_eq!(errors(&doc1, "remove_lines(line_end=3, line_start=0)"), 0);
         // 4: '=' inside the string truncates it.
         assert_eq!(
-            run(&format!("see http://a.com/?u=1 now\n{F}"), r#"normalize(source_str="http://a.com/?u=1", target_str="")"#),
+            run(
+                &format!("see http://a.com/?u=1 now\n{F}"),
+                r#"normalize(source_str="http://a.com/?u=1", target_str="")"#
+            ),
             format!("see =1 now\n{F}")
         );
         // 5: ')' inside the string truncates the call; one part left.
         assert_eq!(
-            run(&format!("(c) 2023 ACME (cool)\n{F}"), r#"normalize(source_str="(c) 2023 ACME", target_str="")"#),
+            run(
+                &format!("(c) 2023 ACME (cool)\n{F}"),
+                r#"normalize(source_str="(c) 2023 ACME", target_str="")"#
+            ),
             format!(") 2023 ACME ool)\n{F}")
         );
         // 6: a comma inside the string: ignored, no error.
@@ -161,7 +177,10 @@ mod tests {
         assert_eq!(errors(&t6, p6), 0);
         // 7: every occurrence, no whitespace cleanup.
         assert_eq!(
-            run(&format!("Click Here to read. Click Here again.\n{F}"), r#"normalize(source_str="Click Here", target_str="")"#),
+            run(
+                &format!("Click Here to read. Click Here again.\n{F}"),
+                r#"normalize(source_str="Click Here", target_str="")"#
+            ),
             format!(" to read.  again.\n{F}")
         );
         // 8: a truncated trailing call costs two errors and voids the program.
@@ -171,7 +190,10 @@ mod tests {
         assert_eq!(errors(&t8, p8), 2);
         // 9: an interval past the end: one error, accepted.
         let t9 = "a b c d e f g h i j k\nline two";
-        assert_eq!(run(t9, "remove_lines(line_start=1, line_end=5)"), "a b c d e f g h i j k");
+        assert_eq!(
+            run(t9, "remove_lines(line_start=1, line_end=5)"),
+            "a b c d e f g h i j k"
+        );
         // 10: two unmerged out-of-range intervals: two errors, original.
         let p10 = "remove_lines(line_start=1, line_end=5)\nremove_lines(line_start=7, line_end=9)";
         assert_eq!(run(t9, p10), t9);
@@ -183,14 +205,36 @@ mod tests {
         assert_eq!(run(&doc1, "remove_lines(all=True)"), "");
         // 13: 11 of 220 words left is exactly 0.05 <= 0.050000000000000044: dropped.
         let t13 = format!("{}\n{F}", vec!["w"; 209].join(" "));
-        let e13 = explain_chunk(&t13, "remove_lines(line_start=0, line_end=0)", Mode::Compat, &Acceptance::default());
+        let e13 = explain_chunk(
+            &t13,
+            "remove_lines(line_start=0, line_end=0)",
+            Mode::Compat,
+            &Acceptance::default(),
+        );
         assert_eq!((e13.text.as_str(), e13.reason), ("", Reason::TooLittleLeft));
         // 14: ten words or fewer are dropped, even with an empty program.
-        let e14 = explain_chunk("Short page with only nine words in it, really.", "", Mode::Compat, &Acceptance::default());
+        let e14 = explain_chunk(
+            "Short page with only nine words in it, really.",
+            "",
+            Mode::Compat,
+            &Acceptance::default(),
+        );
         assert_eq!((e14.text.as_str(), e14.reason), ("", Reason::TooFewWords));
         // 15: indented and unknown lines are ignored; only the first line loses its spaces.
-        assert_eq!(run(F, "keep_chunk()\n  remove_lines(line_start=0, line_end=0)\n```python"), F);
-        assert_eq!(run(&format!("{F}\nx"), "  remove_lines(line_start=1, line_end=1)"), F);
+        assert_eq!(
+            run(
+                F,
+                "keep_chunk()\n  remove_lines(line_start=0, line_end=0)\n```python"
+            ),
+            F
+        );
+        assert_eq!(
+            run(
+                &format!("{F}\nx"),
+                "  remove_lines(line_start=1, line_end=1)"
+            ),
+            F
+        );
     }
 
     #[test]
@@ -240,7 +284,10 @@ mod tests {
         }
         let words = F.replace(' ', "\n");
         let sp = format!("a b\n{words}");
-        assert_eq!(run(&sp, "normalize(source_str=\" \")"), format!("ab\n{words}"));
+        assert_eq!(
+            run(&sp, "normalize(source_str=\" \")"),
+            format!("ab\n{words}")
+        );
     }
 
     #[test]
@@ -258,8 +305,14 @@ mod tests {
             ("normalize(\"x\", \"y\")", 1),
             ("normalize(source_str=\"a,b\", target_str=\"\")", 0),
             ("normalize(source_str=\"absent\", target_str=\"\")", 0),
-            ("remove_lines(line_start=5, line_end=9)\nremove_lines(line_start=7, line_end=7)", 1),
-            ("remove_lines(line_start=5, line_end=6)\nremove_lines(line_start=8, line_end=9)", 2),
+            (
+                "remove_lines(line_start=5, line_end=9)\nremove_lines(line_start=7, line_end=7)",
+                1,
+            ),
+            (
+                "remove_lines(line_start=5, line_end=6)\nremove_lines(line_start=8, line_end=9)",
+                2,
+            ),
             // Reversed intervals still take part in the merge and the check.
             ("remove_lines(line_start=9, line_end=3)", 1),
             ("remove_lines(line_start=1, line_end=1)", 0),

@@ -103,7 +103,9 @@ impl Acceptance {
     /// Refuse values that cannot be meant (NaN ratios).
     pub fn validate(&self) -> Result<()> {
         if self.min_keep_ratio.is_nan() || self.min_edit_ratio.is_nan() {
-            return Err(Error::Config("ProX acceptance ratios must be numbers".into()));
+            return Err(Error::Config(
+                "ProX acceptance ratios must be numbers".into(),
+            ));
         }
         Ok(())
     }
@@ -130,13 +132,21 @@ pub fn explain_doc(text: &str, program: &str, mode: Mode) -> Explanation {
     };
     let words = pyrt::word_count(text);
     Explanation {
-        text: if drop { String::new() } else { text.to_string() },
+        text: if drop {
+            String::new()
+        } else {
+            text.to_string()
+        },
         outcome: if drop {
             Outcome::Dropped
         } else {
             Outcome::Original
         },
-        reason: if drop { Reason::DropDoc } else { Reason::KeepDoc },
+        reason: if drop {
+            Reason::DropDoc
+        } else {
+            Reason::KeepDoc
+        },
         words_before: words,
         words_after: if drop { 0 } else { words },
         removed_lines: Vec::new(),

@@ -63,7 +63,8 @@ impl PromptTemplate {
     /// The prompt for one user message. Placeholders are filled in one pass, so braces in the
     /// message are left alone.
     pub fn render(&self, user: &str) -> String {
-        let mut content = String::with_capacity(self.content.len() + user.len() + self.system.len());
+        let mut content =
+            String::with_capacity(self.content.len() + user.len() + self.system.len());
         let mut rest = self.content.as_str();
         while let Some(i) = rest.find('{') {
             content.push_str(&rest[..i]);
@@ -97,7 +98,10 @@ impl PromptTemplate {
 /// file are turned off, as `transformers` does for `tokenizer.encode(text)`.
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let mut tok = Tokenizer::from_file(path).map_err(|e| {
-        Error::Config(format!("{}: cannot load the tokenizer: {e}", path.display()))
+        Error::Config(format!(
+            "{}: cannot load the tokenizer: {e}",
+            path.display()
+        ))
     })?;
     tok.with_truncation(None)
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
@@ -186,7 +190,9 @@ mod tests {
             "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant.\n<</SYS>> [/INST]"
         );
         // Braces in the message are not placeholders.
-        assert!(t.render("{system} {user}").ends_with("\n\n{system} {user} [/INST]"));
+        assert!(t
+            .render("{system} {user}")
+            .ends_with("\n\n{system} {user} [/INST]"));
         assert_eq!(PromptTemplate::plain().render(" x "), " x ");
     }
 }

@@ -376,8 +376,14 @@ mod tests {
         let n = big(&format!("-1{}", "0".repeat(50)));
         assert_eq!(n.succ().to_string(), format!("-{}", "9".repeat(50)));
         assert!(n < PyInt::Small(i128::MIN));
-        assert_eq!(PyInt::Small(i128::MAX).succ().to_string(), "170141183460469231731687303715884105728");
-        let m = big(&format!("-{}", "0".repeat(10) + "170141183460469231731687303715884105729"));
+        assert_eq!(
+            PyInt::Small(i128::MAX).succ().to_string(),
+            "170141183460469231731687303715884105728"
+        );
+        let m = big(&format!(
+            "-{}",
+            "0".repeat(10) + "170141183460469231731687303715884105729"
+        ));
         assert_eq!(m.succ(), PyInt::Small(i128::MIN));
         assert!(a.ge_usize(usize::MAX) && !n.ge_usize(0));
     }

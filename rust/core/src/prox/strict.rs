@@ -103,7 +103,11 @@ impl<'a> Cursor<'a> {
         for _ in 0..n {
             match self.bump() {
                 Some(c) if c.is_ascii_hexdigit() => {}
-                _ => return Err(format!("truncated \\x, \\u or \\U escape (expected {n} hex digits)")),
+                _ => {
+                    return Err(format!(
+                        "truncated \\x, \\u or \\U escape (expected {n} hex digits)"
+                    ))
+                }
             }
         }
         let v = u32::from_str_radix(&self.s[start..self.pos], 16).map_err(|e| e.to_string())?;
@@ -157,10 +161,7 @@ impl<'a> Cursor<'a> {
             Some(c) if c.is_ascii_digit() || c == '-' || c == '+' => {
                 let start = self.pos;
                 self.bump();
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_digit() || c == '_')
-                {
+                while self.peek().is_some_and(|c| c.is_ascii_digit() || c == '_') {
                     self.bump();
                 }
                 let lit = &self.s[start..self.pos];
@@ -277,10 +278,7 @@ pub fn parse_program(program: &str) -> (Vec<Call>, Vec<ParseError>) {
 }
 
 /// Bind arguments to parameters: each parameter by one of its names, or by position.
-fn bind<'c>(
-    call: &'c Call,
-    params: &[&[&str]],
-) -> Result<Vec<Option<&'c Value>>, String> {
+fn bind<'c>(call: &'c Call, params: &[&[&str]]) -> Result<Vec<Option<&'c Value>>, String> {
     let mut out: Vec<Option<&Value>> = vec![None; params.len()];
     for (i, arg) in call.args.iter().enumerate() {
         let slot = match &arg.name {
@@ -344,11 +342,12 @@ fn chunk_call(call: &Call, plan: &mut Plan) -> Result<(), String> {
             Ok(())
         }
         "normalize" => {
-            let args = bind(call, &[&["source_str", "source"], &["target_str", "target"]])?;
+            let args = bind(
+                call,
+                &[&["source_str", "source"], &["target_str", "target"]],
+            )?;
             let string = |v: Option<&Value>, what: &str| match v {
-                Some(Value::Str(s)) if s.contains('\n') => {
-                    Err(format!("{what} cannot span lines"))
-                }
+                Some(Value::Str(s)) if s.contains('\n') => Err(format!("{what} cannot span lines")),
                 Some(Value::Str(s)) => Ok(s.clone()),
                 Some(_) => Err(format!("{what} must be a string")),
                 None => Err(format!("normalize() needs {what}")),
@@ -379,7 +378,9 @@ fn chunk_call(call: &Call, plan: &mut Plan) -> Result<(), String> {
 fn program_error(lines: &[&str], line: usize, message: String) -> ProgramError {
     ProgramError {
         line: Some(line),
-        source: lines.get(line - 1).map_or_else(String::new, |s| s.to_string()),
+        source: lines
+            .get(line - 1)
+            .map_or_else(String::new, |s| s.to_string()),
         message,
     }
 }
@@ -429,7 +430,10 @@ pub(crate) fn doc_decision(program: &str) -> (bool, Vec<ProgramError>) {
                 errors.push(program_error(
                     &lines,
                     call.line,
-                    format!("{}() is a chunk operation, not a document decision", call.name),
+                    format!(
+                        "{}() is a chunk operation, not a document decision",
+                        call.name
+                    ),
                 ));
                 continue;
             }
@@ -461,4 +465,293 @@ pub(crate) fn doc_decision(program: &str) -> (bool, Vec<ProgramError>) {
     }
     errors.sort_by_key(|e| e.line);
     (decision.unwrap_or(false), errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{execute_chunk, execute_doc, explain_chunk, explain_doc, Acceptance, Mode};
+    use super::*;
+
+    const F: &str = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda";
+
+    fn strict(text: &str, program: &str) -> String {
+        execute_chunk(text, program, Mode::Strict, &Acceptance::default())
+    }
+
+    #[test]
+    fn parses_python_like_calls() {
+        let (calls, errors) = parse_program(
+            "```python\n# Analysis: menu\nremove_lines(line_start=0, line_end=5)  # nav\n\
+             normalize('it\\'s', target_str=\"\\u00e9\\n\")\nremove_lines(3 , 4,)\nkeep_chunk()\n```",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["remove_lines", "normalize", "remove_lines", "keep_chunk"]
+        );
+        assert_eq!(calls[0].line, 3);
+        assert_eq!(
+            calls[1].args,
+            vec![
+                Arg {
+                    name: None,
+                    value: Value::Str("it's".into())
+                },
+                Arg {
+                    name: Some("target_str".into()),
+                    value: Value::Str("é\n".into())
+                },
+            ]
+        );
+        assert_eq!(calls[2].args[1].value, Value::Int(4));
+    }
+
+    #[test]
+    fn reports_malformed_lines_with_their_line() {
+        let cases = [
+            ("remove_lines(line_start=0, line_end=", "expected a value"),
+            ("remove_lines(line_start=0", "not closed"),
+            ("normalize(source_str=\"abc)", "unterminated string"),
+            ("normalize(source_str=abc)", "must be quoted"),
+            ("remove_lines(line_start=1) extra", "unexpected text"),
+            (
+                "remove_lines(line_start=1, 2)",
+                "positional argument follows",
+            ),
+            ("remove_lines(start=1, start=2)", "given twice"),
+            ("print hello", "expected '('"),
+            ("1 + 2", "expected a function call"),
+            ("normalize(\"\\x4\")", "hex digits"),
+        ];
+        for (line, message) in cases {
+            let (_, errors) = parse_program(&format!("keep_chunk()\n{line}"));
+            assert_eq!(errors.len(), 1, "{line}");
+            assert_eq!(errors[0].line, 2, "{line}");
+            assert_eq!(errors[0].source, line);
+            assert!(
+                errors[0].message.contains(message),
+                "{line}: {}",
+                errors[0].message
+            );
+        }
+    }
+
+    #[test]
+    fn executes_with_real_strings() {
+        let t = format!("zero\nsee http://a.com/?u=1, (c) now\n{F}");
+        // '=', ',' and ')' inside strings are just characters.
+        assert_eq!(
+            strict(
+                &t,
+                "normalize(source_str=\"http://a.com/?u=1, (c)\", target_str='')"
+            ),
+            format!("zero\nsee  now\n{F}")
+        );
+        // Positional arguments and names in any order.
+        assert_eq!(strict(&t, "remove_lines(0, 1)"), F);
+        assert_eq!(
+            strict(&t, "remove_lines(line_end=1, line_start=1)"),
+            format!("zero\n{F}")
+        );
+        assert_eq!(
+            strict(&t, "remove_lines(start=0, end=0)"),
+            format!("see http://a.com/?u=1, (c) now\n{F}")
+        );
+        assert_eq!(strict(&t, "remove_lines(all=True)"), "");
+        // Indented calls run; the spaces are not significant.
+        assert_eq!(strict(&t, "   remove_lines(0, 1)"), F);
+    }
+
+    #[test]
+    fn counts_semantic_errors() {
+        let t = format!("zero\n{F}");
+        let count = |p: &str| {
+            explain_chunk(&t, p, Mode::Strict, &Acceptance::default())
+                .errors
+                .len()
+        };
+        let cases = [
+            ("frobnicate()", 1),
+            ("drop_doc()", 1),
+            ("keep_chunk(1)", 1),
+            ("remove_lines(2, 1)", 1),
+            ("remove_lines(-1, 1)", 1),
+            ("remove_lines(line_start=0)", 1),
+            ("remove_lines(\"0\", 1)", 1),
+            ("remove_lines(0, 1, 2)", 1),
+            ("remove_lines(first=0, last=1)", 1),
+            ("normalize(\"\")", 1),
+            ("normalize(\"a\\nb\", \"\")", 1),
+            ("normalize(1, 2)", 1),
+            ("remove_lines(5, 6)", 1),
+            ("remove_lines(1, 6)", 1),
+            ("remove_lines(5, 6)\nremove_lines(7, 8)", 2),
+            (
+                "normalize(\"absent\")\nskip_chunk()\nuntouch_doc()\nkeep_doc()",
+                0,
+            ),
+        ];
+        for (p, n) in cases {
+            assert_eq!(count(p), n, "{p}");
+        }
+        // Two errors void the program, as in compat mode; the limit is configurable.
+        let p = "remove_lines(0, 0)\nfoo()\nbar()";
+        assert_eq!(strict(&t, p), t);
+        let lenient = Acceptance {
+            max_errors: 2,
+            ..Acceptance::default()
+        };
+        assert_eq!(execute_chunk(&t, p, Mode::Strict, &lenient), F);
+    }
+
+    #[test]
+    fn document_decisions() {
+        let cases = [
+            ("drop_doc()", "", 0),
+            ("keep_doc()", "T", 0),
+            ("", "T", 0),
+            ("keep_doc() # never drop", "T", 0),
+            ("```python\ndrop_doc()\n```", "", 0),
+            ("keep_doc()\ndrop_doc()", "T", 1),
+            ("I think we should drop it", "T", 1),
+            ("remove_lines(0, 1)", "T", 1),
+            ("drop_doc(now=True)", "", 1),
+        ];
+        for (p, out, errors) in cases {
+            assert_eq!(execute_doc("T", p, Mode::Strict), out, "{p}");
+            assert_eq!(
+                explain_doc("T", p, Mode::Strict).errors.len(),
+                errors,
+                "{p}"
+            );
+        }
+    }
+
+    /// Renders calls back to source, for the round-trip property.
+    fn render(call: &Call) -> String {
+        let args: Vec<String> = call
+            .args
+            .iter()
+            .map(|a| {
+                let v = match &a.value {
+                    Value::Int(i) => i.to_string(),
+                    Value::Bool(b) => {
+                        if *b {
+                            "True".into()
+                        } else {
+                            "False".into()
+                        }
+                    }
+                    Value::Str(s) => {
+                        let mut out = String::from("\"");
+                        for c in s.chars() {
+                            match c {
+                                '"' => out.push_str("\\\""),
+                                '\\' => out.push_str("\\\\"),
+                                '\n' => out.push_str("\\n"),
+                                c if (c as u32) < 0x20 => {
+                                    out.push_str(&format!("\\x{:02x}", c as u32))
+                                }
+                                c => out.push(c),
+                            }
+                        }
+                        out.push('"');
+                        out
+                    }
+                };
+                match &a.name {
+                    Some(n) => format!("{n}={v}"),
+                    None => v,
+                }
+            })
+            .collect();
+        format!("{}({})", call.name, args.join(", "))
+    }
+
+    /// xorshift64*: a small deterministic generator, so the fuzz run is reproducible.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const PIECES: [&str; 24] = [
+        "remove_lines",
+        "normalize",
+        "(",
+        ")",
+        ",",
+        "=",
+        "\"",
+        "'",
+        "\\",
+        "line_start",
+        "1",
+        "-2",
+        "all=True",
+        " ",
+        "\n",
+        "#",
+        "```",
+        "é",
+        "\u{a0}",
+        "\r",
+        "\\u00",
+        "True",
+        "_",
+        "keep_chunk()",
+    ];
+
+    /// Fuzz target for the strict parser: random programs built from grammar fragments and
+    /// random characters never panic, every error names a real line, and a text run through any
+    /// program in either mode is dropped, original, or made only of its own lines.
+    #[test]
+    fn fuzz_parser_and_executor() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let text = format!("zero (a=1, b)\none \"two\"\n{F}\n{F}");
+        for _ in 0..20_000 {
+            let mut program = String::new();
+            for _ in 0..rng.below(24) {
+                if rng.below(5) == 0 {
+                    program.push(char::from_u32(rng.below(0x3000) as u32).unwrap_or('?'));
+                } else {
+                    program.push_str(PIECES[rng.below(PIECES.len())]);
+                }
+            }
+            let n_lines = program.split('\n').count();
+            let (calls, errors) = parse_program(&program);
+            for e in &errors {
+                assert!(e.line >= 1 && e.line <= n_lines, "{program:?}");
+                assert_eq!(program.split('\n').nth(e.line - 1), Some(e.source.as_str()));
+            }
+            for c in &calls {
+                let (again, errs) = parse_program(&render(c));
+                assert!(errs.is_empty(), "{program:?} -> {}", render(c));
+                assert_eq!(again[0].args, c.args, "{program:?}");
+            }
+            for mode in [Mode::Compat, Mode::Strict] {
+                let e = explain_chunk(&text, &program, mode, &Acceptance::default());
+                assert!(
+                    e.text.is_empty()
+                        || e.text == text
+                        || e.outcome == super::super::Outcome::Edited
+                );
+                if e.replacements.iter().all(|r| r.count == 0) && !e.text.is_empty() {
+                    let lines: Vec<&str> = text.split('\n').collect();
+                    assert!(
+                        e.text.split('\n').all(|l| lines.contains(&l)),
+                        "{program:?}"
+                    );
+                }
+            }
+        }
+    }
 }
