@@ -6,7 +6,7 @@ use super::pyrt::{word_count, PyInt};
 use super::{Acceptance, Mode};
 
 /// An error in a program, as counted by the acceptance rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProgramError {
     /// 1-based line of the program, when the error belongs to one line.
     pub line: Option<usize>,
@@ -17,7 +17,7 @@ pub struct ProgramError {
 }
 
 /// A `normalize` that ran: every occurrence of `source` became `target`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Replacement {
     /// String replaced.
     pub source: String,
@@ -28,7 +28,8 @@ pub struct Replacement {
 }
 
 /// What became of the document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Dropped: the result is `""`.
     Dropped,
@@ -50,7 +51,8 @@ impl Outcome {
 }
 
 /// Why the acceptance rule decided as it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The document program says drop.
     DropDoc,
@@ -87,7 +89,7 @@ impl Reason {
 }
 
 /// The result of a program, with what it did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Explanation {
     /// The resulting text (`""` when dropped).
     pub text: String,
