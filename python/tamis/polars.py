@@ -7,6 +7,10 @@
 - ``df.tamis.exact_dedup("text")`` / ``lf.tamis.exact_dedup("text")`` and
   ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep first occurrences, in order.
 
+- ``pl.col("text").tamis.prox_execute(pl.col("program"), mode="compat")``: run ProX programs
+  (``level="chunk"``, the default, or ``"doc"``); ``""`` means dropped; a null text or program
+  gives null. Same results as :func:`tamis.prox.execute_chunk` and ``tamis prox apply``.
+
 Columns cross into Rust through the Arrow C stream interface; nothing is converted row by row.
 Null texts are not documents: they are always kept.
 """
@@ -18,6 +22,7 @@ from typing import TypeVar
 import polars as pl
 
 from tamis import _core
+from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.text import Normalize
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
@@ -47,6 +52,31 @@ class TamisExpr:
     def is_first(self, normalize: Normalize = "none") -> pl.Expr:
         """``True`` for the first occurrence of each normalized text, in frame order."""
         return self._expr.map_batches(lambda s: _is_first_series(s, normalize), return_dtype=pl.Boolean)
+
+    def prox_execute(
+        self,
+        program: pl.Expr | str,
+        mode: Mode = "compat",
+        *,
+        level: Level = "chunk",
+        accept: Acceptance = DEFAULT,
+    ) -> pl.Expr:
+        """Run the ProX program of each row (a column name or expression) over this text column:
+        the edited or original text, ``""`` when dropped, null when text or program is null."""
+        program_expr = pl.col(program) if isinstance(program, str) else program
+        return pl.map_batches(
+            [self._expr, program_expr],
+            lambda cols: _prox_series(cols[0], cols[1], level, mode, accept),
+            return_dtype=pl.String,
+            is_elementwise=True,
+        )
+
+
+def _prox_series(
+    texts: pl.Series, programs: pl.Series, level: Level, mode: Mode, accept: Acceptance
+) -> pl.Series:
+    out = _core.prox_execute_arrow(level, texts, programs, mode, accept._args())
+    return pl.Series(out).alias(texts.name)
 
 
 def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "none") -> Frame:
