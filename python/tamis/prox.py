@@ -86,7 +86,9 @@ def execute_chunk(text: str, program: str, mode: Mode = "compat", accept: Accept
     return _core.prox_execute_list("chunk", [text], [program], mode, accept._args(), 1)[0]
 
 
-def _execute_many(level: Level, texts: Any, programs: Any, mode: Mode, accept: Acceptance, threads: int) -> Any:
+def _execute_many(
+    level: Level, texts: Any, programs: Any, mode: Mode, accept: Acceptance, threads: int
+) -> Any:
     if isinstance(texts, list) and isinstance(programs, list):
         return _core.prox_execute_list(level, texts, programs, mode, accept._args(), threads)
     result = _core.prox_execute_arrow(level, texts, programs, mode, accept._args(), threads)
@@ -126,7 +128,9 @@ def _tokenizer(tokenizer: Any) -> tuple[str, bool]:
     to_str = getattr(tokenizer, "to_str", None)
     if callable(to_str):  # a tokenizers.Tokenizer
         return str(to_str()), True
-    raise TypeError(f"expected a tokenizer.json path or a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+    raise TypeError(
+        f"expected a tokenizer.json path or a tokenizers.Tokenizer, got {type(tokenizer).__name__}"
+    )
 
 
 def _chunk_args(max_tokens: int, number_width: int, add_special_tokens: bool, open: str, close: str) -> Any:
@@ -194,11 +198,15 @@ class DocPrompt:
     truncated: bool
 
 
-def doc_prompt(text: str, tokenizer: Any, max_tokens: int = 2000, *, template: PromptTemplate = LLAMA2) -> DocPrompt:
+def doc_prompt(
+    text: str, tokenizer: Any, max_tokens: int = 2000, *, template: PromptTemplate = LLAMA2
+) -> DocPrompt:
     """The document-stage prompt: ``text`` rendered with ``template``, encoded without adding
     special tokens (the template holds the BOS), right-truncated at ``max_tokens`` tokens."""
     source, is_json = _tokenizer(tokenizer)
-    ids, rendered, truncated = _core.prox_doc_prompts([text], source, is_json, max_tokens, template._args(), 1)[0]
+    ids, rendered, truncated = _core.prox_doc_prompts(
+        [text], source, is_json, max_tokens, template._args(), 1
+    )[0]
     return DocPrompt(ids=list(ids), text=rendered, truncated=truncated)
 
 
