@@ -280,9 +280,8 @@ def wellformed_st(draw: st.DrawFn) -> tuple[str, str]:
             b = draw(st.integers(a, n - 1))
             ops.append(f"remove_lines(line_start={a}, line_end={b})")
         else:
-            ops.append(
-                f'normalize(source_str="{draw(SAFE)}", target_str="{draw(st.sampled_from(["", "x", "y z"]))}")'
-            )
+            target = draw(st.sampled_from(["", "x", "y z"]))
+            ops.append(f'normalize(source_str="{draw(SAFE)}", target_str="{target}")')
     return "\n".join(lines + [F]), "\n".join(ops)
 
 
