@@ -283,7 +283,9 @@ fn prox_execute_list(
                 .par_iter()
                 .zip(programs.par_iter())
                 .with_min_len(64)
-                .map(|(t, p)| execute_one(level, Some(t), Some(p), mode, &accept).unwrap_or_default())
+                .map(|(t, p)| {
+                    execute_one(level, Some(t), Some(p), mode, &accept).unwrap_or_default()
+                })
                 .collect()
         }))
     })
@@ -440,7 +442,9 @@ fn prox_doc_prompts(
             texts
                 .par_iter()
                 .with_min_len(4)
-                .map(|t| doc_prompt(&tok, t, &tpl, max_tokens).map(|p| (p.ids, p.text, p.truncated)))
+                .map(|t| {
+                    doc_prompt(&tok, t, &tpl, max_tokens).map(|p| (p.ids, p.text, p.truncated))
+                })
                 .collect()
         })
     })

@@ -395,11 +395,10 @@ pub struct PromptOptions {
     pub chunk: ChunkOptions,
 }
 
-fn prompt_lines(
-    tok: &Tokenizer,
-    doc: &Doc<'_>,
-    opts: &PromptOptions,
-) -> Result<(Vec<u8>, u64, u64)> {
+/// JSON lines of one document's prompts, the number of prompts, and whether one was truncated.
+type PromptLines = (Vec<u8>, u64, u64);
+
+fn prompt_lines(tok: &Tokenizer, doc: &Doc<'_>, opts: &PromptOptions) -> Result<PromptLines> {
     #[derive(serde::Serialize)]
     struct DocLine<'a> {
         id: &'a str,
@@ -552,7 +551,7 @@ pub fn prompts(
         let cols = BatchColumns::new(&batch, &run_opts.extract)?;
         let (docs, lines) = pool.install(|| {
             let docs = extract_docs(&batch, &cols, &run_opts.extract);
-            let lines: Vec<Option<Result<(Vec<u8>, u64, u64)>>> = docs
+            let lines: Vec<Option<Result<PromptLines>>> = docs
                 .par_iter()
                 .with_min_len(8)
                 .map(|d| d.as_ref().ok().map(|d| prompt_lines(&tok, d, opts)))
