@@ -107,13 +107,14 @@ def main() -> None:
     mb = sum(len(t.encode()) for t in texts) / 1e6
     print(f"tamis {tamis.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(f"executor: {len(texts)} documents, {mb:.1f} MB of text")
-    t_py, py_out = best_of(args.runs, lambda: [prox_oracle.run_chunk(t, p) for t, p in zip(texts, programs)])
+    pairs = list(zip(texts, programs, strict=True))
+    t_py, py_out = best_of(args.runs, lambda: [prox_oracle.run_chunk(t, p) for t, p in pairs])
     rows = [("pure Python (tests/prox_oracle.py)", t_py)]
     for threads in (1, 2):
-        t_rs, rs_out = best_of(args.runs, lambda: prox.execute_chunks(texts, programs, threads=threads))
+        t_rs, rs_out = best_of(args.runs, lambda n=threads: prox.execute_chunks(texts, programs, threads=n))
         assert rs_out == py_out, "results differ"
         rows.append((f"tamis execute_chunks, {threads} thread(s)", t_rs))
-    edited = sum(1 for a, b in zip(texts, py_out) if b and a != b)
+    edited = sum(1 for a, b in zip(texts, py_out, strict=True) if b and a != b)
     print(f"  {edited} edited, {sum(1 for b in py_out if not b)} dropped, identical results")
     for name, t in rows:
         print(f"  {name:45s} {t:7.3f} s  {mb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
@@ -129,12 +130,13 @@ def main() -> None:
     tok = Tokenizer.from_file(str(tok_path))
     ctexts = texts[: args.chunk_docs]
     cmb = sum(len(t.encode()) for t in ctexts) / 1e6
-    print(f"chunking: {len(ctexts)} documents, {cmb:.1f} MB, tokenizer {tok_path} ({tok.get_vocab_size()} tokens)")
+    vocab = tok.get_vocab_size()
+    print(f"chunking: {len(ctexts)} documents, {cmb:.1f} MB, tokenizer {tok_path} ({vocab} tokens)")
     t_py, py_chunks = best_of(args.runs, lambda: python_chunks(tok, ctexts, args.max_tokens))
     rows = [("Python loop over tokenizers.encode", t_py)]
     for threads in (1, 2):
         t_rs, rs_chunks = best_of(
-            args.runs, lambda: prox.split_chunks_many(ctexts, tok_path, args.max_tokens, threads=threads)
+            args.runs, lambda n=threads: prox.split_chunks_many(ctexts, tok_path, args.max_tokens, threads=n)
         )
         assert rs_chunks == py_chunks, "chunks differ"
         rows.append((f"tamis split_chunks_many, {threads} thread(s)", t_rs))
