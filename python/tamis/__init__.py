@@ -4,7 +4,7 @@ Rust-fast deduplication and refinement, reachable from Python, polars (``import 
 datatrove (``tamis.datatrove``) and the ``tamis`` command line.
 """
 
-from tamis import dedup, text
+from tamis import dedup, prox, text
 from tamis._core import RECORD_ERROR_KINDS, TamisError, __version__
 
-__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "text"]
+__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "prox", "text"]

@@ -27,6 +27,12 @@ __all__ = [
     "near_signatures",
     "shingle_hashes",
     "shingle_words",
+    "prox_chunks",
+    "prox_doc_prompts",
+    "prox_execute_arrow",
+    "prox_execute_list",
+    "prox_explain",
+    "prox_render",
 ]
 
 __version__: Final[str]
@@ -260,3 +266,51 @@ def minhash_hashes(
     values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0
 ) -> U64Matrix:
     """MinHash signatures of pre-shingled documents (UInt64 values cut by n + 1 offsets)."""
+def prox_execute_list(
+    level: str,
+    texts: list[str],
+    programs: list[str],
+    mode: str,
+    accept: tuple[int, float, float, int],
+    threads: int = 0,
+) -> list[str]:
+    """Run ProX programs (``level`` ``doc`` or ``chunk``) over lists; ``accept`` is
+    ``(min_words, min_keep_ratio, min_edit_ratio, max_errors)``."""
+
+def prox_execute_arrow(
+    level: str,
+    texts: Any,
+    programs: Any,
+    mode: str,
+    accept: tuple[int, float, float, int],
+    threads: int = 0,
+) -> Any:
+    """Run ProX programs over Arrow string arrays (Arrow chunked array; nulls give nulls)."""
+
+def prox_explain(
+    level: str, text: str, program: str, mode: str, accept: tuple[int, float, float, int]
+) -> str:
+    """What a program did, as JSON."""
+
+def prox_chunks(
+    texts: list[str],
+    tokenizer_source: str,
+    is_json: bool,
+    chunk: tuple[int, int, bool, str, str],
+    prompt_template: tuple[str, str, str, str, bool] | None = None,
+    threads: int = 0,
+) -> list[list[str]]:
+    """Numbered chunk bodies of each text, or their rendered prompts when a template is given."""
+
+def prox_doc_prompts(
+    texts: list[str],
+    tokenizer_source: str,
+    is_json: bool,
+    max_tokens: int,
+    prompt_template: tuple[str, str, str, str, bool],
+    threads: int = 0,
+) -> list[tuple[list[int], str, bool]]:
+    """Document-stage prompts: ``(token ids, text, truncated)`` for each text."""
+
+def prox_render(user: str, prompt_template: tuple[str, str, str, str, bool]) -> str:
+    """Render one prompt with a template ``(prefix, content, suffix, system, strip_content)``."""

@@ -780,7 +780,123 @@ class NearDedupFilter(PipelineStep):
                         writer.write(doc, rank)
 
 
+class ProxApply(PipelineStep):
+    """Run the ProX programs stored in each document's metadata (see docs/prox.md).
+
+    ``doc_program_key`` / ``chunk_program_key`` name the metadata fields holding the document
+    program (``drop_doc()`` / ``keep_doc()``) and the chunk program (the per-chunk outputs joined
+    with newlines); ``None`` skips that stage. Programs run in Rust, in batches, with the GIL
+    released; results equal ``tamis prox apply`` and :mod:`tamis.prox`. The original text is kept
+    in ``metadata[raw_key]`` unless already there. Dropped documents are counted
+    (``dropped_drop_doc`` / ``dropped_chunk_program``) and sent to ``exclusion_writer`` with
+    ``metadata["filter_reason"]`` set. A document without a needed program is an error.
+    """
+
+    type = "✂️ - FORMAT"
+    name = "🦀 tamis ProX apply"
+
+    def __init__(
+        self,
+        doc_program_key: str | None = "doc_program",
+        chunk_program_key: str | None = "chunk_program",
+        mode: str = "compat",
+        *,
+        accept: Any = None,
+        raw_key: str | None = "raw_content",
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int = 1_000,
+        threads: int = 0,
+    ) -> None:
+        """``accept``: a :class:`tamis.prox.Acceptance` (default: the reference rule)."""
+        from tamis.prox import DEFAULT
+
+        super().__init__()
+        if mode not in ("compat", "strict"):
+            raise ValueError(f"mode must be 'compat' or 'strict', got {mode!r}")
+        if doc_program_key is None and chunk_program_key is None:
+            raise ValueError("ProxApply needs doc_program_key, chunk_program_key or both")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.doc_program_key = doc_program_key
+        self.chunk_program_key = chunk_program_key
+        self.mode = mode
+        self.accept = accept if accept is not None else DEFAULT
+        self.raw_key = raw_key
+        self.exclusion_writer = exclusion_writer
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def _programs(self, batch: list[Document], key: str) -> list[str]:
+        programs = []
+        for doc in batch:
+            program = doc.metadata.get(key)
+            if not isinstance(program, str):
+                what = "missing" if program is None else f"a {type(program).__name__}, not a string"
+                raise ValueError(f"document {doc.id!r}: ProX program metadata[{key!r}] is {what}")
+            programs.append(program)
+        return programs
+
+    def apply_batch(self, batch: list[Document]) -> list[str | None]:
+        """For each document, its new text, or ``None`` with the reason in ``_reasons``."""
+        from tamis import _core
+
+        texts = _texts_of(batch)
+        accept = self.accept._args()
+        results: list[str | None] = list(texts)
+        self._reasons: list[str] = [""] * len(batch)
+        if self.doc_program_key is not None:
+            programs = self._programs(batch, self.doc_program_key)
+            kept = _core.prox_execute_list("doc", texts, programs, self.mode, accept, self.threads)
+            for i, (text, out) in enumerate(zip(texts, kept, strict=True)):
+                if text and not out:
+                    results[i], self._reasons[i] = None, "drop_doc"
+        if self.chunk_program_key is not None:
+            live = [i for i, r in enumerate(results) if r is not None]
+            programs = self._programs([batch[i] for i in live], self.chunk_program_key)
+            outs = _core.prox_execute_list(
+                "chunk", [texts[i] for i in live], programs, self.mode, accept, self.threads
+            )
+            for i, out in zip(live, outs, strict=True):
+                if out:
+                    results[i] = out
+                else:
+                    results[i], self._reasons[i] = None, "chunk_program"
+        elif self.doc_program_key is not None:
+            for i, text in enumerate(texts):
+                if results[i] is not None and not text:
+                    results[i], self._reasons[i] = None, "chunk_program"
+        return results
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield documents with their programs applied; drop (and count) the dropped ones."""
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        writer_context = self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext()
+        with writer_context as writer:
+            for batch in batched(data or (), self.batch_size):
+                with self.track_time("batch"):
+                    results = self.apply_batch(batch)
+                for doc, new, reason in zip(batch, results, self._reasons, strict=True):
+                    self.stat_update(StatHints.total)
+                    if new is None:
+                        self.stat_update(StatHints.dropped, f"dropped_{reason}")
+                        if writer is not None:
+                            doc.metadata["filter_reason"] = f"prox_{reason}"
+                            writer.write(doc, rank)
+                        continue
+                    if self.raw_key is not None and self.raw_key not in doc.metadata:
+                        doc.metadata[self.raw_key] = doc.text
+                    if new != doc.text:
+                        self.stat_update("modified")
+                        doc.text = new
+                    self.stat_update(StatHints.forwarded)
+                    self.update_doc_stats(doc)
+                    yield doc
+
+
 __all__ = [
+    "ProxApply",
     "SIGNATURE_SUFFIX",
     "ExactDedupFilter",
     "ExactDedupSignature",

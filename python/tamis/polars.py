@@ -13,6 +13,10 @@
 - ``df.tamis.near_dedup("text")`` / ``lf.pipe(tamis.polars.near_dedup, column="text",
   threshold=0.8)``: keep one row per near-duplicate cluster (the first), in order.
 
+- ``pl.col("text").tamis.prox_execute(pl.col("program"), mode="compat")``: run ProX programs
+  (``level="chunk"``, the default, or ``"doc"``); ``""`` means dropped; a null text or program
+  gives null. Same results as :func:`tamis.prox.execute_chunk` and ``tamis prox apply``.
+
 Columns cross into Rust through the Arrow C stream interface; nothing is converted row by row.
 Null texts are not documents: they are always kept.
 """
@@ -24,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 
 from tamis import _core
+from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.text import Normalize
 
 Shingle = Literal["words", "chars"]
@@ -84,8 +89,8 @@ class TamisExpr:
     def is_near_first(
         self,
         threshold: float | None = None,
-        recall_weight: float | None = None,
         *,
+        recall_weight: float | None = None,
         ngram: int = 5,
         shingle: Shingle = "words",
         num_perm: int = 112,
@@ -107,6 +112,31 @@ class TamisExpr:
             "verify": verify,
         }
         return self._expr.map_batches(lambda s: _near_first_series(s, params), return_dtype=pl.Boolean)
+
+    def prox_execute(
+        self,
+        program: pl.Expr | str,
+        mode: Mode = "compat",
+        *,
+        level: Level = "chunk",
+        accept: Acceptance = DEFAULT,
+    ) -> pl.Expr:
+        """Run the ProX program of each row (a column name or expression) over this text column:
+        the edited or original text, ``""`` when dropped, null when text or program is null."""
+        program_expr = pl.col(program) if isinstance(program, str) else program
+        return pl.map_batches(
+            [self._expr, program_expr],
+            lambda cols: _prox_series(cols[0], cols[1], level, mode, accept),
+            return_dtype=pl.String,
+            is_elementwise=True,
+        )
+
+
+def _prox_series(
+    texts: pl.Series, programs: pl.Series, level: Level, mode: Mode, accept: Acceptance
+) -> pl.Series:
+    out = _core.prox_execute_arrow(level, texts, programs, mode, accept._args())
+    return pl.Series(out).alias(texts.name)
 
 
 def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "none") -> Frame:

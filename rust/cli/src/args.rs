@@ -53,8 +53,125 @@ pub enum Command {
     /// Deduplicate documents or lines.
     #[command(subcommand)]
     Dedup(DedupCommand),
+    /// Run ProX refining programs over a corpus, or write the prompts of the refining models.
+    #[command(subcommand)]
+    Prox(ProxCommand),
     /// Build a small sample corpus from text on this machine and run the pipeline on it.
     Demo(DemoArgs),
+}
+
+/// `tamis prox ...`
+#[derive(Debug, Subcommand)]
+pub enum ProxCommand {
+    /// Apply the stored document and chunk programs of each record (see docs/prox.md).
+    Apply(ProxApplyArgs),
+    /// Write the exact prompts the refining models read, one JSON line per prompt.
+    Prompts(ProxPromptsArgs),
+}
+
+/// How programs are read.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum ProxModeArg {
+    /// Exactly what the reference executor does, quirks included (reproduces released corpora).
+    #[default]
+    Compat,
+    /// A real parser: keyword or positional arguments, quoted strings; bad lines are errors.
+    Strict,
+}
+
+/// Which programs `prox apply` runs.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum ProxApplyStage {
+    /// The document program, then the chunk program.
+    #[default]
+    Both,
+    /// Only the document program (drop_doc / keep_doc).
+    Doc,
+    /// Only the chunk program (remove_lines / normalize).
+    Chunk,
+}
+
+/// `tamis prox apply`
+#[derive(Debug, Args)]
+pub struct ProxApplyArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Field holding the document program; a dotted path reaches nested fields (metadata.doc_program).
+    #[arg(long, default_value = "doc_program", value_name = "FIELD")]
+    pub doc_program_key: String,
+    /// Field holding the chunk program (the per-chunk outputs joined with newlines).
+    #[arg(long, default_value = "chunk_program", value_name = "FIELD")]
+    pub chunk_program_key: String,
+    /// Which programs to run.
+    #[arg(long, value_enum, default_value_t = ProxApplyStage::Both)]
+    pub stage: ProxApplyStage,
+    /// How programs are read.
+    #[arg(long, value_enum, default_value_t = ProxModeArg::Compat)]
+    pub mode: ProxModeArg,
+    /// Field that receives the original text when the record lacks it ("" for none).
+    #[arg(long, default_value = "raw_content", value_name = "FIELD")]
+    pub raw_key: String,
+    /// Drop documents left with fewer words than this (reference: 11, i.e. "10 or fewer").
+    #[arg(long, default_value_t = 11, value_name = "N")]
+    pub min_words: usize,
+    /// Drop documents whose share of words left is at most this (reference: 1 - 0.95 in floating point).
+    #[arg(long, default_value_t = 1.0 - 0.95, value_name = "R")]
+    pub min_keep_ratio: f64,
+    /// Keep the original text when the share of words left is below this (reference: 0).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub min_edit_ratio: f64,
+    /// Discard a program (keep the original text) with more errors than this (reference: 1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub max_errors: usize,
+}
+
+/// Which prompts `prox prompts` writes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProxPromptStage {
+    /// One prompt per document: token ids right-truncated at --doc-max-tokens, and the text.
+    Doc,
+    /// One prompt per chunk of numbered lines.
+    Chunk,
+}
+
+/// Chat template of the prompts.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum ProxTemplateArg {
+    /// Llama-2 chat with the ProX system prompt (what the released models were trained on).
+    #[default]
+    Llama2,
+    /// The user message alone.
+    Plain,
+}
+
+/// `tamis prox prompts`
+#[derive(Debug, Args)]
+pub struct ProxPromptsArgs {
+    /// Inputs and output (JSONL).
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// The refining model's tokenizer.json.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: PathBuf,
+    /// Document or chunk stage.
+    #[arg(long, value_enum)]
+    pub stage: ProxPromptStage,
+    /// Token budget of a chunk (a chunk may reach it exactly).
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub max_tokens: usize,
+    /// Token limit of a document prompt (right truncation).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub doc_max_tokens: usize,
+    /// Minimum digits of line numbers ([000]).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub number_width: usize,
+    /// Chat template.
+    #[arg(long, value_enum, default_value_t = ProxTemplateArg::Llama2)]
+    pub template: ProxTemplateArg,
+    /// System prompt (default: the ProX one).
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
 }
 
 /// `tamis dedup ...`

@@ -42,6 +42,17 @@ pub enum RecordError {
         /// JSON type found.
         found: &'static str,
     },
+    /// A field a stage reads (e.g. a ProX program) is absent.
+    #[error("missing field {0:?}")]
+    MissingField(String),
+    /// That field is present but not a string.
+    #[error("field {key:?} is {found}, not a string")]
+    FieldNotString {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
     /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
     #[error("unreadable input: {0}")]
     CorruptFile(String),
@@ -66,6 +77,8 @@ impl RecordError {
             RecordError::TextNotString { .. } => "text_not_string",
             RecordError::MissingKey(_) => "missing_key",
             RecordError::KeyNotString { .. } => "key_not_string",
+            RecordError::MissingField(_) => "missing_field",
+            RecordError::FieldNotString { .. } => "field_not_string",
             RecordError::CorruptFile(_) => "corrupt_file",
             RecordError::PriorityNotNumber { .. } => "priority_not_number",
         }
@@ -80,6 +93,8 @@ impl RecordError {
         "text_not_string",
         "missing_key",
         "key_not_string",
+        "missing_field",
+        "field_not_string",
         "corrupt_file",
         "priority_not_number",
     ];

@@ -22,6 +22,7 @@ pub mod dedup;
 mod error;
 pub mod io;
 pub mod pipeline;
+pub mod prox;
 pub mod stats;
 pub mod text;
 

@@ -28,6 +28,16 @@ pub enum Decision {
     Remove(&'static str),
     /// Write it with these fields set (replaced, or added).
     Annotate(Vec<(Arc<str>, FieldValue)>),
+    /// Write it with string fields set (replaced when present, appended otherwise) and, when
+    /// given, a new text.
+    Edit {
+        /// Replacement text.
+        text: Option<String>,
+        /// `(name, value)` pairs to set.
+        fields: Vec<(String, String)>,
+    },
+    /// A bad record: fail the run, or skip and count it under `--on-error skip`.
+    Reject(RecordError),
 }
 
 /// A per-document stage. `prepare` must be pure (it runs in parallel); `decide` sees documents
@@ -39,6 +49,9 @@ pub trait Stage: Sync {
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared;
     /// Sequential decision, in input order.
     fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision;
+    /// Called with each batch before its documents are prepared (stages that read other
+    /// columns of a Parquet batch look them up here).
+    fn begin_batch(&mut self, _batch: &Batch) {}
     /// Add stage counters at the end of the run.
     fn finish(&mut self, _stats: &mut Stats) {}
 }
@@ -296,6 +309,7 @@ fn consume<S: Stage>(
             }
         };
         let cols = BatchColumns::new(&batch, &opts.extract)?;
+        stage.begin_batch(&batch);
         let items = {
             let (docs, prepared) = pool.install(|| {
                 let docs = extract_docs(&batch, &cols, &opts.extract);
@@ -310,18 +324,19 @@ fn consume<S: Stage>(
             let mut items = Vec::with_capacity(docs.len());
             for (index, (doc, prep)) in docs.into_iter().zip(prepared).enumerate() {
                 stats.documents_read += 1;
+                let raw_at = |index: usize| match &batch.data {
+                    BatchData::Jsonl { buf, lines } => {
+                        let span = lines[index];
+                        (Some(&buf[span.start..span.end]), Location::Line(span.line))
+                    }
+                    BatchData::Arrow { first_row, .. } => {
+                        (None, Location::Row(first_row + index as u64))
+                    }
+                };
                 let (doc, prep) = match (doc, prep) {
                     (Ok(d), Some(p)) => (d, p),
                     (Err(e), _) => {
-                        let (raw, location) = match &batch.data {
-                            BatchData::Jsonl { buf, lines } => {
-                                let span = lines[index];
-                                (Some(&buf[span.start..span.end]), Location::Line(span.line))
-                            }
-                            BatchData::Arrow { first_row, .. } => {
-                                (None, Location::Row(first_row + index as u64))
-                            }
-                        };
+                        let (raw, location) = raw_at(index);
                         skip_or_fail(
                             opts,
                             stats,
@@ -366,6 +381,36 @@ fn consume<S: Stage>(
                             extra,
                         });
                     }
+                    Decision::Edit { text, fields } => {
+                        if text.is_some() {
+                            stats.documents_modified += 1;
+                        }
+                        stats.text_bytes_kept +=
+                            text.as_ref().map_or(doc.text.len(), |t| t.len()) as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: text,
+                            generated_id,
+                            extra: fields
+                                .into_iter()
+                                .map(|(n, v)| (Arc::from(n), FieldValue::Str(v)))
+                                .collect(),
+                        });
+                    }
+                    Decision::Reject(error) => {
+                        // Counted as read and skipped, not as a valid document.
+                        stats.text_bytes_read -= doc.text.len() as u64;
+                        let (raw, location) = raw_at(index);
+                        skip_or_fail(
+                            opts,
+                            stats,
+                            &mut rejects,
+                            &batch.file.display,
+                            location,
+                            error,
+                            raw,
+                        )?;
+                    }
                     Decision::Remove(reason) => {
                         Stats::bump(&mut stats.documents_removed, reason, 1)
                     }
@@ -383,7 +428,7 @@ fn consume<S: Stage>(
     Ok(())
 }
 
-fn skip_or_fail(
+pub(crate) fn skip_or_fail(
     opts: &RunOptions,
     stats: &mut Stats,
     rejects: &mut Option<&mut RejectsWriter>,

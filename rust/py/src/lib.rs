@@ -27,6 +27,9 @@ use tamis_core::io::{
     hashes_to_arrow, mask_to_arrow, string_values, ExtractOptions, OnError, Output,
 };
 use tamis_core::pipeline::{run, thread_pool, NoProgress, RunOptions};
+use tamis_core::prox::chunk::{chunk_prompts, split_chunks, ChunkOptions};
+use tamis_core::prox::prompt::{doc_prompt, load_tokenizer, tokenizer_from_str, PromptTemplate};
+use tamis_core::prox::{self, Acceptance, Mode};
 use tamis_core::text::Normalize;
 
 create_exception!(
@@ -488,6 +491,83 @@ fn near_shard_decisions(py: Python<'_>, workdir: PathBuf, shard: u32) -> PyResul
     .map_err(to_py)
 }
 
+/// `(min_words, min_keep_ratio, min_edit_ratio, max_errors)`.
+type AcceptArgs = (usize, f64, f64, usize);
+
+fn acceptance(a: AcceptArgs) -> PyResult<Acceptance> {
+    let accept = Acceptance {
+        min_words: a.0,
+        min_keep_ratio: a.1,
+        min_edit_ratio: a.2,
+        max_errors: a.3,
+    };
+    accept.validate().map_err(to_py)?;
+    Ok(accept)
+}
+
+/// Run one program: `level` is `doc` or `chunk`; `None` texts or programs give `None`.
+fn execute_one(
+    level: &str,
+    text: Option<&str>,
+    program: Option<&str>,
+    mode: Mode,
+    accept: &Acceptance,
+) -> Option<String> {
+    let (text, program) = (text?, program?);
+    Some(match level {
+        "doc" => prox::execute_doc(text, program, mode).to_string(),
+        _ => prox::execute_chunk(text, program, mode, accept),
+    })
+}
+
+fn check_level(level: &str) -> PyResult<()> {
+    match level {
+        "doc" | "chunk" => Ok(()),
+        other => Err(to_py(tamis_core::Error::Config(format!(
+            "unknown ProX level {other:?}: expected doc or chunk"
+        )))),
+    }
+}
+
+/// Run ProX programs over lists of texts and programs (same length), in parallel.
+#[pyfunction]
+#[pyo3(signature = (level, texts, programs, mode, accept, threads=0))]
+fn prox_execute_list(
+    py: Python<'_>,
+    level: &str,
+    texts: Vec<String>,
+    programs: Vec<String>,
+    mode: &str,
+    accept: AcceptArgs,
+    threads: usize,
+) -> PyResult<Vec<String>> {
+    check_level(level)?;
+    let mode: Mode = parse(mode)?;
+    let accept = acceptance(accept)?;
+    if texts.len() != programs.len() {
+        return Err(to_py(tamis_core::Error::Config(format!(
+            "{} texts but {} programs",
+            texts.len(),
+            programs.len()
+        ))));
+    }
+    py.detach(|| -> tamis_core::Result<Vec<String>> {
+        use rayon::prelude::*;
+        let pool = thread_pool(threads)?;
+        Ok(pool.install(|| {
+            texts
+                .par_iter()
+                .zip(programs.par_iter())
+                .with_min_len(64)
+                .map(|(t, p)| {
+                    execute_one(level, Some(t), Some(p), mode, &accept).unwrap_or_default()
+                })
+                .collect()
+        }))
+    })
+    .map_err(to_py)
+}
+
 /// Signatures of one datatrove task: its documents are pushed in batches from Python, file by
 /// file; each source file is a shard with id `rank << 16 | file number in the task`.
 #[pyclass(module = "tamis._core")]
@@ -885,6 +965,171 @@ fn shingle_words(text: &str) -> Vec<String> {
     near::words(text)
 }
 
+/// Run ProX programs over Arrow string arrays; a null text or program gives a null.
+#[pyfunction]
+#[pyo3(signature = (level, texts, programs, mode, accept, threads=0))]
+fn prox_execute_arrow(
+    py: Python<'_>,
+    level: &str,
+    texts: AnyArray,
+    programs: AnyArray,
+    mode: &str,
+    accept: AcceptArgs,
+    threads: usize,
+) -> PyResult<PyChunkedArray> {
+    check_level(level)?;
+    let mode: Mode = parse(mode)?;
+    let accept = acceptance(accept)?;
+    let (texts, programs) = (chunks_of(texts)?, chunks_of(programs)?);
+    let out = py
+        .detach(|| -> tamis_core::Result<arrow_array::StringArray> {
+            use rayon::prelude::*;
+            let t = string_values(&texts)?;
+            let p = string_values(&programs)?;
+            if t.len() != p.len() {
+                return Err(tamis_core::Error::Config(format!(
+                    "{} texts but {} programs",
+                    t.len(),
+                    p.len()
+                )));
+            }
+            let pool = thread_pool(threads)?;
+            let results: Vec<Option<String>> = pool.install(|| {
+                t.par_iter()
+                    .zip(p.par_iter())
+                    .with_min_len(64)
+                    .map(|(t, p)| execute_one(level, *t, *p, mode, &accept))
+                    .collect()
+            });
+            Ok(results.iter().map(|r| r.as_deref()).collect())
+        })
+        .map_err(to_py)?;
+    single_chunk(Arc::new(out), DataType::Utf8)
+}
+
+/// What a program did, as JSON.
+#[pyfunction]
+fn prox_explain(
+    py: Python<'_>,
+    level: &str,
+    text: &str,
+    program: &str,
+    mode: &str,
+    accept: AcceptArgs,
+) -> PyResult<String> {
+    check_level(level)?;
+    let mode: Mode = parse(mode)?;
+    let accept = acceptance(accept)?;
+    let e = py.detach(|| match level {
+        "doc" => prox::explain_doc(text, program, mode),
+        _ => prox::explain_chunk(text, program, mode, &accept),
+    });
+    serde_json::to_string(&e).map_err(|e| TamisError::new_err(e.to_string()))
+}
+
+/// A tokenizer from a `tokenizer.json` path, or from its JSON text.
+fn tokenizer(source: &str, is_json: bool) -> tamis_core::Result<tokenizers::Tokenizer> {
+    if is_json {
+        tokenizer_from_str(source)
+    } else {
+        load_tokenizer(std::path::Path::new(source))
+    }
+}
+
+/// `(prefix, content, suffix, system, strip_content)`.
+type TemplateArgs = (String, String, String, String, bool);
+
+fn template(t: TemplateArgs) -> PromptTemplate {
+    PromptTemplate {
+        prefix: t.0,
+        content: t.1,
+        suffix: t.2,
+        system: t.3,
+        strip_content: t.4,
+    }
+}
+
+/// `(max_tokens, number_width, add_special_tokens, open, close)`.
+type ChunkArgs = (usize, usize, bool, String, String);
+
+fn chunk_options(c: ChunkArgs) -> ChunkOptions {
+    ChunkOptions {
+        max_tokens: c.0,
+        number_width: c.1,
+        add_special_tokens: c.2,
+        open: c.3,
+        close: c.4,
+    }
+}
+
+/// Numbered chunk bodies of each text (`prompts=False`) or their rendered prompts.
+#[pyfunction]
+#[pyo3(signature = (texts, tokenizer_source, is_json, chunk, prompt_template=None, threads=0))]
+fn prox_chunks(
+    py: Python<'_>,
+    texts: Vec<String>,
+    tokenizer_source: &str,
+    is_json: bool,
+    chunk: ChunkArgs,
+    prompt_template: Option<TemplateArgs>,
+    threads: usize,
+) -> PyResult<Vec<Vec<String>>> {
+    let opts = chunk_options(chunk);
+    let template = prompt_template.map(template);
+    py.detach(|| -> tamis_core::Result<Vec<Vec<String>>> {
+        use rayon::prelude::*;
+        let tok = tokenizer(tokenizer_source, is_json)?;
+        let pool = thread_pool(threads)?;
+        pool.install(|| {
+            texts
+                .par_iter()
+                .with_min_len(4)
+                .map(|t| match &template {
+                    Some(tpl) => chunk_prompts(&tok, t, &opts, tpl),
+                    None => split_chunks(&tok, t, &opts),
+                })
+                .collect()
+        })
+    })
+    .map_err(to_py)
+}
+
+/// Document-stage prompts: `(token ids, text, truncated)` for each text.
+#[pyfunction]
+#[pyo3(signature = (texts, tokenizer_source, is_json, max_tokens, prompt_template, threads=0))]
+fn prox_doc_prompts(
+    py: Python<'_>,
+    texts: Vec<String>,
+    tokenizer_source: &str,
+    is_json: bool,
+    max_tokens: usize,
+    prompt_template: TemplateArgs,
+    threads: usize,
+) -> PyResult<Vec<(Vec<u32>, String, bool)>> {
+    let tpl = template(prompt_template);
+    py.detach(|| -> tamis_core::Result<Vec<(Vec<u32>, String, bool)>> {
+        use rayon::prelude::*;
+        let tok = tokenizer(tokenizer_source, is_json)?;
+        let pool = thread_pool(threads)?;
+        pool.install(|| {
+            texts
+                .par_iter()
+                .with_min_len(4)
+                .map(|t| {
+                    doc_prompt(&tok, t, &tpl, max_tokens).map(|p| (p.ids, p.text, p.truncated))
+                })
+                .collect()
+        })
+    })
+    .map_err(to_py)
+}
+
+/// Render one prompt with a template.
+#[pyfunction]
+fn prox_render(user: &str, prompt_template: TemplateArgs) -> String {
+    template(prompt_template).render(user)
+}
+
 /// The compiled part of tamis.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -915,5 +1160,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shingle_words, m)?)?;
     m.add_class::<NearSignatureWriter>()?;
     m.add_class::<U64Matrix>()?;
+    m.add_function(wrap_pyfunction!(prox_execute_list, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_execute_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_explain, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_doc_prompts, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_render, m)?)?;
     Ok(())
 }

@@ -3,10 +3,11 @@
 mod dedup;
 mod demo;
 mod near;
+mod prox;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand};
+use crate::args::{Cli, Command, DedupCommand, ProxCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
@@ -14,6 +15,8 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
         Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
+        Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
+        Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }

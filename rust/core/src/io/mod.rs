@@ -11,7 +11,7 @@ mod batch;
 mod columns;
 mod input;
 mod output;
-mod record;
+pub(crate) mod record;
 mod rejects;
 
 pub use atomic::AtomicFile;

@@ -126,6 +126,8 @@ impl JsonlSink {
 }
 
 struct ParquetSink {
+    /// Fields stages set on records (which the input lines may lack), typed, first seen first.
+    set_fields: Vec<Field>,
     file: Option<File>,
     writer: Option<ArrowWriter<Counting<File>>>,
     schema: Option<SchemaRef>,
@@ -206,6 +208,7 @@ impl OutputWriter {
         };
         let sink = match output.format {
             OutputFormat::Parquet => Sink::Parquet(Box::new(ParquetSink {
+                set_fields: Vec::new(),
                 file,
                 writer: None,
                 schema: None,
@@ -252,6 +255,7 @@ impl OutputWriter {
                     &self.display,
                 ),
                 Sink::Parquet(p) => {
+                    p.note_fields(items);
                     let mut bytes = std::mem::take(&mut self.scratch);
                     bytes.clear();
                     emit_jsonl(
@@ -263,8 +267,7 @@ impl OutputWriter {
                         &self.opts,
                         &self.display,
                     )?;
-                    let extras = extra_fields(items);
-                    let r = p.write_json(&bytes, batch, &self.opts, &extras, &self.display);
+                    let r = p.write_json(&bytes, batch, &self.opts, &self.display);
                     self.scratch = bytes;
                     r
                 }
@@ -670,6 +673,14 @@ fn add_extra_columns(
 }
 
 impl ParquetSink {
+    fn note_fields(&mut self, items: &[WriteItem]) {
+        for f in extra_fields(items) {
+            if self.set_fields.iter().all(|s| s.name() != f.name()) {
+                self.set_fields.push(f);
+            }
+        }
+    }
+
     fn open(&mut self, schema: SchemaRef, display: &str) -> Result<()> {
         let Some(file) = self.file.take() else {
             return Err(Error::Config(
@@ -728,7 +739,6 @@ impl ParquetSink {
         lines: &[u8],
         batch: &Batch,
         opts: &ExtractOptions,
-        extras: &[Field],
         display: &str,
     ) -> Result<()> {
         if self.schema.is_none() {
@@ -765,7 +775,7 @@ impl ParquetSink {
                 Some(_) => {}
             }
             // Fields that stages add are not in the input records: their types are known.
-            for extra in extras {
+            for extra in &self.set_fields {
                 match fields.iter().position(|f| f.name() == extra.name()) {
                     Some(i) => fields[i] = extra.clone(),
                     None => fields.push(extra.clone()),
