@@ -35,7 +35,9 @@ def build_tokenizer(vocab_size: int = 600) -> object:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
-        initial_alphabet=list("▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_()=\",.[]|/<>:;"),
+        initial_alphabet=list(
+            '▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_()=",.[]|/<>:;'
+        ),
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS * 4, trainer)
