@@ -286,22 +286,23 @@ class TransformersBackend:
             steps = torch.zeros(n, dtype=torch.long, device=dev)
             step = 0
             while True:
+                active = ~done[rows]
+                # Rows that are done stay in the batch until compaction; their automata rest.
+                live_cons = None
                 if cons is not None:
-                    logits = self._constrain(
-                        logits, [cons[r] for r in rows], [max_new[r] - step for r in rows]
-                    )
+                    flags = active.tolist()
+                    live_cons = [cons[r] if f else None for r, f in zip(rows, flags, strict=True)]
+                    logits = self._constrain(logits, live_cons, [max_new[r] - step for r in rows])
                 nxt = logits.argmax(-1)
                 gen[rows, step] = nxt
-                if cons is not None:
-                    for j, r in enumerate(rows):
-                        c = cons[r]
+                if live_cons is not None:
+                    for j, c in enumerate(live_cons):
                         if c is not None:
                             c.advance(int(nxt[j]))
-                steps[rows] += 1
-                finished = (nxt == self.eos) | (steps[rows] >= limit[rows])
-                done[rows] |= finished
+                steps[rows] += active.long()
+                done[rows] |= (nxt == self.eos) | (steps[rows] >= limit[rows])
                 step += 1
-                fin = finished.tolist()
+                fin = done[rows].tolist()
                 if all(fin):
                     break
                 if sum(fin) * 4 >= len(rows):
@@ -582,7 +583,7 @@ class Refiner:
         st.generated_tokens += sum(gen.tokens)
         programs: list[str | None] = [""] * len(texts)
         for i, text in zip(live, gen.texts, strict=True):
-            programs[i] = text
+            programs[i] = text.strip(" ")
         outs = _core.prox_outcomes(
             "doc", texts, [p or "" for p in programs], self.mode, self.accept._args(), self.threads
         )
