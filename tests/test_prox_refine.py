@@ -18,7 +18,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from prox_models import make_model_dir  # noqa: E402
-
 from tamis import _core  # noqa: E402
 from tamis.prox_grammar import ProgramAutomaton, Vocabulary  # noqa: E402
 from tamis.prox_infer import ProxModelError, Refiner, plan_batches, refine_records  # noqa: E402
@@ -33,7 +32,8 @@ def _docs(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [
         "\n".join(
-            " ".join(rng.choice(WORDS) for _ in range(rng.randrange(1, 14))) for _ in range(rng.randrange(1, 12))
+            " ".join(rng.choice(WORDS) for _ in range(rng.randrange(1, 14)))
+            for _ in range(rng.randrange(1, 12))
         )
         for _ in range(n)
     ]
@@ -136,7 +136,9 @@ def test_constrained_decoding_from_random_weights_always_parses(models):
         assert _core.prox_outcomes("chunk", [text], [p], "strict", ACCEPT)[0][3] == 0
         assert _core.prox_outcomes("chunk", [text], [p], "compat", ACCEPT)[0][3] == 0
     # Unconstrained, the same random model writes garbage that strict parsing rejects.
-    free = _refiner(models, stage="chunk", doc_model=None, mode="strict", constrain=False, chunk_max_new_tokens=40)
+    free = _refiner(
+        models, stage="chunk", doc_model=None, mode="strict", constrain=False, chunk_max_new_tokens=40
+    )
     free.refine(docs)
     assert free.stats_dict()["chunk"]["programs_with_errors"] > 0
 
@@ -147,7 +149,9 @@ def test_fast_doc_path_with_full_budget_equals_greedy(models):
     fast = _refiner(models, stage="doc", chunk_model=None, doc_fast_tokens=5).refine(docs)
     short = _refiner(models, stage="doc", chunk_model=None, doc_fast_tokens=1).refine(docs)
     assert fast.doc_programs == full.doc_programs and fast.texts == full.texts
-    assert all(len(p or "") <= len(f or "") for p, f in zip(short.doc_programs, full.doc_programs, strict=True))
+    assert all(
+        len(p or "") <= len(f or "") for p, f in zip(short.doc_programs, full.doc_programs, strict=True)
+    )
 
 
 def test_model_errors_are_clear(models, tmp_path, monkeypatch):
@@ -182,7 +186,14 @@ def test_cli_python_polars_agree(models, tmp_path):
     _write_jsonl(tmp_path / "in.jsonl", records)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     args = ["--doc-model", str(models[0]), "--chunk-model", str(models[1]), "--device", "cpu"]
-    args += ["--doc-max-new-tokens", "6", "--chunk-max-new-tokens", "24", "--stats-json", str(tmp_path / "s.json")]
+    args += [
+        "--doc-max-new-tokens",
+        "6",
+        "--chunk-max-new-tokens",
+        "24",
+        "--stats-json",
+        str(tmp_path / "s.json"),
+    ]
     cmd = [sys.executable, "-m", "tamis", "prox", "refine", str(tmp_path / "in.jsonl"), "-o"]
     p = subprocess.run([*cmd, str(tmp_path / "out.jsonl"), *args], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -201,7 +212,9 @@ def test_cli_python_polars_agree(models, tmp_path):
 
     bad = subprocess.run(
         [*cmd, str(tmp_path / "o2.jsonl"), "--doc-model", str(tmp_path / "nope"), "--device", "cpu"],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 1 and "no such directory" in bad.stderr
     assert not (tmp_path / "o2.jsonl").exists()
@@ -212,14 +225,15 @@ def test_datatrove_stages_resume_to_the_same_output(models, tmp_path):
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
-
     from tamis.datatrove import ProxChunkStage, ProxDocStage
 
     data = tmp_path / "data"
     data.mkdir()
     docs = _docs(8, 13)
     for k in range(2):
-        _write_jsonl(data / f"part{k}.jsonl", [{"id": f"{k}-{i}", "text": t} for i, t in enumerate(docs[k::2])])
+        _write_jsonl(
+            data / f"part{k}.jsonl", [{"id": f"{k}-{i}", "text": t} for i, t in enumerate(docs[k::2])]
+        )
     opts = {"device": "cpu", "batch_tokens": 4096}
 
     class FailOnce:
@@ -258,8 +272,12 @@ def test_datatrove_stages_resume_to_the_same_output(models, tmp_path):
     for name in ("00000.jsonl", "00001.jsonl"):
         a = _read_jsonl(tmp_path / "clean" / name)
         b = _read_jsonl(tmp_path / "resumed" / name)
-        assert [(r["id"], r["text"], r["metadata"]) for r in a] == [(r["id"], r["text"], r["metadata"]) for r in b]
-    refined = _read_jsonl(tmp_path / "clean" / "00000.jsonl") + _read_jsonl(tmp_path / "clean" / "00001.jsonl")
+        assert [(r["id"], r["text"], r["metadata"]) for r in a] == [
+            (r["id"], r["text"], r["metadata"]) for r in b
+        ]
+    refined = _read_jsonl(tmp_path / "clean" / "00000.jsonl") + _read_jsonl(
+        tmp_path / "clean" / "00001.jsonl"
+    )
     expected = _refiner(models).refine(docs)
     assert sorted(r["text"] for r in refined) == sorted(t for t in expected.texts if t)
 
@@ -271,7 +289,9 @@ class _Completions(BaseHTTPRequestHandler):
         assert isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)
         assert body["temperature"] == 0.0 and body["max_tokens"] > 0
         text = self.server.answer(prompt)  # type: ignore[attr-defined]
-        data = json.dumps({"choices": [{"index": 0, "text": text}], "usage": {"completion_tokens": 3}}).encode()
+        data = json.dumps(
+            {"choices": [{"index": 0, "text": text}], "usage": {"completion_tokens": 3}}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -298,7 +318,9 @@ def test_openai_backend_against_a_local_server(models):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        r = Refiner(models[0], models[1], backend="openai", base_url=f"http://127.0.0.1:{server.server_port}/v1")
+        r = Refiner(
+            models[0], models[1], backend="openai", base_url=f"http://127.0.0.1:{server.server_port}/v1"
+        )
         head = "Home About Contact"
         body = "\n".join(" ".join(WORDS) for _ in range(3))
         res = r.refine([f"{head}\n{body}", f"DROPME\n{body}", ""])
