@@ -456,3 +456,27 @@ fn prox_apply_runs_programs_and_keeps_the_original_text() {
     );
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn prox_refine_points_to_the_python_package() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = tamis(
+        dir.path(),
+        &[
+            "prox",
+            "refine",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("pip install 'tamis[prox]'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out.jsonl").exists());
+}

@@ -17,6 +17,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
+        Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }
