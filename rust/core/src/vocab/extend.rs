@@ -417,7 +417,7 @@ fn validate(
             return Err(invalid(format!("old token {s:?} lost id {id}")));
         }
     }
-    if new.vocab().len() != base.vocab().len() + tokens.len() {
+    if new.vocab().len() != base.vocab().len() + base.added_outside_vocab().len() + tokens.len() {
         return Err(invalid("the vocabulary did not grow by the new tokens".into()));
     }
     let old_added: BTreeMap<u32, String> = base

@@ -271,10 +271,33 @@ impl TokenizerFile {
         self.bpe().ignore_merges
     }
 
+    /// Added tokens that are not in the model vocabulary (Llama-3's and Qwen2's special tokens),
+    /// by id. `tokenizers` numbers such tokens from the model vocabulary's size on load, so once
+    /// the vocabulary grows they must be written into it with their ids, or they would be
+    /// renumbered.
+    pub fn added_outside_vocab(&self) -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = self
+            .tokenizer
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| !self.vocab.contains_key(&t.content))
+            .map(|(id, t)| (t.content, id))
+            .collect();
+        out.sort_by_key(|(_, id)| *id);
+        out
+    }
+
     /// The file's text with `vocab` entries and `merges` appended at the end of the model's
-    /// vocab and merges, written in the file's own layout; nothing else changes.
+    /// vocab and merges, written in the file's own layout; nothing else changes, except that
+    /// [`Self::added_outside_vocab`] entries go into the vocab first when it grows.
     pub fn splice(&self, vocab: &[(String, u32)], merges: &[(String, String)]) -> Result<String> {
         let json = &*self.json;
+        let mut entries = Vec::new();
+        if !vocab.is_empty() {
+            entries = self.added_outside_vocab();
+        }
+        entries.extend_from_slice(vocab);
+        let vocab = &entries[..];
         let bad = |m: &str| Error::Tokenizer {
             path: self.name.clone(),
             error: TokenizerError::Malformed(m.to_string()),
@@ -517,15 +540,15 @@ mod tests {
     #[test]
     fn legacy_string_merges_stay_strings() {
         let compact = PRETTY
-            .replace("[\n        \"a\",\n        \"b\"\n      ]", "\"a b\"")
-            .replace(['\n', ' '], "");
+            .replace(['\n', ' '], "")
+            .replace(r#"["a","b"]"#, r#""a b""#);
         let f = TokenizerFile::from_json("t.json", &compact).expect("load");
         assert_eq!(f.merge_format(), MergeFormat::Strings);
         let out = f
             .splice(&[("abb".into(), 3)], &[("ab".into(), "b".into())])
             .expect("splice");
         assert!(out.contains(r#""ab":2,"abb":3}"#), "{out}");
-        assert!(out.contains(r#"["ab","ab b"]"#), "{out}");
+        assert!(out.contains(r#""merges":["a b","ab b"]"#), "{out}");
     }
 
     #[test]

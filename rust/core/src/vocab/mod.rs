@@ -28,6 +28,8 @@ mod extend;
 mod file;
 mod learn;
 mod report;
+#[cfg(test)]
+mod tests;
 
 pub use corpus::{CorpusOptions, CorpusSummary};
 pub use extend::{extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary};
