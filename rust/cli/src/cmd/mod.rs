@@ -2,16 +2,19 @@
 
 mod dedup;
 mod demo;
+mod vocab;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand};
+use crate::args::{Cli, Command, DedupCommand, VocabCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
+        Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }

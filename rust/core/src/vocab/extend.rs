@@ -29,6 +29,9 @@ pub struct ExtendConfig {
     pub char_coverage: f64,
     /// Report the embedding rows the model needs, rounded up to a multiple of this.
     pub pad_to_multiple_of: Option<u32>,
+    /// Old-language text whose ids must not change: merges whose pair meets in its old
+    /// segmentation, and characters that occur in it, are not added. Empty: no constraint.
+    pub protect: Vec<String>,
     /// How the corpus is read.
     pub corpus: CorpusOptions,
 }
@@ -40,6 +43,7 @@ impl Default for ExtendConfig {
             min_frequency: 2,
             char_coverage: 0.9995,
             pad_to_multiple_of: None,
+            protect: Vec::new(),
             corpus: CorpusOptions::default(),
         }
     }
@@ -65,6 +69,8 @@ pub struct MergeFromSummary {
     pub unreachable: usize,
     /// Merges with a byte-fallback or unknown part, or a part the file format cannot hold.
     pub unmergeable: usize,
+    /// Merges whose pair meets in the protected text.
+    pub protected: usize,
     /// The first unreachable tokens, for inspection.
     pub unreachable_examples: Vec<String>,
     /// Merges not looked at because `new_tokens` was reached.
@@ -102,6 +108,10 @@ pub struct ExtendSummary {
     pub stopped_by: String,
     /// Candidate pairs skipped because their token would be unreachable.
     pub unreachable_skipped: u64,
+    /// Candidate pairs skipped because they meet in the protected text.
+    pub protected_skipped: u64,
+    /// The protected text read, when one was given.
+    pub protected: Option<CorpusSummary>,
     /// Distinct words of the corpus.
     pub distinct_words: usize,
     /// The corpus read, when one was given.
@@ -233,6 +243,15 @@ pub fn extend(
         (counts, Some(summary))
     };
 
+    let (protected_counts, protected_summary) = if cfg.protect.is_empty() {
+        (WordCounts::default(), None)
+    } else {
+        let (counts, summary) =
+            count_words(base.tokenizer(), base.kind(), &cfg.protect, &cfg.corpus, &pool)?;
+        (counts, Some(summary))
+    };
+    let protected_chars: HashSet<char> = protected_counts.keys().flat_map(|w| w.chars()).collect();
+
     // Byte-fallback models first get the characters they lack: merges can only join tokens,
     // and `<0xXX>` pieces never merge.
     let mut chars: Vec<String> = Vec::new();
@@ -258,6 +277,9 @@ pub fn extend(
                 chars.push(c);
             }
         }
+        let keep = |c: &String| !c.chars().any(|ch| protected_chars.contains(&ch));
+        from_other_chars = chars[..from_other_chars].iter().filter(|c| keep(c)).count();
+        chars.retain(keep);
         chars.truncate(budget);
         from_other_chars = from_other_chars.min(chars.len());
     }
@@ -285,22 +307,29 @@ pub fn extend(
 
     // Segment every distinct word once with the old merges (sorted, so ids do not depend on
     // hash order).
-    let mut words: Vec<(String, u64)> = counts.into_iter().collect();
-    words.sort_unstable();
-    let distinct_words = words.len();
-    let segmented: Vec<(Vec<u32>, u64)> = pool.install(|| {
-        words
-            .into_par_iter()
-            .with_min_len(256)
-            .map(|(w, c)| {
-                let ids = seg_model
-                    .tokenize(&w)
-                    .map(|t| t.into_iter().map(|t| t.id).collect())
-                    .unwrap_or_default();
-                (ids, c)
-            })
-            .collect()
-    });
+    let segment = |counts: WordCounts| -> Vec<(String, Vec<u32>, u64)> {
+        let mut words: Vec<(String, u64)> = counts.into_iter().collect();
+        words.sort_unstable();
+        pool.install(|| {
+            words
+                .into_par_iter()
+                .with_min_len(256)
+                .map(|(w, c)| {
+                    let ids = seg_model
+                        .tokenize(&w)
+                        .map(|t| t.into_iter().map(|t| t.id).collect())
+                        .unwrap_or_default();
+                    (w, ids, c)
+                })
+                .collect()
+        })
+    };
+    let distinct_words = counts.len();
+    let segmented: Vec<(Vec<u32>, u64)> = segment(counts)
+        .into_iter()
+        .map(|(_, ids, c)| (ids, c))
+        .collect();
+    let protected_words = segment(protected_counts);
     let mut vocab = base.vocab().clone();
     vocab.extend(char_entries.iter().cloned());
     let mut learner = Learner::new(
@@ -310,6 +339,7 @@ pub fn extend(
         base.merge_format() == MergeFormat::Strings,
         segmented,
     );
+    learner.protect(protected_words.iter().map(|(w, ids, _)| (w.as_str(), ids.as_slice())));
 
     let mut added = char_entries.len();
     let merge_from_summary = merge_from.map(|other| {
@@ -332,6 +362,7 @@ pub fn extend(
                 Err(Refusal::Present) => s.already_present += 1,
                 Err(Refusal::MissingPart) => s.missing_part += 1,
                 Err(Refusal::Unmergeable) => s.unmergeable += 1,
+                Err(Refusal::Protected) => s.protected += 1,
                 Err(Refusal::Unreachable) => {
                     s.unreachable += 1;
                     if s.unreachable_examples.len() < 50 {
@@ -387,6 +418,8 @@ pub fn extend(
         base_merges: base.merges().len(),
         stopped_by: stopped_by.to_string(),
         unreachable_skipped: learner.unreachable_skipped,
+        protected_skipped: learner.protected_skipped,
+        protected: protected_summary,
         distinct_words,
         corpus: corpus_summary,
         merge_from: merge_from_summary,

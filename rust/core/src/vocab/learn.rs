@@ -66,6 +66,8 @@ pub(crate) enum Refusal {
     /// A part is a byte-fallback or unknown token, or the merge cannot be written in the file's
     /// legacy merge format.
     Unmergeable,
+    /// The pair meets in protected text, whose ids must not change.
+    Protected,
 }
 
 /// The learner's state.
@@ -85,6 +87,10 @@ pub(crate) struct Learner<'m> {
     ranks: FastMap<Pair, u32>,
     /// Pairs skipped during learning because their token would be unreachable.
     pub unreachable_skipped: u64,
+    /// Pairs skipped during learning because they meet in protected text.
+    pub protected_skipped: u64,
+    protected_pairs: std::collections::HashSet<Pair, Xxh3DefaultBuilder>,
+    protected_words: std::collections::HashSet<String, Xxh3DefaultBuilder>,
 }
 
 impl<'m> Learner<'m> {
@@ -126,6 +132,9 @@ impl<'m> Learner<'m> {
             merges: Vec::new(),
             ranks: FastMap::default(),
             unreachable_skipped: 0,
+            protected_skipped: 0,
+            protected_pairs: Default::default(),
+            protected_words: Default::default(),
         };
         for (w, (ids, count)) in words.into_iter().enumerate() {
             for p in ids.windows(2) {
@@ -143,6 +152,21 @@ impl<'m> Learner<'m> {
             learner.push(p, count);
         }
         learner
+    }
+
+    /// Never merge a pair that meets in these old segmentations of protected words, so that
+    /// protected text keeps its ids: a new merge can only fire where its pair meets, and while
+    /// none fires the protected words stay in their old state. With `ignore_merges`, a new
+    /// token equal to a whole protected word would also change it, so those are refused too.
+    pub fn protect<'w>(&mut self, words: impl IntoIterator<Item = (&'w str, &'w [u32])>) {
+        for (w, ids) in words {
+            for p in ids.windows(2) {
+                self.protected_pairs.insert((p[0], p[1]));
+            }
+            if self.model.ignore_merges {
+                self.protected_words.insert(w.to_string());
+            }
+        }
     }
 
     fn string(&self, id: u32) -> Arc<str> {
@@ -222,6 +246,9 @@ impl<'m> Learner<'m> {
         if self.vocab.contains_key(&s) {
             return Err(Refusal::Present);
         }
+        if self.protected_pairs.contains(&pair) || self.protected_words.contains(&s) {
+            return Err(Refusal::Protected);
+        }
         if !self.reachable(pair) {
             return Err(Refusal::Unreachable);
         }
@@ -259,6 +286,7 @@ impl<'m> Learner<'m> {
                     added += 1;
                 }
                 Err(Refusal::Unreachable) => self.unreachable_skipped += 1,
+                Err(Refusal::Protected) => self.protected_skipped += 1,
                 Err(_) => {}
             }
         }

@@ -607,6 +607,13 @@ impl Report {
                 x.next_id,
                 x.embedding_rows
             );
+            if x.protected_skipped > 0 || x.unreachable_skipped > 0 {
+                let _ = writeln!(
+                    out,
+                    "skipped candidate pairs: {} meeting in protected text, {} unreachable",
+                    x.protected_skipped, x.unreachable_skipped
+                );
+            }
             if let Some(m) = &x.merge_from {
                 let _ = writeln!(
                     out,
