@@ -35,7 +35,7 @@ pub use corpus::{CorpusOptions, CorpusSummary};
 pub use extend::{extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary};
 pub use file::{MergeFormat, ModelKind, TokenizerFile};
 pub use report::{
-    stats, token_counts, Change, CorpusReport, Invariance, Metrics, NewTokens, Report,
+    stats, token_counts, tokenizer_from_json, Change, CorpusReport, Invariance, Metrics, NewTokens, Report,
     StatsConfig, TokenizerInfo,
 };
 

@@ -711,6 +711,33 @@ impl Report {
     }
 }
 
+/// A tokenizer parsed from its JSON text, cached by content: polars calls once per batch, and
+/// parsing a 50k-token file costs far more than counting a batch.
+pub fn tokenizer_from_json(json: &str) -> Result<std::sync::Arc<Tokenizer>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<Vec<(u128, Arc<Tokenizer>)>>> = OnceLock::new();
+    let key = xxhash_rust::xxh3::xxh3_128(json.as_bytes());
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, t)) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
+        path: "<tokenizer>".into(),
+        error: crate::TokenizerError::Malformed(e.to_string()),
+    })?);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= 4 {
+        cache.remove(0);
+    }
+    cache.push((key, t.clone()));
+    Ok(t)
+}
+
 /// Tokens per text (no special tokens added); `None` stays `None`. Runs on the current rayon
 /// pool; the result is in input order.
 pub fn token_counts(tokenizer: &Tokenizer, texts: &[Option<&str>]) -> Result<Vec<Option<u32>>> {
