@@ -1,6 +1,7 @@
 """tamis: a fine sieve for LLM training corpora.
 
-Rust-fast deduplication, refinement and tokenizer vocabulary extension (``tamis.vocab``), reachable from Python, polars (``import tamis.polars``),
+Rust-fast deduplication, refinement and tokenizer vocabulary extension (``tamis.vocab``),
+reachable from Python, polars (``import tamis.polars``),
 datatrove (``tamis.datatrove``) and the ``tamis`` command line.
 """
 

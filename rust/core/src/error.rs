@@ -89,7 +89,9 @@ pub enum TokenizerError {
     #[error("the model uses BPE dropout ({0}); set \"dropout\" to null to extend it")]
     Dropout(String),
     /// WordPiece-style `continuing_subword_prefix` / `end_of_word_suffix` on a BPE model.
-    #[error("the model sets {0}; only byte-level and SentencePiece-style BPE models are supported")]
+    #[error(
+        "the model sets {0}; only byte-level and SentencePiece-style BPE models are supported"
+    )]
     SubwordAffix(&'static str),
     /// Two tokenizers that cannot be combined (e.g. byte-level and SentencePiece-style).
     #[error("{0}")]

@@ -267,7 +267,11 @@ fn vocab_extend(
         let summary = serde_json::to_string(&ext.summary)
             .map_err(|e| tamis_core::Error::Config(e.to_string()))?;
         let rep = if report {
-            let target = if heldout.is_empty() { &corpus } else { &heldout };
+            let target = if heldout.is_empty() {
+                &corpus
+            } else {
+                &heldout
+            };
             if target.is_empty() {
                 return Err(tamis_core::Error::Config(
                     "report=True needs target text: give corpus or heldout".into(),

@@ -26,7 +26,10 @@ fn check_outputs(outputs: &[&Path], inputs: &[&[String]], tokenizers: &[&Path]) 
     for (i, out) in outputs.iter().enumerate() {
         let r = resolved(out);
         if taken.contains(&r) || outputs[..i].iter().any(|o| resolved(o) == r) {
-            bail!("{}: the output is also an input or another output", out.display());
+            bail!(
+                "{}: the output is also an input or another output",
+                out.display()
+            );
         }
         let parent = out
             .parent()
@@ -46,7 +49,11 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
     tokenizers.extend(a.merge_from.as_deref());
     check_outputs(&outputs, &[&a.corpus, &a.protect, &a.heldout], &tokenizers)?;
     let base = TokenizerFile::open(&a.tokenizer)?;
-    let other = a.merge_from.as_deref().map(TokenizerFile::open).transpose()?;
+    let other = a
+        .merge_from
+        .as_deref()
+        .map(TokenizerFile::open)
+        .transpose()?;
     let corpus = a.corpus_args.options(g.threads);
     let cfg = ExtendConfig {
         new_tokens: a.new_tokens,

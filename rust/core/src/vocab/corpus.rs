@@ -100,9 +100,12 @@ pub(crate) fn for_each_batch(
     std::thread::scope(|scope| -> Result<()> {
         let files = &files;
         let reader = scope.spawn(move || {
-            read_batches(files, opts.batch_bytes, Arc::new(AtomicU64::new(0)), |item| {
-                tx.send(item).is_ok()
-            })
+            read_batches(
+                files,
+                opts.batch_bytes,
+                Arc::new(AtomicU64::new(0)),
+                |item| tx.send(item).is_ok(),
+            )
         });
         let consumed = (|| -> Result<()> {
             for item in &rx {
@@ -137,7 +140,9 @@ pub(crate) fn for_each_batch(
                                     file,
                                     location,
                                 }),
-                                Err(e) => bad.push((location, RecordError::InvalidUtf8(e.to_string()))),
+                                Err(e) => {
+                                    bad.push((location, RecordError::InvalidUtf8(e.to_string())))
+                                }
                             }
                         }
                     }
@@ -152,7 +157,9 @@ pub(crate) fn for_each_batch(
                                 }),
                                 Err(e) => {
                                     let location = match &batch.data {
-                                        BatchData::Jsonl { lines, .. } => Location::Line(lines[i].line),
+                                        BatchData::Jsonl { lines, .. } => {
+                                            Location::Line(lines[i].line)
+                                        }
                                         BatchData::Arrow { first_row, .. } => {
                                             Location::Row(first_row + i as u64)
                                         }

@@ -214,7 +214,9 @@ pub fn extend(
         )));
     }
     if cfg.pad_to_multiple_of == Some(0) {
-        return Err(Error::Config("--pad-to-multiple-of must be at least 1".into()));
+        return Err(Error::Config(
+            "--pad-to-multiple-of must be at least 1".into(),
+        ));
     }
     if let Some(other) = merge_from {
         if other.kind() != base.kind() {
@@ -246,8 +248,13 @@ pub fn extend(
     let (protected_counts, protected_summary) = if cfg.protect.is_empty() {
         (WordCounts::default(), None)
     } else {
-        let (counts, summary) =
-            count_words(base.tokenizer(), base.kind(), &cfg.protect, &cfg.corpus, &pool)?;
+        let (counts, summary) = count_words(
+            base.tokenizer(),
+            base.kind(),
+            &cfg.protect,
+            &cfg.corpus,
+            &pool,
+        )?;
         (counts, Some(summary))
     };
     let protected_chars: HashSet<char> = protected_counts.keys().flat_map(|w| w.chars()).collect();
@@ -339,7 +346,11 @@ pub fn extend(
         base.merge_format() == MergeFormat::Strings,
         segmented,
     );
-    learner.protect(protected_words.iter().map(|(w, ids, _)| (w.as_str(), ids.as_slice())));
+    learner.protect(
+        protected_words
+            .iter()
+            .map(|(w, ids, _)| (w.as_str(), ids.as_slice())),
+    );
 
     let mut added = char_entries.len();
     let merge_from_summary = merge_from.map(|other| {
@@ -373,7 +384,11 @@ pub fn extend(
         }
         s
     });
-    let mut stopped_by = if added >= budget { "new_tokens" } else { "no_candidates" };
+    let mut stopped_by = if added >= budget {
+        "new_tokens"
+    } else {
+        "no_candidates"
+    };
     if corpus_summary.is_some() && added < budget {
         added += learner.learn(budget - added, cfg.min_frequency);
         stopped_by = if added >= budget {
@@ -451,7 +466,9 @@ fn validate(
         }
     }
     if new.vocab().len() != base.vocab().len() + base.added_outside_vocab().len() + tokens.len() {
-        return Err(invalid("the vocabulary did not grow by the new tokens".into()));
+        return Err(invalid(
+            "the vocabulary did not grow by the new tokens".into(),
+        ));
     }
     let old_added: BTreeMap<u32, String> = base
         .tokenizer()
@@ -481,10 +498,14 @@ fn validate(
     for (a, b) in merges {
         let joined = format!("{a}{b}");
         if base.vocab().contains_key(&joined) {
-            return Err(invalid(format!("new merge result {joined:?} was already a token")));
+            return Err(invalid(format!(
+                "new merge result {joined:?} was already a token"
+            )));
         }
         if !new.vocab().contains_key(a) || !new.vocab().contains_key(b) {
-            return Err(invalid(format!("new merge ({a:?}, {b:?}) has a part outside the vocabulary")));
+            return Err(invalid(format!(
+                "new merge ({a:?}, {b:?}) has a part outside the vocabulary"
+            )));
         }
     }
     let model = new.bpe();

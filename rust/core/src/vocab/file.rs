@@ -112,7 +112,8 @@ impl TokenizerFile {
             error,
         };
         let malformed = |m: String| err(TokenizerError::Malformed(m));
-        let top: JsonFields<'_> = serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
+        let top: JsonFields<'_> =
+            serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
         let model_raw = top
             .get("model")
             .ok_or_else(|| malformed("no \"model\" field".into()))?;
@@ -171,7 +172,8 @@ impl TokenizerFile {
             };
             merges.push(pair);
         }
-        let tokenizer = Tokenizer::from_bytes(json.as_bytes()).map_err(|e| malformed(e.to_string()))?;
+        let tokenizer =
+            Tokenizer::from_bytes(json.as_bytes()).map_err(|e| malformed(e.to_string()))?;
         let ModelWrapper::BPE(bpe) = tokenizer.get_model() else {
             return Err(err(TokenizerError::UnsupportedModel("not BPE".into())));
         };
@@ -417,7 +419,8 @@ impl<'a> Layout<'a> {
                 vs.next()?.ok()?;
                 Some(&trimmed[..value_at + vs.byte_offset()])
             } else {
-                let mut stream = serde_json::Deserializer::from_str(trimmed).into_iter::<&RawValue>();
+                let mut stream =
+                    serde_json::Deserializer::from_str(trimmed).into_iter::<&RawValue>();
                 stream.next()?.ok()?;
                 Some(&trimmed[..stream.byte_offset()])
             }
@@ -523,10 +526,7 @@ mod tests {
             .splice(&[("abb".into(), 3)], &[("ab".into(), "b".into())])
             .expect("splice");
         let expected = PRETTY
-            .replace(
-                "\"ab\": 2\n",
-                "\"ab\": 2,\n      \"abb\": 3\n",
-            )
+            .replace("\"ab\": 2\n", "\"ab\": 2,\n      \"abb\": 3\n")
             .replace(
                 "        \"b\"\n      ]\n    ]",
                 "        \"b\"\n      ],\n      [\n        \"ab\",\n        \"b\"\n      ]\n    ]",

@@ -111,10 +111,8 @@ impl<'m> Learner<'m> {
             let i = id as usize;
             if i < size {
                 strings[i] = Some(Arc::from(s.as_str()));
-                let byte_token = model.byte_fallback
-                    && s.len() == 6
-                    && s.starts_with("<0x")
-                    && s.ends_with('>');
+                let byte_token =
+                    model.byte_fallback && s.len() == 6 && s.starts_with("<0x") && s.ends_with('>');
                 mergeable[i] = !byte_token && unk.as_deref() != Some(s.as_str());
             }
         }

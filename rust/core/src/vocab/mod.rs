@@ -35,8 +35,8 @@ pub use corpus::{CorpusOptions, CorpusSummary};
 pub use extend::{extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary};
 pub use file::{MergeFormat, ModelKind, TokenizerFile};
 pub use report::{
-    stats, token_counts, tokenizer_from_json, Change, CorpusReport, Invariance, Metrics, NewTokens, Report,
-    StatsConfig, TokenizerInfo,
+    stats, token_counts, tokenizer_from_json, Change, CorpusReport, Invariance, Metrics, NewTokens,
+    Report, StatsConfig, TokenizerInfo,
 };
 
 /// The report of an extension: [`stats`] of the result against its base, on `corpus` (held-out

@@ -229,6 +229,9 @@ struct Context<'a> {
     new: HashMap<u32, Origin>,
 }
 
+/// A document's metrics, ids and byte offsets under one tokenizer.
+type Measured = (DocMetrics, Vec<u32>, Vec<(usize, usize)>);
+
 fn word_spans(text: &str) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut start = None;
@@ -248,7 +251,7 @@ fn word_spans(text: &str) -> Vec<(usize, usize)> {
     spans
 }
 
-fn measure(t: &Tokenizer, text: &str, words: &[(usize, usize)]) -> Result<(DocMetrics, Vec<u32>, Vec<(usize, usize)>)> {
+fn measure(t: &Tokenizer, text: &str, words: &[(usize, usize)]) -> Result<Measured> {
     let enc = t
         .encode(text, false)
         .map_err(|e| Error::Config(format!("encoding failed: {e}")))?;
@@ -530,7 +533,11 @@ pub fn stats(
         NewTokens {
             count,
             used,
-            utilization: if count == 0 { 0.0 } else { used as f64 / count as f64 },
+            utilization: if count == 0 {
+                0.0
+            } else {
+                used as f64 / count as f64
+            },
             unreachable: unreachable.len(),
             unreachable_examples: unreachable.into_iter().take(50).collect(),
         }
@@ -630,7 +637,11 @@ impl Report {
                 "\n{title}: {} documents, {} characters, {} words",
                 r.tokenizer.documents, r.tokenizer.characters, r.tokenizer.words
             );
-            let _ = writeln!(out, "  {:<26}{:>12}{:>12}{:>10}", "", "baseline", "tokenizer", "change");
+            let _ = writeln!(
+                out,
+                "  {:<26}{:>12}{:>12}{:>10}",
+                "", "baseline", "tokenizer", "change"
+            );
             type Get = fn(&Metrics) -> f64;
             let lines: [(&str, Get, bool); 6] = [
                 ("tokens", |m| m.tokens as f64, false),
@@ -681,7 +692,11 @@ impl Report {
             rows(&mut out, "protected text", p);
         }
         if let Some(inv) = &self.invariance {
-            let causes: Vec<String> = inv.causes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let causes: Vec<String> = inv
+                .causes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(
                 out,
                 "  ids unchanged: {} of {} documents ({}){}",
@@ -715,7 +730,8 @@ impl Report {
 /// parsing a 50k-token file costs far more than counting a batch.
 pub fn tokenizer_from_json(json: &str) -> Result<std::sync::Arc<Tokenizer>> {
     use std::sync::{Arc, Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<Vec<(u128, Arc<Tokenizer>)>>> = OnceLock::new();
+    type Cache = Mutex<Vec<(u128, Arc<Tokenizer>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = xxhash_rust::xxh3::xxh3_128(json.as_bytes());
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Some((_, t)) = cache
@@ -726,10 +742,12 @@ pub fn tokenizer_from_json(json: &str) -> Result<std::sync::Arc<Tokenizer>> {
     {
         return Ok(t.clone());
     }
-    let t = Arc::new(Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
-        path: "<tokenizer>".into(),
-        error: crate::TokenizerError::Malformed(e.to_string()),
-    })?);
+    let t = Arc::new(
+        Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
+            path: "<tokenizer>".into(),
+            error: crate::TokenizerError::Malformed(e.to_string()),
+        })?,
+    );
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= 4 {
         cache.remove(0);

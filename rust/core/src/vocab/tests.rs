@@ -19,7 +19,9 @@ const ZH: &str = include_str!("../../../../tests/data/vocab/zh_tw.txt");
 fn train(pre: tokenizers::PreTokenizerWrapper, text: &str, vocab_size: usize) -> Tokenizer {
     let mut tok = Tokenizer::new(BPE::default());
     let alphabet = match &pre {
-        tokenizers::PreTokenizerWrapper::ByteLevel(_) => ByteLevel::alphabet().into_iter().collect(),
+        tokenizers::PreTokenizerWrapper::ByteLevel(_) => {
+            ByteLevel::alphabet().into_iter().collect()
+        }
         _ => std::collections::HashSet::new(),
     };
     tok.with_pre_tokenizer(Some(pre));
@@ -56,10 +58,11 @@ fn sentencepiece(text: &str, vocab_size: usize, legacy: bool) -> String {
     let mut v: Value = serde_json::from_str(&tok.to_string(false).expect("json")).expect("parse");
     let model = &mut v["model"];
     let vocab = model["vocab"].as_object_mut().expect("vocab");
-    let mut next = vocab.values().filter_map(Value::as_u64).max().expect("ids") + 1;
-    for name in std::iter::once("<unk>".to_string()).chain((0..=255u8).map(|b| format!("<0x{b:02X}>"))) {
-        vocab.insert(name, json!(next));
-        next += 1;
+    let first = vocab.values().filter_map(Value::as_u64).max().expect("ids") + 1;
+    let names =
+        std::iter::once("<unk>".to_string()).chain((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    for (id, name) in (first..).zip(names) {
+        vocab.insert(name, json!(id));
     }
     model["unk_token"] = json!("<unk>");
     model["byte_fallback"] = json!(true);
@@ -107,7 +110,11 @@ fn assert_conformant(base: &TokenizerFile, ext: &Extension) -> TokenizerFile {
         assert!(!base.vocab().contains_key(&format!("{a}{b}")));
     }
     for (i, (s, id)) in ext.tokens.iter().enumerate() {
-        assert_eq!(*id, base.next_id() + i as u32, "ids follow the largest old id");
+        assert_eq!(
+            *id,
+            base.next_id() + i as u32,
+            "ids follow the largest old id"
+        );
         let t = tokenizers::Model::tokenize(new.bpe(), s).expect("tokenize");
         assert_eq!(t.len(), 1, "{s:?} is reachable");
         assert_eq!(t[0].id, *id);
@@ -125,18 +132,30 @@ fn byte_level_extension_keeps_old_text_and_compresses_new_text() {
     let en = write(dir.path(), "en.txt", EN);
     let ext = extend(&base, std::slice::from_ref(&zh), None, &cfg(150)).expect("extend");
     assert_eq!(ext.summary.new_tokens, 150);
-    assert_eq!(ext.summary.characters_added, 0, "byte-level models need no characters");
+    assert_eq!(
+        ext.summary.characters_added, 0,
+        "byte-level models need no characters"
+    );
     assert_eq!(ext.summary.first_new_id, base.next_id());
     assert_conformant(&base, &ext);
 
-    let report = extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default())
-        .expect("report");
-    let (t, b) = (&report.target.tokenizer, report.target.baseline.as_ref().expect("b"));
-    assert!(t.tokens_per_char < b.tokens_per_char * 0.7, "{t:?} vs {b:?}");
+    let report =
+        extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default()).expect("report");
+    let (t, b) = (
+        &report.target.tokenizer,
+        report.target.baseline.as_ref().expect("b"),
+    );
+    assert!(
+        t.tokens_per_char < b.tokens_per_char * 0.7,
+        "{t:?} vs {b:?}"
+    );
     assert_eq!(t.round_trip_rate, 1.0, "byte-level round trip is exact");
     let inv = report.invariance.as_ref().expect("invariance");
     assert!(inv.rate >= 0.99, "{inv:?}");
-    assert!(!inv.causes.contains_key("other"), "every change is explained");
+    assert!(
+        !inv.causes.contains_key("other"),
+        "every change is explained"
+    );
     let nt = report.new_tokens.as_ref().expect("new tokens");
     assert_eq!((nt.count, nt.unreachable), (150, 0));
     assert!(nt.used > 100);
@@ -165,19 +184,33 @@ fn sentencepiece_byte_fallback_adds_characters_first() {
         let base = TokenizerFile::from_json("base", &sentencepiece(EN, 300, legacy)).expect("base");
         assert_eq!(base.kind(), ModelKind::SentencePiece);
         assert!(base.byte_fallback());
-        let zh = write(dir.path(), "zh.jsonl", &ZH.lines().map(|l| json!({"text": l}).to_string() + "\n").collect::<String>());
+        let zh = write(
+            dir.path(),
+            "zh.jsonl",
+            &ZH.lines()
+                .map(|l| json!({"text": l}).to_string() + "\n")
+                .collect::<String>(),
+        );
         let en = write(dir.path(), "en.txt", EN);
         let ext = extend(&base, std::slice::from_ref(&zh), None, &cfg(400)).expect("extend");
         let s = &ext.summary;
         assert!(s.characters_added > 100, "{s:?}");
         assert!(s.merges_added > 0, "{s:?}");
-        assert!(ext.tokens[..s.characters_added].iter().all(|(t, _)| t.chars().count() == 1));
+        assert!(ext.tokens[..s.characters_added]
+            .iter()
+            .all(|(t, _)| t.chars().count() == 1));
         assert!(ext.tokens.iter().any(|(t, _)| t == "臺"));
         assert_conformant(&base, &ext);
-        let report = extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default())
-            .expect("report");
-        let (t, b) = (&report.target.tokenizer, report.target.baseline.as_ref().expect("b"));
-        assert!(t.tokens_per_char < b.tokens_per_char / 2.0, "legacy={legacy}: {t:?} vs {b:?}");
+        let report =
+            extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default()).expect("report");
+        let (t, b) = (
+            &report.target.tokenizer,
+            report.target.baseline.as_ref().expect("b"),
+        );
+        assert!(
+            t.tokens_per_char < b.tokens_per_char / 2.0,
+            "legacy={legacy}: {t:?} vs {b:?}"
+        );
         assert_eq!(t.round_trip_rate, b.round_trip_rate);
         let inv = report.invariance.expect("invariance");
         assert!(inv.rate >= 0.99, "legacy={legacy}: {inv:?}");
@@ -188,7 +221,8 @@ fn sentencepiece_byte_fallback_adds_characters_first() {
 fn merge_from_keeps_old_priority_and_reports_unreachable() {
     let dir = tempfile::tempdir().expect("tmp");
     let base = TokenizerFile::from_json("base", &byte_level(EN, 400)).expect("base");
-    let other = TokenizerFile::from_json("zh", &byte_level(&format!("{ZH}{EN}"), 900)).expect("other");
+    let other =
+        TokenizerFile::from_json("zh", &byte_level(&format!("{ZH}{EN}"), 900)).expect("other");
     let ext = extend(&base, &[], Some(&other), &ExtendConfig::default()).expect("merge");
     let m = ext.summary.merge_from.as_ref().expect("summary");
     assert_eq!(m.merges, other.merges().len());
@@ -205,7 +239,11 @@ fn merge_from_keeps_old_priority_and_reports_unreachable() {
     c.min_frequency = 1;
     let both = extend(&base, &[zh], Some(&other), &c).expect("both");
     assert_eq!(both.summary.new_tokens, m.added + 20);
-    assert_eq!(both.tokens[..m.added], ext.tokens[..], "merged tokens come first");
+    assert_eq!(
+        both.tokens[..m.added],
+        ext.tokens[..],
+        "merged tokens come first"
+    );
     assert_conformant(&base, &both);
     let sp = TokenizerFile::from_json("sp", &sentencepiece(ZH, 300, false)).expect("sp");
     let err = extend(&base, &[], Some(&sp), &ExtendConfig::default()).expect_err("kinds differ");
@@ -236,8 +274,12 @@ fn learning_counts_pairs_and_breaks_ties_in_order() {
     assert_eq!(base.added_outside_vocab(), [("<s>".to_string(), 6)]);
     // Old state: ab×3 [a b], abc [a b c], ca×2 [c a], cde×3 [c de], bc×2 [b c]. "ab" (4) goes
     // first, then "cde" (3); "bc" and "ca" then tie at 2 and "b" < "c" decides.
-    let corpus = write(dir.path(), "c.txt", "ab ab ab <s> abc\nca ca cde cde cde\nbc bc\n");
-    let ext = extend(&base, &[corpus.clone()], None, &cfg(3)).expect("extend");
+    let corpus = write(
+        dir.path(),
+        "c.txt",
+        "ab ab ab <s> abc\nca ca cde cde cde\nbc bc\n",
+    );
+    let ext = extend(&base, std::slice::from_ref(&corpus), None, &cfg(3)).expect("extend");
     let new: Vec<(&str, u32)> = ext.tokens.iter().map(|(s, i)| (s.as_str(), *i)).collect();
     assert_eq!(new, [("ab", 7), ("cde", 8), ("bc", 9)]);
     let new_file = TokenizerFile::from_json("n", &ext.json).expect("reload");
@@ -282,9 +324,17 @@ fn legacy_merge_strings_and_padding() {
     let mut c = cfg(1);
     c.pad_to_multiple_of = Some(64);
     let ext = extend(&base, &[corpus], None, &c).expect("extend");
-    assert!(ext.json.contains(r#""merges":["d e","a b"]"#), "{}", ext.json);
+    assert!(
+        ext.json.contains(r#""merges":["d e","a b"]"#),
+        "{}",
+        ext.json
+    );
     // The special token joins the model vocabulary with its id, so that it keeps it on reload.
-    assert!(ext.json.contains(r#""de":5,"<s>":6,"ab":7}"#), "{}", ext.json);
+    assert!(
+        ext.json.contains(r#""de":5,"<s>":6,"ab":7}"#),
+        "{}",
+        ext.json
+    );
     assert_eq!((ext.summary.next_id, ext.summary.embedding_rows), (8, 64));
 }
 
@@ -296,13 +346,16 @@ fn bad_inputs_are_clear_errors() {
     let err = extend(&base, &[empty], None, &cfg(5)).expect_err("empty");
     assert!(matches!(err, Error::EmptyCorpus(_)), "{err}");
     let bad = write(dir.path(), "bad.jsonl", "{\"text\": \"ab\"}\n{oops\n");
-    let err = extend(&base, &[bad.clone()], None, &cfg(5)).expect_err("bad record");
+    let err = extend(&base, std::slice::from_ref(&bad), None, &cfg(5)).expect_err("bad record");
     assert!(err.to_string().contains("bad.jsonl: line 2"), "{err}");
     let mut skip = cfg(5);
     skip.corpus.on_error = crate::io::OnError::Skip;
     skip.min_frequency = 1;
     let ext = extend(&base, &[bad], None, &skip).expect("skip");
-    assert_eq!(ext.summary.corpus.as_ref().expect("c").skipped["invalid_json"], 1);
+    assert_eq!(
+        ext.summary.corpus.as_ref().expect("c").skipped["invalid_json"],
+        1
+    );
     let err = extend(&base, &[], None, &cfg(5)).expect_err("no corpus");
     assert_eq!(err.slug(), "config");
 }
