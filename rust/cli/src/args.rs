@@ -105,7 +105,7 @@ pub struct VocabExtendArgs {
     /// directories or globs.
     #[arg(long, num_args = 1.., value_name = "FILES")]
     pub corpus: Vec<String>,
-    /// Number of new tokens to add (required unless --merge-from is given).
+    /// Number of new tokens to add (required with --corpus; without it, --merge-from adds all).
     #[arg(long, value_name = "N")]
     pub new_tokens: Option<usize>,
     /// The extended tokenizer.json to write.

@@ -18,7 +18,7 @@ use crate::{Error, Result, TokenizerError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtendConfig {
     /// Most new tokens to add (characters and merges together); `None` means no limit, which is
-    /// allowed only with a tokenizer to merge from.
+    /// allowed only when merging another tokenizer without a corpus.
     pub new_tokens: Option<usize>,
     /// Stop learning when the most frequent pair occurs fewer times than this (default 2: a
     /// pair seen once does not generalize). Characters below it are not added either.
@@ -202,7 +202,7 @@ pub fn extend(
             "nothing to learn from: give a corpus, a tokenizer to merge from, or both".into(),
         ));
     }
-    if merge_from.is_none() && cfg.new_tokens.is_none() {
+    if !corpus.is_empty() && cfg.new_tokens.is_none() {
         return Err(Error::Config(
             "--new-tokens is required when learning from a corpus".into(),
         ));
