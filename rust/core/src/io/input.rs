@@ -300,6 +300,30 @@ mod tests {
     }
 
     #[test]
+    fn text_inputs_are_opt_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["a.txt", "b.jsonl", "c.txt.gz"] {
+            std::fs::write(dir.path().join(name), b"x\n").expect("write");
+        }
+        let root = dir.path().to_string_lossy();
+        let names = |files: Vec<InputFile>| -> Vec<(String, InputFormat)> {
+            files.into_iter().map(|f| (f.name, f.format)).collect()
+        };
+        assert_eq!(
+            names(expand_inputs(&[&root]).expect("jsonl")),
+            [("b.jsonl".into(), InputFormat::Jsonl(Compression::None))]
+        );
+        assert_eq!(
+            names(expand_text_inputs(&[&root]).expect("text")),
+            [
+                ("a.txt".into(), InputFormat::Text(Compression::None)),
+                ("b.jsonl".into(), InputFormat::Jsonl(Compression::None)),
+                ("c.txt.gz".into(), InputFormat::Text(Compression::Gzip)),
+            ]
+        );
+    }
+
+    #[test]
     fn missing_inputs_are_errors() {
         assert!(matches!(
             expand_inputs(&["/nonexistent/x.jsonl"]),
