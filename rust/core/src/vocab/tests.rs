@@ -139,8 +139,14 @@ fn byte_level_extension_keeps_old_text_and_compresses_new_text() {
     assert_eq!(ext.summary.first_new_id, base.next_id());
     assert_conformant(&base, &ext);
 
-    let report =
-        extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default()).expect("report");
+    let report = extension_report(
+        &base,
+        &ext,
+        std::slice::from_ref(&zh),
+        &[en],
+        &StatsConfig::default(),
+    )
+    .expect("report");
     let (t, b) = (
         &report.target.tokenizer,
         report.target.baseline.as_ref().expect("b"),
@@ -160,6 +166,20 @@ fn byte_level_extension_keeps_old_text_and_compresses_new_text() {
     assert_eq!((nt.count, nt.unreachable), (150, 0));
     assert!(nt.used > 100);
     assert!(report.summary().contains("tokens per character"));
+
+    // Protecting Chinese text that the corpus shares: every merge that would fire on it is
+    // refused, so its ids stay.
+    let first_lines: Vec<&str> = ZH.lines().take(3).collect();
+    let mixed = write(dir.path(), "mixed.txt", &first_lines.join("\n"));
+    let mut c = cfg(150);
+    c.min_frequency = 1;
+    c.protect = vec![mixed.clone()];
+    let kept = extend(&base, std::slice::from_ref(&zh), None, &c).expect("protected");
+    assert!(kept.summary.protected_skipped > 0, "{:?}", kept.summary);
+    assert_conformant(&base, &kept);
+    let report =
+        extension_report(&base, &kept, &[zh], &[mixed], &StatsConfig::default()).expect("report");
+    assert_eq!(report.invariance.expect("invariance").rate, 1.0);
 }
 
 #[test]
@@ -201,8 +221,14 @@ fn sentencepiece_byte_fallback_adds_characters_first() {
             .all(|(t, _)| t.chars().count() == 1));
         assert!(ext.tokens.iter().any(|(t, _)| t == "臺"));
         assert_conformant(&base, &ext);
-        let report =
-            extension_report(&base, &ext, &[zh], &[en], &StatsConfig::default()).expect("report");
+        let report = extension_report(
+            &base,
+            &ext,
+            std::slice::from_ref(&zh),
+            std::slice::from_ref(&en),
+            &StatsConfig::default(),
+        )
+        .expect("report");
         let (t, b) = (
             &report.target.tokenizer,
             report.target.baseline.as_ref().expect("b"),
@@ -214,6 +240,19 @@ fn sentencepiece_byte_fallback_adds_characters_first() {
         assert_eq!(t.round_trip_rate, b.round_trip_rate);
         let inv = report.invariance.expect("invariance");
         assert!(inv.rate >= 0.99, "legacy={legacy}: {inv:?}");
+
+        // Protecting text that shares characters and pairs with the corpus: the characters it
+        // uses are not added, the merges that would fire on it are refused, its ids stay.
+        let first_lines: Vec<&str> = ZH.lines().take(3).collect();
+        let mixed = write(dir.path(), "mixed.txt", &first_lines.join("\n"));
+        let mut c = cfg(400);
+        c.protect = vec![mixed.clone(), en.clone()];
+        let kept = extend(&base, std::slice::from_ref(&zh), None, &c).expect("protected");
+        assert!(kept.summary.characters_added < s.characters_added);
+        assert_conformant(&base, &kept);
+        let report = extension_report(&base, &kept, &[zh], &[mixed, en], &StatsConfig::default())
+            .expect("report");
+        assert_eq!(report.invariance.expect("invariance").rate, 1.0);
     }
 }
 
