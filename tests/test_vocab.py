@@ -137,7 +137,12 @@ def assert_conformant(base_path: Path, new_json: str) -> tuple[dict, dict]:
         assert a in new_vocab and b in new_vocab
         assert a + b not in old_vocab
     max_old = max([*old_vocab.values(), *(t["id"] for t in base["added_tokens"])])
-    new_ids = sorted(i for s, i in new_vocab.items() if s not in old_vocab)
+    # Special tokens kept only in added_tokens (Llama-3 style) join the vocabulary with their ids.
+    added = {t["content"]: t["id"] for t in base["added_tokens"]}
+    for s, i in new_vocab.items():
+        if s in added:
+            assert i == added[s]
+    new_ids = sorted(i for s, i in new_vocab.items() if s not in old_vocab and s not in added)
     assert new_ids == list(range(max_old + 1, max_old + 1 + len(new_ids)))
     model = Tokenizer.from_str(new_json).model
     id_to_token = {i: s for s, i in new_vocab.items()}
@@ -351,3 +356,20 @@ def test_token_counts_match_tokenizers(gpt2):
     assert got == want
     assert df.select(pl.col("text").tamis.token_count(tok))["text"].to_list() == want
     assert vocab.token_counts(texts, tok) == want
+
+
+def test_special_tokens_outside_the_model_vocabulary_keep_their_ids(gpt2, tmp_path):
+    """Llama-3 and Qwen2 keep special tokens only in added_tokens, after the model vocabulary."""
+    tok = Tokenizer.from_file(str(gpt2))
+    tok.add_special_tokens(["<|begin_of_text|>", "<|eot_id|>"])
+    base = tmp_path / "llama3-like.json"
+    tok.save(str(base))
+    assert (tok.token_to_id("<|begin_of_text|>"), tok.token_to_id("<|eot_id|>")) == (50257, 50258)
+    ext = vocab.extend(base, DATA / "zh_tw.txt", new_tokens=50)
+    assert ext.summary["first_new_id"] == 50259
+    new = Tokenizer.from_str(ext.json)
+    assert (new.token_to_id("<|begin_of_text|>"), new.token_to_id("<|eot_id|>")) == (50257, 50258)
+    text = "<|begin_of_text|>臺灣的春天<|eot_id|>"
+    ids = new.encode(text).ids
+    assert ids[0] == 50257 and ids[-1] == 50258 and max(ids[1:-1]) >= 50259
+    assert_conformant(base, ext.json)
