@@ -263,7 +263,7 @@ fn vocab_extend(
             .as_deref()
             .map(|j| TokenizerFile::from_json(merge_from_name, j))
             .transpose()?;
-        let ext = extend(&base, &corpus, other.as_ref(), &cfg)?;
+        let ext = extend(&base, &corpus, other.as_ref(), &cfg, &NoProgress)?;
         let summary = serde_json::to_string(&ext.summary)
             .map_err(|e| tamis_core::Error::Config(e.to_string()))?;
         let rep = if report {
@@ -281,7 +281,7 @@ fn vocab_extend(
                 corpus: corpus_opts,
                 ..StatsConfig::default()
             };
-            Some(extension_report(&base, &ext, target, &protect, &scfg)?.to_json())
+            Some(extension_report(&base, &ext, target, &protect, &scfg, &NoProgress)?.to_json())
         } else {
             None
         };
@@ -317,7 +317,7 @@ fn vocab_stats(
             .as_deref()
             .map(|j| TokenizerFile::from_json(baseline_name, j))
             .transpose()?;
-        let r = stats(&t, b.as_ref(), &corpus, &protect, &cfg)?;
+        let r = stats(&t, b.as_ref(), &corpus, &protect, &cfg, &NoProgress)?;
         Ok((r.to_json(), r.summary()))
     })
     .map_err(to_py)

@@ -11,6 +11,7 @@ use tamis_core::vocab::{
 };
 
 use crate::args::{GlobalArgs, VocabExtendArgs, VocabStatsArgs};
+use crate::progress::Bar;
 
 /// Refuse outputs that would overwrite an input or each other, before any work is done.
 fn check_outputs(outputs: &[&Path], inputs: &[&[String]], tokenizers: &[&Path]) -> Result<()> {
@@ -63,7 +64,8 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
         protect: a.protect.clone(),
         corpus: corpus.clone(),
     };
-    let ext = extend_vocab(&base, &a.corpus, other.as_ref(), &cfg)?;
+    let bar = Bar::new(g.quiet);
+    let ext = extend_vocab(&base, &a.corpus, other.as_ref(), &cfg, &bar)?;
     let report = match &a.report {
         Some(_) => {
             let heldout = if a.heldout.is_empty() {
@@ -78,7 +80,9 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
                 corpus,
                 ..StatsConfig::default()
             };
-            Some(extension_report(&base, &ext, heldout, &a.protect, &scfg)?)
+            Some(extension_report(
+                &base, &ext, heldout, &a.protect, &scfg, &bar,
+            )?)
         }
         None => None,
     };
@@ -123,7 +127,15 @@ pub fn stats(g: &GlobalArgs, a: &VocabStatsArgs) -> Result<()> {
         corpus: a.corpus_args.options(g.threads),
         examples: a.examples,
     };
-    let report = measure(&tokenizer, baseline.as_ref(), &a.corpus, &a.protect, &cfg)?;
+    let bar = Bar::new(g.quiet);
+    let report = measure(
+        &tokenizer,
+        baseline.as_ref(),
+        &a.corpus,
+        &a.protect,
+        &cfg,
+        &bar,
+    )?;
     if let Some(path) = &a.report {
         write_atomic(path, &(report.to_json() + "\n"))?;
     }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -18,6 +18,7 @@ use crate::io::{
     expand_text_inputs, extract_docs, read_batches, BatchColumns, BatchData, ExtractOptions,
     InputFormat, OnError, ReadItem,
 };
+use crate::pipeline::Progress;
 use crate::{Error, RecordError, Result};
 
 /// Word → occurrences.
@@ -84,9 +85,18 @@ pub(crate) fn for_each_batch(
     inputs: &[String],
     opts: &CorpusOptions,
     pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
     mut each: impl FnMut(&[Text<'_>]) -> Result<()>,
 ) -> Result<CorpusSummary> {
     let files = expand_text_inputs(inputs)?;
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| f.path.as_ref())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.start(total);
+    let bytes_in = Arc::new(AtomicU64::new(0));
     let mut summary = CorpusSummary {
         inputs: inputs.to_vec(),
         files: files.len(),
@@ -99,13 +109,11 @@ pub(crate) fn for_each_batch(
     let (tx, rx) = crossbeam_channel::bounded::<ReadItem>(2);
     std::thread::scope(|scope| -> Result<()> {
         let files = &files;
+        let counter = bytes_in.clone();
         let reader = scope.spawn(move || {
-            read_batches(
-                files,
-                opts.batch_bytes,
-                Arc::new(AtomicU64::new(0)),
-                |item| tx.send(item).is_ok(),
-            )
+            read_batches(files, opts.batch_bytes, counter, |item| {
+                tx.send(item).is_ok()
+            })
         });
         let consumed = (|| -> Result<()> {
             for item in &rx {
@@ -176,6 +184,7 @@ pub(crate) fn for_each_batch(
                 summary.documents += texts.len() as u64;
                 summary.text_bytes += texts.iter().map(|t| t.text.len() as u64).sum::<u64>();
                 each(&texts)?;
+                progress.update(bytes_in.load(Ordering::Relaxed), summary.documents);
             }
             Ok(())
         })();
@@ -186,6 +195,7 @@ pub(crate) fn for_each_batch(
         consumed?;
         read
     })?;
+    progress.finish();
     Ok(summary)
 }
 
@@ -256,9 +266,10 @@ pub(crate) fn count_words(
     inputs: &[String],
     opts: &CorpusOptions,
     pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
 ) -> Result<(WordCounts, CorpusSummary)> {
     let mut counts = WordCounts::default();
-    let summary = for_each_batch(inputs, opts, pool, |texts| {
+    let summary = for_each_batch(inputs, opts, pool, progress, |texts| {
         let batch: WordCounts = pool.install(|| {
             texts
                 .par_iter()

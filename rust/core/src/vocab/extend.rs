@@ -11,7 +11,7 @@ use tokenizers::{Model, ModelWrapper, Tokenizer};
 use super::corpus::{count_words, CorpusOptions, CorpusSummary, WordCounts};
 use super::file::{MergeFormat, ModelKind, TokenizerFile};
 use super::learn::{Learner, Refusal};
-use crate::pipeline::thread_pool;
+use crate::pipeline::{thread_pool, Progress};
 use crate::{Error, Result, TokenizerError};
 
 /// Options of [`extend`].
@@ -190,12 +190,13 @@ fn select_chars(
 /// Extend `base` with new tokens learned from `corpus` (continued BPE) and/or taken from
 /// `merge_from`, appended after every existing id and merge. The result is reloaded with
 /// `tokenizers` and checked (old ids, merge prefix, new merges, reachability) before it is
-/// returned; nothing is written here.
+/// returned; nothing is written here. `progress` hears about each corpus read.
 pub fn extend(
     base: &TokenizerFile,
     corpus: &[String],
     merge_from: Option<&TokenizerFile>,
     cfg: &ExtendConfig,
+    progress: &dyn Progress,
 ) -> Result<Extension> {
     if corpus.is_empty() && merge_from.is_none() {
         return Err(Error::Config(
@@ -237,8 +238,14 @@ pub fn extend(
     let (counts, corpus_summary) = if corpus.is_empty() {
         (WordCounts::default(), None)
     } else {
-        let (counts, summary) =
-            count_words(base.tokenizer(), base.kind(), corpus, &cfg.corpus, &pool)?;
+        let (counts, summary) = count_words(
+            base.tokenizer(),
+            base.kind(),
+            corpus,
+            &cfg.corpus,
+            &pool,
+            progress,
+        )?;
         if counts.is_empty() {
             return Err(Error::EmptyCorpus(corpus.join(" ")));
         }
@@ -254,6 +261,7 @@ pub fn extend(
             &cfg.protect,
             &cfg.corpus,
             &pool,
+            progress,
         )?;
         (counts, Some(summary))
     };

@@ -15,10 +15,11 @@
 //! See docs/vocab.md for the algorithm and why old text keeps its ids.
 //!
 //! ```no_run
+//! use tamis_core::pipeline::NoProgress;
 //! use tamis_core::vocab::{extend, ExtendConfig, TokenizerFile};
 //! let base = TokenizerFile::open("tokenizer.json".as_ref())?;
 //! let cfg = ExtendConfig { new_tokens: Some(8000), ..ExtendConfig::default() };
-//! let ext = extend(&base, &["zh.jsonl".to_string()], None, &cfg)?;
+//! let ext = extend(&base, &["zh.jsonl".to_string()], None, &cfg, &NoProgress)?;
 //! ext.write("tokenizer-zh.json".as_ref())?;
 //! # Ok::<(), tamis_core::Error>(())
 //! ```
@@ -47,9 +48,10 @@ pub fn extension_report(
     corpus: &[String],
     protect: &[String],
     cfg: &StatsConfig,
+    progress: &dyn crate::pipeline::Progress,
 ) -> crate::Result<Report> {
     let new = TokenizerFile::from_json(base.name(), &extension.json)?;
-    let mut report = stats(&new, Some(base), corpus, protect, cfg)?;
+    let mut report = stats(&new, Some(base), corpus, protect, cfg, progress)?;
     report.extension = Some(extension.summary.clone());
     Ok(report)
 }

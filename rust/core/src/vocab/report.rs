@@ -17,7 +17,7 @@ use tokenizers::{Model, Tokenizer};
 use super::corpus::{for_each_batch, CorpusOptions, CorpusSummary, Text};
 use super::extend::ExtendSummary;
 use super::file::{ModelKind, TokenizerFile};
-use crate::pipeline::thread_pool;
+use crate::pipeline::{thread_pool, Progress};
 use crate::{Error, Result};
 
 /// Options of [`stats`].
@@ -409,6 +409,7 @@ fn run_corpus(
     cfg: &StatsConfig,
     pool: &rayon::ThreadPool,
     protected: bool,
+    progress: &dyn Progress,
 ) -> Result<(Totals, CorpusSummary)> {
     let mut totals = Totals {
         tokenizer: Metrics::default(),
@@ -421,7 +422,7 @@ fn run_corpus(
         causes: BTreeMap::new(),
         examples: Vec::new(),
     };
-    let summary = for_each_batch(inputs, &cfg.corpus, pool, |texts| {
+    let summary = for_each_batch(inputs, &cfg.corpus, pool, progress, |texts| {
         let results: Vec<DocResult> = pool.install(|| {
             texts
                 .par_iter()
@@ -466,12 +467,14 @@ fn run_corpus(
 
 /// Measure `tokenizer` (and `baseline`, when given, side by side) on `corpus` (target-language
 /// text) and `protect` (old-language text; needs a baseline for the invariance rate).
+/// `progress` hears about each corpus read.
 pub fn stats(
     tokenizer: &TokenizerFile,
     baseline: Option<&TokenizerFile>,
     corpus: &[String],
     protect: &[String],
     cfg: &StatsConfig,
+    progress: &dyn Progress,
 ) -> Result<Report> {
     if corpus.is_empty() {
         return Err(Error::Config("no corpus given".into()));
@@ -507,7 +510,7 @@ pub fn stats(
         baseline: baseline.map(|b| b.tokenizer()),
         new,
     };
-    let (target, target_summary) = run_corpus(&ctx, corpus, cfg, &pool, false)?;
+    let (target, target_summary) = run_corpus(&ctx, corpus, cfg, &pool, false, progress)?;
     let new_tokens = baseline.map(|_| {
         let model = tokenizer.bpe();
         let mut ids: Vec<(u32, &String)> = tokenizer
@@ -545,7 +548,7 @@ pub fn stats(
     let (protected, invariance) = if protect.is_empty() {
         (None, None)
     } else {
-        let (p, summary) = run_corpus(&ctx, protect, cfg, &pool, true)?;
+        let (p, summary) = run_corpus(&ctx, protect, cfg, &pool, true, progress)?;
         let invariance = baseline.map(|_| Invariance {
             documents: p.tokenizer.documents,
             unchanged: p.unchanged,

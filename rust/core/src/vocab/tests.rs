@@ -13,6 +13,34 @@ use tokenizers::Tokenizer;
 use super::*;
 use crate::Error;
 
+/// [`super::extend`] without progress reporting.
+fn extend(
+    base: &TokenizerFile,
+    corpus: &[String],
+    merge_from: Option<&TokenizerFile>,
+    cfg: &ExtendConfig,
+) -> crate::Result<Extension> {
+    super::extend(base, corpus, merge_from, cfg, &crate::pipeline::NoProgress)
+}
+
+/// [`super::extension_report`] without progress reporting.
+fn extension_report(
+    base: &TokenizerFile,
+    ext: &Extension,
+    corpus: &[String],
+    protect: &[String],
+    cfg: &StatsConfig,
+) -> crate::Result<Report> {
+    super::extension_report(
+        base,
+        ext,
+        corpus,
+        protect,
+        cfg,
+        &crate::pipeline::NoProgress,
+    )
+}
+
 const EN: &str = include_str!("../../../../tests/data/vocab/en.txt");
 const ZH: &str = include_str!("../../../../tests/data/vocab/zh_tw.txt");
 
