@@ -1110,7 +1110,10 @@ def test_record_error_kinds():
         "invalid_utf8",
         "missing_key",
         "key_not_string",
+        "missing_field",
+        "field_not_string",
         "corrupt_file",
+        "priority_not_number",
     }
     assert issubclass(tamis.TamisError, ValueError)
 

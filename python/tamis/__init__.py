@@ -5,7 +5,7 @@ reachable from Python, polars (``import tamis.polars``),
 datatrove (``tamis.datatrove``) and the ``tamis`` command line.
 """
 
-from tamis import dedup, text, vocab
+from tamis import dedup, prox, text, vocab
 from tamis._core import RECORD_ERROR_KINDS, TamisError, __version__
 
-__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "text", "vocab"]
+__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "prox", "text", "vocab"]

@@ -1,4 +1,9 @@
-"""Exact deduplication as datatrove pipeline steps, hashed in Rust.
+"""Exact and near-duplicate deduplication as datatrove pipeline steps, computed in Rust.
+
+Near dedup (MinHash-LSH) is four steps sharing a local work directory, the same files as
+``tamis dedup near signatures|buckets|cluster|filter``: :class:`NearDedupSignature`,
+:class:`NearDedupBuckets`, :class:`NearDedupCluster` (one task), :class:`NearDedupFilter`.
+They keep the same documents as ``tamis dedup near`` over the same folder. Exact dedup follows.
 
 Two pipelines over the same data, with the same reader, give exactly the documents that
 ``tamis dedup exact`` keeps on that folder, whatever the number of tasks of either pipeline::
@@ -528,10 +533,377 @@ class ExactDedupFilter(PipelineStep):
                             writer.write(doc, rank)
 
 
+def _workdir(path: Any) -> str:
+    import os
+
+    if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
+        raise ValueError(
+            f"the near-dedup work directory must be a local (or shared, mounted) path, got {path!r}"
+        )
+    return os.fspath(path)
+
+
+class _NearParams:
+    """Parameters shared by the near-dedup steps (see :func:`tamis.dedup.near`)."""
+
+    def __init__(
+        self,
+        threshold: float | None,
+        recall_weight: float | None,
+        ngram: int,
+        shingle: str,
+        num_perm: int,
+        bands: int | None,
+        rows: int | None,
+        seed: int,
+    ) -> None:
+        self.options: dict[str, Any] = {
+            "threshold": threshold,
+            "recall_weight": recall_weight,
+            "ngram": ngram,
+            "shingle": shingle,
+            "num_perm": num_perm,
+            "bands": bands,
+            "rows": rows,
+            "seed": seed,
+        }
+
+
+class NearDedupSignature(PipelineStep):
+    """Stage 1 of near-duplicate dedup (MinHash-LSH): signatures of this task's documents.
+
+    Writes the same files as ``tamis dedup near signatures`` to ``workdir`` (a local or mounted
+    path shared by every task): sorted, checksummed band-key runs and a manifest, last, that
+    marks the task done. Each source file (``metadata[path_key]``) is a shard; files sort as the
+    command line sorts them, so every stage keeps the same document per cluster as
+    ``tamis dedup near`` over the same folder. Terminal step: yields nothing. Then run
+    :class:`NearDedupBuckets` (any number of tasks), :class:`NearDedupCluster` (one task) and
+    :class:`NearDedupFilter` after the same reader.
+    """
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis near dedup: signatures"
+
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        threshold: float | None = None,
+        recall_weight: float | None = None,
+        ngram: int = 5,
+        shingle: str = "words",
+        num_perm: int = 112,
+        bands: int | None = None,
+        rows: int | None = None,
+        seed: int = 1,
+        priority_key: str | None = None,
+        memory_limit: int | None = None,
+        batch_size: int = 10_000,
+        path_key: str = "file_path",
+        threads: int = 0,
+    ) -> None:
+        """``priority_key``: numeric metadata field whose smallest value wins a cluster; other
+        arguments as in :func:`tamis.dedup.near`. ``threads``: Rust threads per batch."""
+        super().__init__()
+        _check_arrow_builder()
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.workdir = _workdir(workdir)
+        self.params = _NearParams(threshold, recall_weight, ngram, shingle, num_perm, bands, rows, seed)
+        self.priority_key = priority_key
+        self.memory_limit = memory_limit
+        self.batch_size = batch_size
+        self.path_key = path_key
+        self.threads = threads
+
+    def _priority(self, doc: Document) -> float:
+        value = doc.metadata.get(self.priority_key or "")
+        if value is None:
+            return float("inf")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(
+                f"document {doc.id!r}: metadata[{self.priority_key!r}] is "
+                f"{type(value).__name__}, not a number"
+            )
+        return float(value)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
+        """Compute and write the signatures of this task's documents."""
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        from tamis import _core
+
+        writer = _core.NearSignatureWriter(
+            self.workdir,
+            rank=rank,
+            world_size=world_size,
+            priority=self.priority_key is not None,
+            memory_limit=self.memory_limit,
+            threads=self.threads,
+            **self.params.options,
+        )
+        for batch in batched(data or (), self.batch_size):
+            with self.track_time("batch"):
+                # Consecutive documents of one file go to Rust together.
+                start = 0
+                while start < len(batch):
+                    path = _source_path(batch[start], self.path_key)
+                    end = start + 1
+                    while end < len(batch) and _source_path(batch[end], self.path_key) == path:
+                        end += 1
+                    docs = batch[start:end]
+                    prios = [self._priority(d) for d in docs] if self.priority_key else None
+                    try:
+                        writer.add(path, _string_array(_texts_of(docs)), prios)
+                    except ValueError as e:
+                        if "not contiguous" in str(e):
+                            raise ValueError(_NOT_CONTIGUOUS.format(path=path, key=self.path_key)) from e
+                        raise
+                    start = end
+            self.stat_update(StatHints.total, value=len(batch), unit="batch")
+        writer.finish()
+
+
+class NearDedupBuckets(PipelineStep):
+    """Stage 2 of near dedup: candidate pairs of this task's bands (``tamis dedup near buckets``).
+
+    Runs with any number of tasks (band slices when there are more tasks than bands); needs no
+    input documents.
+    """
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis near dedup: buckets"
+
+    def __init__(self, workdir: str) -> None:
+        """``workdir``: the directory :class:`NearDedupSignature` wrote to."""
+        super().__init__()
+        self.workdir = _workdir(workdir)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
+        """Merge the sorted signature runs of this task's bands and write its candidate pairs."""
+        from tamis import _core
+
+        with self.track_time():
+            stats = json.loads(_core.near_buckets(self.workdir, rank=rank, world_size=world_size))
+        self.stat_update("candidate_pairs", value=stats["counters"].get("candidate_pairs", 0))
+
+
+class NearDedupCluster(PipelineStep):
+    """Stage 3 of near dedup (one task): union-find over all pairs, per-file decisions."""
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis near dedup: cluster"
+
+    def __init__(self, workdir: str) -> None:
+        """``workdir``: the directory of the earlier stages."""
+        super().__init__()
+        self.workdir = _workdir(workdir)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
+        """Cluster; refuses to run as more than one task."""
+        from tamis import _core
+
+        if world_size != 1:
+            raise ValueError("NearDedupCluster runs as a single task (tasks=1)")
+        with self.track_time():
+            stats = json.loads(_core.near_cluster(self.workdir))
+        for key in ("duplicate_clusters", "near_duplicates"):
+            self.stat_update(key, value=stats["counters"].get(key, 0))
+
+
+class NearDedupFilter(PipelineStep):
+    """Stage 4 of near dedup: forward each cluster's kept document, drop the others.
+
+    Needs the same documents as :class:`NearDedupSignature` saw (same reader and upstream
+    steps), in any number of tasks. With ``annotate=True`` every document is forwarded with
+    ``metadata["minhash_cluster_id"]`` (the cluster's kept document, as a 0-based position in the
+    global order) and ``metadata["minhash_cluster_size"]``.
+    """
+
+    type = "🫂 - DEDUPS"
+    name = "🦀 tamis near dedup: filter"
+
+    def __init__(
+        self,
+        workdir: str,
+        *,
+        annotate: bool = False,
+        exclusion_writer: DiskWriter | None = None,
+        path_key: str = "file_path",
+    ) -> None:
+        """``exclusion_writer`` receives dropped documents (``filter_reason`` ``near_duplicate``)."""
+        super().__init__()
+        self.workdir = _workdir(workdir)
+        self.annotate = annotate
+        self.exclusion_writer = exclusion_writer
+        self.path_key = path_key
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield kept (or annotated) documents."""
+        from datatrove.utils.typeshelper import StatHints
+
+        from tamis import _core
+
+        shards = {name: (shard, docs) for name, shard, docs in _core.near_shards(self.workdir)}
+        seen: dict[str, int] = {}
+        current: tuple[str, dict[int, tuple[int, int]], int] | None = None
+        writer_context = self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext()
+        with writer_context as writer:
+            for doc in data or ():
+                self.stat_update(StatHints.total)
+                path = _source_path(doc, self.path_key)
+                if current is None or current[0] != path:
+                    if path not in shards:
+                        raise ValueError(f"{path}: not among the files whose signatures were computed")
+                    ordinals, reps, sizes, offset = _core.near_shard_decisions(self.workdir, shards[path][0])
+                    current = (path, dict(zip(ordinals, zip(reps, sizes, strict=True), strict=True)), offset)
+                ordinal = seen.get(path, 0)
+                seen[path] = ordinal + 1
+                if ordinal >= shards[path][1]:
+                    raise ValueError(
+                        f"{path}: more documents than stage 1 saw ({shards[path][1]}): both stages must "
+                        "read the same data with the same reader and upstream steps"
+                    )
+                rep, size = current[1].get(ordinal, (current[2] + ordinal, 1))
+                kept = rep == current[2] + ordinal
+                if self.annotate:
+                    doc.metadata["minhash_cluster_id"] = rep
+                    doc.metadata["minhash_cluster_size"] = size
+                if kept or self.annotate:
+                    self.stat_update(StatHints.forwarded)
+                    yield doc
+                else:
+                    self.stat_update(StatHints.dropped, "dropped_near_duplicate")
+                    if writer is not None:
+                        doc.metadata["filter_reason"] = "near_duplicate"
+                        writer.write(doc, rank)
+
+
+class ProxApply(PipelineStep):
+    """Run the ProX programs stored in each document's metadata (see docs/prox.md).
+
+    ``doc_program_key`` / ``chunk_program_key`` name the metadata fields holding the document
+    program (``drop_doc()`` / ``keep_doc()``) and the chunk program (the per-chunk outputs joined
+    with newlines); ``None`` skips that stage. Programs run in Rust, in batches, with the GIL
+    released; results equal ``tamis prox apply`` and :mod:`tamis.prox`. The original text is kept
+    in ``metadata[raw_key]`` unless already there. Dropped documents are counted
+    (``dropped_drop_doc`` / ``dropped_chunk_program``) and sent to ``exclusion_writer`` with
+    ``metadata["filter_reason"]`` set. A document without a needed program is an error.
+    """
+
+    type = "✂️ - FORMAT"
+    name = "🦀 tamis ProX apply"
+
+    def __init__(
+        self,
+        doc_program_key: str | None = "doc_program",
+        chunk_program_key: str | None = "chunk_program",
+        mode: str = "compat",
+        *,
+        accept: Any = None,
+        raw_key: str | None = "raw_content",
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int = 1_000,
+        threads: int = 0,
+    ) -> None:
+        """``accept``: a :class:`tamis.prox.Acceptance` (default: the reference rule)."""
+        from tamis.prox import DEFAULT
+
+        super().__init__()
+        if mode not in ("compat", "strict"):
+            raise ValueError(f"mode must be 'compat' or 'strict', got {mode!r}")
+        if doc_program_key is None and chunk_program_key is None:
+            raise ValueError("ProxApply needs doc_program_key, chunk_program_key or both")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.doc_program_key = doc_program_key
+        self.chunk_program_key = chunk_program_key
+        self.mode = mode
+        self.accept = accept if accept is not None else DEFAULT
+        self.raw_key = raw_key
+        self.exclusion_writer = exclusion_writer
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def _programs(self, batch: list[Document], key: str) -> list[str]:
+        programs = []
+        for doc in batch:
+            program = doc.metadata.get(key)
+            if not isinstance(program, str):
+                what = "missing" if program is None else f"a {type(program).__name__}, not a string"
+                raise ValueError(f"document {doc.id!r}: ProX program metadata[{key!r}] is {what}")
+            programs.append(program)
+        return programs
+
+    def apply_batch(self, batch: list[Document]) -> list[str | None]:
+        """For each document, its new text, or ``None`` with the reason in ``_reasons``."""
+        from tamis import _core
+
+        texts = _texts_of(batch)
+        accept = self.accept._args()
+        results: list[str | None] = list(texts)
+        self._reasons: list[str] = [""] * len(batch)
+        if self.doc_program_key is not None:
+            programs = self._programs(batch, self.doc_program_key)
+            kept = _core.prox_execute_list("doc", texts, programs, self.mode, accept, self.threads)
+            for i, (text, out) in enumerate(zip(texts, kept, strict=True)):
+                if text and not out:
+                    results[i], self._reasons[i] = None, "drop_doc"
+        if self.chunk_program_key is not None:
+            live = [i for i, r in enumerate(results) if r is not None]
+            programs = self._programs([batch[i] for i in live], self.chunk_program_key)
+            outs = _core.prox_execute_list(
+                "chunk", [texts[i] for i in live], programs, self.mode, accept, self.threads
+            )
+            for i, out in zip(live, outs, strict=True):
+                if out:
+                    results[i] = out
+                else:
+                    results[i], self._reasons[i] = None, "chunk_program"
+        elif self.doc_program_key is not None:
+            for i, text in enumerate(texts):
+                if results[i] is not None and not text:
+                    results[i], self._reasons[i] = None, "chunk_program"
+        return results
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield documents with their programs applied; drop (and count) the dropped ones."""
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        writer_context = self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext()
+        with writer_context as writer:
+            for batch in batched(data or (), self.batch_size):
+                with self.track_time("batch"):
+                    results = self.apply_batch(batch)
+                for doc, new, reason in zip(batch, results, self._reasons, strict=True):
+                    self.stat_update(StatHints.total)
+                    if new is None:
+                        self.stat_update(StatHints.dropped, f"dropped_{reason}")
+                        if writer is not None:
+                            doc.metadata["filter_reason"] = f"prox_{reason}"
+                            writer.write(doc, rank)
+                        continue
+                    if self.raw_key is not None and self.raw_key not in doc.metadata:
+                        doc.metadata[self.raw_key] = doc.text
+                    if new != doc.text:
+                        self.stat_update("modified")
+                        doc.text = new
+                    self.stat_update(StatHints.forwarded)
+                    self.update_doc_stats(doc)
+                    yield doc
+
+
 __all__ = [
+    "ProxApply",
     "SIGNATURE_SUFFIX",
     "ExactDedupFilter",
     "ExactDedupSignature",
+    "NearDedupBuckets",
+    "NearDedupCluster",
+    "NearDedupFilter",
+    "NearDedupSignature",
     "path_order_key",
     "read_signature_file",
     "write_signature_file",

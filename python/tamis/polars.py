@@ -9,6 +9,16 @@
   counted in parallel in Rust; for corpus statistics such as tokens per character.
 - ``df.tamis.exact_dedup("text")`` / ``lf.tamis.exact_dedup("text")`` and
   ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep first occurrences, in order.
+- ``pl.col("text").tamis.minhash(num_perm=112)``: elementwise MinHash signature
+  (``pl.Array(pl.UInt64, num_perm)``), the same as ``tamis dedup near`` computes.
+- ``pl.col("text").tamis.is_near_first(threshold=...)``: ``True`` for the row each near-duplicate
+  cluster keeps (a whole-column operation).
+- ``df.tamis.near_dedup("text")`` / ``lf.pipe(tamis.polars.near_dedup, column="text",
+  threshold=0.8)``: keep one row per near-duplicate cluster (the first), in order.
+
+- ``pl.col("text").tamis.prox_execute(pl.col("program"), mode="compat")``: run ProX programs
+  (``level="chunk"``, the default, or ``"doc"``); ``""`` means dropped; a null text or program
+  gives null. Same results as :func:`tamis.prox.execute_chunk` and ``tamis prox apply``.
 
 Columns cross into Rust through the Arrow C stream interface; nothing is converted row by row.
 Null texts are not documents: they are always kept.
@@ -16,13 +26,16 @@ Null texts are not documents: they are always kept.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 
 from tamis import _core
+from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.text import Normalize
 from tamis.vocab import _tokenizer_json
+
+Shingle = Literal["words", "chars"]
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -33,6 +46,21 @@ def _hash_series(s: pl.Series, normalize: Normalize) -> pl.Series:
 
 def _is_first_series(s: pl.Series, normalize: Normalize) -> pl.Series:
     return pl.Series(_core.exact_keep_mask_arrow(s, normalize=normalize)).alias(s.name)
+
+
+def _minhash_series(s: pl.Series, num_perm: int, ngram: int, shingle: Shingle, seed: int) -> pl.Series:
+    m = _core.minhash(s, num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed)
+    out = pl.Series(s.name, m.to_arrow())
+    # A null text has no signature: keep it null rather than all-max.
+    return (
+        out
+        if s.null_count() == 0
+        else pl.select(pl.when(s.is_null()).then(None).otherwise(out).alias(s.name)).to_series()
+    )
+
+
+def _near_first_series(s: pl.Series, params: dict[str, Any]) -> pl.Series:
+    return pl.Series(_core.near_keep_mask_arrow(s, **params)).alias(s.name)
 
 
 @pl.api.register_expr_namespace("tamis")
@@ -64,6 +92,67 @@ class TamisExpr:
             return pl.Series(_core.token_counts_arrow(s, tok, threads=threads)).alias(s.name)
 
         return self._expr.map_batches(count, return_dtype=pl.UInt32, is_elementwise=True)
+    def minhash(
+        self, num_perm: int = 112, *, ngram: int = 5, shingle: Shingle = "words", seed: int = 1
+    ) -> pl.Expr:
+        """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null."""
+        return self._expr.map_batches(
+            lambda s: _minhash_series(s, num_perm, ngram, shingle, seed),
+            return_dtype=pl.Array(pl.UInt64, num_perm),
+            is_elementwise=True,
+        )
+
+    def is_near_first(
+        self,
+        threshold: float | None = None,
+        *,
+        recall_weight: float | None = None,
+        ngram: int = 5,
+        shingle: Shingle = "words",
+        num_perm: int = 112,
+        bands: int | None = None,
+        rows: int | None = None,
+        seed: int = 1,
+        verify: bool = False,
+    ) -> pl.Expr:
+        """``True`` for the row each near-duplicate cluster keeps (its first), in frame order."""
+        params: dict[str, Any] = {
+            "threshold": threshold,
+            "recall_weight": recall_weight,
+            "ngram": ngram,
+            "shingle": shingle,
+            "num_perm": num_perm,
+            "bands": bands,
+            "rows": rows,
+            "seed": seed,
+            "verify": verify,
+        }
+        return self._expr.map_batches(lambda s: _near_first_series(s, params), return_dtype=pl.Boolean)
+
+    def prox_execute(
+        self,
+        program: pl.Expr | str,
+        mode: Mode = "compat",
+        *,
+        level: Level = "chunk",
+        accept: Acceptance = DEFAULT,
+    ) -> pl.Expr:
+        """Run the ProX program of each row (a column name or expression) over this text column:
+        the edited or original text, ``""`` when dropped, null when text or program is null."""
+        program_expr = pl.col(program) if isinstance(program, str) else program
+        return pl.map_batches(
+            [self._expr, program_expr],
+            lambda cols: _prox_series(cols[0], cols[1], level, mode, accept),
+            return_dtype=pl.String,
+            is_elementwise=True,
+        )
+
+
+def _prox_series(
+    texts: pl.Series, programs: pl.Series, level: Level, mode: Mode, accept: Acceptance
+) -> pl.Series:
+    out = _core.prox_execute_arrow(level, texts, programs, mode, accept._args())
+    return pl.Series(out).alias(texts.name)
 
 
 def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "none") -> Frame:
@@ -74,6 +163,40 @@ def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "n
     the same order.
     """
     return frame.filter(TamisExpr(pl.col(column)).is_first(normalize=normalize))
+
+
+def near_dedup(
+    frame: Frame,
+    column: str = "text",
+    *,
+    threshold: float | None = None,
+    recall_weight: float | None = None,
+    ngram: int = 5,
+    shingle: Shingle = "words",
+    num_perm: int = 112,
+    bands: int | None = None,
+    rows: int | None = None,
+    seed: int = 1,
+    verify: bool = False,
+) -> Frame:
+    """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
+
+    For ``lf.pipe(tamis.polars.near_dedup, column="text", threshold=0.8)``; same kept rows as
+    ``tamis dedup near`` over the rows in the same order (see :func:`tamis.dedup.near`).
+    """
+    return frame.filter(
+        TamisExpr(pl.col(column)).is_near_first(
+            threshold,
+            recall_weight=recall_weight,
+            ngram=ngram,
+            shingle=shingle,
+            num_perm=num_perm,
+            bands=bands,
+            rows=rows,
+            seed=seed,
+            verify=verify,
+        )
+    )
 
 
 @pl.api.register_dataframe_namespace("tamis")
@@ -87,6 +210,10 @@ class TamisFrame:
         """See :func:`tamis.polars.exact_dedup`."""
         return exact_dedup(self._df, column, normalize=normalize)
 
+    def near_dedup(self, column: str = "text", **options: Any) -> pl.DataFrame:
+        """See :func:`tamis.polars.near_dedup`."""
+        return near_dedup(self._df, column, **options)
+
 
 @pl.api.register_lazyframe_namespace("tamis")
 class TamisLazyFrame:
@@ -99,5 +226,9 @@ class TamisLazyFrame:
         """See :func:`tamis.polars.exact_dedup`."""
         return exact_dedup(self._lf, column, normalize=normalize)
 
+    def near_dedup(self, column: str = "text", **options: Any) -> pl.LazyFrame:
+        """See :func:`tamis.polars.near_dedup`."""
+        return near_dedup(self._lf, column, **options)
 
-__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup"]
+
+__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup", "near_dedup"]

@@ -46,11 +46,16 @@ pub struct GlobalArgs {
 }
 
 /// Commands.
+// Parsed once per process: boxing the large variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Deduplicate documents or lines.
     #[command(subcommand)]
     Dedup(DedupCommand),
+    /// Run ProX refining programs over a corpus, or write the prompts of the refining models.
+    #[command(subcommand)]
+    Prox(ProxCommand),
     /// Extend a tokenizer's vocabulary for a new language, and measure tokenizers.
     #[command(subcommand)]
     Vocab(VocabCommand),
@@ -169,13 +174,337 @@ pub struct VocabStatsArgs {
     pub corpus_args: CorpusArgs,
 }
 
+/// `tamis prox ...`
+#[derive(Debug, Subcommand)]
+pub enum ProxCommand {
+    /// Apply the stored document and chunk programs of each record (see docs/prox.md).
+    Apply(ProxApplyArgs),
+    /// Write the exact prompts the refining models read, one JSON line per prompt.
+    Prompts(ProxPromptsArgs),
+}
+
+/// How programs are read.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum ProxModeArg {
+    /// Exactly what the reference executor does, quirks included (reproduces released corpora).
+    #[default]
+    Compat,
+    /// A real parser: keyword or positional arguments, quoted strings; bad lines are errors.
+    Strict,
+}
+
+/// Which programs `prox apply` runs.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum ProxApplyStage {
+    /// The document program, then the chunk program.
+    #[default]
+    Both,
+    /// Only the document program (drop_doc / keep_doc).
+    Doc,
+    /// Only the chunk program (remove_lines / normalize).
+    Chunk,
+}
+
+/// `tamis prox apply`
+#[derive(Debug, Args)]
+pub struct ProxApplyArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Field holding the document program; a dotted path reaches nested fields (metadata.doc_program).
+    #[arg(long, default_value = "doc_program", value_name = "FIELD")]
+    pub doc_program_key: String,
+    /// Field holding the chunk program (the per-chunk outputs joined with newlines).
+    #[arg(long, default_value = "chunk_program", value_name = "FIELD")]
+    pub chunk_program_key: String,
+    /// Which programs to run.
+    #[arg(long, value_enum, default_value_t = ProxApplyStage::Both)]
+    pub stage: ProxApplyStage,
+    /// How programs are read.
+    #[arg(long, value_enum, default_value_t = ProxModeArg::Compat)]
+    pub mode: ProxModeArg,
+    /// Field that receives the original text when the record lacks it ("" for none).
+    #[arg(long, default_value = "raw_content", value_name = "FIELD")]
+    pub raw_key: String,
+    /// Drop documents left with fewer words than this (reference: 11, i.e. "10 or fewer").
+    #[arg(long, default_value_t = 11, value_name = "N")]
+    pub min_words: usize,
+    /// Drop documents whose share of words left is at most this (reference: 1 - 0.95 in floating point).
+    #[arg(long, default_value_t = 1.0 - 0.95, value_name = "R")]
+    pub min_keep_ratio: f64,
+    /// Keep the original text when the share of words left is below this (reference: 0).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub min_edit_ratio: f64,
+    /// Discard a program (keep the original text) with more errors than this (reference: 1).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub max_errors: usize,
+}
+
+/// Which prompts `prox prompts` writes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProxPromptStage {
+    /// One prompt per document: token ids right-truncated at --doc-max-tokens, and the text.
+    Doc,
+    /// One prompt per chunk of numbered lines.
+    Chunk,
+}
+
+/// Chat template of the prompts.
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum ProxTemplateArg {
+    /// Llama-2 chat with the ProX system prompt (what the released models were trained on).
+    #[default]
+    Llama2,
+    /// The user message alone.
+    Plain,
+}
+
+/// `tamis prox prompts`
+#[derive(Debug, Args)]
+pub struct ProxPromptsArgs {
+    /// Inputs and output (JSONL).
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// The refining model's tokenizer.json.
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: PathBuf,
+    /// Document or chunk stage.
+    #[arg(long, value_enum)]
+    pub stage: ProxPromptStage,
+    /// Token budget of a chunk (a chunk may reach it exactly).
+    #[arg(long, default_value_t = 1500, value_name = "N")]
+    pub max_tokens: usize,
+    /// Token limit of a document prompt (right truncation).
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub doc_max_tokens: usize,
+    /// Minimum digits of line numbers ([000]).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub number_width: usize,
+    /// Chat template.
+    #[arg(long, value_enum, default_value_t = ProxTemplateArg::Llama2)]
+    pub template: ProxTemplateArg,
+    /// System prompt (default: the ProX one).
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+}
+
 /// `tamis dedup ...`
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum DedupCommand {
     /// Keep the first occurrence (in input order) of each document with identical normalized text.
     Exact(ExactArgs),
     /// Remove every occurrence of a line beyond the first N across the corpus (CCNet-style).
     Lines(LinesArgs),
+    /// Remove near-duplicate documents (MinHash-LSH), in one process or as scheduler stages.
+    ///
+    /// One process: `tamis dedup near INPUT... -o OUTPUT`. As four stages sharing a work
+    /// directory, each runnable as many tasks: `tamis dedup near signatures|buckets|cluster|filter
+    /// --workdir DIR ...` (see docs/near-dedup.md).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Near(NearCmd),
+}
+
+/// `tamis dedup near`: a single-process run, or one of the stages.
+#[derive(Debug, Args)]
+pub struct NearCmd {
+    /// A stage of the multi-task workflow.
+    #[command(subcommand)]
+    pub stage: Option<NearStage>,
+    /// The single-process run.
+    #[command(flatten)]
+    pub run: NearArgs,
+}
+
+/// The stages of `tamis dedup near`.
+#[derive(Debug, Subcommand)]
+pub enum NearStage {
+    /// Stage 1: signatures of the input files with index % world-size == rank.
+    Signatures(NearSignaturesArgs),
+    /// Stage 2: candidate pairs of this task's bands (or band slices).
+    Buckets(NearBucketsArgs),
+    /// Stage 3 (one task): clusters and per-file decisions.
+    Cluster(NearWorkdirArgs),
+    /// Stage 4: write the kept documents of the input files with index % world-size == rank.
+    Filter(NearFilterArgs),
+}
+
+/// Shingling, MinHash and LSH parameters.
+#[derive(Debug, Args, Clone)]
+pub struct MinHashArgs {
+    /// Similarity threshold: picks bands × rows minimizing false positives + false negatives
+    /// (as datasketch does) and is the Jaccard --verify requires (default 0.8 there).
+    #[arg(long, value_name = "T", conflicts_with_all = ["bands", "rows"])]
+    pub threshold: Option<f64>,
+    /// With --threshold: weight of false negatives against false positives when choosing bands ×
+    /// rows (default 0.5 as datasketch; 0.9 finds ≥ 95% of pairs 0.05 above the threshold).
+    #[arg(long, value_name = "W", requires = "threshold")]
+    pub recall_weight: Option<f64>,
+    /// Shingle size, in words (or characters with --shingle chars).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub ngram: usize,
+    /// Shingles made of words or characters.
+    #[arg(long, value_enum, default_value_t = ShingleArg::Words)]
+    pub shingle: ShingleArg,
+    /// Signature length (permutations).
+    #[arg(long, default_value_t = 112, value_name = "K")]
+    pub num_perm: usize,
+    /// LSH bands (default 14, with 8 rows: datatrove/FineWeb).
+    #[arg(long, value_name = "B")]
+    pub bands: Option<usize>,
+    /// Rows per band (default 8).
+    #[arg(long, value_name = "R")]
+    pub rows: Option<usize>,
+    /// Seed of the permutations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep, in each cluster, the document with the smallest value of this numeric field
+    /// (missing or null count as largest; ties go to the first in input order).
+    #[arg(long, value_name = "FIELD")]
+    pub priority: Option<String>,
+}
+
+/// Shingle unit.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum ShingleArg {
+    /// Words (every Han/Kana/Thai/... character is a word).
+    #[default]
+    Words,
+    /// Characters of the normalized text.
+    Chars,
+}
+
+/// `tamis dedup near INPUT... -o OUTPUT`
+#[derive(Debug, Args)]
+pub struct NearArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Parameters.
+    #[command(flatten)]
+    pub minhash: MinHashArgs,
+    /// Join candidate pairs only when their exact shingle-set Jaccard reaches the threshold
+    /// (removes LSH false positives; reads the inputs once more).
+    #[arg(long)]
+    pub verify: bool,
+    /// Keep every document and add minhash_cluster_id and minhash_cluster_size instead.
+    #[arg(long)]
+    pub annotate: bool,
+    /// Write one JSON line (id, cluster_id, cluster_size, kept) per member of each cluster of
+    /// two or more documents.
+    #[arg(long, value_name = "FILE")]
+    pub clusters: Option<PathBuf>,
+    /// Bound memory for band keys (e.g. 8G, 512M): beyond it they spill to sorted files.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Directory for spill files (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// A work directory.
+#[derive(Debug, Args)]
+pub struct NearWorkdirArgs {
+    /// Work directory shared by the stages.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: PathBuf,
+    /// Write run statistics as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `tamis dedup near buckets`
+#[derive(Debug, Args)]
+pub struct NearBucketsArgs {
+    /// Task.
+    #[command(flatten)]
+    pub task: NearTaskArgs,
+    /// Write run statistics as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// A task of a stage.
+#[derive(Debug, Args)]
+pub struct NearTaskArgs {
+    /// Work directory shared by the stages.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: PathBuf,
+    /// This task's index, 0-based (e.g. $SLURM_ARRAY_TASK_ID).
+    #[arg(long, default_value_t = 0)]
+    pub rank: usize,
+    /// Number of tasks of this stage.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub world_size: usize,
+}
+
+/// `tamis dedup near signatures`
+#[derive(Debug, Args)]
+pub struct NearSignaturesArgs {
+    /// Input files, directories or globs (the same list, in the same order, for every task and stage).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Task.
+    #[command(flatten)]
+    pub task: NearTaskArgs,
+    /// Parameters.
+    #[command(flatten)]
+    pub minhash: MinHashArgs,
+    /// Field holding the document text.
+    #[arg(long, default_value = "text", value_name = "FIELD")]
+    pub text_key: String,
+    /// Fail on the first bad record, or skip bad records (the filter stage writes the rejects).
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    pub on_error: OnErrorArg,
+    /// Memory for buffered band keys before they are written out (default 1G).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Write run statistics as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `tamis dedup near filter`
+#[derive(Debug, Args)]
+pub struct NearFilterArgs {
+    /// Inputs and output (the output name may hold {rank}, required with several tasks).
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Task.
+    #[command(flatten)]
+    pub task: NearTaskArgs,
+    /// Keep every document and add minhash_cluster_id and minhash_cluster_size instead.
+    #[arg(long)]
+    pub annotate: bool,
+    /// Write cluster memberships of this task's documents (JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub clusters: Option<PathBuf>,
+}
+
+/// Parse a byte size: `123`, `64K`, `512M`, `8G`, `1.5T` (binary units; a trailing `B` or `iB`
+/// is accepted).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (num, mult) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('M') => (&body[..body.len() - 1], 1 << 20),
+        Some('G') => (&body[..body.len() - 1], 1 << 30),
+        Some('T') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 512M or 8G"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{s:?}: the size must be positive"));
+    }
+    Ok((v * mult as f64) as u64)
 }
 
 /// Normalization before hashing (see docs/normalization.md).
@@ -218,8 +547,10 @@ pub struct IoArgs {
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
     /// Output file; the extension picks the format (.jsonl, .jsonl.gz, .jsonl.zst, .parquet); - is stdout.
-    #[arg(short, long, value_name = "OUTPUT")]
-    pub output: String,
+    // An Option so that `dedup near STAGE` (which has no output of this kind) can leave it out;
+    // clap still requires it everywhere else.
+    #[arg(short, long, value_name = "OUTPUT", required = true)]
+    pub output: Option<String>,
     /// Field holding the document text.
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_key: String,
@@ -238,6 +569,11 @@ pub struct IoArgs {
 }
 
 impl IoArgs {
+    /// The output (always given: clap requires it).
+    pub fn output(&self) -> &str {
+        self.output.as_deref().unwrap_or("-")
+    }
+
     /// Core run options.
     pub fn run_options(&self, threads: usize, key: Option<String>) -> RunOptions {
         RunOptions {
@@ -311,6 +647,37 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("512mb"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5K"), Ok(1536));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn near_stages_parse() {
+        let c = Cli::try_parse_from(["tamis", "dedup", "near", "a.jsonl", "-o", "b.jsonl"]);
+        assert!(c.is_ok());
+        let c = Cli::try_parse_from(["tamis", "dedup", "near", "cluster", "--workdir", "w"]);
+        assert!(c.is_ok());
+        let c = Cli::try_parse_from([
+            "tamis",
+            "dedup",
+            "near",
+            "a",
+            "-o",
+            "b",
+            "--threshold",
+            "0.8",
+            "--bands",
+            "4",
+        ]);
+        assert!(c.is_err());
     }
 
     #[test]

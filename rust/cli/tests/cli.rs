@@ -404,6 +404,59 @@ fn parquet_output_refuses_to_round_long_integers() {
     );
 }
 
+#[test]
+fn prox_apply_runs_programs_and_keeps_the_original_text() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda";
+    write(
+        dir.path(),
+        "in.jsonl",
+        &format!(
+            "{{\"id\":\"a\",\"text\":\"Menu\\n{f}\",\"doc_program\":\"keep_doc()\",\"chunk_program\":\"remove_lines(line_start=0, line_end=0)\"}}\n\
+             {{\"id\":\"b\",\"text\":\"{f}\",\"doc_program\":\"drop_doc()\",\"chunk_program\":\"\"}}\n\
+             {{\"id\":\"c\",\"text\":\"{f}\",\"doc_program\":\"keep_doc()\"}}\n"
+        ),
+    );
+    let o = tamis(
+        dir.path(),
+        &["prox", "apply", "in.jsonl", "-o", "out.jsonl"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("in.jsonl: line 3: missing field \"chunk_program\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out.jsonl").exists());
+    let o = tamis(
+        dir.path(),
+        &[
+            "prox",
+            "apply",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--on-error",
+            "skip",
+            "--threads",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
+    assert_eq!(
+        out,
+        format!("{{\"id\":\"a\",\"text\":\"{f}\",\"doc_program\":\"keep_doc()\",\"chunk_program\":\"remove_lines(line_start=0, line_end=0)\",\"raw_content\":\"Menu\\n{f}\"}}\n")
+    );
+    let o = tamis(
+        dir.path(),
+        &[
+            "prox", "apply", "in.jsonl", "-o", "x.jsonl", "--mode", "loose",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
 const TINY_BPE: &str = r#"{"version":"1.0","added_tokens":[],"normalizer":null,
 "pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
 "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,

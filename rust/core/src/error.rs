@@ -42,9 +42,28 @@ pub enum RecordError {
         /// JSON type found.
         found: &'static str,
     },
+    /// A field a stage reads (e.g. a ProX program) is absent.
+    #[error("missing field {0:?}")]
+    MissingField(String),
+    /// That field is present but not a string.
+    #[error("field {key:?} is {found}, not a string")]
+    FieldNotString {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
     /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
     #[error("unreadable input: {0}")]
     CorruptFile(String),
+    /// The priority field (`dedup near --priority`) is present but not a number.
+    #[error("priority field {key:?} is {found}, not a number")]
+    PriorityNotNumber {
+        /// Field name.
+        key: String,
+        /// JSON type found.
+        found: &'static str,
+    },
 }
 
 impl RecordError {
@@ -58,7 +77,10 @@ impl RecordError {
             RecordError::TextNotString { .. } => "text_not_string",
             RecordError::MissingKey(_) => "missing_key",
             RecordError::KeyNotString { .. } => "key_not_string",
+            RecordError::MissingField(_) => "missing_field",
+            RecordError::FieldNotString { .. } => "field_not_string",
             RecordError::CorruptFile(_) => "corrupt_file",
+            RecordError::PriorityNotNumber { .. } => "priority_not_number",
         }
     }
 
@@ -71,7 +93,10 @@ impl RecordError {
         "text_not_string",
         "missing_key",
         "key_not_string",
+        "missing_field",
+        "field_not_string",
         "corrupt_file",
+        "priority_not_number",
     ];
 }
 
@@ -179,6 +204,15 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A damaged or inconsistent intermediate file (near-dedup work directory): truncated,
+    /// checksum mismatch, out of order, or written with other parameters.
+    #[error("{path}: {message}")]
+    Intermediate {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Invalid options.
     #[error("{0}")]
     Config(String),
@@ -206,6 +240,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::NoInputs(_) => "no_inputs",
             Error::Output { .. } => "output",
+            Error::Intermediate { .. } => "intermediate",
             Error::Config(_) => "config",
             Error::Tokenizer { error, .. } => error.slug(),
             Error::EmptyCorpus(_) => "empty_corpus",

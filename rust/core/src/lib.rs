@@ -24,6 +24,7 @@ pub mod dedup;
 mod error;
 pub mod io;
 pub mod pipeline;
+pub mod prox;
 pub mod stats;
 pub mod text;
 pub mod vocab;

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::Location;
 use crate::io::{
     expand_inputs, extract_docs, read_batches, Batch, BatchColumns, BatchData, Doc, ExtractOptions,
-    InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
+    FieldValue, InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
 };
 use crate::{Error, RecordError, Result, Stats};
 
@@ -26,6 +26,18 @@ pub enum Decision {
     Rewrite(String),
     /// Drop it, counted under this reason.
     Remove(&'static str),
+    /// Write it with these fields set (replaced, or added).
+    Annotate(Vec<(Arc<str>, FieldValue)>),
+    /// Write it with string fields set (replaced when present, appended otherwise) and, when
+    /// given, a new text.
+    Edit {
+        /// Replacement text.
+        text: Option<String>,
+        /// `(name, value)` pairs to set.
+        fields: Vec<(String, String)>,
+    },
+    /// A bad record: fail the run, or skip and count it under `--on-error skip`.
+    Reject(RecordError),
 }
 
 /// A per-document stage. `prepare` must be pure (it runs in parallel); `decide` sees documents
@@ -37,6 +49,9 @@ pub trait Stage: Sync {
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared;
     /// Sequential decision, in input order.
     fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision;
+    /// Called with each batch before its documents are prepared (stages that read other
+    /// columns of a Parquet batch look them up here).
+    fn begin_batch(&mut self, _batch: &Batch) {}
     /// Add stage counters at the end of the run.
     fn finish(&mut self, _stats: &mut Stats) {}
 }
@@ -120,7 +135,7 @@ pub fn resolved(path: &Path) -> PathBuf {
 }
 
 /// Refuse runs that would overwrite their own inputs or write two files to one path.
-fn check_paths(files: &[InputFile], output: &Output, opts: &RunOptions) -> Result<()> {
+pub(crate) fn check_paths(files: &[InputFile], output: &Output, opts: &RunOptions) -> Result<()> {
     if opts.extract.id_key == opts.extract.text_key {
         return Err(Error::Config(
             "--id-key and --text-key must name different fields".into(),
@@ -162,11 +177,26 @@ pub fn run<S: Stage>(
     stage: &mut S,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    let started = Instant::now();
     if opts.rejects.is_some() && opts.on_error == OnError::Fail {
         return Err(Error::Config("--rejects needs --on-error skip".into()));
     }
     let files = expand_inputs(inputs)?;
+    run_files(command, files, output, opts, stage, progress)
+}
+
+/// [`run`] over already expanded inputs.
+pub fn run_files<S: Stage>(
+    command: &str,
+    files: Vec<InputFile>,
+    output: &Output,
+    opts: &RunOptions,
+    stage: &mut S,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
+    if opts.rejects.is_some() && opts.on_error == OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
     check_paths(&files, output, opts)?;
     let pool = thread_pool(opts.threads)?;
     let mut stats = Stats {
@@ -279,6 +309,7 @@ fn consume<S: Stage>(
             }
         };
         let cols = BatchColumns::new(&batch, &opts.extract)?;
+        stage.begin_batch(&batch);
         let items = {
             let (docs, prepared) = pool.install(|| {
                 let docs = extract_docs(&batch, &cols, &opts.extract);
@@ -293,18 +324,19 @@ fn consume<S: Stage>(
             let mut items = Vec::with_capacity(docs.len());
             for (index, (doc, prep)) in docs.into_iter().zip(prepared).enumerate() {
                 stats.documents_read += 1;
+                let raw_at = |index: usize| match &batch.data {
+                    BatchData::Jsonl { buf, lines } => {
+                        let span = lines[index];
+                        (Some(&buf[span.start..span.end]), Location::Line(span.line))
+                    }
+                    BatchData::Arrow { first_row, .. } => {
+                        (None, Location::Row(first_row + index as u64))
+                    }
+                };
                 let (doc, prep) = match (doc, prep) {
                     (Ok(d), Some(p)) => (d, p),
                     (Err(e), _) => {
-                        let (raw, location) = match &batch.data {
-                            BatchData::Jsonl { buf, lines } => {
-                                let span = lines[index];
-                                (Some(&buf[span.start..span.end]), Location::Line(span.line))
-                            }
-                            BatchData::Arrow { first_row, .. } => {
-                                (None, Location::Row(first_row + index as u64))
-                            }
-                        };
+                        let (raw, location) = raw_at(index);
                         skip_or_fail(
                             opts,
                             stats,
@@ -327,6 +359,7 @@ fn consume<S: Stage>(
                             index,
                             new_text: None,
                             generated_id,
+                            extra: Vec::new(),
                         });
                     }
                     Decision::Rewrite(t) => {
@@ -336,7 +369,47 @@ fn consume<S: Stage>(
                             index,
                             new_text: Some(t),
                             generated_id,
+                            extra: Vec::new(),
                         });
+                    }
+                    Decision::Annotate(extra) => {
+                        stats.text_bytes_kept += doc.text.len() as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: None,
+                            generated_id,
+                            extra,
+                        });
+                    }
+                    Decision::Edit { text, fields } => {
+                        if text.is_some() {
+                            stats.documents_modified += 1;
+                        }
+                        stats.text_bytes_kept +=
+                            text.as_ref().map_or(doc.text.len(), |t| t.len()) as u64;
+                        items.push(WriteItem {
+                            index,
+                            new_text: text,
+                            generated_id,
+                            extra: fields
+                                .into_iter()
+                                .map(|(n, v)| (Arc::from(n), FieldValue::Str(v)))
+                                .collect(),
+                        });
+                    }
+                    Decision::Reject(error) => {
+                        // Counted as read and skipped, not as a valid document.
+                        stats.text_bytes_read -= doc.text.len() as u64;
+                        let (raw, location) = raw_at(index);
+                        skip_or_fail(
+                            opts,
+                            stats,
+                            &mut rejects,
+                            &batch.file.display,
+                            location,
+                            error,
+                            raw,
+                        )?;
                     }
                     Decision::Remove(reason) => {
                         Stats::bump(&mut stats.documents_removed, reason, 1)
@@ -355,7 +428,7 @@ fn consume<S: Stage>(
     Ok(())
 }
 
-fn skip_or_fail(
+pub(crate) fn skip_or_fail(
     opts: &RunOptions,
     stats: &mut Stats,
     rejects: &mut Option<&mut RejectsWriter>,
@@ -378,4 +451,125 @@ fn skip_or_fail(
             Ok(())
         }
     }
+}
+
+/// One document seen by [`scan`]: the index of its file in the input list, its 0-based ordinal
+/// among that file's valid documents, and what `prepare` made of it.
+#[derive(Debug)]
+pub struct Scanned<T> {
+    /// Index of the file in the list given to [`scan`].
+    pub file: usize,
+    /// 0-based position among the file's valid documents.
+    pub ordinal: u64,
+    /// The prepared value.
+    pub value: T,
+}
+
+/// Read `files` and call `prepare` on every valid document in parallel, then `consume` on the
+/// results in input order. Bad records fail the scan or, with [`OnError::Skip`], are passed over
+/// (counted in `stats`, not written anywhere: the pass that writes the output reports them). A
+/// `prepare` error is a bad record too. Returns the number of valid documents of each file.
+pub fn scan<T: Send>(
+    files: &[InputFile],
+    opts: &RunOptions,
+    stats: &mut Stats,
+    progress: &dyn Progress,
+    prepare: impl Fn(&Batch, &Doc<'_>) -> std::result::Result<T, RecordError> + Sync,
+    mut consume: impl FnMut(Scanned<T>) -> Result<()>,
+) -> Result<Vec<u64>> {
+    let pool = thread_pool(opts.threads)?;
+    let mut counts = vec![0u64; files.len()];
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = crossbeam_channel::bounded::<ReadItem>(2);
+    std::thread::scope(|scope| -> Result<()> {
+        let reader_bytes = bytes_in.clone();
+        let reader = scope.spawn(move || {
+            read_batches(files, opts.batch_bytes, reader_bytes, |item| {
+                tx.send(item).is_ok()
+            })
+        });
+        let mut current = 0usize;
+        let mut file_index = |f: &InputFile| -> usize {
+            // Files come in order: search forward from the last one.
+            if let Some(i) = files[current..].iter().position(|x| x == f) {
+                current += i;
+            }
+            current
+        };
+        let mut run = || -> Result<()> {
+            for item in &rx {
+                let batch = match item {
+                    ReadItem::Batch(b) => b,
+                    ReadItem::Corrupt {
+                        file,
+                        location,
+                        message,
+                    } => {
+                        stats.documents_read += 1;
+                        skip_or_fail(
+                            opts,
+                            stats,
+                            &mut None,
+                            &file.display,
+                            location,
+                            RecordError::CorruptFile(message),
+                            None,
+                        )?;
+                        continue;
+                    }
+                };
+                let fi = file_index(&batch.file);
+                let cols = BatchColumns::new(&batch, &opts.extract)?;
+                let prepared: Vec<std::result::Result<T, RecordError>> = pool.install(|| {
+                    let docs = extract_docs(&batch, &cols, &opts.extract);
+                    docs.into_par_iter()
+                        .with_min_len(16)
+                        .map(|d| d.and_then(|d| prepare(&batch, &d)))
+                        .collect()
+                });
+                for (index, value) in prepared.into_iter().enumerate() {
+                    stats.documents_read += 1;
+                    match value {
+                        Ok(value) => {
+                            let ordinal = counts[fi];
+                            counts[fi] += 1;
+                            consume(Scanned {
+                                file: fi,
+                                ordinal,
+                                value,
+                            })?;
+                        }
+                        Err(e) => {
+                            let location = match &batch.data {
+                                BatchData::Jsonl { lines, .. } => Location::Line(lines[index].line),
+                                BatchData::Arrow { first_row, .. } => {
+                                    Location::Row(first_row + index as u64)
+                                }
+                            };
+                            skip_or_fail(
+                                opts,
+                                stats,
+                                &mut None,
+                                &batch.file.display,
+                                location,
+                                e,
+                                None,
+                            )?;
+                        }
+                    }
+                }
+                progress.update(bytes_in.load(Ordering::Relaxed), stats.documents_read);
+            }
+            Ok(())
+        };
+        let scanned = run();
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| Error::Config("the reader thread panicked".into()))?;
+        scanned?;
+        read
+    })?;
+    stats.input_bytes += bytes_in.load(Ordering::Relaxed);
+    Ok(counts)
 }

@@ -22,12 +22,12 @@ pub fn exact(g: &GlobalArgs, a: &ExactArgs) -> Result<()> {
     let stats = run(
         "dedup exact",
         &a.io.inputs,
-        &Output::parse(&a.io.output)?,
+        &Output::parse(a.io.output())?,
         &opts,
         &mut stage,
         &bar,
     )?;
-    report(g, &a.io, &stats)
+    report(g, a.io.stats_json.as_deref(), &stats)
 }
 
 pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
@@ -42,17 +42,17 @@ pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
     let stats = run(
         "dedup lines",
         &a.io.inputs,
-        &Output::parse(&a.io.output)?,
+        &Output::parse(a.io.output())?,
         &opts,
         &mut stage,
         &bar,
     )?;
-    report(g, &a.io, &stats)
+    report(g, a.io.stats_json.as_deref(), &stats)
 }
 
 /// The stats file is written after the output is in place, so check up front that it can be
 /// written and that it clobbers nothing the run reads or writes.
-fn check_stats_path(io: &IoArgs) -> Result<()> {
+pub fn check_stats_path(io: &IoArgs) -> Result<()> {
     let Some(stats) = &io.stats_json else {
         return Ok(());
     };
@@ -72,8 +72,8 @@ fn check_stats_path(io: &IoArgs) -> Result<()> {
         .filter_map(|f| f.path.as_deref())
         .map(resolved)
         .collect();
-    if io.output != "-" {
-        taken.push(resolved(Path::new(&io.output)));
+    if io.output() != "-" {
+        taken.push(resolved(Path::new(io.output())));
     }
     taken.extend(io.rejects.as_deref().map(resolved));
     if taken.contains(&target) {
@@ -86,8 +86,8 @@ fn check_stats_path(io: &IoArgs) -> Result<()> {
 }
 
 /// Write --stats-json and print the one-line summary on stderr.
-pub fn report(g: &GlobalArgs, io: &IoArgs, stats: &Stats) -> Result<()> {
-    if let Some(path) = &io.stats_json {
+pub fn report(g: &GlobalArgs, stats_json: Option<&Path>, stats: &Stats) -> Result<()> {
+    if let Some(path) = stats_json {
         let (guard, mut file) = tamis_core::io::AtomicFile::create(path)?;
         std::io::Write::write_all(&mut file, stats.to_json().as_bytes())
             .with_context(|| format!("{}: cannot write stats", path.display()))?;
@@ -118,6 +118,9 @@ pub fn summary(s: &Stats) -> String {
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         line.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    if let Some(n) = s.counters.get("duplicate_clusters") {
+        line.push_str(&format!(", {n} clusters of near-duplicates"));
     }
     if let Some(n) = s.counters.get("lines_removed") {
         line.push_str(&format!(

@@ -2,17 +2,22 @@
 
 mod dedup;
 mod demo;
+mod near;
+mod prox;
 mod vocab;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand, VocabCommand};
+use crate::args::{Cli, Command, DedupCommand, ProxCommand, VocabCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
+        Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
+        Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),

@@ -6,9 +6,11 @@
 //!   overhead (1 GB per ~35 million distinct documents).
 //! - [`LineDedup`]: CCNet-style: removes every occurrence of a line beyond the first
 //!   `max_occurrences` across the corpus. State: about 40 bytes per distinct line.
+//! - [`near`]: near-duplicate documents with MinHash-LSH, in one process or as four stages.
 
 mod exact;
 mod lines;
+pub mod near;
 
 pub use exact::{exact_keep_mask, hash_many, ExactConfig, ExactDedup};
 pub use lines::{LineDedup, LinesConfig};

@@ -11,14 +11,14 @@ mod batch;
 mod columns;
 mod input;
 mod output;
-mod record;
+pub(crate) mod record;
 mod rejects;
 
 pub use atomic::AtomicFile;
 pub use batch::{read_batches, Batch, BatchData, LineSpan, ReadItem};
 pub use columns::{hashes_to_arrow, mask_to_arrow, string_values};
 pub use input::{expand_inputs, expand_text_inputs, Compression, InputFile, InputFormat};
-pub use output::{Output, OutputFormat, OutputWriter, WriteItem};
+pub use output::{FieldValue, Output, OutputFormat, OutputWriter, WriteItem};
 pub use record::{extract_docs, BatchColumns, Doc, DocSource, ExtractOptions, JsonFields};
 pub use rejects::RejectsWriter;
 

@@ -7,7 +7,7 @@ use std::io::{BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
@@ -126,6 +126,8 @@ impl JsonlSink {
 }
 
 struct ParquetSink {
+    /// Fields stages set on records (which the input lines may lack), typed, first seen first.
+    set_fields: Vec<Field>,
     file: Option<File>,
     writer: Option<ArrowWriter<Counting<File>>>,
     schema: Option<SchemaRef>,
@@ -154,8 +156,9 @@ impl std::fmt::Debug for OutputWriter {
     }
 }
 
-/// A record to write: its index in the batch, its new text if a stage rewrote it, and its
-/// generated id if it had none. Owned, so writing can run on its own thread.
+/// A record to write: its index in the batch, its new text if a stage rewrote it, its
+/// generated id if it had none, and fields a stage adds. Owned, so writing can run on its own
+/// thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteItem {
     /// Index of the record in its batch.
@@ -164,6 +167,27 @@ pub struct WriteItem {
     pub new_text: Option<String>,
     /// Id to add (the record had none, or null).
     pub generated_id: Option<String>,
+    /// Fields to set: replaced where the record has them, added at the end otherwise. Every
+    /// item of a batch should name the same fields (a Parquet column is null where one lacks it).
+    pub extra: Vec<(Arc<str>, FieldValue)>,
+}
+
+/// The value of a field added by a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    /// A 64-bit integer (Int64 in Parquet).
+    Int(i64),
+    /// A string (Utf8 in Parquet).
+    Str(String),
+}
+
+impl FieldValue {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            FieldValue::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            FieldValue::Str(s) => write_json_str(out, s),
+        }
+    }
 }
 
 fn io_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -184,6 +208,7 @@ impl OutputWriter {
         };
         let sink = match output.format {
             OutputFormat::Parquet => Sink::Parquet(Box::new(ParquetSink {
+                set_fields: Vec::new(),
                 file,
                 writer: None,
                 schema: None,
@@ -230,6 +255,7 @@ impl OutputWriter {
                     &self.display,
                 ),
                 Sink::Parquet(p) => {
+                    p.note_fields(items);
                     let mut bytes = std::mem::take(&mut self.scratch);
                     bytes.clear();
                     emit_jsonl(
@@ -345,7 +371,7 @@ fn emit_jsonl(
     let mut record = Vec::new();
     for item in items {
         let span = lines[item.index];
-        if item.new_text.is_none() && item.generated_id.is_none() {
+        if item.new_text.is_none() && item.generated_id.is_none() && item.extra.is_empty() {
             run = match run {
                 // The next line follows after exactly one newline: extend the run.
                 Some((start, end)) if span.start == end + 1 && buf[end] == b'\n' => {
@@ -376,6 +402,7 @@ fn emit_jsonl(
             opts,
             item.new_text.as_deref(),
             item.generated_id.as_deref(),
+            &item.extra,
         );
         record.push(b'\n');
         out.write_all(&record).map_err(io)?;
@@ -388,20 +415,37 @@ fn emit_jsonl(
 }
 
 /// Rewrite one JSON record: every field keeps its raw JSON text except the text (when `new_text`
-/// is given) and the id (when `generated_id` is given; added at the end if absent).
+/// is given), the id (when `generated_id` is given; added at the end if absent) and the `extra`
+/// fields (replaced, or added at the end).
 pub(crate) fn write_json_record(
     out: &mut Vec<u8>,
     fields: &JsonFields<'_>,
     opts: &ExtractOptions,
     new_text: Option<&str>,
     generated_id: Option<&str>,
+    extra: &[(Arc<str>, FieldValue)],
 ) {
     out.push(b'{');
     let mut id_written = false;
-    for (i, (k, v)) in fields.0.iter().enumerate() {
-        if i > 0 {
+    let mut extra_written = vec![false; extra.len()];
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
             out.push(b',');
         }
+    };
+    for (k, v) in &fields.0 {
+        if let Some(e) = extra.iter().position(|(name, _)| **name == **k) {
+            // A repeated key is written once, with the new value.
+            if !std::mem::replace(&mut extra_written[e], true) {
+                sep(out);
+                write_json_str(out, k);
+                out.push(b':');
+                extra[e].1.write_json(out);
+            }
+            continue;
+        }
+        sep(out);
         write_json_str(out, k);
         out.push(b':');
         match (new_text, generated_id) {
@@ -414,12 +458,18 @@ pub(crate) fn write_json_record(
         }
     }
     if let (Some(id), false) = (generated_id, id_written) {
-        if !fields.0.is_empty() {
-            out.push(b',');
-        }
+        sep(out);
         write_json_str(out, &opts.id_key);
         out.push(b':');
         write_json_str(out, id);
+    }
+    for ((name, value), done) in extra.iter().zip(extra_written) {
+        if !done {
+            sep(out);
+            write_json_str(out, name);
+            out.push(b':');
+            value.write_json(out);
+        }
     }
     out.push(b'}');
 }
@@ -537,6 +587,7 @@ fn edit_batch(
         }
         Some(_) => {}
     }
+    add_extra_columns(items, &mut fields, &mut columns)?;
     RecordBatch::try_new(
         Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
         columns,
@@ -544,7 +595,92 @@ fn edit_batch(
     .map_err(|e| e.to_string())
 }
 
+/// The fields stages add to `items`, typed, in first-seen order.
+fn extra_fields(items: &[WriteItem]) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    for it in items {
+        for (name, value) in &it.extra {
+            if out.iter().all(|f| f.name() != name.as_ref()) {
+                let dtype = match value {
+                    FieldValue::Int(_) => DataType::Int64,
+                    FieldValue::Str(_) => DataType::Utf8,
+                };
+                out.push(Field::new(name.as_ref(), dtype, true));
+            }
+        }
+    }
+    out
+}
+
+/// Set the stages' extra fields as columns (replacing same-named ones), in first-seen order.
+fn add_extra_columns(
+    items: &[WriteItem],
+    fields: &mut Vec<Field>,
+    columns: &mut Vec<ArrayRef>,
+) -> std::result::Result<(), String> {
+    let mut names: Vec<&Arc<str>> = Vec::new();
+    for it in items {
+        for (name, _) in &it.extra {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    for name in names {
+        let value = |it: &'_ WriteItem| {
+            it.extra
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let is_int = items
+            .iter()
+            .filter_map(value)
+            .all(|v| matches!(v, FieldValue::Int(_)));
+        let (array, dtype): (ArrayRef, DataType) = if is_int {
+            let a: Int64Array = items
+                .iter()
+                .map(|it| match value(it) {
+                    Some(FieldValue::Int(i)) => Some(i),
+                    _ => None,
+                })
+                .collect();
+            (Arc::new(a), DataType::Int64)
+        } else {
+            let a: StringArray = items
+                .iter()
+                .map(|it| match value(it) {
+                    Some(FieldValue::Str(s)) => Some(s),
+                    Some(FieldValue::Int(i)) => Some(i.to_string()),
+                    None => None,
+                })
+                .collect();
+            (Arc::new(a), DataType::Utf8)
+        };
+        let field = Field::new(name.as_ref(), dtype, true);
+        match fields.iter().position(|f| f.name() == name.as_ref()) {
+            Some(i) => {
+                fields[i] = field;
+                columns[i] = array;
+            }
+            None => {
+                fields.push(field);
+                columns.push(array);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ParquetSink {
+    fn note_fields(&mut self, items: &[WriteItem]) {
+        for f in extra_fields(items) {
+            if self.set_fields.iter().all(|s| s.name() != f.name()) {
+                self.set_fields.push(f);
+            }
+        }
+    }
+
     fn open(&mut self, schema: SchemaRef, display: &str) -> Result<()> {
         let Some(file) = self.file.take() else {
             return Err(Error::Config(
@@ -637,6 +773,13 @@ impl ParquetSink {
                     fields[i] = Field::new(&opts.id_key, DataType::Utf8, true);
                 }
                 Some(_) => {}
+            }
+            // Fields that stages add are not in the input records: their types are known.
+            for extra in &self.set_fields {
+                match fields.iter().position(|f| f.name() == extra.name()) {
+                    Some(i) => fields[i] = extra.clone(),
+                    None => fields.push(extra.clone()),
+                }
             }
             self.open(Arc::new(Schema::new(fields)), display)?;
         }

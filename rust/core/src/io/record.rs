@@ -159,7 +159,7 @@ impl BatchColumns {
     }
 }
 
-fn raw_str(raw: &RawValue) -> std::result::Result<Cow<'_, str>, RecordError> {
+pub(crate) fn raw_str(raw: &RawValue) -> std::result::Result<Cow<'_, str>, RecordError> {
     let s = raw.get();
     if !s.starts_with('"') {
         return Err(RecordError::TextNotString {

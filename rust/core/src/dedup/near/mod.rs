@@ -1,0 +1,662 @@
+//! Near-duplicate deduplication with MinHash-LSH.
+//!
+//! 1. **Signatures**: each document is normalized and cut into shingles ([`shingle`]), and its
+//!    full-set MinHash signature is reduced to one key per LSH band ([`minhash`]).
+//! 2. **Buckets**: documents sharing a band key are candidates; per band, keys are sorted (in
+//!    memory, or as spilled sorted runs merged with bounded memory) and grouped ([`cluster`]).
+//! 3. **Cluster**: candidates are joined with union-find (optionally only pairs whose exact
+//!    shingle-set Jaccard reaches the threshold, `verify`). Each cluster keeps its best document:
+//!    the smallest priority value, then the first in input order.
+//! 4. **Filter**: the inputs are read again and every document that is not its cluster's
+//!    representative is removed (or, with `annotate`, every document is kept and tagged with
+//!    `minhash_cluster_id` and `minhash_cluster_size`).
+//!
+//! One process runs all four with [`near_dedup`]; a scheduler runs them as separate tasks
+//! sharing a work directory with the functions of [`stages`], whose files are the same sorted,
+//! checksummed runs as the single-process spill files ([`spill`]). Results are identical in
+//! every mode and for any thread count.
+
+pub mod cluster;
+pub mod minhash;
+pub mod shingle;
+pub mod spill;
+pub mod stages;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+pub use cluster::{Clusters, UnionFind};
+pub use minhash::{
+    candidate_probability, optimal_bands_rows, s_curve_table, MinHashParams, MinHasher, Scratch,
+};
+pub use shingle::{jaccard, shingle_hashes, shingle_set, words, Shingling};
+
+use crate::error::json_type_name;
+use crate::io::{
+    expand_inputs, Batch, BatchData, Doc, DocSource, FieldValue, InputFile, JsonFields, Output,
+};
+use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
+use crate::{Error, RecordError, Result, Stats};
+
+/// Names of the fields `annotate` adds.
+pub const CLUSTER_ID_FIELD: &str = "minhash_cluster_id";
+/// See [`CLUSTER_ID_FIELD`].
+pub const CLUSTER_SIZE_FIELD: &str = "minhash_cluster_size";
+
+/// Options of near-duplicate deduplication.
+#[derive(Debug, Clone, Default)]
+pub struct NearConfig {
+    /// Shingling, signature and banding parameters.
+    pub params: MinHashParams,
+    /// Join only candidate pairs whose exact Jaccard similarity is at least this.
+    pub verify: Option<f64>,
+    /// Keep every document and add cluster id and size fields instead of removing.
+    pub annotate: bool,
+    /// Numeric field whose smallest value wins a cluster (missing or null: last); ties and the
+    /// default go to the first document in input order.
+    pub priority: Option<String>,
+    /// Write one JSON line per document of each cluster of two or more here.
+    pub clusters: Option<PathBuf>,
+    /// Bound on the memory for band keys; beyond it they are spilled to `spill_dir`.
+    pub memory_limit: Option<u64>,
+    /// Where spill files go (default: the system temporary directory).
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// Bytes of memory per document in the in-memory mode: the band keys, one band's sort buffer,
+/// the union-find arrays and flags (verification adds the candidate pairs and shingle sets).
+pub fn bytes_per_document(params: &MinHashParams, priority: bool) -> u64 {
+    params.bands as u64 * 8 + 16 + 8 + 1 + if priority { 8 } else { 0 }
+}
+
+/// Documents buffered between spills under `limit`: half of it for band keys, the rest for the
+/// merge buffers and the union-find arrays.
+fn spill_budget(params: &MinHashParams, limit: u64) -> usize {
+    let per_doc = params.bands as u64 * 8 + 1;
+    ((limit / 2) / per_doc).max(256) as usize
+}
+
+/// A one-paragraph description of the memory plan, printed before a run starts.
+pub fn memory_plan(params: &MinHashParams, config: &NearConfig) -> String {
+    let per_doc = bytes_per_document(params, config.priority.is_some());
+    let mut s = format!(
+        "memory: about {per_doc} bytes per document in memory ({:.1} million documents per GB)",
+        1e3 / per_doc as f64
+    );
+    if let Some(limit) = config.memory_limit {
+        let budget = spill_budget(params, limit);
+        s.push_str(&format!(
+            "; --memory-limit {limit} bytes: band keys spill to disk every {budget} documents, \
+             {} bytes of disk per document",
+            params.bands * 16 + 32
+        ));
+    }
+    if config.verify.is_some() {
+        s.push_str("; --verify also holds the shingle sets of candidate documents");
+    }
+    s
+}
+
+/// Value of the priority field of a document (missing or null: +∞).
+pub(crate) fn priority_of(
+    batch: &Batch,
+    doc: &Doc<'_>,
+    field: &str,
+) -> std::result::Result<f64, RecordError> {
+    let not_number = |found: &'static str| RecordError::PriorityNotNumber {
+        key: field.to_string(),
+        found,
+    };
+    match &doc.source {
+        DocSource::Json { raw } => {
+            let fields: JsonFields<'_> =
+                serde_json::from_str(raw).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
+            let Some(v) = fields.get(field) else {
+                return Ok(f64::INFINITY);
+            };
+            let text = v.get();
+            if text == "null" {
+                return Ok(f64::INFINITY);
+            }
+            match text.as_bytes().first() {
+                Some(b'-' | b'0'..=b'9') => text
+                    .parse::<f64>()
+                    .map_err(|_| not_number("a number out of range")),
+                _ => Err(not_number(json_type_name(text))),
+            }
+        }
+        DocSource::Row(i) => {
+            let BatchData::Arrow { batch: rb, .. } = &batch.data else {
+                return Ok(f64::INFINITY);
+            };
+            let Some(col) = rb.column_by_name(field) else {
+                return Ok(f64::INFINITY);
+            };
+            if !col.data_type().is_numeric() {
+                return Err(not_number("not a numeric column"));
+            }
+            let one = col.slice(*i, 1);
+            let cast = arrow_cast::cast(&one, &arrow_schema::DataType::Float64)
+                .map_err(|_| not_number("not a numeric column"))?;
+            let f = cast
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+                .ok_or_else(|| not_number("not a numeric column"))?;
+            use arrow_array::Array;
+            Ok(if f.is_null(0) {
+                f64::INFINITY
+            } else {
+                f.value(0)
+            })
+        }
+    }
+}
+
+/// What pass 1 computes per document.
+pub(crate) struct Sig {
+    pub keys: Option<Vec<u64>>,
+    pub priority: f64,
+}
+
+pub(crate) fn signature_of(
+    hasher: &MinHasher,
+    priority: Option<&str>,
+    batch: &Batch,
+    doc: &Doc<'_>,
+) -> std::result::Result<Sig, RecordError> {
+    let priority = match priority {
+        Some(f) => priority_of(batch, doc, f)?,
+        None => f64::INFINITY,
+    };
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(Scratch, Vec<u64>)> = Default::default();
+    }
+    let keys = SCRATCH.with(|s| {
+        let (scratch, sig) = &mut *s.borrow_mut();
+        sig.resize(hasher.params().num_perm, 0);
+        hasher.signature(&doc.text, scratch, sig);
+        if scratch.shingles.is_empty() {
+            return None;
+        }
+        let mut keys = vec![0u64; hasher.params().bands];
+        hasher.band_keys(sig, &mut keys);
+        Some(keys)
+    });
+    Ok(Sig { keys, priority })
+}
+
+/// Size and modification time of each input, to detect files that change between passes.
+pub(crate) fn fingerprints(files: &[InputFile]) -> Vec<(u64, Option<std::time::SystemTime>)> {
+    files
+        .iter()
+        .map(|f| {
+            f.path
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or((0, None), |m| (m.len(), m.modified().ok()))
+        })
+        .collect()
+}
+
+fn refuse_stdin(files: &[InputFile]) -> Result<()> {
+    if files.iter().any(|f| f.path.is_none()) {
+        return Err(Error::Config(
+            "dedup near reads its input twice and cannot read standard input: save it to a file"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Candidate pairs of a group, for verification: each member with the first one and with the
+/// one before it.
+fn group_pairs(members: &[u64], pairs: &mut Vec<(u32, u32)>) {
+    for (j, &d) in members.iter().enumerate().skip(1) {
+        pairs.push((members[0] as u32, d as u32));
+        if j > 1 {
+            pairs.push((members[j - 1] as u32, d as u32));
+        }
+    }
+}
+
+/// Join the verified pairs: those whose exact shingle-set Jaccard is at least `threshold`. The
+/// shingle sets come from one more pass over the inputs, for candidate documents only.
+#[allow(clippy::too_many_arguments)]
+fn verify_pairs(
+    files: &[InputFile],
+    opts: &RunOptions,
+    params: &MinHashParams,
+    threshold: f64,
+    mut pairs: Vec<(u32, u32)>,
+    n: u64,
+    uf: &mut UnionFind,
+    stats: &mut Stats,
+    progress: &dyn Progress,
+) -> Result<()> {
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    let mut involved = vec![false; n as usize];
+    for &(a, b) in &pairs {
+        involved[a as usize] = true;
+        involved[b as usize] = true;
+    }
+    let mut sets: std::collections::HashMap<u32, Vec<u64>> = std::collections::HashMap::new();
+    let mut index = 0u32;
+    let mut scratch_stats = Stats::default();
+    // Every document gets an index in input order; only candidates are kept.
+    let involved_ref = &involved;
+    scan(
+        files,
+        opts,
+        &mut scratch_stats,
+        progress,
+        |_, doc| Ok(shingle_set(&doc.text, params.shingling, params.ngram)),
+        |s| {
+            if involved_ref[index as usize] {
+                sets.insert(index, s.value);
+            }
+            index += 1;
+            Ok(())
+        },
+    )?;
+    if u64::from(index) != n {
+        return Err(Error::Config(
+            "the inputs changed while dedup near was reading them".into(),
+        ));
+    }
+    let verdicts: Vec<bool> = pairs
+        .par_iter()
+        .map(|(a, b)| match (sets.get(a), sets.get(b)) {
+            (Some(x), Some(y)) => jaccard(x, y) >= threshold,
+            _ => false,
+        })
+        .collect();
+    let mut accepted = 0u64;
+    for (&(a, b), ok) in pairs.iter().zip(verdicts) {
+        if ok {
+            accepted += 1;
+            uf.union(a, b);
+        }
+    }
+    stats.set_counter("candidate_pairs_verified", pairs.len() as u64);
+    stats.set_counter("candidate_pairs_rejected", pairs.len() as u64 - accepted);
+    Ok(())
+}
+
+/// Find the clusters of `files` in one process: pass 1 (signatures) and clustering, plus the
+/// verification pass with [`NearConfig::verify`]. Returns the clusters, the valid documents per
+/// file, and the file fingerprints taken before reading.
+#[allow(clippy::type_complexity)]
+pub fn find_clusters(
+    files: &[InputFile],
+    opts: &RunOptions,
+    config: &NearConfig,
+    stats: &mut Stats,
+    progress: &dyn Progress,
+) -> Result<(Clusters, Vec<u64>)> {
+    let params = config.params;
+    let hasher = MinHasher::new(params)?;
+    let spill_dir = match config.memory_limit {
+        Some(_) => {
+            let base = config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+            Some(
+                tempfile::Builder::new()
+                    .prefix("tamis-near-")
+                    .tempdir_in(&base)
+                    .map_err(|e| Error::io(base.display().to_string(), e))?,
+            )
+        }
+        None => None,
+    };
+    let mut store = cluster::BandStore::new(
+        params.bands,
+        config.memory_limit.map(|l| spill_budget(&params, l)),
+        spill_dir.as_ref().map(|d| d.path().to_path_buf()),
+        "run",
+        false,
+    );
+    let mut priorities: Vec<f64> = Vec::new();
+    let want_priority = config.priority.is_some();
+    let mut no_shingles = 0u64;
+    let counts = scan(
+        files,
+        opts,
+        stats,
+        progress,
+        |batch, doc| signature_of(&hasher, config.priority.as_deref(), batch, doc),
+        |s| {
+            if s.value.keys.is_none() {
+                no_shingles += 1;
+            }
+            if want_priority {
+                priorities.push(s.value.priority);
+            }
+            store.push(0, s.value.keys.as_deref())
+        },
+    )?;
+    let n = store.len();
+    let mut uf = UnionFind::new(n, want_priority.then_some(priorities))?;
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    let mut grouped = 0u64;
+    stats.set_counter("spill_runs", store.runs() as u64);
+    store.for_each_group(|_, members| {
+        grouped += members.len() as u64;
+        if config.verify.is_some() {
+            group_pairs(members, &mut pairs);
+        } else {
+            for &d in &members[1..] {
+                uf.union(members[0] as u32, d as u32);
+            }
+        }
+        Ok(())
+    })?;
+    drop(store);
+    drop(spill_dir);
+    if let Some(t) = config.verify {
+        verify_pairs(files, opts, &params, t, pairs, n, &mut uf, stats, progress)?;
+    }
+    let clusters = uf.finish();
+    stats.set_counter("documents_without_shingles", no_shingles);
+    stats.set_counter("band_memberships_in_groups", grouped);
+    stats.set_counter("duplicate_clusters", clusters.duplicate_clusters());
+    Ok((clusters, counts))
+}
+
+/// For the next document of pass 2: its representative, cluster size and whether it is kept;
+/// `None` when there are more documents than in pass 1.
+pub(crate) type Lookup<'a> = Box<dyn FnMut() -> Option<(u64, u32, bool)> + Send + 'a>;
+
+/// The filter stage of pass 2: documents arrive in the same order as in pass 1.
+pub(crate) struct NearFilter<'a> {
+    // Only `decide` (one thread, `&mut self`) calls it; the mutex makes the stage `Sync`.
+    lookup: std::sync::Mutex<Lookup<'a>>,
+    pub annotate: bool,
+    pub clusters_out: Option<ClustersWriter>,
+    pub error: Option<Error>,
+    id_field: Arc<str>,
+    size_field: Arc<str>,
+}
+
+impl<'a> NearFilter<'a> {
+    pub(crate) fn new(
+        lookup: Lookup<'a>,
+        annotate: bool,
+        clusters_out: Option<ClustersWriter>,
+    ) -> Self {
+        NearFilter {
+            lookup: std::sync::Mutex::new(lookup),
+            annotate,
+            clusters_out,
+            error: None,
+            id_field: Arc::from(CLUSTER_ID_FIELD),
+            size_field: Arc::from(CLUSTER_SIZE_FIELD),
+        }
+    }
+}
+
+impl Stage for NearFilter<'_> {
+    type Prepared = ();
+    fn prepare(&self, _doc: &Doc<'_>) {}
+
+    fn decide(&mut self, doc: &Doc<'_>, _: ()) -> Decision {
+        let lookup = self
+            .lookup
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((rep, size, keep)) = lookup() else {
+            if self.error.is_none() {
+                self.error = Some(Error::Config(
+                    "the inputs changed between passes: more documents than before".into(),
+                ));
+            }
+            return Decision::Keep;
+        };
+        if size >= 2 {
+            if let Some(w) = &mut self.clusters_out {
+                if let Err(e) = w.add(&doc.id, rep, size, keep) {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        if self.annotate {
+            Decision::Annotate(vec![
+                (self.id_field.clone(), FieldValue::Int(rep as i64)),
+                (self.size_field.clone(), FieldValue::Int(i64::from(size))),
+            ])
+        } else if keep {
+            Decision::Keep
+        } else {
+            Decision::Remove("near_duplicate")
+        }
+    }
+}
+
+/// `--clusters FILE`: one JSON line per member of a cluster of two or more, written atomically.
+pub(crate) struct ClustersWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    atomic: crate::io::AtomicFile,
+    path: String,
+}
+
+impl ClustersWriter {
+    pub(crate) fn create(path: &Path) -> Result<Self> {
+        let (atomic, file) = crate::io::AtomicFile::create(path)?;
+        Ok(ClustersWriter {
+            file: std::io::BufWriter::new(file),
+            atomic,
+            path: path.display().to_string(),
+        })
+    }
+
+    fn add(&mut self, id: &str, rep: u64, size: u32, kept: bool) -> Result<()> {
+        let line =
+            serde_json::json!({"id": id, "cluster_id": rep, "cluster_size": size, "kept": kept});
+        writeln!(self.file, "{line}").map_err(|e| Error::io(self.path.clone(), e))
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        let path = self.path;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(path.clone(), e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path.clone(), e))?;
+        self.atomic.commit()
+    }
+}
+
+/// Near-duplicate dedup of `inputs` into `output`, in one process.
+pub fn near_dedup(
+    inputs: &[String],
+    output: &Output,
+    opts: &RunOptions,
+    config: &NearConfig,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    config.params.validate()?;
+    if opts.rejects.is_some() && opts.on_error == crate::io::OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
+    let files = expand_inputs(inputs)?;
+    refuse_stdin(&files)?;
+    crate::pipeline::check_paths(&files, output, opts)?;
+    if let Some(c) = &config.clusters {
+        if files
+            .iter()
+            .filter_map(|f| f.path.as_deref())
+            .any(|p| crate::pipeline::resolved(p) == crate::pipeline::resolved(c))
+        {
+            return Err(Error::Config(format!(
+                "{}: the clusters file is also an input",
+                c.display()
+            )));
+        }
+    }
+    let before = fingerprints(&files);
+    let mut pass1 = Stats::default();
+    // Pass 1 does not write rejects: pass 2 meets the same bad records and reports them.
+    let scan_opts = RunOptions {
+        rejects: None,
+        ..opts.clone()
+    };
+    let (clusters, _counts) = find_clusters(&files, &scan_opts, config, &mut pass1, progress)?;
+    if fingerprints(&files) != before {
+        return Err(Error::Config(
+            "the inputs changed while dedup near was reading them".into(),
+        ));
+    }
+    let clusters = &clusters;
+    let mut next = 0usize;
+    let lookup = Box::new(move || {
+        let i = next;
+        next += 1;
+        (i < clusters.len()).then(|| {
+            (
+                u64::from(clusters.rep(i)),
+                clusters.size(i),
+                clusters.keep(i),
+            )
+        })
+    });
+    let clusters_out = match &config.clusters {
+        Some(p) => Some(ClustersWriter::create(p)?),
+        None => None,
+    };
+    let mut stage = NearFilter::new(lookup, config.annotate, clusters_out);
+    let mut stats = run_files("dedup near", files, output, opts, &mut stage, progress)?;
+    if let Some(e) = stage.error.take() {
+        return Err(e);
+    }
+    if let Some(w) = stage.clusters_out.take() {
+        w.finish()?;
+    }
+    for (k, v) in pass1.counters {
+        stats.counters.insert(k, v);
+    }
+    stats.set_counter("near_duplicates", clusters.removed());
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// In-memory near-dedup of a column: per text, its cluster representative (index of the kept
+/// text) and cluster size. `None` texts are not documents: they are their own singletons.
+pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec<u32>, Vec<u32>)> {
+    let params = config.params;
+    let hasher = MinHasher::new(params)?;
+    if texts.len() as u64 > u64::from(u32::MAX) {
+        return Err(Error::Config("too many texts for one call".into()));
+    }
+    let keys = band_keys_many(&hasher, texts);
+    let mut store = cluster::BandStore::new(params.bands, None, None, "mem", false);
+    for k in &keys {
+        store.push(0, k.as_deref())?;
+    }
+    drop(keys);
+    let mut uf = UnionFind::new(texts.len() as u64, None)?;
+    let mut pairs = Vec::new();
+    store.for_each_group(|_, members| {
+        if config.verify.is_some() {
+            group_pairs(members, &mut pairs);
+        } else {
+            for &d in &members[1..] {
+                uf.union(members[0] as u32, d as u32);
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(t) = config.verify {
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let verdicts: Vec<bool> = pairs
+            .par_iter()
+            .map(|&(a, b)| {
+                let set = |i: u32| {
+                    texts[i as usize]
+                        .map_or_else(Vec::new, |s| shingle_set(s, params.shingling, params.ngram))
+                };
+                jaccard(&set(a), &set(b)) >= t
+            })
+            .collect();
+        for (&(a, b), ok) in pairs.iter().zip(verdicts) {
+            if ok {
+                uf.union(a, b);
+            }
+        }
+    }
+    let c = uf.finish();
+    let reps = (0..c.len()).map(|i| c.rep(i)).collect();
+    let sizes = (0..c.len()).map(|i| c.size(i)).collect();
+    Ok((reps, sizes))
+}
+
+/// Band keys of many texts, in parallel on the current rayon pool (`None`: a null text or one
+/// without shingles).
+pub fn band_keys_many(hasher: &MinHasher, texts: &[Option<&str>]) -> Vec<Option<Vec<u64>>> {
+    let params = *hasher.params();
+    texts
+        .par_iter()
+        .with_min_len(16)
+        .map_init(
+            || (Scratch::default(), vec![0u64; params.num_perm]),
+            |(scratch, sig), t| {
+                let t = (*t)?;
+                hasher.signature(t, scratch, sig);
+                if scratch.shingles.is_empty() {
+                    return None;
+                }
+                let mut k = vec![0u64; params.bands];
+                hasher.band_keys(sig, &mut k);
+                Some(k)
+            },
+        )
+        .collect()
+}
+
+/// MinHash signatures of pre-shingled documents: document `i` is the shingle hashes
+/// `values[offsets[i]..offsets[i + 1]]`. Row-major `(offsets.len() - 1) × num_perm`.
+pub fn minhash_matrix_from_hashes(
+    values: &[u64],
+    offsets: &[u64],
+    params: &MinHashParams,
+) -> Result<Vec<u64>> {
+    let hasher = MinHasher::new(*params)?;
+    let k = params.num_perm;
+    let rows = offsets.len().saturating_sub(1);
+    for w in offsets.windows(2) {
+        if w[0] > w[1] || w[1] > values.len() as u64 {
+            return Err(Error::Config(
+                "offsets must be non-decreasing and within the values".into(),
+            ));
+        }
+    }
+    let mut out = vec![u64::MAX; rows * k];
+    out.par_chunks_mut(k)
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(i, row)| {
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            hasher.signature_of_hashes(&values[a..b], row);
+        });
+    Ok(out)
+}
+
+/// MinHash signatures of many texts as one row-major `texts.len() × num_perm` matrix (a `None`
+/// text, like a text without shingles, gets all `u64::MAX`).
+pub fn minhash_matrix(texts: &[Option<&str>], params: &MinHashParams) -> Result<Vec<u64>> {
+    let hasher = MinHasher::new(*params)?;
+    let k = params.num_perm;
+    let mut out = vec![u64::MAX; texts.len() * k];
+    out.par_chunks_mut(k)
+        .zip(texts.par_iter())
+        .with_min_len(16)
+        .for_each_init(Scratch::default, |scratch, (row, t)| {
+            if let Some(t) = t {
+                hasher.signature(t, scratch, row);
+            }
+        });
+    Ok(out)
+}

@@ -1,0 +1,794 @@
+//! Near-dedup as four stages sharing a work directory, for schedulers (Slurm arrays, datatrove
+//! executors, Ray): each stage can run as `world_size` tasks, and re-running a task replaces its
+//! files.
+//!
+//! ```text
+//! DIR/manifest/r00000.json        signatures, one per task: parameters and shards (docs, size, mtime)
+//! DIR/sig/b000/r00000-0000.sig    signatures: sorted (band key, document) runs, per band
+//! DIR/prio/r00000.bin             signatures with a priority field: (document, priority bits)
+//! DIR/pairs/w00004-u00000.pairs   buckets: candidate pairs of work unit u of a 4-task run
+//! DIR/clusters/s0000000000.bin    cluster: (ordinal, representative << 32 | size) per shard
+//! DIR/clusters/done.json          cluster: the completion marker, with totals
+//! ```
+//!
+//! A document is `shard << 32 | ordinal`: the index of its input file (from datatrove: an id for
+//! its source file, unique across tasks) and its position among the shard's valid documents.
+//! Documents are ordered by shard (input files by index, datatrove files by path, as the command
+//! line orders them), then ordinal: the first document of a cluster in that order is kept. Signature task `r` of
+//! `w` reads the shards `i` with `i % w == r`; so does filter task `r` of `w` (the two world sizes
+//! may differ). Buckets task `r` of `w` handles work units `u ≡ r (mod w)`; a unit is a band, or
+//! a slice of a band's key space when there are more tasks than bands. All files are checksummed
+//! ([`super::spill`]); manifests and markers are written last, so a crashed task leaves no
+//! marker and the next stage refuses to start.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::cluster::{list_files, merge_groups, BandStore, KeyRange, UnionFind};
+use super::spill::{corrupt, write_records, Kind, RecordReader};
+use super::{
+    fingerprints, refuse_stdin, signature_of, ClustersWriter, MinHashParams, MinHasher, NearFilter,
+    Shingling,
+};
+use crate::io::{expand_inputs, InputFile, Output};
+use crate::pipeline::{run_files, scan, Progress, RunOptions};
+use crate::{Error, Result, Stats};
+
+/// One shard described in a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    /// Shard index (input file index, or datatrove rank).
+    pub index: u32,
+    /// File name or `rank-N`.
+    pub name: String,
+    /// Valid documents.
+    pub docs: u64,
+    /// File size in bytes when read (0 for datatrove shards).
+    pub size: u64,
+    /// Modification time in nanoseconds since the epoch when read (0 when unknown).
+    pub mtime_ns: u128,
+    /// Where the shard sorts in the global document order: path components for datatrove shards
+    /// (so that "first" means what it means on the command line); empty for input files, which
+    /// sort by index.
+    #[serde(default)]
+    pub order: Vec<String>,
+}
+
+/// Parameters as stored in manifests.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct ParamsJson {
+    num_perm: usize,
+    bands: usize,
+    rows: usize,
+    ngram: usize,
+    shingling: String,
+    seed: u64,
+}
+
+impl From<&MinHashParams> for ParamsJson {
+    fn from(p: &MinHashParams) -> Self {
+        ParamsJson {
+            num_perm: p.num_perm,
+            bands: p.bands,
+            rows: p.rows,
+            ngram: p.ngram,
+            shingling: p.shingling.as_str().into(),
+            seed: p.seed,
+        }
+    }
+}
+
+impl ParamsJson {
+    fn params(&self) -> Result<MinHashParams> {
+        Ok(MinHashParams {
+            num_perm: self.num_perm,
+            bands: self.bands,
+            rows: self.rows,
+            ngram: self.ngram,
+            shingling: self.shingling.parse::<Shingling>()?,
+            seed: self.seed,
+        })
+    }
+}
+
+/// What a signatures task writes last.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Manifest {
+    format: u32,
+    params: ParamsJson,
+    priority: Option<String>,
+    rank: usize,
+    world_size: usize,
+    total_shards: u32,
+    shards: Vec<ShardInfo>,
+}
+
+const FORMAT: u32 = 1;
+
+fn rank_check(rank: usize, world_size: usize) -> Result<()> {
+    if world_size == 0 || rank >= world_size {
+        return Err(Error::Config(format!(
+            "--rank {rank} must be below --world-size {world_size} (and the world size at least 1)"
+        )));
+    }
+    Ok(())
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::io(p.display().to_string(), e))
+}
+
+fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Config(format!("cannot serialize {}: {e}", path.display())))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(tmp.display().to_string(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))
+}
+
+fn remove_matching(dir: &Path, prefix: &str) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir.display().to_string(), e)),
+    };
+    for entry in rd.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io(entry.path().display().to_string(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the signature files of one signatures task. Used by the CLI stage (shards are input
+/// files) and by datatrove (the shard is the task's rank, documents come from Python).
+#[derive(Debug)]
+pub struct SignatureWriter {
+    workdir: PathBuf,
+    hasher: MinHasher,
+    priority: Option<String>,
+    rank: usize,
+    world_size: usize,
+    total_shards: u32,
+    store: BandStore,
+    priorities: Vec<(u64, u64)>,
+    shards: Vec<ShardInfo>,
+    no_shingles: u64,
+}
+
+impl SignatureWriter {
+    /// Start task `rank` of `world_size` over `total_shards` shards; earlier files of this task
+    /// are removed. Band keys are spilled every `budget_docs` documents.
+    pub fn new(
+        workdir: &Path,
+        params: MinHashParams,
+        priority: Option<String>,
+        rank: usize,
+        world_size: usize,
+        total_shards: u32,
+        budget_docs: usize,
+    ) -> Result<Self> {
+        rank_check(rank, world_size)?;
+        let hasher = MinHasher::new(params)?;
+        let prefix = format!("r{rank:05}");
+        for sub in ["manifest", "sig", "prio"] {
+            mkdir(&workdir.join(sub))?;
+        }
+        remove_matching(&workdir.join("manifest"), &prefix)?;
+        remove_matching(&workdir.join("prio"), &prefix)?;
+        for band in 0..params.bands {
+            remove_matching(&workdir.join("sig").join(format!("b{band:03}")), &prefix)?;
+        }
+        Ok(SignatureWriter {
+            workdir: workdir.to_path_buf(),
+            hasher,
+            priority,
+            rank,
+            world_size,
+            total_shards,
+            store: BandStore::new(
+                params.bands,
+                Some(budget_docs.max(1)),
+                Some(workdir.join("sig")),
+                &prefix,
+                true,
+            ),
+            priorities: Vec::new(),
+            shards: Vec::new(),
+            no_shingles: 0,
+        })
+    }
+
+    /// The hasher (for computing band keys outside, in parallel).
+    pub fn hasher(&self) -> &MinHasher {
+        &self.hasher
+    }
+
+    /// Add document `ordinal` of `shard` with its band keys (`None`: no shingle).
+    pub fn push(
+        &mut self,
+        shard: u32,
+        ordinal: u64,
+        keys: Option<&[u64]>,
+        priority: f64,
+    ) -> Result<()> {
+        if ordinal > u64::from(u32::MAX) {
+            return Err(Error::Config(format!(
+                "shard {shard} has more than {} documents",
+                u32::MAX
+            )));
+        }
+        let doc = (u64::from(shard) << 32) | ordinal;
+        if keys.is_none() {
+            self.no_shingles += 1;
+        }
+        if self.priority.is_some() {
+            self.priorities.push((doc, priority.to_bits()));
+        }
+        self.store.push(doc, keys)
+    }
+
+    /// Record a finished shard.
+    pub fn add_shard(&mut self, shard: ShardInfo) {
+        self.shards.push(shard);
+    }
+
+    /// Spill what is left and write the manifest (the completion marker).
+    pub fn finish(mut self, stats: &mut Stats) -> Result<()> {
+        self.store.spill()?;
+        if self.priority.is_some() {
+            self.priorities.sort_unstable();
+            write_records(
+                &self
+                    .workdir
+                    .join("prio")
+                    .join(format!("r{:05}.bin", self.rank)),
+                Kind::Priorities,
+                &self.priorities,
+            )?;
+        }
+        stats.set_counter("spill_runs", self.store.runs() as u64);
+        stats.set_counter("documents_without_shingles", self.no_shingles);
+        let manifest = Manifest {
+            format: FORMAT,
+            params: ParamsJson::from(self.hasher.params()),
+            priority: self.priority.clone(),
+            rank: self.rank,
+            world_size: self.world_size,
+            total_shards: self.total_shards,
+            shards: self.shards,
+        };
+        write_json_atomic(
+            &self
+                .workdir
+                .join("manifest")
+                .join(format!("r{:05}.json", self.rank)),
+            &manifest,
+        )
+    }
+}
+
+fn mtime_ns(t: Option<std::time::SystemTime>) -> u128 {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn my_files(files: &[InputFile], rank: usize, world_size: usize) -> Vec<usize> {
+    (0..files.len())
+        .filter(|i| i % world_size == rank)
+        .collect()
+}
+
+/// Options of the signatures stage.
+#[derive(Debug, Clone)]
+pub struct SignaturesOptions {
+    /// Shingling, signature and banding parameters.
+    pub params: MinHashParams,
+    /// Priority field (see [`super::NearConfig::priority`]).
+    pub priority: Option<String>,
+    /// Memory bound for buffered band keys (default 1 GiB).
+    pub memory_limit: Option<u64>,
+}
+
+/// Stage 1, task `rank` of `world_size`: signatures of the input files `i % world_size == rank`.
+pub fn signatures(
+    inputs: &[String],
+    workdir: &Path,
+    rank: usize,
+    world_size: usize,
+    opts: &RunOptions,
+    sig: &SignaturesOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    rank_check(rank, world_size)?;
+    let files = expand_inputs(inputs)?;
+    refuse_stdin(&files)?;
+    let total =
+        u32::try_from(files.len()).map_err(|_| Error::Config("too many input files".into()))?;
+    let mine = my_files(&files, rank, world_size);
+    let my: Vec<InputFile> = mine.iter().map(|&i| files[i].clone()).collect();
+    let prints = fingerprints(&my);
+    let budget = super::spill_budget(&sig.params, sig.memory_limit.unwrap_or(1 << 30));
+    let mut writer = SignatureWriter::new(
+        workdir,
+        sig.params,
+        sig.priority.clone(),
+        rank,
+        world_size,
+        total,
+        budget,
+    )?;
+    let hasher = writer.hasher().clone();
+    let mut stats = Stats {
+        command: "dedup near signatures".into(),
+        input_files: my.len(),
+        ..Stats::default()
+    };
+    let opts = RunOptions {
+        rejects: None,
+        ..opts.clone()
+    };
+    let counts = scan(
+        &my,
+        &opts,
+        &mut stats,
+        progress,
+        |batch, doc| signature_of(&hasher, sig.priority.as_deref(), batch, doc),
+        |s| {
+            writer.push(
+                mine[s.file] as u32,
+                s.ordinal,
+                s.value.keys.as_deref(),
+                s.value.priority,
+            )
+        },
+    )?;
+    for (k, &i) in mine.iter().enumerate() {
+        writer.add_shard(ShardInfo {
+            index: i as u32,
+            name: files[i].name.clone(),
+            docs: counts[k],
+            size: prints[k].0,
+            mtime_ns: mtime_ns(prints[k].1),
+            order: Vec::new(),
+        });
+    }
+    stats.documents_kept = counts.iter().sum();
+    writer.finish(&mut stats)?;
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// All manifests of a work directory, checked for completeness and agreement.
+#[derive(Debug)]
+pub struct Manifests {
+    /// Parameters of the signatures.
+    pub params: MinHashParams,
+    /// Priority field, if any.
+    pub priority: Option<String>,
+    /// Every shard, in the global document order.
+    pub shards: Vec<ShardInfo>,
+    /// World size of the signatures stage.
+    pub world_size: usize,
+    by_id: std::collections::HashMap<u32, usize>,
+}
+
+impl Manifests {
+    /// Read and check `DIR/manifest/*.json`.
+    pub fn load(workdir: &Path) -> Result<Self> {
+        let dir = workdir.join("manifest");
+        let files = list_files(&dir, "json")?;
+        if files.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no signatures found: run `tamis dedup near signatures` first",
+                dir.display()
+            )));
+        }
+        let mut manifests = Vec::new();
+        for f in &files {
+            let bytes = std::fs::read(f).map_err(|e| Error::io(f.display().to_string(), e))?;
+            let m: Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| corrupt(f, format!("not a signatures manifest: {e}")))?;
+            if m.format != FORMAT {
+                return Err(corrupt(
+                    f,
+                    format!("format {} (expected {FORMAT})", m.format),
+                ));
+            }
+            manifests.push((f.clone(), m));
+        }
+        let (first_path, first) = &manifests[0];
+        let world = first.world_size;
+        for (p, m) in &manifests {
+            if m.params != first.params
+                || m.priority != first.priority
+                || m.world_size != world
+                || m.total_shards != first.total_shards
+            {
+                return Err(corrupt(
+                    p,
+                    format!(
+                        "written with other parameters or world size than {} (delete the work \
+                         directory and run the signatures again)",
+                        first_path.display()
+                    ),
+                ));
+            }
+        }
+        let mut ranks: Vec<usize> = manifests.iter().map(|(_, m)| m.rank).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        if ranks.len() != world {
+            let missing: Vec<String> = (0..world)
+                .filter(|r| !ranks.contains(r))
+                .map(|r| r.to_string())
+                .collect();
+            return Err(Error::Config(format!(
+                "{}: signatures incomplete: tasks {} of {world} have not finished",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
+        let mut shards: Vec<ShardInfo> = manifests
+            .iter()
+            .flat_map(|(_, m)| m.shards.iter().cloned())
+            .collect();
+        shards.sort_by(|a, b| (&a.order, a.index).cmp(&(&b.order, b.index)));
+        let mut by_id = std::collections::HashMap::with_capacity(shards.len());
+        for (pos, s) in shards.iter().enumerate() {
+            if by_id.insert(s.index, pos).is_some() {
+                return Err(corrupt(&dir, format!("shard {} appears twice", s.index)));
+            }
+        }
+        // Input files are numbered 0..n; datatrove shards (total 0) are complete when every task
+        // has finished, checked above.
+        let complete = first.total_shards == 0
+            || (shards.len() == first.total_shards as usize
+                && shards
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| s.index as usize == i));
+        if !complete {
+            return Err(corrupt(
+                &dir,
+                format!(
+                    "the manifests do not cover shards 0..{} exactly once",
+                    first.total_shards
+                ),
+            ));
+        }
+        Ok(Manifests {
+            params: first.params.params()?,
+            priority: first.priority.clone(),
+            shards,
+            world_size: world,
+            by_id,
+        })
+    }
+
+    /// Position of shard `id` in [`Manifests::shards`].
+    pub fn position(&self, id: u32) -> Option<usize> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Dense index of each shard's first document (in [`Manifests::shards`] order).
+    fn offsets(&self) -> Vec<u64> {
+        let mut acc = 0;
+        self.shards
+            .iter()
+            .map(|s| {
+                let o = acc;
+                acc += s.docs;
+                o
+            })
+            .collect()
+    }
+
+    fn total(&self) -> u64 {
+        self.shards.iter().map(|s| s.docs).sum()
+    }
+}
+
+fn parts_for(bands: usize, world_size: usize) -> usize {
+    world_size.div_ceil(bands).max(1)
+}
+
+/// Stage 2, task `rank` of `world_size`: candidate pairs of its work units.
+pub fn buckets(workdir: &Path, rank: usize, world_size: usize) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    rank_check(rank, world_size)?;
+    let m = Manifests::load(workdir)?;
+    let bands = m.params.bands;
+    let parts = parts_for(bands, world_size);
+    let units = bands * parts;
+    let pairs_dir = workdir.join("pairs");
+    mkdir(&pairs_dir)?;
+    let mut stats = Stats {
+        command: "dedup near buckets".into(),
+        ..Stats::default()
+    };
+    let mut total_pairs = 0u64;
+    for u in (rank..units).step_by(world_size) {
+        let band = u / parts;
+        let part = u % parts;
+        let files = list_files(&workdir.join("sig").join(format!("b{band:03}")), "sig")?;
+        let range = (parts > 1).then_some(KeyRange {
+            index: part as u64,
+            parts: parts as u64,
+        });
+        let mut pairs = Vec::new();
+        merge_groups(&files, Vec::new(), range, |members| {
+            for &d in &members[1..] {
+                pairs.push((members[0], d));
+            }
+            Ok(())
+        })?;
+        total_pairs += pairs.len() as u64;
+        write_records(
+            &pairs_dir.join(format!("w{world_size:05}-u{u:05}.pairs")),
+            Kind::Pairs,
+            &pairs,
+        )?;
+    }
+    stats.set_counter("candidate_pairs", total_pairs);
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// The completion marker of the cluster stage.
+#[derive(Debug, Serialize, Deserialize)]
+struct ClusterDone {
+    format: u32,
+    documents: u64,
+    duplicate_clusters: u64,
+    removed: u64,
+    shards: u32,
+}
+
+/// Stage 3 (a single task): union-find over all candidate pairs, then per-shard decisions.
+pub fn cluster(workdir: &Path) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    let m = Manifests::load(workdir)?;
+    let offsets = m.offsets();
+    let n = m.total();
+    let dense = |doc: u64| -> Result<u32> {
+        let shard = (doc >> 32) as u32;
+        let ordinal = doc & 0xFFFF_FFFF;
+        let pos = m.position(shard);
+        match pos.map(|p| (p, &m.shards[p])) {
+            Some((p, s)) if ordinal < s.docs => Ok((offsets[p] + ordinal) as u32),
+            _ => Err(Error::Intermediate {
+                path: workdir.display().to_string(),
+                message: format!("document {shard}:{ordinal} is not in the manifests"),
+            }),
+        }
+    };
+    let priorities = match &m.priority {
+        Some(_) => {
+            let mut p = vec![f64::INFINITY; n as usize];
+            for f in list_files(&workdir.join("prio"), "bin")? {
+                let mut r = RecordReader::open(&f, Kind::Priorities)?;
+                while let Some((doc, bits)) = r.next_record()? {
+                    p[dense(doc)? as usize] = f64::from_bits(bits);
+                }
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    let mut uf = UnionFind::new(n, priorities)?;
+    // Pairs of exactly one buckets run, complete.
+    let files = list_files(&workdir.join("pairs"), "pairs")?;
+    let mut by_world: std::collections::BTreeMap<usize, Vec<(usize, PathBuf)>> = Default::default();
+    for f in files {
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let parsed = name
+            .strip_prefix('w')
+            .and_then(|s| s.strip_suffix(".pairs"))
+            .and_then(|s| s.split_once("-u"))
+            .and_then(|(w, u)| Some((w.parse::<usize>().ok()?, u.parse::<usize>().ok()?)));
+        let Some((w, u)) = parsed else {
+            return Err(corrupt(&f, "unexpected file in the pairs directory"));
+        };
+        by_world.entry(w).or_default().push((u, f));
+    }
+    if by_world.len() != 1 {
+        return Err(Error::Config(format!(
+            "{}: expected the pairs of one `buckets` run, found {} (delete the pairs directory and run buckets again)",
+            workdir.join("pairs").display(),
+            by_world.len()
+        )));
+    }
+    let (world, units) = by_world.into_iter().next().unwrap_or_default();
+    let expected = m.params.bands * parts_for(m.params.bands, world);
+    let mut have: Vec<usize> = units.iter().map(|(u, _)| *u).collect();
+    have.sort_unstable();
+    if have != (0..expected).collect::<Vec<_>>() {
+        return Err(Error::Config(format!(
+            "{}: buckets incomplete: {} of {expected} work units present",
+            workdir.join("pairs").display(),
+            have.len()
+        )));
+    }
+    let mut pairs_read = 0u64;
+    for (_, f) in &units {
+        let mut r = RecordReader::open(f, Kind::Pairs)?;
+        while let Some((a, b)) = r.next_record()? {
+            uf.union(dense(a)?, dense(b)?);
+            pairs_read += 1;
+        }
+    }
+    let clusters = uf.finish();
+    let out = workdir.join("clusters");
+    mkdir(&out)?;
+    let _ = std::fs::remove_file(out.join("done.json"));
+    for (s, shard) in m.shards.iter().enumerate() {
+        let recs: Vec<(u64, u64)> = (0..shard.docs)
+            .filter_map(|o| {
+                let i = (offsets[s] + o) as usize;
+                let size = clusters.size(i);
+                (size >= 2).then(|| (o, (u64::from(clusters.rep(i)) << 32) | u64::from(size)))
+            })
+            .collect();
+        write_records(&out.join(shard_file(shard.index)), Kind::Clusters, &recs)?;
+    }
+    let removed = clusters.removed();
+    write_json_atomic(
+        &out.join("done.json"),
+        &ClusterDone {
+            format: FORMAT,
+            documents: n,
+            duplicate_clusters: clusters.duplicate_clusters(),
+            removed,
+            shards: m.shards.len() as u32,
+        },
+    )?;
+    let mut stats = Stats {
+        command: "dedup near cluster".into(),
+        documents_read: n,
+        documents_kept: n - removed,
+        ..Stats::default()
+    };
+    Stats::bump(&mut stats.documents_removed, "near_duplicate", removed);
+    stats.set_counter("candidate_pairs", pairs_read);
+    stats.set_counter("duplicate_clusters", clusters.duplicate_clusters());
+    stats.set_counter("near_duplicates", removed);
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+fn shard_file(id: u32) -> String {
+    format!("s{id:010}.bin")
+}
+
+/// The decisions of one shard: `(ordinal, representative, cluster size)` of its documents in
+/// clusters of two or more, by ordinal. A document is kept when it is its own representative.
+pub fn shard_decisions(workdir: &Path, shard: u32) -> Result<Vec<(u64, u32, u32)>> {
+    let dir = workdir.join("clusters");
+    if !dir.join("done.json").is_file() {
+        return Err(Error::Config(format!(
+            "{}: clustering has not finished: run `tamis dedup near cluster` first",
+            dir.display()
+        )));
+    }
+    let recs = RecordReader::open(&dir.join(shard_file(shard)), Kind::Clusters)?.read_all()?;
+    Ok(recs
+        .into_iter()
+        .map(|(o, v)| (o, (v >> 32) as u32, (v & 0xFFFF_FFFF) as u32))
+        .collect())
+}
+
+/// Dense index of a shard's first document (to tell representatives apart from the shard's own
+/// documents), from the manifests.
+pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
+    let m = Manifests::load(workdir)?;
+    m.position(shard)
+        .map(|p| m.offsets()[p])
+        .ok_or_else(|| Error::Config(format!("shard {shard} is not in the manifests")))
+}
+
+/// Options of the filter stage.
+#[derive(Debug, Clone, Default)]
+pub struct FilterOptions {
+    /// Keep everything and add cluster id and size.
+    pub annotate: bool,
+    /// Where to write cluster memberships (JSONL).
+    pub clusters: Option<PathBuf>,
+}
+
+/// Stage 4, task `rank` of `world_size`: write the kept documents of the input files
+/// `i % world_size == rank` to `output` (whose `{rank}` is replaced by the 5-digit rank).
+#[allow(clippy::too_many_arguments)]
+pub fn filter(
+    inputs: &[String],
+    workdir: &Path,
+    rank: usize,
+    world_size: usize,
+    output: &str,
+    opts: &RunOptions,
+    fopts: &FilterOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    rank_check(rank, world_size)?;
+    if world_size > 1 && !output.contains("{rank}") {
+        return Err(Error::Config(format!(
+            "{output}: with several filter tasks the output name needs a {{rank}} placeholder"
+        )));
+    }
+    let output = Output::parse(&output.replace("{rank}", &format!("{rank:05}")))?;
+    let files = expand_inputs(inputs)?;
+    refuse_stdin(&files)?;
+    let m = Manifests::load(workdir)?;
+    if m.shards.len() != files.len() {
+        return Err(Error::Config(format!(
+            "the signatures were computed over {} input files, these inputs are {}",
+            m.shards.len(),
+            files.len()
+        )));
+    }
+    let mine = my_files(&files, rank, world_size);
+    let my: Vec<InputFile> = mine.iter().map(|&i| files[i].clone()).collect();
+    let prints = fingerprints(&my);
+    let offsets = m.offsets();
+    // Per file: dense offset, documents, decisions still to meet.
+    type Plan = (u64, u64, std::collections::VecDeque<(u64, u32, u32)>);
+    let mut plan: Vec<Plan> = Vec::new();
+    for (k, &i) in mine.iter().enumerate() {
+        let pos = m
+            .position(i as u32)
+            .ok_or_else(|| Error::Config(format!("input file {i} is not in the manifests")))?;
+        let s = &m.shards[pos];
+        if s.name != files[i].name || s.size != prints[k].0 || s.mtime_ns != mtime_ns(prints[k].1) {
+            return Err(Error::Config(format!(
+                "{}: changed since its signatures were computed (or the inputs are listed differently)",
+                files[i].display
+            )));
+        }
+        plan.push((
+            offsets[i],
+            s.docs,
+            shard_decisions(workdir, i as u32)?.into(),
+        ));
+    }
+    let mut shard = 0usize;
+    let mut ordinal = 0u64;
+    let lookup = Box::new(move || loop {
+        let (offset, docs, decisions) = plan.get_mut(shard)?;
+        if ordinal >= *docs {
+            shard += 1;
+            ordinal = 0;
+            continue;
+        }
+        let o = ordinal;
+        ordinal += 1;
+        let me = *offset + o;
+        return Some(match decisions.front() {
+            Some(&(d, rep, size)) if d == o => {
+                decisions.pop_front();
+                (u64::from(rep), size, u64::from(rep) == me)
+            }
+            _ => (me, 1, true),
+        });
+    });
+    let clusters_out = match &fopts.clusters {
+        Some(p) => Some(ClustersWriter::create(p)?),
+        None => None,
+    };
+    let mut stage = NearFilter::new(lookup, fopts.annotate, clusters_out);
+    let mut stats = run_files("dedup near filter", my, &output, opts, &mut stage, progress)?;
+    if let Some(e) = stage.error.take() {
+        return Err(e);
+    }
+    if let Some(w) = stage.clusters_out.take() {
+        w.finish()?;
+    }
+    stats.input_files = mine.len();
+    Ok(stats)
+}
