@@ -356,6 +356,9 @@ def test_token_counts_match_tokenizers(gpt2):
     assert got == want
     assert df.select(pl.col("text").tamis.token_count(tok))["text"].to_list() == want
     assert vocab.token_counts(texts, tok) == want
+    # A tokenizer saved with truncation still counts every token.
+    tok.enable_truncation(4)
+    assert vocab.token_counts(texts, tok) == want
 
 
 def test_special_tokens_outside_the_model_vocabulary_keep_their_ids(gpt2, tmp_path):

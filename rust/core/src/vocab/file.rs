@@ -172,8 +172,10 @@ impl TokenizerFile {
             };
             merges.push(pair);
         }
-        let tokenizer =
-            Tokenizer::from_bytes(json.as_bytes()).map_err(|e| malformed(e.to_string()))?;
+        let tokenizer = measuring(
+            Tokenizer::from_bytes(json.as_bytes()).map_err(|e| malformed(e.to_string()))?,
+        )
+        .map_err(|e| malformed(e.to_string()))?;
         let ModelWrapper::BPE(bpe) = tokenizer.get_model() else {
             return Err(err(TokenizerError::UnsupportedModel("not BPE".into())));
         };
@@ -363,6 +365,15 @@ impl TokenizerFile {
         out.push_str(&json[at..]);
         Ok(out)
     }
+}
+
+/// The tokenizer with truncation and padding off: a saved `tokenizer.json` may set them
+/// (`max_length: 512`), which would cut documents short when counting tokens. Only the loaded
+/// object changes; the file's text is kept as it is.
+pub(crate) fn measuring(mut t: Tokenizer) -> tokenizers::Result<Tokenizer> {
+    t.with_truncation(None)?;
+    t.with_padding(None);
+    Ok(t)
 }
 
 /// `s` as a JSON string literal, escaped as serde_json (and so the `tokenizers` library) writes it.

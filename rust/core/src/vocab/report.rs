@@ -746,10 +746,12 @@ pub fn tokenizer_from_json(json: &str) -> Result<std::sync::Arc<Tokenizer>> {
         return Ok(t.clone());
     }
     let t = Arc::new(
-        Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
-            path: "<tokenizer>".into(),
-            error: crate::TokenizerError::Malformed(e.to_string()),
-        })?,
+        Tokenizer::from_bytes(json.as_bytes())
+            .and_then(super::file::measuring)
+            .map_err(|e| Error::Tokenizer {
+                path: "<tokenizer>".into(),
+                error: crate::TokenizerError::Malformed(e.to_string()),
+            })?,
     );
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if cache.len() >= 4 {
