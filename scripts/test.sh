@@ -19,7 +19,9 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 # The dev profile shares compiled dependencies with `cargo test` below and builds much faster
 # than release; speed is measured in benchmarks/, not here.
-MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q -e ".[test]"
+# The prox extra (torch, transformers) lets the refining-model tests run on CPU. PyPI's Linux torch
+# wheel pulls its CUDA libraries too: about 1.5 min and 6 GB here (docs/prox.md).
+MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q --no-cache-dir -e ".[test,prox]"
 
 echo "== cargo fmt";    cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings

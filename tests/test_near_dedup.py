@@ -435,3 +435,43 @@ def test_agrees_with_datasketch(tmp_path: Path) -> None:
     ds_kept = {d["id"] for i, d in enumerate(docs) if find(i) == i}
     agreement = len(tamis_kept & ds_kept) / len(tamis_kept | ds_kept)
     assert agreement >= 0.995, agreement
+
+
+def test_ray_executor_keeps_what_the_cli_keeps(tmp_path: Path) -> None:
+    """The datatrove steps under RayPipelineExecutor, on a local Ray instance bound to loopback."""
+    pytest.importorskip("datatrove")
+    ray = pytest.importorskip("ray")
+    from datatrove.executor.ray import RayPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from tamis.datatrove import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
+
+    docs = planted_corpus(150, seed=13)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        write_jsonl(data / f"part{i}.jsonl", docs[i::3])
+    run_ok("-q", "dedup", "near", data, "-o", tmp_path / "cli.jsonl")
+    wd, out = tmp_path / "wd", tmp_path / "out"
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        stages = [
+            ([JsonlReader(str(data)), NearDedupSignature(str(wd), threads=1)], 2),
+            ([NearDedupBuckets(str(wd))], 3),
+            ([NearDedupCluster(str(wd))], 1),
+            ([JsonlReader(str(data)), NearDedupFilter(str(wd)), JsonlWriter(str(out), compression=None)], 2),
+        ]
+        for i, (steps, tasks) in enumerate(stages):
+            RayPipelineExecutor(
+                steps, tasks=tasks, logging_dir=str(tmp_path / f"logs{i}"), mem_per_cpu_gb=0.25
+            ).run()
+    finally:
+        ray.shutdown()
+    kept = [json.loads(line)["id"] for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    assert sorted(kept) == sorted(read_ids(tmp_path / "cli.jsonl"))

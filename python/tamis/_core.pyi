@@ -33,7 +33,9 @@ __all__ = [
     "prox_execute_arrow",
     "prox_execute_list",
     "prox_explain",
+    "prox_outcomes",
     "prox_render",
+    "prox_token_counts",
     "token_counts_arrow",
     "vocab_extend",
     "vocab_stats",
@@ -319,6 +321,21 @@ def prox_doc_prompts(
 
 def prox_render(user: str, prompt_template: tuple[str, str, str, str, bool]) -> str:
     """Render one prompt with a template ``(prefix, content, suffix, system, strip_content)``."""
+
+def prox_outcomes(
+    level: str,
+    texts: list[str],
+    programs: list[str],
+    mode: str,
+    accept: tuple[int, float, float, int],
+    threads: int = 0,
+) -> list[tuple[str, str, str, int]]:
+    """Run ProX programs over lists: ``(text, outcome, reason, program errors)`` for each."""
+
+def prox_token_counts(
+    texts: list[str], tokenizer_source: str, is_json: bool, threads: int = 0
+) -> list[int]:
+    """Number of tokens of each text (no special tokens added)."""
 def vocab_extend(
     tokenizer: str,
     tokenizer_name: str,

@@ -1,4 +1,5 @@
-"""The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``."""
+"""The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus
+``tamis prox refine`` (model inference, in Python)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ import sys
 
 def main() -> None:
     """Run the command line with ``sys.argv`` and exit with its code."""
+    argv = sys.argv[1:]
+    if argv[:2] == ["prox", "refine"]:
+        # Model inference is Python (torch); everything else is the Rust command line.
+        try:
+            from tamis.prox_infer import cli_refine
+        except ImportError as e:  # pragma: no cover - the module itself needs no extra
+            sys.exit(f"tamis prox refine: {e}")
+        sys.exit(cli_refine(argv[2:]))
     from tamis import _core
 
     # `tamis demo` reads Python's own documentation as sample text; tell it which Python this is.
     os.environ.setdefault("TAMIS_PYTHON", sys.executable)
-    sys.exit(_core.main(["tamis", *sys.argv[1:]]))
+    sys.exit(_core.main(["tamis", *argv]))
 
 
 if __name__ == "__main__":

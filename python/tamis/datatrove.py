@@ -895,8 +895,105 @@ class ProxApply(PipelineStep):
                     yield doc
 
 
+class _ProxStage(PipelineStep):
+    """A ProX refining stage (see :class:`ProxDocStage`, :class:`ProxChunkStage`)."""
+
+    type = "✂️ - FORMAT"
+    _stage = "doc"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        mode: str = "compat",
+        raw_key: str | None = "raw_content",
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int = 4096,
+        **refiner: Any,
+    ) -> None:
+        """``model``: the refining model (a local directory); ``refiner``: more
+        :class:`tamis.prox_infer.Refiner` options (``device``, ``batch_tokens``, ``backend``, …)."""
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model, self.mode, self.raw_key = model, mode, raw_key
+        self.exclusion_writer, self.batch_size, self.refiner_options = exclusion_writer, batch_size, refiner
+        self._refiner: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_refiner"] = None  # loaded in each task, never pickled
+        return state
+
+    def refiner(self) -> Any:
+        """The :class:`tamis.prox_infer.Refiner` of this task (loaded on first use)."""
+        if self._refiner is None:
+            from tamis.prox_infer import Refiner
+
+            models: dict[str, Any] = {"doc_model": None, "chunk_model": None}
+            models[f"{self._stage}_model"] = self.model
+            options: dict[str, Any] = {"stage": self._stage, "mode": self.mode, **self.refiner_options}
+            self._refiner = Refiner(**models, **options)
+        return self._refiner
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield refined documents; count and leave out (or send to ``exclusion_writer``) the
+        dropped ones. Resuming is per task, through datatrove's completion markers."""
+        from datatrove.utils.batching import batched
+        from datatrove.utils.typeshelper import StatHints
+
+        refiner = self.refiner()
+        key = f"{self._stage}_program"
+        writer_context = self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext()
+        with writer_context as writer:
+            for batch in batched(data or (), self.batch_size):
+                with self.track_time("batch"):
+                    res = refiner.refine([d.text or "" for d in batch])
+                programs = res.doc_programs if self._stage == "doc" else res.chunk_programs
+                for doc, new, program in zip(batch, res.texts, programs, strict=True):
+                    self.stat_update(StatHints.total)
+                    doc.metadata[key] = program if program is not None else ""
+                    if not new:
+                        self.stat_update(StatHints.dropped)
+                        if writer is not None:
+                            doc.metadata["filter_reason"] = f"prox_{self._stage}"
+                            writer.write(doc, rank)
+                        continue
+                    if self.raw_key is not None and self.raw_key not in doc.metadata:
+                        doc.metadata[self.raw_key] = doc.text
+                    if new != doc.text:
+                        self.stat_update("modified")
+                        doc.text = new
+                    self.stat_update(StatHints.forwarded)
+                    self.update_doc_stats(doc)
+                    yield doc
+                for k, v in res.stats[self._stage].as_dict().items():
+                    if isinstance(v, int) and v:
+                        self.stat_update(f"prox_{k}", value=v)
+
+
+class ProxDocStage(_ProxStage):
+    """ProX document stage: the doc refining model writes ``drop_doc()`` / ``keep_doc()`` for each
+    document (in ``metadata["doc_program"]``); dropped documents are left out. One process per
+    GPU (``SlurmPipelineExecutor``), as ProX ran it; see docs/prox.md."""
+
+    name = "🦀 tamis ProX doc stage"
+    _stage = "doc"
+
+
+class ProxChunkStage(_ProxStage):
+    """ProX chunk stage: the chunk refining model writes one program per chunk; the joined program
+    (``metadata["chunk_program"]``) runs in Rust; the original text goes to
+    ``metadata["raw_content"]``."""
+
+    name = "🦀 tamis ProX chunk stage"
+    _stage = "chunk"
+
+
 __all__ = [
     "ProxApply",
+    "ProxChunkStage",
+    "ProxDocStage",
     "SIGNATURE_SUFFIX",
     "ExactDedupFilter",
     "ExactDedupSignature",

@@ -20,6 +20,11 @@
   (``level="chunk"``, the default, or ``"doc"``); ``""`` means dropped; a null text or program
   gives null. Same results as :func:`tamis.prox.execute_chunk` and ``tamis prox apply``.
 
+- ``df.pipe(tamis.polars.prox_refine, doc_model=DIR, chunk_model=DIR)``: run the ProX refining
+  models (``tamis[prox]``) over a small frame: refined ``text``, ``raw_content``, ``doc_program``
+  and ``chunk_program`` columns; dropped rows are left out (``keep_dropped=True`` keeps them with
+  an empty text).
+
 Columns cross into Rust through the Arrow C stream interface; nothing is converted row by row.
 Null texts are not documents: they are always kept.
 """
@@ -231,4 +236,29 @@ class TamisLazyFrame:
         return near_dedup(self._lf, column, **options)
 
 
-__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup", "near_dedup"]
+__all__ = ["TamisExpr", "TamisFrame", "TamisLazyFrame", "exact_dedup", "near_dedup", "prox_refine"]
+
+
+def prox_refine(
+    df: pl.DataFrame,
+    column: str = "text",
+    *,
+    refiner: Any = None,
+    raw_column: str = "raw_content",
+    keep_dropped: bool = False,
+    **options: Any,
+) -> pl.DataFrame:
+    """Run the ProX refining models (a :class:`tamis.prox_infer.Refiner`, or one built from
+    ``options``) over ``df[column]``. For small data: the whole column goes through one call."""
+    from tamis.prox_infer import Refiner
+
+    r = refiner if refiner is not None else Refiner(**options)
+    texts = df[column].fill_null("").to_list()
+    res = r.refine(texts)
+    out = df.with_columns(
+        pl.Series(column, res.texts, dtype=pl.String),
+        pl.Series(raw_column, texts, dtype=pl.String),
+        pl.Series("doc_program", res.doc_programs, dtype=pl.String),
+        pl.Series("chunk_program", res.chunk_programs, dtype=pl.String),
+    )
+    return out if keep_dropped else out.filter(pl.col(column) != "")

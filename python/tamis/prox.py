@@ -13,6 +13,8 @@ with escapes) that reports malformed lines. See ``docs/prox.md``.
   edited or dropped.
 - :func:`split_chunks`, :func:`chunk_prompts`, :func:`doc_prompt`, :func:`join_programs`:
   byte-compatible prompt formatting for the released refining models.
+- :class:`Refiner`: run the refining models themselves (``pip install 'tamis[prox]'``; defined in
+  :mod:`tamis.prox_infer`, imported on first use so that ``import tamis`` never needs torch).
 """
 
 from __future__ import annotations
@@ -214,6 +216,14 @@ def join_programs(outputs: Sequence[str]) -> str:
     """The document program from per-chunk model outputs: each stripped of spaces, joined with
     ``\\n`` in chunk order (as the reference merges them)."""
     return "\n".join(o.strip(" ") for o in outputs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Refiner", "RefineResult", "ProxModelError"):
+        from tamis import prox_infer
+
+        return getattr(prox_infer, name)
+    raise AttributeError(f"module 'tamis.prox' has no attribute {name!r}")
 
 
 __all__ = [

@@ -181,6 +181,16 @@ pub enum ProxCommand {
     Apply(ProxApplyArgs),
     /// Write the exact prompts the refining models read, one JSON line per prompt.
     Prompts(ProxPromptsArgs),
+    /// Run the refining models (Python: `pip install 'tamis[prox]'`, then the `tamis` script).
+    Refine(ProxRefineArgs),
+}
+
+/// `tamis prox refine`: model inference lives in the Python package; this binary only says so.
+#[derive(Debug, Args)]
+pub struct ProxRefineArgs {
+    /// Arguments for the Python `tamis prox refine`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// How programs are read.

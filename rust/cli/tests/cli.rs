@@ -457,6 +457,30 @@ fn prox_apply_runs_programs_and_keeps_the_original_text() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+#[test]
+fn prox_refine_points_to_the_python_package() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = tamis(
+        dir.path(),
+        &[
+            "prox",
+            "refine",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("pip install 'tamis[prox]'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out.jsonl").exists());
+}
+
 const TINY_BPE: &str = r#"{"version":"1.0","added_tokens":[],"normalizer":null,
 "pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
 "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,

@@ -1128,6 +1128,87 @@ fn prox_doc_prompts(
     .map_err(to_py)
 }
 
+/// One row of [`prox_outcomes`]: `(text, outcome, reason, program errors)`.
+type OutcomeRow = (String, &'static str, &'static str, usize);
+
+/// Run ProX programs over lists and report, for each, the result with its outcome, reason and
+/// number of program errors (what `explain` gives, without the details), in parallel.
+#[pyfunction]
+#[pyo3(signature = (level, texts, programs, mode, accept, threads=0))]
+fn prox_outcomes(
+    py: Python<'_>,
+    level: &str,
+    texts: Vec<String>,
+    programs: Vec<String>,
+    mode: &str,
+    accept: AcceptArgs,
+    threads: usize,
+) -> PyResult<Vec<OutcomeRow>> {
+    check_level(level)?;
+    let mode: Mode = parse(mode)?;
+    let accept = acceptance(accept)?;
+    if texts.len() != programs.len() {
+        return Err(to_py(tamis_core::Error::Config(format!(
+            "{} texts but {} programs",
+            texts.len(),
+            programs.len()
+        ))));
+    }
+    py.detach(|| -> tamis_core::Result<Vec<OutcomeRow>> {
+        use rayon::prelude::*;
+        let pool = thread_pool(threads)?;
+        Ok(pool.install(|| {
+            texts
+                .par_iter()
+                .zip(programs.par_iter())
+                .with_min_len(64)
+                .map(|(t, p)| {
+                    let e = match level {
+                        "doc" => prox::explain_doc(t, p, mode),
+                        _ => prox::explain_chunk(t, p, mode, &accept),
+                    };
+                    (
+                        e.text,
+                        e.outcome.as_str(),
+                        e.reason.as_str(),
+                        e.errors.len(),
+                    )
+                })
+                .collect()
+        }))
+    })
+    .map_err(to_py)
+}
+
+/// Number of tokens of each text (no special tokens added), in parallel.
+#[pyfunction]
+#[pyo3(signature = (texts, tokenizer_source, is_json, threads=0))]
+fn prox_token_counts(
+    py: Python<'_>,
+    texts: Vec<String>,
+    tokenizer_source: &str,
+    is_json: bool,
+    threads: usize,
+) -> PyResult<Vec<usize>> {
+    py.detach(|| -> tamis_core::Result<Vec<usize>> {
+        use rayon::prelude::*;
+        let tok = tokenizer(tokenizer_source, is_json)?;
+        let pool = thread_pool(threads)?;
+        pool.install(|| {
+            texts
+                .par_iter()
+                .with_min_len(16)
+                .map(|t| {
+                    tok.encode_fast(t.as_str(), false)
+                        .map(|e| e.len())
+                        .map_err(|e| tamis_core::Error::Config(format!("tokenizer failed: {e}")))
+                })
+                .collect()
+        })
+    })
+    .map_err(to_py)
+}
+
 /// Render one prompt with a template.
 #[pyfunction]
 fn prox_render(user: &str, prompt_template: TemplateArgs) -> String {
@@ -1307,5 +1388,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "TOKENIZER_ERROR_KINDS",
         tamis_core::TokenizerError::SLUGS.to_vec(),
     )?;
+    m.add_function(wrap_pyfunction!(prox_outcomes, m)?)?;
+    m.add_function(wrap_pyfunction!(prox_token_counts, m)?)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
+        Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),

@@ -1,4 +1,4 @@
-//! `tamis prox apply` and `tamis prox prompts`.
+//! `tamis prox apply` and `tamis prox prompts` (`tamis prox refine` is Python).
 
 use anyhow::Result;
 use tamis_core::io::Output;
@@ -79,4 +79,14 @@ pub fn prompts(g: &GlobalArgs, a: &ProxPromptsArgs) -> Result<()> {
         &bar,
     )?;
     report(g, a.io.stats_json.as_deref(), &stats)
+}
+
+/// Model inference needs torch: it is in the Python package's `tamis` script.
+pub fn refine() -> Result<()> {
+    anyhow::bail!(
+        "`tamis prox refine` runs the refining models with torch, so it lives in the Python package: \
+         install it with `pip install 'tamis[prox]'` and run the `tamis` script it installs \
+         (or `python -m tamis prox refine ...`); this binary only runs programs (`tamis prox apply`) \
+         and writes prompts (`tamis prox prompts`)"
+    )
 }
