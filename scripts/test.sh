@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 # Nothing here reads input; cargo's rustc probes must not inherit a caller's stdin.
 exec </dev/null
 
+# Real Traditional Chinese and Dutch text for the vocabulary tests and example: Debian's
+# translated manual pages.
+if ! { dpkg -s manpages-zh && dpkg -s manpages-nl; } >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq manpages-zh manpages-nl >/dev/null
+fi
+
 python3 -m venv .venv
 # shellcheck disable=SC1091
 . .venv/bin/activate

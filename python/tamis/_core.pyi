@@ -5,6 +5,7 @@ from typing import Any, Final, final
 __all__ = [
     "RECORD_ERROR_KINDS",
     "NearSignatureWriter",
+    "TOKENIZER_ERROR_KINDS",
     "TamisError",
     "U64Matrix",
     "__version__",
@@ -35,10 +36,14 @@ __all__ = [
     "prox_outcomes",
     "prox_render",
     "prox_token_counts",
+    "token_counts_arrow",
+    "vocab_extend",
+    "vocab_stats",
 ]
 
 __version__: Final[str]
 RECORD_ERROR_KINDS: Final[list[str]]
+TOKENIZER_ERROR_KINDS: Final[list[str]]
 
 class TamisError(ValueError):
     """A tamis error; ``kind`` is a stable snake_case slug (``invalid_json``, ``io``, ...).
@@ -331,3 +336,42 @@ def prox_token_counts(
     texts: list[str], tokenizer_source: str, is_json: bool, threads: int = 0
 ) -> list[int]:
     """Number of tokens of each text (no special tokens added)."""
+def vocab_extend(
+    tokenizer: str,
+    tokenizer_name: str,
+    corpus: list[str],
+    *,
+    new_tokens: int | None = None,
+    min_frequency: int = 2,
+    char_coverage: float = 0.9995,
+    merge_from: str | None = None,
+    merge_from_name: str = "<merge_from>",
+    protect: list[str] = ...,
+    pad_to_multiple_of: int | None = None,
+    report: bool = False,
+    heldout: list[str] = ...,
+    text_key: str = "text",
+    on_error: str = "fail",
+    threads: int = 0,
+) -> tuple[str, str, str | None]:
+    """Extend a BPE tokenizer (JSON text) by continued BPE; returns (new tokenizer JSON, summary
+    JSON, report JSON or None)."""
+
+def vocab_stats(
+    tokenizer: str,
+    tokenizer_name: str,
+    corpus: list[str],
+    *,
+    baseline: str | None = None,
+    baseline_name: str = "<baseline>",
+    protect: list[str] = ...,
+    examples: int = 20,
+    text_key: str = "text",
+    on_error: str = "fail",
+    threads: int = 0,
+) -> tuple[str, str]:
+    """The tokenizer report; returns (report JSON, summary text)."""
+
+def token_counts_arrow(texts: Any, tokenizer: str, *, threads: int = 0) -> Any:
+    """Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the
+    tokenizer given as JSON text; no special tokens are added."""

@@ -4,6 +4,9 @@
   (``pl.Binary``), equal for equal normalized texts.
 - ``pl.col("text").tamis.is_first(normalize=...)``: ``True`` for the first occurrence of each
   normalized text in frame order (a whole-column operation, never elementwise).
+- ``pl.col("text").tamis.token_count(tokenizer)``: elementwise number of tokens (``pl.UInt32``)
+  of each text under a tokenizer (a ``tokenizer.json`` path or a ``tokenizers.Tokenizer``),
+  counted in parallel in Rust; for corpus statistics such as tokens per character.
 - ``df.tamis.exact_dedup("text")`` / ``lf.tamis.exact_dedup("text")`` and
   ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep first occurrences, in order.
 - ``pl.col("text").tamis.minhash(num_perm=112)``: elementwise MinHash signature
@@ -35,6 +38,7 @@ import polars as pl
 from tamis import _core
 from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.text import Normalize
+from tamis.vocab import _tokenizer_json
 
 Shingle = Literal["words", "chars"]
 
@@ -81,6 +85,18 @@ class TamisExpr:
         """``True`` for the first occurrence of each normalized text, in frame order."""
         return self._expr.map_batches(lambda s: _is_first_series(s, normalize), return_dtype=pl.Boolean)
 
+    def token_count(self, tokenizer: Any, *, threads: int = 0) -> pl.Expr:
+        """Number of tokens of each text (no special tokens added); nulls stay null.
+
+        ``tokenizer`` is a path to a ``tokenizer.json`` or a ``tokenizers.Tokenizer``; it is read
+        once, when the expression is built.
+        """
+        tok, _ = _tokenizer_json(tokenizer, "tokenizer")
+
+        def count(s: pl.Series) -> pl.Series:
+            return pl.Series(_core.token_counts_arrow(s, tok, threads=threads)).alias(s.name)
+
+        return self._expr.map_batches(count, return_dtype=pl.UInt32, is_elementwise=True)
     def minhash(
         self, num_perm: int = 112, *, ngram: int = 5, shingle: Shingle = "words", seed: int = 1
     ) -> pl.Expr:

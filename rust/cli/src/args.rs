@@ -56,8 +56,122 @@ pub enum Command {
     /// Run ProX refining programs over a corpus, or write the prompts of the refining models.
     #[command(subcommand)]
     Prox(ProxCommand),
+    /// Extend a tokenizer's vocabulary for a new language, and measure tokenizers.
+    #[command(subcommand)]
+    Vocab(VocabCommand),
     /// Build a small sample corpus from text on this machine and run the pipeline on it.
     Demo(DemoArgs),
+}
+
+/// `tamis vocab ...`
+#[derive(Debug, Subcommand)]
+pub enum VocabCommand {
+    /// Add new tokens to a BPE tokenizer.json by continued BPE on target-language text, after
+    /// every existing id and merge, so that old ids and old text encodings stay as they were.
+    Extend(VocabExtendArgs),
+    /// Report tokens per character and word, bytes per token, continued words, new-token use,
+    /// round trips and old-text invariance, side by side with a baseline tokenizer.
+    Stats(VocabStatsArgs),
+}
+
+/// Corpus reading options of `tamis vocab`.
+#[derive(Debug, Args)]
+pub struct CorpusArgs {
+    /// Field holding the text in JSONL and Parquet (.txt files are one document per line).
+    #[arg(long, default_value = "text", value_name = "FIELD")]
+    pub text_key: String,
+    /// Fail on the first bad record, or skip bad records and count them.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    pub on_error: OnErrorArg,
+}
+
+impl CorpusArgs {
+    /// Core corpus options.
+    pub fn options(&self, threads: usize) -> tamis_core::vocab::CorpusOptions {
+        tamis_core::vocab::CorpusOptions {
+            text_key: self.text_key.clone(),
+            on_error: match self.on_error {
+                OnErrorArg::Fail => OnError::Fail,
+                OnErrorArg::Skip => OnError::Skip,
+            },
+            threads,
+            ..Default::default()
+        }
+    }
+}
+
+/// `tamis vocab extend`
+#[derive(Debug, Args)]
+pub struct VocabExtendArgs {
+    /// The base tokenizer.json (BPE: byte-level, or SentencePiece-style with byte fallback).
+    #[arg(long, value_name = "BASE.json")]
+    pub tokenizer: PathBuf,
+    /// Target-language text to learn from: JSONL (.gz, .zst), Parquet or .txt files,
+    /// directories or globs.
+    #[arg(long, num_args = 1.., value_name = "FILES")]
+    pub corpus: Vec<String>,
+    /// Number of new tokens to add (required with --corpus; without it, --merge-from adds all).
+    #[arg(long, value_name = "N")]
+    pub new_tokens: Option<usize>,
+    /// The extended tokenizer.json to write.
+    #[arg(short, long, value_name = "NEW.json")]
+    pub output: PathBuf,
+    /// Stop when the most frequent pair occurs fewer times than this.
+    #[arg(long, default_value_t = 2, value_name = "F")]
+    pub min_frequency: u64,
+    /// Byte-fallback models: add missing characters until this share of character occurrences
+    /// is covered.
+    #[arg(long, default_value_t = 0.9995, value_name = "SHARE")]
+    pub char_coverage: f64,
+    /// Append the merges of another BPE tokenizer of the same kind first (old merges keep
+    /// priority; tokens the old merges never form are reported and left out).
+    #[arg(long, value_name = "OTHER.json")]
+    pub merge_from: Option<PathBuf>,
+    /// Report the embedding rows the model needs, rounded up to a multiple of this.
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pad_to_multiple_of: Option<u32>,
+    /// Write the tokenizer report (JSON) comparing the base and the result.
+    #[arg(long, value_name = "R.json")]
+    pub report: Option<PathBuf>,
+    /// Old-language text whose ids must not change: merges that would fire on it (and, with
+    /// byte fallback, characters in it) are not added; the report checks its invariance.
+    #[arg(long, num_args = 1.., value_name = "FILES")]
+    pub protect: Vec<String>,
+    /// Held-out target text for the report (default: the --corpus).
+    #[arg(long, num_args = 1.., value_name = "FILES", requires = "report")]
+    pub heldout: Vec<String>,
+    /// Corpus reading options.
+    #[command(flatten)]
+    pub corpus_args: CorpusArgs,
+}
+
+/// `tamis vocab stats`
+#[derive(Debug, Args)]
+pub struct VocabStatsArgs {
+    /// The tokenizer.json to measure.
+    #[arg(long, value_name = "T.json")]
+    pub tokenizer: PathBuf,
+    /// A tokenizer.json to compare with (e.g. the base of an extension).
+    #[arg(long, value_name = "B.json")]
+    pub baseline: Option<PathBuf>,
+    /// Target-language text (held out from training).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    pub corpus: Vec<String>,
+    /// Old-language text whose ids should not change (needs --baseline for the invariance rate).
+    #[arg(long, num_args = 1.., value_name = "FILES")]
+    pub protect: Vec<String>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "R.json")]
+    pub report: Option<PathBuf>,
+    /// Print the JSON report instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
+    /// Examples of changed protected documents to keep.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub examples: usize,
+    /// Corpus reading options.
+    #[command(flatten)]
+    pub corpus_args: CorpusArgs,
 }
 
 /// `tamis prox ...`

@@ -32,6 +32,8 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, total_bytes: u64) {
+        // `vocab` reads several corpora in turn (training, protected, held-out): each starts over.
+        self.bar.reset();
         self.bar.set_length(total_bytes);
     }
     fn update(&self, bytes: u64, docs: u64) {

@@ -480,3 +480,99 @@ fn prox_refine_points_to_the_python_package() {
     );
     assert!(!dir.path().join("out.jsonl").exists());
 }
+
+const TINY_BPE: &str = r#"{"version":"1.0","added_tokens":[],"normalizer":null,
+"pre_tokenizer":{"type":"WhitespaceSplit"},"post_processor":null,"decoder":null,
+"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,
+"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,
+"vocab":{"a":0,"b":1,"c":2,"ab":3},"merges":[["a","b"]]}}"#;
+
+#[test]
+fn vocab_extend_and_stats() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "base.json", TINY_BPE);
+    write(dir.path(), "c.txt", "abc abc abc ca\nabc ca ca\n");
+    write(dir.path(), "old.txt", "ab ab c\n");
+    let o = tamis(
+        dir.path(),
+        &[
+            "vocab",
+            "extend",
+            "--tokenizer",
+            "base.json",
+            "--corpus",
+            "c.txt",
+            "--new-tokens",
+            "5",
+            "-o",
+            "new.json",
+            "--protect",
+            "old.txt",
+            "--report",
+            "r.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new = std::fs::read_to_string(dir.path().join("new.json")).expect("out");
+    // abc (4) and ca (3) are learned; nothing else occurs twice.
+    assert!(new.contains(r#""ab":3,"abc":4,"ca":5}"#), "{new}");
+    assert!(new.contains(r#"[["a","b"],["ab","c"],["c","a"]]"#), "{new}");
+    assert!(stderr(&o).contains("2 new tokens"), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).expect("r"))
+            .expect("json");
+    assert_eq!(r["invariance"]["rate"], 1.0);
+    assert_eq!(r["extension"]["stopped_by"], "min_frequency");
+
+    let o = tamis(
+        dir.path(),
+        &[
+            "vocab",
+            "stats",
+            "--tokenizer",
+            "new.json",
+            "--baseline",
+            "base.json",
+            "--corpus",
+            "c.txt",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["target"]["baseline"]["tokens"], 14);
+    assert_eq!(r["target"]["tokenizer"]["tokens"], 7);
+    assert_eq!(r["new_tokens"]["used"], 2);
+
+    // Models other than BPE: exit 1, a message naming the file, nothing written.
+    write(
+        dir.path(),
+        "wp.json",
+        &TINY_BPE.replace(r#""type":"BPE""#, r#""type":"WordPiece""#),
+    );
+    let o = tamis(
+        dir.path(),
+        &[
+            "vocab",
+            "extend",
+            "--tokenizer",
+            "wp.json",
+            "--corpus",
+            "c.txt",
+            "--new-tokens",
+            "5",
+            "-o",
+            "wp-new.json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("wp.json: the model is WordPiece, not BPE"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("wp-new.json").exists());
+    // Usage errors exit 2.
+    let o = tamis(dir.path(), &["vocab", "extend", "--tokenizer", "base.json"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -100,6 +100,56 @@ impl RecordError {
     ];
 }
 
+/// What is wrong with a tokenizer file (`tamis vocab`). Each kind has a stable slug.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenizerError {
+    /// Not JSON, or JSON that is not a `tokenizer.json` the `tokenizers` library can load.
+    #[error("not a valid tokenizer.json: {0}")]
+    Malformed(String),
+    /// A model other than BPE (WordPiece, Unigram, WordLevel).
+    #[error("the model is {0}, not BPE: only BPE vocabularies can be extended by continued BPE")]
+    UnsupportedModel(String),
+    /// BPE dropout makes segmentation random, so there is no single old segmentation to extend.
+    #[error("the model uses BPE dropout ({0}); set \"dropout\" to null to extend it")]
+    Dropout(String),
+    /// WordPiece-style `continuing_subword_prefix` / `end_of_word_suffix` on a BPE model.
+    #[error(
+        "the model sets {0}; only byte-level and SentencePiece-style BPE models are supported"
+    )]
+    SubwordAffix(&'static str),
+    /// Two tokenizers that cannot be combined (e.g. byte-level and SentencePiece-style).
+    #[error("{0}")]
+    Incompatible(String),
+    /// The extended tokenizer failed validation (a bug: nothing is written).
+    #[error("the extended tokenizer failed validation: {0}")]
+    Invalid(String),
+}
+
+impl TokenizerError {
+    /// Stable snake_case name of this kind of error.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            TokenizerError::Malformed(_) => "invalid_tokenizer",
+            TokenizerError::UnsupportedModel(_) => "unsupported_model",
+            TokenizerError::Dropout(_) => "bpe_dropout",
+            TokenizerError::SubwordAffix(_) => "subword_affix",
+            TokenizerError::Incompatible(_) => "incompatible_tokenizers",
+            TokenizerError::Invalid(_) => "invalid_result",
+        }
+    }
+
+    /// Every slug, for documentation and coverage tests.
+    pub const SLUGS: &'static [&'static str] = &[
+        "invalid_tokenizer",
+        "unsupported_model",
+        "bpe_dropout",
+        "subword_affix",
+        "incompatible_tokenizers",
+        "invalid_result",
+    ];
+}
+
 /// Where a record sits in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
@@ -166,6 +216,17 @@ pub enum Error {
     /// Invalid options.
     #[error("{0}")]
     Config(String),
+    /// A tokenizer file that cannot be read or extended.
+    #[error("{path}: {error}")]
+    Tokenizer {
+        /// The tokenizer file (or `<tokenizer>` for one given in memory).
+        path: String,
+        /// What is wrong.
+        error: TokenizerError,
+    },
+    /// The corpus holds no text to learn from or measure on.
+    #[error("{0}: the corpus has no text")]
+    EmptyCorpus(String),
     /// Writing to standard output failed because the reader went away (e.g. `| head`).
     #[error("broken pipe")]
     BrokenPipe,
@@ -181,6 +242,8 @@ impl Error {
             Error::Output { .. } => "output",
             Error::Intermediate { .. } => "intermediate",
             Error::Config(_) => "config",
+            Error::Tokenizer { error, .. } => error.slug(),
+            Error::EmptyCorpus(_) => "empty_corpus",
             Error::BrokenPipe => "broken_pipe",
         }
     }

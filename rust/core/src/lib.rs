@@ -7,6 +7,8 @@
 //!   record-level error handling ([`io::OnError`]) and rejects files.
 //! - [`text`]: text normalization ([`text::Normalize`]) and 128-bit content hashing.
 //! - [`dedup`]: exact document deduplication and CCNet-style line deduplication.
+//! - [`vocab`]: tokenizer vocabulary extension for a new language (continued BPE on a
+//!   `tokenizer.json`) and the tokenizer report (fertility, invariance, reachability).
 //! - [`pipeline`]: the driver that runs a per-document stage over inputs in parallel while
 //!   keeping output byte-identical for any thread count.
 //!
@@ -25,6 +27,7 @@ pub mod pipeline;
 pub mod prox;
 pub mod stats;
 pub mod text;
+pub mod vocab;
 
-pub use error::{Error, Location, RecordError, Result};
+pub use error::{Error, Location, RecordError, Result, TokenizerError};
 pub use stats::Stats;

@@ -31,6 +31,10 @@ use tamis_core::prox::chunk::{chunk_prompts, split_chunks, ChunkOptions};
 use tamis_core::prox::prompt::{doc_prompt, load_tokenizer, tokenizer_from_str, PromptTemplate};
 use tamis_core::prox::{self, Acceptance, Mode};
 use tamis_core::text::Normalize;
+use tamis_core::vocab::{
+    extend, extension_report, stats, token_counts, tokenizer_from_json, CorpusOptions,
+    ExtendConfig, StatsConfig, TokenizerFile,
+};
 
 create_exception!(
     _core,
@@ -1211,6 +1215,136 @@ fn prox_render(user: &str, prompt_template: TemplateArgs) -> String {
     template(prompt_template).render(user)
 }
 
+fn corpus_options(text_key: &str, on_error: &str, threads: usize) -> PyResult<CorpusOptions> {
+    Ok(CorpusOptions {
+        text_key: text_key.into(),
+        on_error: parse::<OnError>(on_error)?,
+        threads,
+        ..CorpusOptions::default()
+    })
+}
+
+/// Extend a BPE tokenizer (JSON text) by continued BPE; returns (new tokenizer JSON, summary
+/// JSON, report JSON or None).
+#[pyfunction]
+#[pyo3(signature = (tokenizer, tokenizer_name, corpus, *, new_tokens=None, min_frequency=2, char_coverage=0.9995, merge_from=None, merge_from_name="<merge_from>", protect=Vec::new(), pad_to_multiple_of=None, report=false, heldout=Vec::new(), text_key="text", on_error="fail", threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn vocab_extend(
+    py: Python<'_>,
+    tokenizer: String,
+    tokenizer_name: String,
+    corpus: Vec<String>,
+    new_tokens: Option<usize>,
+    min_frequency: u64,
+    char_coverage: f64,
+    merge_from: Option<String>,
+    merge_from_name: &str,
+    protect: Vec<String>,
+    pad_to_multiple_of: Option<u32>,
+    report: bool,
+    heldout: Vec<String>,
+    text_key: &str,
+    on_error: &str,
+    threads: usize,
+) -> PyResult<(String, String, Option<String>)> {
+    let corpus_opts = corpus_options(text_key, on_error, threads)?;
+    let cfg = ExtendConfig {
+        new_tokens,
+        min_frequency,
+        char_coverage,
+        pad_to_multiple_of,
+        protect: protect.clone(),
+        corpus: corpus_opts.clone(),
+    };
+    py.detach(|| -> tamis_core::Result<_> {
+        let base = TokenizerFile::from_json(&tokenizer_name, &tokenizer)?;
+        let other = merge_from
+            .as_deref()
+            .map(|j| TokenizerFile::from_json(merge_from_name, j))
+            .transpose()?;
+        let ext = extend(&base, &corpus, other.as_ref(), &cfg, &NoProgress)?;
+        let summary = serde_json::to_string(&ext.summary)
+            .map_err(|e| tamis_core::Error::Config(e.to_string()))?;
+        let rep = if report {
+            let target = if heldout.is_empty() {
+                &corpus
+            } else {
+                &heldout
+            };
+            if target.is_empty() {
+                return Err(tamis_core::Error::Config(
+                    "report=True needs target text: give corpus or heldout".into(),
+                ));
+            }
+            let scfg = StatsConfig {
+                corpus: corpus_opts,
+                ..StatsConfig::default()
+            };
+            Some(extension_report(&base, &ext, target, &protect, &scfg, &NoProgress)?.to_json())
+        } else {
+            None
+        };
+        Ok((ext.json, summary, rep))
+    })
+    .map_err(to_py)
+}
+
+/// The tokenizer report; returns (report JSON, summary text).
+#[pyfunction]
+#[pyo3(signature = (tokenizer, tokenizer_name, corpus, *, baseline=None, baseline_name="<baseline>", protect=Vec::new(), examples=20, text_key="text", on_error="fail", threads=0))]
+#[allow(clippy::too_many_arguments)]
+fn vocab_stats(
+    py: Python<'_>,
+    tokenizer: String,
+    tokenizer_name: String,
+    corpus: Vec<String>,
+    baseline: Option<String>,
+    baseline_name: &str,
+    protect: Vec<String>,
+    examples: usize,
+    text_key: &str,
+    on_error: &str,
+    threads: usize,
+) -> PyResult<(String, String)> {
+    let cfg = StatsConfig {
+        corpus: corpus_options(text_key, on_error, threads)?,
+        examples,
+    };
+    py.detach(|| -> tamis_core::Result<_> {
+        let t = TokenizerFile::from_json(&tokenizer_name, &tokenizer)?;
+        let b = baseline
+            .as_deref()
+            .map(|j| TokenizerFile::from_json(baseline_name, j))
+            .transpose()?;
+        let r = stats(&t, b.as_ref(), &corpus, &protect, &cfg, &NoProgress)?;
+        Ok((r.to_json(), r.summary()))
+    })
+    .map_err(to_py)
+}
+
+/// Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the
+/// tokenizer given as JSON text; no special tokens are added.
+#[pyfunction]
+#[pyo3(signature = (texts, tokenizer, *, threads=0))]
+fn token_counts_arrow(
+    py: Python<'_>,
+    texts: AnyArray,
+    tokenizer: String,
+    threads: usize,
+) -> PyResult<PyChunkedArray> {
+    let chunks = chunks_of(texts)?;
+    let out = py
+        .detach(|| -> tamis_core::Result<_> {
+            let tok = tokenizer_from_json(&tokenizer)?;
+            let values = string_values(&chunks)?;
+            let pool = thread_pool(threads)?;
+            let counts = pool.install(|| token_counts(&tok, &values))?;
+            Ok(arrow_array::UInt32Array::from(counts))
+        })
+        .map_err(to_py)?;
+    single_chunk(Arc::new(out), DataType::UInt32)
+}
+
 /// The compiled part of tamis.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1247,6 +1381,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(prox_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(prox_doc_prompts, m)?)?;
     m.add_function(wrap_pyfunction!(prox_render, m)?)?;
+    m.add_function(wrap_pyfunction!(vocab_extend, m)?)?;
+    m.add_function(wrap_pyfunction!(vocab_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(token_counts_arrow, m)?)?;
+    m.add(
+        "TOKENIZER_ERROR_KINDS",
+        tamis_core::TokenizerError::SLUGS.to_vec(),
+    )?;
     m.add_function(wrap_pyfunction!(prox_outcomes, m)?)?;
     m.add_function(wrap_pyfunction!(prox_token_counts, m)?)?;
     Ok(())

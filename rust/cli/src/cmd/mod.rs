@@ -4,10 +4,11 @@ mod dedup;
 mod demo;
 mod near;
 mod prox;
+mod vocab;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand, ProxCommand};
+use crate::args::{Cli, Command, DedupCommand, ProxCommand, VocabCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
@@ -18,6 +19,8 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
         Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
+        Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
+        Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }

@@ -110,7 +110,11 @@ pub fn read_batches(
         let file = Arc::new(file.clone());
         let go_on = match file.format {
             InputFormat::Parquet => read_parquet(&file, &progress_bytes, &mut emit)?,
-            InputFormat::Jsonl(c) => read_jsonl(&file, c, batch_bytes, &progress_bytes, &mut emit)?,
+            // Plain text is split into lines exactly like JSONL; readers tell them apart by
+            // `batch.file.format`.
+            InputFormat::Jsonl(c) | InputFormat::Text(c) => {
+                read_jsonl(&file, c, batch_bytes, &progress_bytes, &mut emit)?
+            }
         };
         if !go_on {
             break;

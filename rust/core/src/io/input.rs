@@ -24,6 +24,9 @@ pub enum InputFormat {
     Jsonl(Compression),
     /// Apache Parquet.
     Parquet,
+    /// Plain UTF-8 text (`.txt`, `.txt.gz`, `.txt.zst`), one document per non-blank line. Only
+    /// commands that read text without writing records back accept it ([`expand_text_inputs`]).
+    Text(Compression),
 }
 
 /// One input, resolved.
@@ -101,6 +104,14 @@ pub(crate) fn unsupported_compression(name: &str) -> Option<&'static str> {
         .find(|ext| lower.ends_with(ext))
 }
 
+fn is_text_name(name: &str) -> bool {
+    let base = name
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".zstd");
+    base.ends_with(".txt")
+}
+
 fn format_of(path: &Path) -> InputFormat {
     let name = path
         .file_name()
@@ -137,7 +148,7 @@ fn is_data_file(path: &Path) -> bool {
         || name.ends_with(".pq")
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, text: bool) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir.display().to_string(), e))?;
@@ -151,9 +162,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(false);
         if path.is_dir() {
             if !is_link {
-                walk(&path, out)?;
+                walk(&path, out, text)?;
             }
-        } else if is_data_file(&path) {
+        } else if is_data_file(&path)
+            || (text && is_text_name(&path.to_string_lossy().to_lowercase()))
+        {
             out.push(path);
         }
     }
@@ -162,6 +175,24 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// Resolve command-line inputs into files, in order.
 pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
+    expand(specs, false)
+}
+
+/// Like [`expand_inputs`], for commands that only read text (e.g. `tamis vocab`): `.txt` files
+/// (plain, `.gz`, `.zst`; also found in directories) are read as plain text, one document per
+/// line, instead of as JSONL.
+pub fn expand_text_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
+    let mut files = expand(specs, true)?;
+    for f in &mut files {
+        let name = f.display.to_lowercase();
+        if let (InputFormat::Jsonl(c), true) = (f.format, is_text_name(&name)) {
+            f.format = InputFormat::Text(c);
+        }
+    }
+    Ok(files)
+}
+
+fn expand<S: AsRef<str>>(specs: &[S], text: bool) -> Result<Vec<InputFile>> {
     if specs.is_empty() {
         return Err(Error::Config("no inputs given".into()));
     }
@@ -180,7 +211,7 @@ pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
         }
         if path.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found)?;
+            walk(path, &mut found, text)?;
             if found.is_empty() {
                 return Err(Error::NoInputs(spec.to_string()));
             }
@@ -266,6 +297,30 @@ mod tests {
         let files = expand_inputs(&[pattern]).expect("glob");
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].name, "sub/c.parquet");
+    }
+
+    #[test]
+    fn text_inputs_are_opt_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["a.txt", "b.jsonl", "c.txt.gz"] {
+            std::fs::write(dir.path().join(name), b"x\n").expect("write");
+        }
+        let root = dir.path().to_string_lossy();
+        let names = |files: Vec<InputFile>| -> Vec<(String, InputFormat)> {
+            files.into_iter().map(|f| (f.name, f.format)).collect()
+        };
+        assert_eq!(
+            names(expand_inputs(&[&root]).expect("jsonl")),
+            [("b.jsonl".into(), InputFormat::Jsonl(Compression::None))]
+        );
+        assert_eq!(
+            names(expand_text_inputs(&[&root]).expect("text")),
+            [
+                ("a.txt".into(), InputFormat::Text(Compression::None)),
+                ("b.jsonl".into(), InputFormat::Jsonl(Compression::None)),
+                ("c.txt.gz".into(), InputFormat::Text(Compression::Gzip)),
+            ]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod rejects;
 pub use atomic::AtomicFile;
 pub use batch::{read_batches, Batch, BatchData, LineSpan, ReadItem};
 pub use columns::{hashes_to_arrow, mask_to_arrow, string_values};
-pub use input::{expand_inputs, Compression, InputFile, InputFormat};
+pub use input::{expand_inputs, expand_text_inputs, Compression, InputFile, InputFormat};
 pub use output::{FieldValue, Output, OutputFormat, OutputWriter, WriteItem};
 pub use record::{extract_docs, BatchColumns, Doc, DocSource, ExtractOptions, JsonFields};
 pub use rejects::RejectsWriter;

@@ -1,0 +1,539 @@
+//! `vocab extend`: continued BPE on a `tokenizer.json`, and merging in another tokenizer's
+//! merges, with every old id, merge and setting kept.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use tokenizers::{Model, ModelWrapper, Tokenizer};
+
+use super::corpus::{count_words, CorpusOptions, CorpusSummary, WordCounts};
+use super::file::{MergeFormat, ModelKind, TokenizerFile};
+use super::learn::{Learner, Refusal};
+use crate::pipeline::{thread_pool, Progress};
+use crate::{Error, Result, TokenizerError};
+
+/// Options of [`extend`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtendConfig {
+    /// Most new tokens to add (characters and merges together); `None` means no limit, which is
+    /// allowed only when merging another tokenizer without a corpus.
+    pub new_tokens: Option<usize>,
+    /// Stop learning when the most frequent pair occurs fewer times than this (default 2: a
+    /// pair seen once does not generalize). Characters below it are not added either.
+    pub min_frequency: u64,
+    /// Byte-fallback models only: characters missing from the vocabulary are added, most
+    /// frequent first, while the added and known characters cover less than this share of the
+    /// corpus's character occurrences (SentencePiece's `character_coverage`, default 0.9995).
+    pub char_coverage: f64,
+    /// Report the embedding rows the model needs, rounded up to a multiple of this.
+    pub pad_to_multiple_of: Option<u32>,
+    /// Old-language text whose ids must not change: merges whose pair meets in its old
+    /// segmentation, and characters that occur in it, are not added. Empty: no constraint.
+    pub protect: Vec<String>,
+    /// How the corpus is read.
+    pub corpus: CorpusOptions,
+}
+
+impl Default for ExtendConfig {
+    fn default() -> Self {
+        ExtendConfig {
+            new_tokens: None,
+            min_frequency: 2,
+            char_coverage: 0.9995,
+            pad_to_multiple_of: None,
+            protect: Vec::new(),
+            corpus: CorpusOptions::default(),
+        }
+    }
+}
+
+/// What `--merge-from` did with the other tokenizer's merges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MergeFromSummary {
+    /// The other tokenizer.
+    pub file: String,
+    /// Its merges.
+    pub merges: usize,
+    /// Characters of its vocabulary added first (byte-fallback models).
+    pub characters_added: usize,
+    /// Merges appended.
+    pub added: usize,
+    /// Merges whose token the base already has.
+    pub already_present: usize,
+    /// Merges with a part that is not a token of the result (its own merge was not added).
+    pub missing_part: usize,
+    /// Merges whose token the old merges would never produce from its own string (the old
+    /// segmentation never puts these two parts side by side); not added.
+    pub unreachable: usize,
+    /// Merges with a byte-fallback or unknown part, or a part the file format cannot hold.
+    pub unmergeable: usize,
+    /// Merges whose pair meets in the protected text.
+    pub protected: usize,
+    /// The first unreachable tokens, for inspection.
+    pub unreachable_examples: Vec<String>,
+    /// Merges not looked at because `new_tokens` was reached.
+    pub not_considered: usize,
+}
+
+/// What [`extend`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExtendSummary {
+    /// The base tokenizer.
+    pub base: String,
+    /// Its kind.
+    pub kind: ModelKind,
+    /// Its merge serialization, kept in the result.
+    pub merge_format: MergeFormat,
+    /// Whether the base falls back to bytes for unknown characters.
+    pub byte_fallback: bool,
+    /// First new id: `1 +` the largest id of the base, added tokens included.
+    pub first_new_id: u32,
+    /// `1 +` the largest id of the result: the embedding rows the model needs at least.
+    pub next_id: u32,
+    /// `next_id` rounded up to `pad_to_multiple_of`.
+    pub embedding_rows: u32,
+    /// The multiple used for `embedding_rows`.
+    pub pad_to_multiple_of: Option<u32>,
+    /// New tokens (characters and merges).
+    pub new_tokens: usize,
+    /// New single characters (no merge needed: byte-fallback models look characters up).
+    pub characters_added: usize,
+    /// New merges.
+    pub merges_added: usize,
+    /// Merges in the base.
+    pub base_merges: usize,
+    /// Why learning stopped: `new_tokens`, `min_frequency` or `no_candidates`.
+    pub stopped_by: String,
+    /// Candidate pairs skipped because their token would be unreachable.
+    pub unreachable_skipped: u64,
+    /// Candidate pairs skipped because they meet in the protected text.
+    pub protected_skipped: u64,
+    /// The protected text read, when one was given.
+    pub protected: Option<CorpusSummary>,
+    /// Distinct words of the corpus.
+    pub distinct_words: usize,
+    /// The corpus read, when one was given.
+    pub corpus: Option<CorpusSummary>,
+    /// What `--merge-from` did.
+    pub merge_from: Option<MergeFromSummary>,
+    /// The first new tokens, in id order (as vocab strings).
+    pub first_tokens: Vec<String>,
+}
+
+/// The extended tokenizer.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    /// The new `tokenizer.json` text: the base file with vocab entries and merges appended.
+    pub json: String,
+    /// The new tokens as (vocab string, id), in id order.
+    pub tokens: Vec<(String, u32)>,
+    /// What was done.
+    pub summary: ExtendSummary,
+}
+
+impl Extension {
+    /// Write the tokenizer atomically: the file appears complete or not at all.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.json)
+    }
+}
+
+/// Write `text` to `path` atomically.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let (guard, mut file) = crate::io::AtomicFile::create(path)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            cause: e,
+        })?;
+    drop(file);
+    guard.commit()
+}
+
+/// Characters to add to a byte-fallback model: ranked by frequency (then code point), the
+/// smallest set of most frequent characters covering `coverage` of all character occurrences;
+/// those of them missing from the vocabulary and seen at least `min_frequency` times.
+fn select_chars(
+    counts: &WordCounts,
+    vocab: &HashMap<String, u32>,
+    coverage: f64,
+    min_frequency: u64,
+) -> Vec<String> {
+    let mut freq: HashMap<char, u64> = HashMap::new();
+    for (w, c) in counts {
+        for ch in w.chars() {
+            *freq.entry(ch).or_default() += c;
+        }
+    }
+    let total: u64 = freq.values().sum();
+    let mut ranked: Vec<(char, u64)> = freq.into_iter().collect();
+    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut covered = 0u64;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4];
+    for (ch, c) in ranked {
+        if covered as f64 >= coverage * total as f64 || c < min_frequency {
+            break;
+        }
+        covered += c;
+        let s = ch.encode_utf8(&mut buf);
+        if !vocab.contains_key(&*s) {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
+/// Extend `base` with new tokens learned from `corpus` (continued BPE) and/or taken from
+/// `merge_from`, appended after every existing id and merge. The result is reloaded with
+/// `tokenizers` and checked (old ids, merge prefix, new merges, reachability) before it is
+/// returned; nothing is written here. `progress` hears about each corpus read.
+pub fn extend(
+    base: &TokenizerFile,
+    corpus: &[String],
+    merge_from: Option<&TokenizerFile>,
+    cfg: &ExtendConfig,
+    progress: &dyn Progress,
+) -> Result<Extension> {
+    if corpus.is_empty() && merge_from.is_none() {
+        return Err(Error::Config(
+            "nothing to learn from: give a corpus, a tokenizer to merge from, or both".into(),
+        ));
+    }
+    if !corpus.is_empty() && cfg.new_tokens.is_none() {
+        return Err(Error::Config(
+            "--new-tokens is required when learning from a corpus".into(),
+        ));
+    }
+    if !(0.0..=1.0).contains(&cfg.char_coverage) {
+        return Err(Error::Config(format!(
+            "--char-coverage must be between 0 and 1, not {}",
+            cfg.char_coverage
+        )));
+    }
+    if cfg.pad_to_multiple_of == Some(0) {
+        return Err(Error::Config(
+            "--pad-to-multiple-of must be at least 1".into(),
+        ));
+    }
+    if let Some(other) = merge_from {
+        if other.kind() != base.kind() {
+            return Err(Error::Tokenizer {
+                path: other.name().to_string(),
+                error: TokenizerError::Incompatible(format!(
+                    "its vocabulary is {:?} but {} is {:?}: tokens of one alphabet cannot be merged into the other",
+                    other.kind(),
+                    base.name(),
+                    base.kind()
+                )),
+            });
+        }
+    }
+    let budget = cfg.new_tokens.unwrap_or(usize::MAX);
+    let pool = thread_pool(cfg.corpus.threads)?;
+
+    let (counts, corpus_summary) = if corpus.is_empty() {
+        (WordCounts::default(), None)
+    } else {
+        let (counts, summary) = count_words(
+            base.tokenizer(),
+            base.kind(),
+            corpus,
+            &cfg.corpus,
+            &pool,
+            progress,
+        )?;
+        if counts.is_empty() {
+            return Err(Error::EmptyCorpus(corpus.join(" ")));
+        }
+        (counts, Some(summary))
+    };
+
+    let (protected_counts, protected_summary) = if cfg.protect.is_empty() {
+        (WordCounts::default(), None)
+    } else {
+        let (counts, summary) = count_words(
+            base.tokenizer(),
+            base.kind(),
+            &cfg.protect,
+            &cfg.corpus,
+            &pool,
+            progress,
+        )?;
+        (counts, Some(summary))
+    };
+    let protected_chars: HashSet<char> = protected_counts.keys().flat_map(|w| w.chars()).collect();
+
+    // Byte-fallback models first get the characters they lack: merges can only join tokens,
+    // and `<0xXX>` pieces never merge.
+    let mut chars: Vec<String> = Vec::new();
+    let mut from_other_chars = 0;
+    if base.byte_fallback() {
+        let mut seen: HashSet<String> = HashSet::new();
+        if let Some(other) = merge_from {
+            let mut theirs: Vec<(&String, &u32)> = other
+                .vocab()
+                .iter()
+                .filter(|(s, _)| s.chars().count() == 1 && !base.vocab().contains_key(*s))
+                .collect();
+            theirs.sort_by_key(|(_, id)| **id);
+            for (s, _) in theirs {
+                if seen.insert(s.clone()) {
+                    chars.push(s.clone());
+                }
+            }
+            from_other_chars = chars.len();
+        }
+        for c in select_chars(&counts, base.vocab(), cfg.char_coverage, cfg.min_frequency) {
+            if seen.insert(c.clone()) {
+                chars.push(c);
+            }
+        }
+        let keep = |c: &String| !c.chars().any(|ch| protected_chars.contains(&ch));
+        from_other_chars = chars[..from_other_chars].iter().filter(|c| keep(c)).count();
+        chars.retain(keep);
+        chars.truncate(budget);
+        from_other_chars = from_other_chars.min(chars.len());
+    }
+    let first_new_id = base.next_id();
+    let char_entries: Vec<(String, u32)> = chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), first_new_id + i as u32))
+        .collect();
+    let seg_tokenizer: Tokenizer = if char_entries.is_empty() {
+        base.tokenizer().clone()
+    } else {
+        let json = base.splice(&char_entries, &[])?;
+        Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
+            path: base.name().to_string(),
+            error: TokenizerError::Invalid(e.to_string()),
+        })?
+    };
+    let ModelWrapper::BPE(seg_model) = seg_tokenizer.get_model() else {
+        return Err(Error::Tokenizer {
+            path: base.name().to_string(),
+            error: TokenizerError::Invalid("the model is no longer BPE".into()),
+        });
+    };
+
+    // Segment every distinct word once with the old merges (sorted, so ids do not depend on
+    // hash order).
+    let segment = |counts: WordCounts| -> Vec<(String, Vec<u32>, u64)> {
+        let mut words: Vec<(String, u64)> = counts.into_iter().collect();
+        words.sort_unstable();
+        pool.install(|| {
+            words
+                .into_par_iter()
+                .with_min_len(256)
+                .map(|(w, c)| {
+                    let ids = seg_model
+                        .tokenize(&w)
+                        .map(|t| t.into_iter().map(|t| t.id).collect())
+                        .unwrap_or_default();
+                    (w, ids, c)
+                })
+                .collect()
+        })
+    };
+    let distinct_words = counts.len();
+    let segmented: Vec<(Vec<u32>, u64)> = segment(counts)
+        .into_iter()
+        .map(|(_, ids, c)| (ids, c))
+        .collect();
+    let protected_words = segment(protected_counts);
+    let mut vocab = base.vocab().clone();
+    vocab.extend(char_entries.iter().cloned());
+    let mut learner = Learner::new(
+        seg_model,
+        vocab,
+        first_new_id + char_entries.len() as u32,
+        base.merge_format() == MergeFormat::Strings,
+        segmented,
+    );
+    learner.protect(
+        protected_words
+            .iter()
+            .map(|(w, ids, _)| (w.as_str(), ids.as_slice())),
+    );
+
+    let mut added = char_entries.len();
+    let merge_from_summary = merge_from.map(|other| {
+        let mut s = MergeFromSummary {
+            file: other.name().to_string(),
+            merges: other.merges().len(),
+            characters_added: from_other_chars,
+            ..MergeFromSummary::default()
+        };
+        for (i, (a, b)) in other.merges().iter().enumerate() {
+            if added >= budget {
+                s.not_considered = other.merges().len() - i;
+                break;
+            }
+            match learner.force(a, b) {
+                Ok(_) => {
+                    s.added += 1;
+                    added += 1;
+                }
+                Err(Refusal::Present) => s.already_present += 1,
+                Err(Refusal::MissingPart) => s.missing_part += 1,
+                Err(Refusal::Unmergeable) => s.unmergeable += 1,
+                Err(Refusal::Protected) => s.protected += 1,
+                Err(Refusal::Unreachable) => {
+                    s.unreachable += 1;
+                    if s.unreachable_examples.len() < 50 {
+                        s.unreachable_examples.push(format!("{a}{b}"));
+                    }
+                }
+            }
+        }
+        s
+    });
+    let mut stopped_by = if added >= budget {
+        "new_tokens"
+    } else {
+        "no_candidates"
+    };
+    if corpus_summary.is_some() && added < budget {
+        added += learner.learn(budget - added, cfg.min_frequency);
+        stopped_by = if added >= budget {
+            "new_tokens"
+        } else {
+            "min_frequency"
+        };
+    }
+
+    let merges: Vec<(String, String)> = learner
+        .merges()
+        .iter()
+        .map(|&(l, r, _)| (learner.token(l), learner.token(r)))
+        .collect();
+    let mut tokens = char_entries.clone();
+    tokens.extend(
+        learner
+            .merges()
+            .iter()
+            .map(|&(_, _, id)| (learner.token(id), id)),
+    );
+    let json = base.splice(&tokens, &merges)?;
+    validate(base, &json, &tokens, &merges, &pool)?;
+
+    let next_id = first_new_id + tokens.len() as u32;
+    let embedding_rows = match cfg.pad_to_multiple_of {
+        Some(m) => next_id.div_ceil(m) * m,
+        None => next_id,
+    };
+    let summary = ExtendSummary {
+        base: base.name().to_string(),
+        kind: base.kind(),
+        merge_format: base.merge_format(),
+        byte_fallback: base.byte_fallback(),
+        first_new_id,
+        next_id,
+        embedding_rows,
+        pad_to_multiple_of: cfg.pad_to_multiple_of,
+        new_tokens: tokens.len(),
+        characters_added: char_entries.len(),
+        merges_added: merges.len(),
+        base_merges: base.merges().len(),
+        stopped_by: stopped_by.to_string(),
+        unreachable_skipped: learner.unreachable_skipped,
+        protected_skipped: learner.protected_skipped,
+        protected: protected_summary,
+        distinct_words,
+        corpus: corpus_summary,
+        merge_from: merge_from_summary,
+        first_tokens: tokens.iter().take(50).map(|(s, _)| s.clone()).collect(),
+    };
+    Ok(Extension {
+        json,
+        tokens,
+        summary,
+    })
+}
+
+/// Reload the result with `tokenizers` and check the invariants users rely on.
+fn validate(
+    base: &TokenizerFile,
+    json: &str,
+    tokens: &[(String, u32)],
+    merges: &[(String, String)],
+    pool: &rayon::ThreadPool,
+) -> Result<()> {
+    let invalid = |m: String| Error::Tokenizer {
+        path: base.name().to_string(),
+        error: TokenizerError::Invalid(m),
+    };
+    let new = TokenizerFile::from_json(base.name(), json).map_err(|e| invalid(e.to_string()))?;
+    for (s, id) in base.vocab() {
+        if new.vocab().get(s) != Some(id) {
+            return Err(invalid(format!("old token {s:?} lost id {id}")));
+        }
+    }
+    if new.vocab().len() != base.vocab().len() + base.added_outside_vocab().len() + tokens.len() {
+        return Err(invalid(
+            "the vocabulary did not grow by the new tokens".into(),
+        ));
+    }
+    let old_added: BTreeMap<u32, String> = base
+        .tokenizer()
+        .get_added_tokens_decoder()
+        .into_iter()
+        .map(|(id, t)| (id, t.content))
+        .collect();
+    let new_added: BTreeMap<u32, String> = new
+        .tokenizer()
+        .get_added_tokens_decoder()
+        .into_iter()
+        .map(|(id, t)| (id, t.content))
+        .collect();
+    if old_added != new_added {
+        return Err(invalid("added tokens changed".into()));
+    }
+    let n = base.merges().len();
+    if new.merges().len() != n + merges.len() || new.merges()[..n] != *base.merges() {
+        return Err(invalid("the old merges are not an exact prefix".into()));
+    }
+    let mut pairs = HashSet::new();
+    for (a, b) in new.merges() {
+        if !pairs.insert((a, b)) {
+            return Err(invalid(format!("duplicate merge ({a:?}, {b:?})")));
+        }
+    }
+    for (a, b) in merges {
+        let joined = format!("{a}{b}");
+        if base.vocab().contains_key(&joined) {
+            return Err(invalid(format!(
+                "new merge result {joined:?} was already a token"
+            )));
+        }
+        if !new.vocab().contains_key(a) || !new.vocab().contains_key(b) {
+            return Err(invalid(format!(
+                "new merge ({a:?}, {b:?}) has a part outside the vocabulary"
+            )));
+        }
+    }
+    let model = new.bpe();
+    let unreachable: Vec<&String> = pool.install(|| {
+        tokens
+            .par_iter()
+            .filter(|(s, id)| {
+                model
+                    .tokenize(s)
+                    .map(|t| t.len() != 1 || t[0].id != *id)
+                    .unwrap_or(true)
+            })
+            .map(|(s, _)| s)
+            .collect()
+    });
+    if let Some(s) = unreachable.first() {
+        return Err(invalid(format!(
+            "{} new tokens are unreachable, e.g. {s:?}",
+            unreachable.len()
+        )));
+    }
+    Ok(())
+}
