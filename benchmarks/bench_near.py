@@ -212,6 +212,7 @@ DATATROVE_CHILD = textwrap.dedent(
         MinhashDedupFilter, MinhashDedupSignature)
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
     from datatrove.utils.word_tokenizers import WordTokenizer
 
     class Whitespace(WordTokenizer):
@@ -219,17 +220,23 @@ DATATROVE_CHILD = textwrap.dedent(
         def sent_tokenize(self, text): return text.split("\\n")
         def span_tokenize(self, text): raise NotImplementedError
 
-    data, work, cores = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    cfg = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1)
-    tok = Whitespace()
-    def run(steps, tasks, name):
-        LocalPipelineExecutor(steps, tasks=tasks, workers=cores, logging_dir=f"{work}/logs/{name}").run()
-    run([JsonlReader(data), MinhashDedupSignature(f"{work}/sigs", config=cfg, language=tok)], cores, "s1")
-    run([MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=cfg)], 14, "s2")
-    run([MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=cfg)], 1, "s3")
-    writer = JsonlWriter(f"{work}/out", compression=None)
-    run([JsonlReader(data), MinhashDedupFilter(f"{work}/remove"), writer],
-        cores, "s4")
+    def main():
+        data, work, cores = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        # sha1 at 64 bits, as FineWeb ran it (datatrove's xxhash path fails on str with xxhash 3.7).
+        cfg = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, seed=1,
+                            hash_config=HashConfig(precision=64, hash_fc="sha1"))
+        tok = Whitespace()
+        def run(steps, tasks, name):
+            LocalPipelineExecutor(steps, tasks=tasks, workers=cores, logging_dir=f"{work}/logs/{name}").run()
+        run([JsonlReader(data), MinhashDedupSignature(f"{work}/sigs", config=cfg, language=tok)], cores, "s1")
+        run([MinhashDedupBuckets(f"{work}/sigs", f"{work}/buckets", config=cfg)], 14, "s2")
+        run([MinhashDedupCluster(f"{work}/buckets", f"{work}/remove", config=cfg)], 1, "s3")
+        writer = JsonlWriter(f"{work}/out", compression=None)
+        run([JsonlReader(data), MinhashDedupFilter(f"{work}/remove"), writer], cores, "s4")
+
+    # The executor starts workers with forkserver: the script must be importable without running.
+    if __name__ == "__main__":
+        main()
     """
 )
 
