@@ -26,7 +26,7 @@ def main() -> None:
         from tamis.filters import cli_filter
 
         sys.exit(cli_filter(argv[1:]))
-    if argv[:1] == ["demo"] and "--dedup-only" not in argv and "-h" not in argv and "--help" not in argv:
+    if argv[:1] == ["demo"] and not {"--dedup-only", "--corpus-only", "-h", "--help"} & set(argv):
         from tamis.demo import cli_demo
 
         sys.exit(cli_demo(argv[1:]))

@@ -87,6 +87,7 @@ STAGE_PARAMS: dict[str, dict[str, _Param]] = {
         "min_score": _Param("float", 0.65, low=0.0, high=1.0),
         "model": _Param("opt_path"),
         "batch_size": _Param("int", 1024, low=1),
+        "if_available": _Param("bool", False),
     },
     "quality": {
         "model": _Param("path"),
@@ -241,8 +242,17 @@ def _check_stage_resources(s: StageConfig) -> None:
         try:
             import fasttext  # noqa: F401
         except ImportError as e:
+            if p.get("if_available"):
+                s.note = f"skipped: {filters._MISSING_FASTTEXT}"
+                return
             raise ConfigError(f"{where}: {filters._MISSING_FASTTEXT} ({e})") from e
         try:
+            if s.type == "language" and p["model"] is None and p["if_available"]:
+                try:
+                    filters.embedded_lid_model()
+                except filters.FilterConfigError as e:
+                    s.note = f"skipped: {e}"
+                    return
             if s.type == "language":
                 filters.LanguageFilter(p["languages"], min_score=p["min_score"], model=p["model"])
             else:
