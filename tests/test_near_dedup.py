@@ -473,5 +473,7 @@ def test_ray_executor_keeps_what_the_cli_keeps(tmp_path: Path) -> None:
             ).run()
     finally:
         ray.shutdown()
-    kept = [json.loads(line)["id"] for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    kept = [
+        json.loads(line)["id"] for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()
+    ]
     assert sorted(kept) == sorted(read_ids(tmp_path / "cli.jsonl"))

@@ -67,7 +67,12 @@ def _build_corpus(out_dir: Path, sources: Sequence[str], seed: int) -> tuple[lis
             n_other += 1
             records.insert(
                 min(at, len(records)),
-                {"id": f"other-{n_other:02d}", "text": variant, "source": f"demo:{lang}", "planted": "language"},
+                {
+                    "id": f"other-{n_other:02d}",
+                    "text": variant,
+                    "source": f"demo:{lang}",
+                    "planted": "language",
+                },
             )
             at += step + 1
     info["other_language_documents"] = n_other
@@ -130,7 +135,9 @@ def cli_demo(argv: Sequence[str]) -> int:
     p.add_argument("--out-dir", default="tamis-demo", help="where the corpus, output and report go")
     p.add_argument("--source", action="append", default=[], help="plain-text files to build the corpus from")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--quality-model", default=None, help="a fastText quality classifier: adds a quality stage")
+    p.add_argument(
+        "--quality-model", default=None, help="a fastText quality classifier: adds a quality stage"
+    )
     p.add_argument("--prox-doc-model", default=None)
     p.add_argument("--prox-chunk-model", default=None)
     p.add_argument("--threads", type=int, default=0)
@@ -161,7 +168,8 @@ def cli_demo(argv: Sequence[str]) -> int:
         f"{info['other_language_documents']} documents in other languages"
     )
     print(summary(report, pipe.out))
-    print(f"  config         the same job from the shell: tamis refine {out / 'corpus'} -o DIR --languages en --min-score 0.3")
+    shell = f"tamis refine {out / 'corpus'} -o DIR --languages en --min-score 0.3"
+    print(f"  config         the same job from the shell: {shell}")
     return 0
 
 

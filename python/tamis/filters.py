@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -325,8 +326,8 @@ def train(
     classes dropped from both); classes balanced by sampling the larger one down (``seed``);
     a held-out ``test_fraction`` split, deduplicated against the training split; a bigram
     softmax classifier (``lr=0.1, epoch=5, wordNgrams=2, dim=100, minCount=1``). Returns counts
-    and held-out precision/recall/F1 per label. ``threads=1`` and a fixed ``seed`` make the
-    model reproducible.
+    and held-out precision/recall/F1 per label. ``threads=1`` and a fixed ``seed`` are the most
+    reproducible setting fastText has (it is not bit-exact: see docs/refine.md).
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -372,19 +373,31 @@ def train(
         with open(train_file, "w", encoding="utf-8") as f:
             for _, t, lab in train_items:
                 f.write(f"__label__{lab} {t}\n")
-        model = fasttext.train_supervised(
-            input=train_file,
-            lr=lr,
-            epoch=epoch,
-            wordNgrams=word_ngrams,
-            dim=dim,
-            minCount=min_count,
-            bucket=bucket,
-            loss="softmax",
-            thread=threads,
-            seed=seed,
-            verbose=0,
-        )
+        # fastText's training intermittently fails with "Encountered NaN" on a busy machine (seen
+        # here with fasttext-numpy2-wheel 0.9.2 even with thread=1; Annif #890 saw the same): retry.
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                model = fasttext.train_supervised(
+                    input=train_file,
+                    lr=lr,
+                    epoch=epoch,
+                    wordNgrams=word_ngrams,
+                    dim=dim,
+                    minCount=min_count,
+                    bucket=bucket,
+                    loss="softmax",
+                    thread=threads,
+                    seed=seed,
+                    verbose=0,
+                )
+                break
+            except RuntimeError as e:
+                if "NaN" not in str(e) or attempts >= 10:
+                    raise
+        if attempts > 1:
+            print(f"fastText training: retried after NaN ({attempts} attempts)", file=sys.stderr)
         if quantize:
             model.quantize(input=train_file, retrain=True, thread=threads, verbose=0)
         tmp_model = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
@@ -409,6 +422,7 @@ def train(
         "test_documents": len(held_out),
         "test_removed_as_duplicates_of_train": len(test) - len(held_out),
         "held_out": _metrics(gold, pred, [positive_label, negative_label]),
+        "attempts": attempts,
         "seconds": round(time.perf_counter() - t0, 3),
     }
 

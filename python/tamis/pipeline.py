@@ -143,7 +143,14 @@ def _check(where: str, name: str, p: _Param, value: Any, base: Path) -> Any:
         "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if not ok:
-        wanted = {"list": "a list of strings", "path": "a path", "float": "a number"}.get(kind, f"a {kind}")
+        wanted = {
+            "list": "a list of strings",
+            "path": "a path",
+            "float": "a number",
+            "int": "an integer",
+            "bool": "true or false",
+            "str": "a string",
+        }[kind]
         raise ConfigError(f"{where}: {name} must be {wanted}, got {value!r}")
     if p.choices and value not in p.choices:
         raise ConfigError(f"{where}: {name} must be one of {', '.join(p.choices)}, got {value!r}")
@@ -276,6 +283,8 @@ def _check_stage_resources(s: StageConfig) -> None:
                 )
                 return
             model = found
+        if p["backend"] != "openai" and not Path(model).is_dir():
+            raise ConfigError(f"{where}: refining model {model!r}: no such directory")
         try:
             import torch  # noqa: F401
             import transformers  # noqa: F401
@@ -291,8 +300,6 @@ def _check_stage_resources(s: StageConfig) -> None:
         from tamis.prox_infer import ProxModelError, resolve_model
 
         if p["backend"] != "openai":
-            if not Path(model).is_dir():
-                raise ConfigError(f"{where}: refining model {model!r}: no such directory")
             try:
                 resolve_model(model)
             except ProxModelError as e:
