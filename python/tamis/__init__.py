@@ -1,11 +1,22 @@
 """tamis: a fine sieve for LLM training corpora.
 
 Rust-fast deduplication, refinement and tokenizer vocabulary extension (``tamis.vocab``),
-reachable from Python, polars (``import tamis.polars``),
-datatrove (``tamis.datatrove``) and the ``tamis`` command line.
+reachable from Python, polars (``import tamis.polars``), datatrove (``tamis.datatrove``) and the
+``tamis`` command line. :class:`Pipeline` is the end-to-end job (``tamis refine``).
 """
 
-from tamis import dedup, prox, text, vocab
+from tamis import dedup, filters, prox, text, vocab
 from tamis._core import RECORD_ERROR_KINDS, TamisError, __version__
+from tamis.pipeline import Pipeline
 
-__all__ = ["RECORD_ERROR_KINDS", "TamisError", "__version__", "dedup", "prox", "text", "vocab"]
+__all__ = [
+    "RECORD_ERROR_KINDS",
+    "Pipeline",
+    "TamisError",
+    "__version__",
+    "dedup",
+    "filters",
+    "prox",
+    "text",
+    "vocab",
+]

@@ -1,5 +1,6 @@
-"""The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus
-``tamis prox refine`` (model inference, in Python)."""
+"""The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus the
+commands that run Python-side models: ``tamis refine`` (the pipeline), ``tamis filter`` (fastText),
+``tamis prox refine`` (ProX inference) and ``tamis demo`` (the pipeline on a sample corpus)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ def main() -> None:
         except ImportError as e:  # pragma: no cover - the module itself needs no extra
             sys.exit(f"tamis prox refine: {e}")
         sys.exit(cli_refine(argv[2:]))
+    if argv[:1] == ["refine"]:
+        from tamis.pipeline import cli_refine as refine
+
+        sys.exit(refine(argv[1:]))
+    if argv[:1] == ["filter"]:
+        from tamis.filters import cli_filter
+
+        sys.exit(cli_filter(argv[1:]))
+    if argv[:1] == ["demo"] and not {"--dedup-only", "--corpus-only", "-h", "--help"} & set(argv):
+        from tamis.demo import cli_demo
+
+        sys.exit(cli_demo(argv[1:]))
     from tamis import _core
 
     # `tamis demo` reads Python's own documentation as sample text; tell it which Python this is.

@@ -61,6 +61,20 @@ pub enum Command {
     Vocab(VocabCommand),
     /// Build a small sample corpus from text on this machine and run the pipeline on it.
     Demo(DemoArgs),
+    /// The end-to-end pipeline with fastText filters and a report (Python: the `tamis` script of
+    /// `pip install tamis`; see docs/refine.md).
+    Refine(PythonOnlyArgs),
+    /// fastText language and quality filters, and classifier training (Python: the `tamis`
+    /// script of `pip install 'tamis[filters]'`).
+    Filter(PythonOnlyArgs),
+}
+
+/// A command that lives in the Python package; this binary only says so.
+#[derive(Debug, Args)]
+pub struct PythonOnlyArgs {
+    /// Arguments for the Python command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// `tamis vocab ...`
@@ -647,6 +661,14 @@ pub struct DemoArgs {
     /// Seed for choosing duplicates and boilerplate.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Only run exact and line dedup (what this binary does; the full pipeline demo with
+    /// language ID, near dedup and the report is the Python `tamis demo`).
+    #[arg(long)]
+    pub dedup_only: bool,
+    /// Only write the sample corpus (corpus.jsonl.gz) into --out-dir and print what was planted
+    /// as JSON (used by the Python `tamis demo`).
+    #[arg(long, requires = "out_dir")]
+    pub corpus_only: bool,
 }
 
 #[cfg(test)]

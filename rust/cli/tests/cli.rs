@@ -576,3 +576,50 @@ fn vocab_extend_and_stats() {
     let o = tamis(dir.path(), &["vocab", "extend", "--tokenizer", "base.json"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn refine_and_filter_point_to_the_python_package() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (args, install) in [
+        (
+            &["refine", "in.jsonl", "-o", "out", "--languages", "en"][..],
+            "pip install 'tamis'",
+        ),
+        (
+            &["filter", "language", "in.jsonl", "-o", "out.jsonl"][..],
+            "pip install 'tamis[filters]'",
+        ),
+    ] {
+        let o = tamis(dir.path(), args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(install), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("python -m tamis {}", args[0])),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!dir.path().join("out").exists());
+    assert!(!dir.path().join("out.jsonl").exists());
+}
+
+#[test]
+fn demo_corpus_only_writes_the_sample_corpus() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("demo");
+    let o = tamis(
+        dir.path(),
+        &[
+            "demo",
+            "--corpus-only",
+            "--out-dir",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("demo --corpus-only prints JSON");
+    assert!(info["documents"].as_u64().expect("documents") > 30);
+    assert!(out.join("corpus.jsonl.gz").is_file());
+    assert!(!out.join("clean.jsonl.gz").exists());
+}

@@ -273,6 +273,18 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     let (label, sources) = load_sources(a)?;
     let corpus = dir.join("corpus.jsonl.gz");
     let planted = build_corpus(&corpus, &sources, a.seed)?;
+    if a.corpus_only {
+        let info = serde_json::json!({
+            "source": label,
+            "corpus": corpus.to_string_lossy(),
+            "documents": planted.docs,
+            "exact_copies": planted.exact_copies,
+            "whitespace_variants": planted.whitespace_variants,
+            "boilerplate_lines": planted.boilerplate_lines,
+        });
+        println!("{info}");
+        return Ok(());
+    }
     let exact_out = dir.join("exact.jsonl.gz");
     let clean_out = dir.join("clean.jsonl.gz");
     let opts = RunOptions {

@@ -10,6 +10,15 @@ use anyhow::Result;
 
 use crate::args::{Cli, Command, DedupCommand, ProxCommand, VocabCommand};
 
+/// A command implemented in the Python package: point there.
+fn python_only(command: &str, extra: &str, why: &str) -> Result<()> {
+    anyhow::bail!(
+        "`tamis {command}` lives in the Python package ({why}): install it with \
+         `pip install 'tamis{extra}'` and run the `tamis` script it installs (or \
+         `python -m tamis {command} ...`); see docs/refine.md"
+    )
+}
+
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
@@ -22,5 +31,11 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Demo(a) => demo::run(&cli.global, a),
+        Command::Refine(_) => python_only(
+            "refine",
+            "",
+            "the pipeline orchestrates fastText and torch stages",
+        ),
+        Command::Filter(_) => python_only("filter", "[filters]", "fastText runs in Python"),
     }
 }
