@@ -390,13 +390,13 @@ def test_train_a_quality_classifier_and_filter_with_it(tmp_path):
     assert rep["train_documents"] + rep["test_documents"] + rep["test_removed_as_duplicates_of_train"] == 400
     assert rep["held_out"]["labels"]["hq"]["precision"] >= 0.95
     assert rep["held_out"]["labels"]["hq"]["recall"] >= 0.95
-    # Training again gives a model that decides the same way (fastText is not bit-exact).
-    train([pos], [neg], tmp_path / "q2.bin", **kw)
-    probe = ["integral of a matrix", "buy now, free deal", "vector algebra lemma", "cheap sale offer"]
-    assert (
-        QualityFilter(tmp_path / "q.bin").apply(probe)[0]
-        == QualityFilter(tmp_path / "q2.bin").apply(probe)[0]
-    )
+    # Training again gives a classifier of the same quality. fastText (fasttext-numpy2-wheel
+    # 0.9.2) is not deterministic here even with thread=1 and a seed: two runs can disagree on
+    # short, ambiguous inputs, so only the held-out quality is compared (docs/refine.md).
+    rep2 = train([pos], [neg], tmp_path / "q2.bin", **kw)
+    assert rep2["per_class"] == rep["per_class"] and rep2["test_documents"] == rep["test_documents"]
+    assert rep2["held_out"]["labels"]["hq"]["precision"] >= 0.95
+    assert rep2["held_out"]["labels"]["hq"]["recall"] >= 0.95
 
     q = QualityFilter(tmp_path / "q.bin", keep_label="hq", threshold=0.5)
     keep, scores = q.apply(["lemma proof of the integral theorem", "cheap discount offer, buy now"])
