@@ -1,5 +1,5 @@
 """The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus
-``tamis prox refine`` (model inference, in Python)."""
+``tamis prox refine`` (model inference) and ``tamis embed eval`` (bits per byte), in Python."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def main() -> None:
         except ImportError as e:  # pragma: no cover - the module itself needs no extra
             sys.exit(f"tamis prox refine: {e}")
         sys.exit(cli_refine(argv[2:]))
+    if argv[:2] == ["embed", "eval"]:
+        from tamis.embed import cli_eval
+
+        sys.exit(cli_eval(argv[2:]))
     from tamis import _core
 
     # `tamis demo` reads Python's own documentation as sample text; tell it which Python this is.

@@ -2,13 +2,14 @@
 
 mod dedup;
 mod demo;
+mod embed;
 mod near;
 mod prox;
 mod vocab;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand, ProxCommand, VocabCommand};
+use crate::args::{Cli, Command, DedupCommand, EmbedCommand, ProxCommand, VocabCommand};
 
 /// Run the parsed command line.
 pub fn dispatch(cli: &Cli) -> Result<()> {
@@ -21,6 +22,8 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
+        Command::Embed(EmbedCommand::Init(a)) => embed::init(&cli.global, a),
+        Command::Embed(EmbedCommand::Eval(_)) => embed::eval(),
         Command::Demo(a) => demo::run(&cli.global, a),
     }
 }
