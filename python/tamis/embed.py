@@ -247,7 +247,7 @@ def cli_eval(argv: Sequence[str]) -> int:
 
     p = argparse.ArgumentParser(
         prog="tamis embed eval",
-        description="Bits per byte of a causal LM on held-out text (compare embedding inits before training).",
+        description="Bits per byte of a causal LM on held-out text (compare embedding inits).",
     )
     p.add_argument("--model", required=True, help="model directory (safetensors)")
     p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the model's)")
