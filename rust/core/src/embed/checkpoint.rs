@@ -4,8 +4,7 @@
 //! sit in memory). Only the two embedding matrices are mapped into memory.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -526,25 +525,31 @@ fn rewrite_shard(
         .map_err(io_dst)?;
     w.write_all(header.as_bytes()).map_err(io_dst)?;
     let base = 8 + s.header_len as u64;
-    let mut buf = vec![0u8; 8 << 20];
     for (_, (start, end), which) in plan {
         match which {
             Some(which) => init.write_matrix(which, &mut w).map_err(io_dst)?,
             None => {
-                // Positioned reads: the page cache serves them without growing our RSS.
-                let mut at = start as u64;
-                while at < end as u64 {
-                    let n = ((end as u64 - at) as usize).min(buf.len());
-                    s.file
-                        .read_exact_at(&mut buf[..n], base + at)
-                        .map_err(|e| Error::io(src.display().to_string(), e))?;
-                    w.write_all(&buf[..n]).map_err(io_dst)?;
-                    at += n as u64;
+                // Straight from file to file (copy_file_range on Linux): the bytes never pass
+                // through this process's memory.
+                w.flush().map_err(io_dst)?;
+                let mut src_file = &s.file;
+                src_file
+                    .seek(SeekFrom::Start(base + start as u64))
+                    .map_err(|e| Error::io(src.display().to_string(), e))?;
+                let want = (end - start) as u64;
+                let got = std::io::copy(&mut src_file.take(want), w.get_mut())
+                    .map_err(|e| Error::io(src.display().to_string(), e))?;
+                if got != want {
+                    return Err(Error::io(
+                        src.display().to_string(),
+                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file truncated"),
+                    ));
                 }
             }
         }
     }
-    let f = w.into_inner().map_err(|e| io_dst(e.into_error()))?;
-    f.sync_all().map_err(io_dst)?;
+    // Not fsynced, like `cp`: the directory appears by rename once complete; run `sync` for
+    // durability across a power loss.
+    w.flush().map_err(io_dst)?;
     Ok(offset as u64)
 }

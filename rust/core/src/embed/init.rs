@@ -152,9 +152,11 @@ impl Dtype {
                     *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
                 }
             }
+            // bf16 is the top half of an f32: a shift, which the compiler vectorizes (exactly
+            // `half::bf16::to_f32` for every value but NaN payloads).
             Dtype::BF16 => {
                 for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = half::bf16::from_le_bytes([b[0], b[1]]).to_f32();
+                    *o = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
                 }
             }
         }
@@ -585,32 +587,42 @@ impl<'a> Initializer<'a> {
     /// Rows `start..end` of the resized matrix as bytes in its dtype: old rows copied
     /// bit for bit, new and padding rows computed.
     pub fn rows(&self, which: Which, start: usize, end: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.rows_into(which, start, end, &mut out);
+        out
+    }
+
+    /// [`Self::rows`] into a buffer that is reused (fresh pages cost a page fault each).
+    fn rows_into(&self, which: Which, start: usize, end: usize, out: &mut Vec<u8>) {
         let m = match (which, &self.output) {
             (Which::Output, Some(m)) => m,
             _ => &self.input,
         };
         let n = m.cols * m.dtype.size();
-        let mut out = vec![0u8; (end - start) * n];
-        out.par_chunks_mut(n).enumerate().for_each(|(i, dst)| {
-            let r = start + i;
-            if self.is_written(r) {
-                let mut row = vec![0f32; m.cols];
-                self.compute(which, r, &mut row);
-                m.dtype.write(&row, dst);
-            } else {
-                dst.copy_from_slice(m.row_bytes(r));
-            }
-        });
-        out
+        out.resize((end - start) * n, 0);
+        out.par_chunks_mut(n).enumerate().for_each_init(
+            || vec![0f32; m.cols],
+            |row, (i, dst)| {
+                let r = start + i;
+                if self.is_written(r) {
+                    self.compute(which, r, row);
+                    m.dtype.write(row, dst);
+                } else {
+                    dst.copy_from_slice(m.row_bytes(r));
+                }
+            },
+        );
     }
 
     /// Write the whole resized matrix, in blocks of rows.
     pub fn write_matrix(&self, which: Which, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-        const BLOCK: usize = 4096;
+        const BLOCK: usize = 1024;
+        let mut buf = Vec::new();
         let mut start = 0;
         while start < self.rows_out {
             let end = (start + BLOCK).min(self.rows_out);
-            w.write_all(&self.rows(which, start, end))?;
+            self.rows_into(which, start, end, &mut buf);
+            w.write_all(&buf)?;
             start = end;
         }
         Ok(())
