@@ -1,11 +1,12 @@
 """tamis: a fine sieve for LLM training corpora.
 
-Rust-fast deduplication, refinement and tokenizer vocabulary extension (``tamis.vocab``),
-reachable from Python, polars (``import tamis.polars``), datatrove (``tamis.datatrove``) and the
-``tamis`` command line. :class:`Pipeline` is the end-to-end job (``tamis refine``).
+Rust-fast deduplication, refinement, tokenizer vocabulary extension (``tamis.vocab``) and
+embedding initialization for new tokens (``tamis.embed``), reachable from Python, polars
+(``import tamis.polars``), datatrove (``tamis.datatrove``) and the ``tamis`` command line.
+:class:`Pipeline` is the end-to-end job (``tamis refine``).
 """
 
-from tamis import dedup, filters, prox, text, vocab
+from tamis import dedup, embed, filters, prox, text, vocab
 from tamis._core import RECORD_ERROR_KINDS, TamisError, __version__
 from tamis.pipeline import Pipeline
 
@@ -15,6 +16,7 @@ __all__ = [
     "TamisError",
     "__version__",
     "dedup",
+    "embed",
     "filters",
     "prox",
     "text",

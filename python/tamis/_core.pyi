@@ -12,6 +12,9 @@ __all__ = [
     "dedup_exact",
     "dedup_lines",
     "dedup_near",
+    "EMBED_ERROR_KINDS",
+    "embed_init_checkpoint",
+    "embed_rows",
     "exact_keep_mask_arrow",
     "hash_texts",
     "main",
@@ -44,6 +47,7 @@ __all__ = [
 __version__: Final[str]
 RECORD_ERROR_KINDS: Final[list[str]]
 TOKENIZER_ERROR_KINDS: Final[list[str]]
+EMBED_ERROR_KINDS: Final[list[str]]
 
 class TamisError(ValueError):
     """A tamis error; ``kind`` is a stable snake_case slug (``invalid_json``, ``io``, ...).
@@ -375,3 +379,42 @@ def vocab_stats(
 def token_counts_arrow(texts: Any, tokenizer: str, *, threads: int = 0) -> Any:
     """Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the
     tokenizer given as JSON text; no special tokens are added."""
+
+def embed_init_checkpoint(
+    model: str,
+    old_tokenizer: str,
+    old_name: str,
+    new_tokenizer: str,
+    new_name: str,
+    output: str,
+    *,
+    method: str = "ziptie",
+    output_init: str = "mean",
+    pad_to_multiple_of: int = 64,
+    seed: int = 0,
+    rescale_norm: bool = False,
+    embed_name: str | None = None,
+    lm_head_name: str | None = None,
+) -> str:
+    """Resize a safetensors model directory's embeddings for an extended tokenizer (JSON texts);
+    returns the summary JSON."""
+
+def embed_rows(
+    old_tokenizer: str,
+    old_name: str,
+    new_tokenizer: str,
+    new_name: str,
+    input: bytes,
+    output: bytes | None,
+    dtype: str,
+    rows: int,
+    cols: int,
+    *,
+    method: str = "ziptie",
+    output_init: str = "mean",
+    pad_to_multiple_of: int = 64,
+    seed: int = 0,
+    rescale_norm: bool = False,
+) -> tuple[int, bytes, bytes | None, str]:
+    """The resized embedding matrices (raw little-endian bytes of `dtype`, `[rows, cols]`) for an
+    extended tokenizer; returns (rows after, input bytes, output bytes or None, summary JSON)."""

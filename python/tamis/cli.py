@@ -1,6 +1,7 @@
 """The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus the
 commands that run Python-side models: ``tamis refine`` (the pipeline), ``tamis filter`` (fastText),
-``tamis prox refine`` (ProX inference) and ``tamis demo`` (the pipeline on a sample corpus)."""
+``tamis prox refine`` (ProX inference), ``tamis embed eval`` (bits per byte) and ``tamis demo``
+(the pipeline on a sample corpus)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def main() -> None:
         from tamis.demo import cli_demo
 
         sys.exit(cli_demo(argv[1:]))
+    if argv[:2] == ["embed", "eval"]:
+        from tamis.embed import cli_eval
+
+        sys.exit(cli_eval(argv[2:]))
     from tamis import _core
 
     # `tamis demo` reads Python's own documentation as sample text; tell it which Python this is.

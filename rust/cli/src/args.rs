@@ -59,6 +59,9 @@ pub enum Command {
     /// Extend a tokenizer's vocabulary for a new language, and measure tokenizers.
     #[command(subcommand)]
     Vocab(VocabCommand),
+    /// Initialize the embedding rows of new tokens after a vocabulary extension (zip-tie).
+    #[command(subcommand)]
+    Embed(EmbedCommand),
     /// Build a small sample corpus from text on this machine and run the pipeline on it.
     Demo(DemoArgs),
     /// The end-to-end pipeline with fastText filters and a report (Python: the `tamis` script of
@@ -186,6 +189,88 @@ pub struct VocabStatsArgs {
     /// Corpus reading options.
     #[command(flatten)]
     pub corpus_args: CorpusArgs,
+}
+
+/// `tamis embed ...`
+#[derive(Debug, Subcommand)]
+pub enum EmbedCommand {
+    /// Write a copy of a safetensors model whose embeddings have rows for the new tokenizer.
+    Init(EmbedInitArgs),
+    /// Bits per byte of a model on held-out text (Python: `pip install 'tamis[prox]'`).
+    Eval(PythonArgs),
+}
+
+/// How new rows are made.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EmbedMethodArg {
+    /// Mean of the old rows of the old tokenizer's pieces of the token.
+    Ziptie,
+    /// Mean of all old rows.
+    Mean,
+    /// Old rows' mean plus tiny noise (transformers' mean_resizing, diagonal covariance).
+    MeanResizing,
+    /// N(0, 0.02^2).
+    Random,
+}
+
+/// How lm_head rows of untied models are made.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputInitArg {
+    /// The method on the lm_head rows.
+    Mean,
+    /// The lm_head row of the first piece (ziptie only).
+    First,
+    /// A copy of the new input row.
+    Tie,
+}
+
+/// `tamis embed init`
+#[derive(Debug, Args)]
+pub struct EmbedInitArgs {
+    /// Hugging Face model directory (config.json and safetensors weights).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The tokenizer.json the model was trained with.
+    #[arg(long, value_name = "OLD.json")]
+    pub old_tokenizer: PathBuf,
+    /// Its extension (`tamis vocab extend`); copied into the output as tokenizer.json.
+    #[arg(long, value_name = "NEW.json")]
+    pub new_tokenizer: PathBuf,
+    /// Output model directory (must not exist, or be empty).
+    #[arg(short, long, value_name = "OUT_DIR")]
+    pub output: PathBuf,
+    /// How new rows are made.
+    #[arg(long, value_enum, default_value_t = EmbedMethodArg::Ziptie)]
+    pub method: EmbedMethodArg,
+    /// How lm_head rows of untied models are made.
+    #[arg(long, value_enum, default_value_t = OutputInitArg::Mean)]
+    pub output_init: OutputInitArg,
+    /// Round the number of rows up to a multiple of this when they grow.
+    #[arg(long, default_value_t = 64, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pad_to_multiple_of: u32,
+    /// Seed of mean-resizing and random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Scale each new row to the median L2 norm of the old rows of its matrix.
+    #[arg(long)]
+    pub rescale_norm: bool,
+    /// Name of the input embedding tensor (default: Llama/Mistral/Qwen2 or GPT-2 names).
+    #[arg(long, value_name = "NAME")]
+    pub embed_name: Option<String>,
+    /// Name of the lm_head tensor (default: lm_head.weight).
+    #[arg(long, value_name = "NAME")]
+    pub lm_head_name: Option<String>,
+    /// Write the summary (JSON) to this file.
+    #[arg(long, value_name = "S.json")]
+    pub summary: Option<PathBuf>,
+}
+
+/// A command that runs in the Python package; this binary only says so.
+#[derive(Debug, Args)]
+pub struct PythonArgs {
+    /// Arguments for the Python command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// `tamis prox ...`

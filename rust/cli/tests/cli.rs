@@ -623,3 +623,45 @@ fn demo_corpus_only_writes_the_sample_corpus() {
     assert!(out.join("corpus.jsonl.gz").is_file());
     assert!(!out.join("clean.jsonl.gz").exists());
 }
+
+#[test]
+fn embed_eval_points_to_python_and_init_reports_missing_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = tamis(
+        dir.path(),
+        &["embed", "eval", "--model", "m", "--corpus", "x"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("python -m tamis embed eval"),
+        "{}",
+        stderr(&o)
+    );
+    let tok = r#"{"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":null,
+        "post_processor":null,"decoder":null,"model":{"type":"BPE","dropout":null,"unk_token":null,
+        "continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,
+        "byte_fallback":false,"ignore_merges":false,"vocab":{"a":0,"b":1},"merges":[]}}"#;
+    write(dir.path(), "t.json", tok);
+    std::fs::create_dir(dir.path().join("model")).expect("mkdir");
+    let args = [
+        "embed",
+        "init",
+        "--model",
+        "model",
+        "--old-tokenizer",
+        "t.json",
+        "--new-tokenizer",
+        "t.json",
+        "-o",
+        "out",
+    ];
+    let o = tamis(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing config.json"), "{}", stderr(&o));
+    write(&dir.path().join("model"), "config.json", "{}");
+    write(&dir.path().join("model"), "pytorch_model.bin", "not read");
+    let o = tamis(dir.path(), &args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pickle checkpoint"), "{}", stderr(&o));
+    assert!(!dir.path().join("out").exists());
+}

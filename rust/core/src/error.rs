@@ -224,6 +224,14 @@ pub enum Error {
         /// What is wrong.
         error: TokenizerError,
     },
+    /// A model checkpoint or tokenizer pair that embeddings cannot be initialized for.
+    #[error("{path}: {error}")]
+    Embed {
+        /// The file or directory.
+        path: String,
+        /// What is wrong.
+        error: crate::embed::EmbedError,
+    },
     /// The corpus holds no text to learn from or measure on.
     #[error("{0}: the corpus has no text")]
     EmptyCorpus(String),
@@ -243,6 +251,7 @@ impl Error {
             Error::Intermediate { .. } => "intermediate",
             Error::Config(_) => "config",
             Error::Tokenizer { error, .. } => error.slug(),
+            Error::Embed { error, .. } => error.slug(),
             Error::EmptyCorpus(_) => "empty_corpus",
             Error::BrokenPipe => "broken_pipe",
         }

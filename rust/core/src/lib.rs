@@ -9,6 +9,8 @@
 //! - [`dedup`]: exact document deduplication and CCNet-style line deduplication.
 //! - [`vocab`]: tokenizer vocabulary extension for a new language (continued BPE on a
 //!   `tokenizer.json`) and the tokenizer report (fertility, invariance, reachability).
+//! - [`embed`]: embedding rows for the new tokens of an extended vocabulary (zip-tie and
+//!   baselines) on safetensors checkpoints.
 //! - [`pipeline`]: the driver that runs a per-document stage over inputs in parallel while
 //!   keeping output byte-identical for any thread count.
 //!
@@ -21,6 +23,7 @@
 #![deny(clippy::print_stdout)]
 
 pub mod dedup;
+pub mod embed;
 mod error;
 pub mod io;
 pub mod pipeline;

@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::{PyArray, PyChunkedArray};
 use tamis_core::dedup::near::stages::{
@@ -1345,6 +1345,127 @@ fn token_counts_arrow(
     single_chunk(Arc::new(out), DataType::UInt32)
 }
 
+fn init_config(
+    method: &str,
+    output_init: &str,
+    pad_to_multiple_of: u32,
+    seed: u64,
+    rescale_norm: bool,
+) -> PyResult<tamis_core::embed::InitConfig> {
+    use tamis_core::embed::{InitConfig, Method, OutputInit};
+    if pad_to_multiple_of == 0 {
+        return Err(TamisError::new_err("pad_to_multiple_of must be at least 1"));
+    }
+    Ok(InitConfig {
+        method: Method::parse(method).map_err(to_py)?,
+        output_init: OutputInit::parse(output_init).map_err(to_py)?,
+        pad_to_multiple_of,
+        seed,
+        rescale_norm,
+    })
+}
+
+/// Resize a safetensors model directory's embeddings for an extended tokenizer (JSON texts);
+/// returns the summary JSON.
+#[pyfunction]
+#[pyo3(signature = (model, old_tokenizer, old_name, new_tokenizer, new_name, output, *, method="ziptie", output_init="mean", pad_to_multiple_of=64, seed=0, rescale_norm=false, embed_name=None, lm_head_name=None))]
+#[allow(clippy::too_many_arguments)]
+fn embed_init_checkpoint(
+    py: Python<'_>,
+    model: PathBuf,
+    old_tokenizer: String,
+    old_name: String,
+    new_tokenizer: String,
+    new_name: String,
+    output: PathBuf,
+    method: &str,
+    output_init: &str,
+    pad_to_multiple_of: u32,
+    seed: u64,
+    rescale_norm: bool,
+    embed_name: Option<String>,
+    lm_head_name: Option<String>,
+) -> PyResult<String> {
+    let cfg = tamis_core::embed::CheckpointConfig {
+        init: init_config(method, output_init, pad_to_multiple_of, seed, rescale_norm)?,
+        embed_name,
+        lm_head_name,
+    };
+    py.detach(|| -> tamis_core::Result<String> {
+        let old = TokenizerFile::from_json(&old_name, &old_tokenizer)?;
+        let new = TokenizerFile::from_json(&new_name, &new_tokenizer)?;
+        let s = tamis_core::embed::init_checkpoint(&model, &old, &new, &output, &cfg)?;
+        serde_json::to_string(&s).map_err(|e| tamis_core::Error::Config(e.to_string()))
+    })
+    .map_err(to_py)
+}
+
+/// The resized embedding matrices (raw little-endian bytes of `dtype`, `[rows, cols]`) for an
+/// extended tokenizer; returns (rows after, input bytes, output bytes or None, summary JSON).
+#[pyfunction]
+#[pyo3(signature = (old_tokenizer, old_name, new_tokenizer, new_name, input, output, dtype, rows, cols, *, method="ziptie", output_init="mean", pad_to_multiple_of=64, seed=0, rescale_norm=false))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn embed_rows<'py>(
+    py: Python<'py>,
+    old_tokenizer: String,
+    old_name: String,
+    new_tokenizer: String,
+    new_name: String,
+    input: &[u8],
+    output: Option<&[u8]>,
+    dtype: &str,
+    rows: usize,
+    cols: usize,
+    method: &str,
+    output_init: &str,
+    pad_to_multiple_of: u32,
+    seed: u64,
+    rescale_norm: bool,
+) -> PyResult<(
+    usize,
+    Bound<'py, PyBytes>,
+    Option<Bound<'py, PyBytes>>,
+    String,
+)> {
+    use tamis_core::embed::{Dtype, Initializer, Matrix, Plan, Which};
+    let cfg = init_config(method, output_init, pad_to_multiple_of, seed, rescale_norm)?;
+    let dt = Dtype::parse(dtype).ok_or_else(|| {
+        TamisError::new_err(format!(
+            "dtype {dtype}: only float32, float16 and bfloat16 embeddings are supported"
+        ))
+    })?;
+    let (n, a, b, summary) = py
+        .detach(|| -> tamis_core::Result<_> {
+            let old = TokenizerFile::from_json(&old_name, &old_tokenizer)?;
+            let new = TokenizerFile::from_json(&new_name, &new_tokenizer)?;
+            let plan = Plan::new(&old, &new)?;
+            let m = Matrix::new(input, dt, rows, cols)?;
+            let o = output.map(|d| Matrix::new(d, dt, rows, cols)).transpose()?;
+            let init = Initializer::new("<model>", &plan, &cfg, m, o)?;
+            let n = init.rows_out();
+            let a = init.rows(Which::Input, 0, n);
+            let b = o.map(|_| init.rows(Which::Output, 0, n));
+            let summary = serde_json::json!({
+                "method": cfg.method.name(),
+                "old_ids": plan.old_ids,
+                "new_ids": plan.new_ids,
+                "rows_before": rows,
+                "rows_after": n,
+                "new_tokens": plan.new_tokens.len(),
+                "empty_decompositions": init.empty_decompositions(),
+                "overwritten_padding_rows": init.overwritten_rows(),
+            });
+            Ok((n, a, b, summary.to_string()))
+        })
+        .map_err(to_py)?;
+    Ok((
+        n,
+        PyBytes::new(py, &a),
+        b.map(|b| PyBytes::new(py, &b)),
+        summary,
+    ))
+}
+
 /// The compiled part of tamis.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1387,6 +1508,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add(
         "TOKENIZER_ERROR_KINDS",
         tamis_core::TokenizerError::SLUGS.to_vec(),
+    )?;
+    m.add_function(wrap_pyfunction!(embed_init_checkpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(embed_rows, m)?)?;
+    m.add(
+        "EMBED_ERROR_KINDS",
+        tamis_core::embed::EmbedError::SLUGS.to_vec(),
     )?;
     m.add_function(wrap_pyfunction!(prox_outcomes, m)?)?;
     m.add_function(wrap_pyfunction!(prox_token_counts, m)?)?;

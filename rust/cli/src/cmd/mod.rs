@@ -2,13 +2,14 @@
 
 mod dedup;
 mod demo;
+mod embed;
 mod near;
 mod prox;
 mod vocab;
 
 use anyhow::Result;
 
-use crate::args::{Cli, Command, DedupCommand, ProxCommand, VocabCommand};
+use crate::args::{Cli, Command, DedupCommand, EmbedCommand, ProxCommand, VocabCommand};
 
 /// A command implemented in the Python package: point there.
 fn python_only(command: &str, extra: &str, why: &str) -> Result<()> {
@@ -30,6 +31,8 @@ pub fn dispatch(cli: &Cli) -> Result<()> {
         Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
+        Command::Embed(EmbedCommand::Init(a)) => embed::init(&cli.global, a),
+        Command::Embed(EmbedCommand::Eval(_)) => embed::eval(),
         Command::Demo(a) => demo::run(&cli.global, a),
         Command::Refine(_) => python_only(
             "refine",

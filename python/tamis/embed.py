@@ -1,0 +1,288 @@
+"""Embedding rows for the new tokens of an extended vocabulary: zip-tie and its baselines.
+
+For a new token ``t``, ``D(t)`` is the list of ids the **old** tokenizer's BPE model gives for
+``t``'s vocab string, run on the model directly (no normalizer, pre-tokenizer or post-processor,
+so no ``▁`` or BOS is added), unknown ids dropped. Zip-tie sets the new input row to the mean of
+the old input rows of ``D(t)`` (summed in float32 in the order of ``D(t)``, stored in the
+matrix's dtype); the output row of an untied model is the same mean over lm_head rows
+(``output_init="mean"``), the first piece's row (``"first"``) or a copy of the new input row
+(``"tie"``). Baselines: ``"mean"`` (mean of all old rows), ``"mean-resizing"`` (transformers'
+``mean_resizing`` with a diagonal covariance), ``"random"`` (N(0, 0.02²)). Old rows stay
+bit-identical; rows are padded to a multiple of ``pad_to_multiple_of``.
+
+:func:`init_checkpoint` works on a safetensors model directory (the Rust core, streaming, no
+torch needed); :func:`init_embeddings` resizes an in-memory ``transformers`` model;
+:func:`bits_per_byte` evaluates a model on held-out text (torch). See docs/embed.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from tamis import _core
+from tamis.vocab import PathLike, _tokenizer_json
+
+Method = Literal["ziptie", "mean", "mean-resizing", "random"]
+OutputInit = Literal["mean", "first", "tie"]
+
+
+def init_checkpoint(
+    model: PathLike,
+    old_tokenizer: Any,
+    new_tokenizer: Any,
+    output: PathLike,
+    *,
+    method: Method = "ziptie",
+    output_init: OutputInit = "mean",
+    pad_to_multiple_of: int = 64,
+    seed: int = 0,
+    rescale_norm: bool = False,
+    embed_name: str | None = None,
+    lm_head_name: str | None = None,
+) -> dict[str, Any]:
+    """Write a copy of the model directory ``model`` (``config.json`` and safetensors weights)
+    to ``output`` with embeddings resized for ``new_tokenizer``, an extension of
+    ``old_tokenizer`` (paths to ``tokenizer.json`` or ``tokenizers.Tokenizer`` objects), which
+    is written as its ``tokenizer.json``. ``output`` must not exist (or be empty); it appears
+    complete or not at all. Returns the summary. Raises :class:`tamis.TamisError` (``.kind``:
+    ``not_an_extension``, ``too_few_rows``, ``unknown_tensor``, ``missing_file``,
+    ``pickle_checkpoint``, ``invalid_checkpoint``, ...).
+    """
+    old, old_name = _tokenizer_json(old_tokenizer, "old_tokenizer")
+    new, new_name = _tokenizer_json(new_tokenizer, "new_tokenizer")
+    summary = _core.embed_init_checkpoint(
+        os.fspath(model),
+        old,
+        old_name,
+        new,
+        new_name,
+        os.fspath(output),
+        method=method,
+        output_init=output_init,
+        pad_to_multiple_of=pad_to_multiple_of,
+        seed=seed,
+        rescale_norm=rescale_norm,
+        embed_name=embed_name,
+        lm_head_name=lm_head_name,
+    )
+    result: dict[str, Any] = json.loads(summary)
+    return result
+
+
+def _raw(weight: Any) -> tuple[bytes, str]:
+    """Little-endian bytes of a 2-D floating tensor (bfloat16 has no numpy type: view as int16)."""
+    import torch
+
+    t = weight.detach().to("cpu").contiguous()
+    names = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+    if t.dtype not in names:
+        raise TypeError(f"embedding dtype {t.dtype}: only float32, float16 and bfloat16 are supported")
+    as_int = t.view(torch.int32 if t.dtype == torch.float32 else torch.int16)
+    return as_int.numpy().tobytes(), names[t.dtype]
+
+
+def _tensor(data: bytes, like: Any, rows: int) -> Any:
+    import torch
+
+    w = like.weight if hasattr(like, "weight") else like
+    t = torch.frombuffer(bytearray(data), dtype=w.dtype).view(rows, w.shape[1])
+    return t.to(w.device)
+
+
+def init_embeddings(
+    model: Any,
+    old_tokenizer: Any,
+    new_tokenizer: Any,
+    method: Method = "ziptie",
+    *,
+    output_init: OutputInit = "mean",
+    pad_to_multiple_of: int = 64,
+    seed: int = 0,
+    rescale_norm: bool = False,
+) -> dict[str, Any]:
+    """Resize a ``transformers`` model's embeddings in place for ``new_tokenizer`` (an extension
+    of ``old_tokenizer``) and fill the new rows as :func:`init_checkpoint` does: the same rows,
+    bit for bit. Tied models keep one matrix. Returns the summary."""
+    import torch
+
+    old, old_name = _tokenizer_json(old_tokenizer, "old_tokenizer")
+    new, new_name = _tokenizer_json(new_tokenizer, "new_tokenizer")
+    emb = model.get_input_embeddings()
+    out = model.get_output_embeddings()
+    tied = out is None or out.weight.data_ptr() == emb.weight.data_ptr()
+    rows, cols = emb.weight.shape
+    data, dtype = _raw(emb.weight)
+    out_data = None if tied else _raw(out.weight)[0]
+    n, a, b, summary = _core.embed_rows(
+        old,
+        old_name,
+        new,
+        new_name,
+        data,
+        out_data,
+        dtype,
+        rows,
+        cols,
+        method=method,
+        output_init=output_init,
+        pad_to_multiple_of=pad_to_multiple_of,
+        seed=seed,
+        rescale_norm=rescale_norm,
+    )
+    if n != rows:
+        # No init of its own: every row is overwritten below.
+        model.resize_token_embeddings(n, mean_resizing=False)
+    with torch.no_grad():
+        emb = model.get_input_embeddings()
+        emb.weight.copy_(_tensor(a, emb, n))
+        if b is not None:
+            out = model.get_output_embeddings()
+            out.weight.copy_(_tensor(b, out, n))
+        elif out is not None and tied:
+            model.tie_weights()
+    model.config.vocab_size = n
+    result: dict[str, Any] = json.loads(summary)
+    result["tied"] = tied
+    return result
+
+
+def _read_texts(paths: Sequence[PathLike], text_key: str) -> Iterator[str]:
+    """Documents of ``.txt`` (one per file), ``.jsonl``/``.jsonl.gz`` (``text_key`` per line)
+    and ``.parquet`` files (``text_key`` column, needs pyarrow)."""
+    for p in paths:
+        path = os.fspath(p)
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            for v in pq.read_table(path, columns=[text_key]).column(text_key).to_pylist():
+                if isinstance(v, str):
+                    yield v
+        elif path.endswith((".jsonl", ".jsonl.gz", ".json")):
+            opener: Any = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8") as f:
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        rec = json.loads(line)
+                        text = rec.get(text_key) if isinstance(rec, dict) else None
+                        if not isinstance(text, str):
+                            raise ValueError(f"{path}: line {i}: no string field {text_key!r}")
+                        yield text
+        else:
+            with open(path, encoding="utf-8") as f:
+                yield f.read()
+
+
+def bits_per_byte(
+    model: Any,
+    tokenizer: Any,
+    corpus: PathLike | Sequence[PathLike],
+    *,
+    text_key: str = "text",
+    max_length: int = 1024,
+    max_documents: int | None = None,
+    device: str | None = None,
+) -> dict[str, float]:
+    """Bits per UTF-8 byte of ``model`` (a ``transformers`` causal LM or a model directory) on
+    held-out ``corpus``: ``Σ NLL / (ln 2 · bytes)``, comparable across vocabularies.
+
+    Each document is encoded with ``tokenizer`` (special tokens as its post-processor adds them)
+    and cut into windows of ``max_length`` tokens; every token after the first of a window is
+    scored. The bytes counted are those of the scored tokens (from the tokenizer's offsets), so a
+    first token that is not special neither adds loss nor bytes."""
+    import torch
+    from tokenizers import Tokenizer
+
+    if isinstance(model, (str, os.PathLike)):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(os.fspath(model), trust_remote_code=False)
+    text, _ = _tokenizer_json(tokenizer, "tokenizer")
+    tok = Tokenizer.from_str(text)
+    tok.no_truncation()
+    tok.no_padding()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(dev).eval()
+    paths = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+    nll, nbytes, ntokens, docs = 0.0, 0, 0, 0
+    for doc in _read_texts(paths, text_key):
+        if max_documents is not None and docs >= max_documents:
+            break
+        docs += 1
+        enc = tok.encode(doc)
+        ids, offsets = enc.ids, enc.offsets
+        for start in range(0, len(ids), max_length):
+            window = ids[start : start + max_length]
+            if len(window) < 2:
+                continue
+            with torch.no_grad():
+                logits = model(torch.tensor([window], device=dev)).logits[0, :-1].float()
+            target = torch.tensor(window[1:], device=dev)
+            nll += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+            ntokens += len(window) - 1
+            # Bytes of the scored tokens: text from the second token's start to the window's end.
+            first = start + 1
+            end = max(o[1] for o in offsets[start : start + len(window)])
+            begin = offsets[first][0]
+            nbytes += len(doc[begin:end].encode("utf-8"))
+    if nbytes == 0:
+        raise ValueError("the corpus has no text to score")
+    return {
+        "bits_per_byte": nll / (math.log(2) * nbytes),
+        "nll_per_token": nll / max(ntokens, 1),
+        "tokens": float(ntokens),
+        "bytes": float(nbytes),
+        "documents": float(docs),
+    }
+
+
+def cli_eval(argv: Sequence[str]) -> int:
+    """``tamis embed eval --model DIR --tokenizer T.json --corpus FILES``; returns the exit code."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(
+        prog="tamis embed eval",
+        description="Bits per byte of a causal LM on held-out text (compare embedding inits).",
+    )
+    p.add_argument("--model", required=True, help="model directory (safetensors)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer.json (default: the model's)")
+    p.add_argument("--corpus", required=True, nargs="+", help=".txt, .jsonl[.gz] or .parquet files")
+    p.add_argument("--text-key", default="text")
+    p.add_argument("--max-length", type=int, default=1024)
+    p.add_argument("--max-documents", type=int, default=None)
+    p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    a = p.parse_args(list(argv))
+    tokenizer = a.tokenizer or os.path.join(a.model, "tokenizer.json")
+    try:
+        r = bits_per_byte(
+            a.model,
+            tokenizer,
+            a.corpus,
+            text_key=a.text_key,
+            max_length=a.max_length,
+            max_documents=a.max_documents,
+            device=a.device,
+        )
+    except ImportError as e:
+        print(f"tamis embed eval: {e} (install 'tamis[prox]')", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, _core.TamisError) as e:
+        print(f"tamis embed eval: {e}", file=sys.stderr)
+        return 1
+    if a.json:
+        print(json.dumps(r))
+    else:
+        print(
+            f"bits per byte {r['bits_per_byte']:.4f}  (nll/token {r['nll_per_token']:.4f}, "
+            f"{int(r['tokens'])} tokens, {int(r['bytes'])} bytes, {int(r['documents'])} documents)"
+        )
+    return 0
+
+
+__all__ = ["bits_per_byte", "init_checkpoint", "init_embeddings"]

@@ -1,0 +1,66 @@
+//! `tamis embed init` (`tamis embed eval` is Python).
+
+use anyhow::Result;
+use tamis_core::embed::{init_checkpoint, CheckpointConfig, InitConfig, Method, OutputInit};
+use tamis_core::vocab::{write_atomic, TokenizerFile};
+
+use crate::args::{EmbedInitArgs, EmbedMethodArg, GlobalArgs, OutputInitArg};
+
+pub fn init(g: &GlobalArgs, a: &EmbedInitArgs) -> Result<()> {
+    let old = TokenizerFile::open(&a.old_tokenizer)?;
+    let new = TokenizerFile::open(&a.new_tokenizer)?;
+    let cfg = CheckpointConfig {
+        init: InitConfig {
+            method: match a.method {
+                EmbedMethodArg::Ziptie => Method::Ziptie,
+                EmbedMethodArg::Mean => Method::Mean,
+                EmbedMethodArg::MeanResizing => Method::MeanResizing,
+                EmbedMethodArg::Random => Method::Random,
+            },
+            output_init: match a.output_init {
+                OutputInitArg::Mean => OutputInit::Mean,
+                OutputInitArg::First => OutputInit::First,
+                OutputInitArg::Tie => OutputInit::Tie,
+            },
+            pad_to_multiple_of: a.pad_to_multiple_of,
+            seed: a.seed,
+            rescale_norm: a.rescale_norm,
+        },
+        embed_name: a.embed_name.clone(),
+        lm_head_name: a.lm_head_name.clone(),
+    };
+    let s = init_checkpoint(&a.model, &old, &new, &a.output, &cfg)?;
+    let json = serde_json::to_string_pretty(&s)?;
+    if let Some(path) = &a.summary {
+        write_atomic(path, &(json.clone() + "\n"))?;
+    }
+    if !g.quiet {
+        eprintln!(
+            "embed init: {} new tokens ({} with no pieces), {} {} rows {} -> {} ({}; {}), {} rewritten, {} copied -> {}",
+            s.new_tokens,
+            s.empty_decompositions,
+            s.method,
+            if s.tied { "tied" } else { "untied" },
+            s.rows_before,
+            s.rows_after,
+            s.embed_name,
+            s.lm_head_name.as_deref().unwrap_or("no lm_head"),
+            s.shards_rewritten.len(),
+            s.shards_copied.len(),
+            a.output.display()
+        );
+        if g.verbose {
+            eprintln!("{json}");
+        }
+    }
+    Ok(())
+}
+
+/// Evaluation needs torch: it is in the Python package's `tamis` script.
+pub fn eval() -> Result<()> {
+    anyhow::bail!(
+        "`tamis embed eval` runs the model with torch, so it lives in the Python package: \
+         install it with `pip install 'tamis[prox]'` and run the `tamis` script it installs \
+         (or `python -m tamis embed eval ...`); this binary initializes checkpoints (`tamis embed init`)"
+    )
+}

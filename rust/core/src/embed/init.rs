@@ -1,0 +1,664 @@
+//! The rows of new tokens: the decomposition `D(t)` by the old tokenizer's model, zip-tie and the
+//! baselines, on embedding matrices held as raw little-endian bytes in f32, f16 or bf16.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rayon::prelude::*;
+use tokenizers::Model;
+
+use super::EmbedError;
+use crate::vocab::TokenizerFile;
+use crate::{Error, Result};
+
+/// How new rows are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Mean of the rows of `D(t)`, the old tokenizer's pieces of the new token (Bailong).
+    #[default]
+    Ziptie,
+    /// Mean of all old rows (Hewitt).
+    Mean,
+    /// A sample from a normal with the old rows' mean and `1e-9` times their per-dimension
+    /// variance (transformers' `mean_resizing`, with a diagonal covariance).
+    MeanResizing,
+    /// N(0, 0.02²) noise.
+    Random,
+}
+
+impl Method {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ziptie => "ziptie",
+            Method::Mean => "mean",
+            Method::MeanResizing => "mean-resizing",
+            Method::Random => "random",
+        }
+    }
+
+    /// Parse a command-line name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "ziptie" | "zip-tie" => Method::Ziptie,
+            "mean" => Method::Mean,
+            "mean-resizing" | "mean_resizing" => Method::MeanResizing,
+            "random" => Method::Random,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown method {s:?}: expected ziptie, mean, mean-resizing or random"
+                )))
+            }
+        })
+    }
+}
+
+/// How the output (lm_head) rows of an untied model are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputInit {
+    /// The method applied to the lm_head rows (for zip-tie: the mean of the lm_head rows of `D(t)`).
+    #[default]
+    Mean,
+    /// Zip-tie only: the lm_head row of the first piece of `D(t)` (EEVE).
+    First,
+    /// A copy of the new input row.
+    Tie,
+}
+
+impl OutputInit {
+    /// Parse a command-line name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "mean" => OutputInit::Mean,
+            "first" => OutputInit::First,
+            "tie" => OutputInit::Tie,
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown output init {s:?}: expected mean, first or tie"
+                )))
+            }
+        })
+    }
+}
+
+/// Options of the initialization.
+#[derive(Debug, Clone)]
+pub struct InitConfig {
+    /// How new rows are made.
+    pub method: Method,
+    /// How lm_head rows of untied models are made.
+    pub output_init: OutputInit,
+    /// Round the number of rows up to a multiple of this (1: no padding).
+    pub pad_to_multiple_of: u32,
+    /// Seed of `mean-resizing` and `random`.
+    pub seed: u64,
+    /// Scale every new row to the median L2 norm of the old rows of its matrix.
+    pub rescale_norm: bool,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        InitConfig {
+            method: Method::Ziptie,
+            output_init: OutputInit::Mean,
+            pad_to_multiple_of: 64,
+            seed: 0,
+            rescale_norm: false,
+        }
+    }
+}
+
+/// Element type of a matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// IEEE single precision.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+        }
+    }
+
+    /// Parse `f32`/`float32`, `f16`/`float16`, `bf16`/`bfloat16` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().trim_start_matches("torch.") {
+            "f32" | "float32" | "float" => Some(Dtype::F32),
+            "f16" | "float16" | "half" => Some(Dtype::F16),
+            "bf16" | "bfloat16" => Some(Dtype::BF16),
+            _ => None,
+        }
+    }
+
+    fn read(self, bytes: &[u8], out: &mut [f32]) {
+        match self {
+            Dtype::F32 => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            Dtype::F16 => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            // bf16 is the top half of an f32: a shift, which the compiler vectorizes (exactly
+            // `half::bf16::to_f32` for every value but NaN payloads).
+            Dtype::BF16 => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+                }
+            }
+        }
+    }
+
+    fn write(self, row: &[f32], out: &mut [u8]) {
+        match self {
+            Dtype::F32 => {
+                for (v, o) in row.iter().zip(out.chunks_exact_mut(4)) {
+                    o.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            // Round to nearest even, as torch's `.to(dtype)` does.
+            Dtype::F16 => {
+                for (v, o) in row.iter().zip(out.chunks_exact_mut(2)) {
+                    o.copy_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+                }
+            }
+            Dtype::BF16 => {
+                for (v, o) in row.iter().zip(out.chunks_exact_mut(2)) {
+                    o.copy_from_slice(&half::bf16::from_f32(*v).to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// A row-major `[rows, cols]` matrix as raw little-endian bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Matrix<'a> {
+    /// `rows * cols * dtype.size()` bytes.
+    pub data: &'a [u8],
+    /// Element type.
+    pub dtype: Dtype,
+    /// Number of rows.
+    pub rows: usize,
+    /// Row length (hidden size).
+    pub cols: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// Check that `data` has the size the shape says.
+    pub fn new(data: &'a [u8], dtype: Dtype, rows: usize, cols: usize) -> Result<Self> {
+        if rows
+            .checked_mul(cols)
+            .and_then(|n| n.checked_mul(dtype.size()))
+            != Some(data.len())
+        {
+            return Err(Error::Config(format!(
+                "a [{rows}, {cols}] {dtype:?} matrix needs {} bytes, got {}",
+                rows * cols * dtype.size(),
+                data.len()
+            )));
+        }
+        Ok(Matrix {
+            data,
+            dtype,
+            rows,
+            cols,
+        })
+    }
+
+    fn row_bytes(&self, r: usize) -> &'a [u8] {
+        let n = self.cols * self.dtype.size();
+        &self.data[r * n..(r + 1) * n]
+    }
+
+    fn row(&self, r: usize, out: &mut [f32]) {
+        self.dtype.read(self.row_bytes(r), out);
+    }
+}
+
+/// A token of the new tokenizer that the old one does not have.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewToken {
+    /// Its id.
+    pub id: u32,
+    /// Its vocab string (or added-token content).
+    pub token: String,
+    /// `D(t)`: the old model's ids for that string, unknown ids dropped.
+    pub pieces: Vec<u32>,
+}
+
+/// What the new tokenizer adds, and how many rows the matrices need.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Number of ids of the old tokenizer (`1 +` its largest id): rows below it are old rows.
+    pub old_ids: usize,
+    /// New tokens by id.
+    pub new_tokens: Vec<NewToken>,
+    /// `1 +` the new tokenizer's largest id.
+    pub new_ids: usize,
+}
+
+/// Every (string, id) of a tokenizer: model vocabulary and added tokens.
+fn all_ids(t: &TokenizerFile) -> BTreeMap<u32, String> {
+    let mut out: BTreeMap<u32, String> = t.vocab().iter().map(|(s, id)| (*id, s.clone())).collect();
+    for (id, tok) in t.tokenizer().get_added_tokens_decoder() {
+        out.entry(id).or_insert(tok.content);
+    }
+    out
+}
+
+impl Plan {
+    /// Check that `new` extends `old` (every old id keeps its string) and decompose each new
+    /// token with the old model: `D(t)` is the old BPE model run directly on the token's vocab
+    /// string, which is already in the model's alphabet (no normalizer, pre-tokenizer or
+    /// post-processor, so no `▁` or BOS is added), with the unknown token's id dropped.
+    pub fn new(old: &TokenizerFile, new: &TokenizerFile) -> Result<Self> {
+        let (old_map, new_map) = (all_ids(old), all_ids(new));
+        for (id, s) in &old_map {
+            match new_map.get(id) {
+                Some(n) if n == s => {}
+                found => {
+                    return Err(Error::Embed {
+                        path: new.name().to_string(),
+                        error: EmbedError::NotAnExtension(format!(
+                            "id {id} is {s:?} in {} but {} here",
+                            old.name(),
+                            found.map_or("missing".to_string(), |n| format!("{n:?}"))
+                        )),
+                    })
+                }
+            }
+        }
+        let bpe = old.bpe();
+        let unk = bpe
+            .get_unk_token()
+            .as_ref()
+            .and_then(|u| old.vocab().get(u).copied());
+        let old_ids = old.next_id() as usize;
+        let new_tokens = new_map
+            .iter()
+            .filter(|(id, _)| !old_map.contains_key(id))
+            .map(|(id, s)| {
+                // An error here means the string holds a character the old model cannot
+                // represent (no byte fallback, no unk): it then has no pieces.
+                let pieces = bpe
+                    .tokenize(s)
+                    .map(|toks| {
+                        toks.into_iter()
+                            .map(|t| t.id)
+                            .filter(|i| Some(*i) != unk && (*i as usize) < old_ids)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                NewToken {
+                    id: *id,
+                    token: s.clone(),
+                    pieces,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            old_ids,
+            new_tokens,
+            new_ids: new.next_id() as usize,
+        })
+    }
+
+    /// Rows of the resized matrix: at least `rows` (the checkpoint's), enough for every new id,
+    /// rounded up to a multiple of `pad` when it has to grow.
+    pub fn rows_out(&self, rows: usize, pad: u32) -> usize {
+        if self.new_ids <= rows {
+            return rows;
+        }
+        let m = pad.max(1) as usize;
+        self.new_ids.div_ceil(m) * m
+    }
+}
+
+/// Which matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The input embedding.
+    Input,
+    /// The output embedding (lm_head) of an untied model.
+    Output,
+}
+
+/// Per-matrix statistics of the old rows.
+struct Stats {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+    median_norm: f32,
+}
+
+fn stats(m: &Matrix<'_>, old: usize) -> Stats {
+    // f64 sums over the old rows, row by row in id order: deterministic and accurate for
+    // 100k+ rows.
+    let mut sum = vec![0f64; m.cols];
+    let mut sq = vec![0f64; m.cols];
+    let mut row = vec![0f32; m.cols];
+    let mut norms = Vec::with_capacity(old);
+    for r in 0..old {
+        m.row(r, &mut row);
+        let mut n = 0f64;
+        for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(&row) {
+            let v = f64::from(*v);
+            *s += v;
+            *q += v * v;
+            n += v * v;
+        }
+        norms.push(n.sqrt());
+    }
+    let k = old.max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / k).collect();
+    let std = sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, mu)| ((q / k - mu * mu).max(0.0)).sqrt() as f32)
+        .collect();
+    norms.sort_by(f64::total_cmp);
+    let median_norm = match norms.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => norms[n / 2],
+        n => (norms[n / 2 - 1] + norms[n / 2]) / 2.0,
+    } as f32;
+    Stats {
+        mean: mean.iter().map(|v| *v as f32).collect(),
+        std,
+        median_norm,
+    }
+}
+
+/// SplitMix64: a tiny, well-known generator; one stream per (seed, matrix, row), so rows do
+/// not depend on the order or thread they are computed in.
+pub(super) struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, which: Which, row: usize) -> Self {
+        let tag = match which {
+            Which::Input => 0x9e37_79b9_7f4a_7c15u64,
+            Which::Output => 0xbf58_476d_1ce4_e5b9,
+        };
+        let mut r = Rng(seed ^ tag);
+        r.0 ^= r.next().wrapping_add(row as u64);
+        r
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// Standard normals by Box–Muller, two at a time.
+    pub(super) fn normals(&mut self, out: &mut [f32]) {
+        for pair in out.chunks_mut(2) {
+            let (u, v) = (self.uniform(), self.uniform());
+            let r = (-2.0 * u.ln()).sqrt();
+            let t = std::f64::consts::TAU * v;
+            pair[0] = (r * t.cos()) as f32;
+            if let Some(x) = pair.get_mut(1) {
+                *x = (r * t.sin()) as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) fn tests_rng(seed: u64) -> Rng {
+    Rng::new(seed, Which::Input, 0)
+}
+
+/// Standard deviation of `--method random` (the old transformers default `initializer_range`).
+pub const RANDOM_STD: f32 = 0.02;
+/// Covariance scale of `--method mean-resizing` (transformers uses `1e-9 * Σ`).
+pub const MEAN_RESIZING_SCALE: f64 = 1e-9;
+
+/// Computes the rows of the resized matrices.
+pub struct Initializer<'a> {
+    plan: &'a Plan,
+    cfg: InitConfig,
+    input: Matrix<'a>,
+    output: Option<Matrix<'a>>,
+    rows_out: usize,
+    new_at: Vec<Option<usize>>,
+    input_stats: Stats,
+    output_stats: Option<Stats>,
+}
+
+impl<'a> Initializer<'a> {
+    /// `input` is the embedding matrix, `output` the lm_head of an untied model (same shape).
+    /// `name` is used in messages.
+    pub fn new(
+        name: &str,
+        plan: &'a Plan,
+        cfg: &InitConfig,
+        input: Matrix<'a>,
+        output: Option<Matrix<'a>>,
+    ) -> Result<Self> {
+        let err = |error| Error::Embed {
+            path: name.to_string(),
+            error,
+        };
+        for m in std::iter::once(&input).chain(output.as_ref()) {
+            if m.rows < plan.old_ids {
+                return Err(err(EmbedError::TooFewRows {
+                    rows: m.rows,
+                    vocab: plan.old_ids,
+                }));
+            }
+        }
+        if let Some(o) = &output {
+            if o.cols != input.cols || o.rows != input.rows {
+                return Err(err(EmbedError::Malformed(format!(
+                    "the lm_head is [{}, {}] but the embedding is [{}, {}]",
+                    o.rows, o.cols, input.rows, input.cols
+                ))));
+            }
+        }
+        if cfg.output_init == OutputInit::First && cfg.method != Method::Ziptie {
+            return Err(Error::Config(
+                "--output-init first needs --method ziptie (the other methods have no pieces)"
+                    .into(),
+            ));
+        }
+        let rows_out = plan.rows_out(input.rows, cfg.pad_to_multiple_of);
+        let mut new_at = vec![None; rows_out];
+        for (i, t) in plan.new_tokens.iter().enumerate() {
+            new_at[t.id as usize] = Some(i);
+        }
+        let input_stats = stats(&input, plan.old_ids);
+        let output_stats = output.as_ref().map(|m| stats(m, plan.old_ids));
+        Ok(Initializer {
+            plan,
+            cfg: cfg.clone(),
+            input,
+            output,
+            rows_out,
+            new_at,
+            input_stats,
+            output_stats,
+        })
+    }
+
+    /// Rows of the resized matrices.
+    pub fn rows_out(&self) -> usize {
+        self.rows_out
+    }
+
+    /// Row length.
+    pub fn cols(&self) -> usize {
+        self.input.cols
+    }
+
+    /// Element type of the input matrix.
+    pub fn dtype(&self) -> Dtype {
+        self.input.dtype
+    }
+
+    /// Whether `r` is a row this initialization writes (a new id, or padding past the old matrix).
+    fn is_written(&self, r: usize) -> bool {
+        self.new_at[r].is_some() || r >= self.input.rows
+    }
+
+    /// The new row `r` of a matrix, in f32, before the cast.
+    fn compute(&self, which: Which, r: usize, out: &mut [f32]) {
+        let (m, st) = match (which, &self.output, &self.output_stats) {
+            (Which::Output, Some(m), Some(st)) => (m, st),
+            _ => (&self.input, &self.input_stats),
+        };
+        if which == Which::Output && self.cfg.output_init == OutputInit::Tie {
+            return self.compute(Which::Input, r, out);
+        }
+        let pieces: &[u32] = match self.new_at[r] {
+            Some(i) => &self.plan.new_tokens[i].pieces,
+            // Padding rows are never produced by the tokenizer; they get the old rows' mean.
+            None => &[],
+        };
+        let method = if self.new_at[r].is_none() {
+            Method::Mean
+        } else {
+            self.cfg.method
+        };
+        match method {
+            Method::Ziptie if !pieces.is_empty() => {
+                if which == Which::Output && self.cfg.output_init == OutputInit::First {
+                    m.row(pieces[0] as usize, out);
+                } else {
+                    // f32 sum in the order of D(t), then one division.
+                    out.fill(0.0);
+                    let mut row = vec![0f32; m.cols];
+                    for p in pieces {
+                        m.row(*p as usize, &mut row);
+                        for (o, v) in out.iter_mut().zip(&row) {
+                            *o += v;
+                        }
+                    }
+                    let k = pieces.len() as f32;
+                    out.iter_mut().for_each(|o| *o /= k);
+                }
+            }
+            Method::Ziptie | Method::Mean => out.copy_from_slice(&st.mean),
+            Method::MeanResizing => {
+                Rng::new(self.cfg.seed, which, r).normals(out);
+                let s = MEAN_RESIZING_SCALE.sqrt() as f32;
+                for ((o, mu), sd) in out.iter_mut().zip(&st.mean).zip(&st.std) {
+                    *o = mu + s * sd * *o;
+                }
+            }
+            Method::Random => {
+                Rng::new(self.cfg.seed, which, r).normals(out);
+                out.iter_mut().for_each(|o| *o *= RANDOM_STD);
+            }
+        }
+        if self.cfg.rescale_norm && self.new_at[r].is_some() {
+            let n = out
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if n > 0.0 {
+                let s = (f64::from(st.median_norm) / n) as f32;
+                out.iter_mut().for_each(|o| *o *= s);
+            }
+        }
+    }
+
+    /// Rows `start..end` of the resized matrix as bytes in its dtype: old rows copied
+    /// bit for bit, new and padding rows computed.
+    pub fn rows(&self, which: Which, start: usize, end: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.rows_into(which, start, end, &mut out);
+        out
+    }
+
+    /// [`Self::rows`] into a buffer that is reused (fresh pages cost a page fault each).
+    fn rows_into(&self, which: Which, start: usize, end: usize, out: &mut Vec<u8>) {
+        let m = match (which, &self.output) {
+            (Which::Output, Some(m)) => m,
+            _ => &self.input,
+        };
+        let n = m.cols * m.dtype.size();
+        out.resize((end - start) * n, 0);
+        out.par_chunks_mut(n).enumerate().for_each_init(
+            || vec![0f32; m.cols],
+            |row, (i, dst)| {
+                let r = start + i;
+                if self.is_written(r) {
+                    self.compute(which, r, row);
+                    m.dtype.write(row, dst);
+                } else {
+                    dst.copy_from_slice(m.row_bytes(r));
+                }
+            },
+        );
+    }
+
+    /// Write the whole resized matrix, in blocks of rows.
+    pub fn write_matrix(&self, which: Which, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        const BLOCK: usize = 1024;
+        let mut buf = Vec::new();
+        let mut start = 0;
+        while start < self.rows_out {
+            let end = (start + BLOCK).min(self.rows_out);
+            self.rows_into(which, start, end, &mut buf);
+            w.write_all(&buf)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Byte size of one resized matrix.
+    pub fn matrix_bytes(&self) -> usize {
+        self.rows_out * self.input.cols * self.input.dtype.size()
+    }
+
+    /// How many new tokens had no pieces (and got the mean of all old rows).
+    pub fn empty_decompositions(&self) -> usize {
+        self.plan
+            .new_tokens
+            .iter()
+            .filter(|t| t.pieces.is_empty())
+            .count()
+    }
+
+    /// Ids of new tokens that land on rows the checkpoint already had (padding rows).
+    pub fn overwritten_rows(&self) -> usize {
+        self.plan
+            .new_tokens
+            .iter()
+            .filter(|t| (t.id as usize) < self.input.rows)
+            .count()
+    }
+
+    /// The distinct ids used as pieces (for reports).
+    pub fn pieces_used(&self) -> usize {
+        let s: HashSet<u32> = self
+            .plan
+            .new_tokens
+            .iter()
+            .flat_map(|t| t.pieces.iter().copied())
+            .collect();
+        s.len()
+    }
+}
