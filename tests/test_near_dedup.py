@@ -337,6 +337,10 @@ def test_bad_input_and_damaged_work_directory(tmp_path: Path, run_tamis) -> None
     assert read_ids(tmp_path / "out.jsonl") == ["a"]
     rejects = [json.loads(line)["reason"] for line in open(tmp_path / "rej.jsonl")]
     assert rejects == ["invalid_json", "text_not_string"]  # written once, not once per pass
+    # The clusters file may not overwrite the output: refused before anything is written.
+    r = run_tamis("dedup", "near", src, "-o", tmp_path / "same.jsonl", "--clusters", tmp_path / "same.jsonl")
+    assert r.returncode == 1 and "the clusters file is also the output" in r.stderr
+    assert not (tmp_path / "same.jsonl").exists()
     r = run_tamis("dedup", "near", "-", "-o", tmp_path / "o2.jsonl", input=json.dumps(good) + "\n")
     assert r.returncode == 1 and "standard input" in r.stderr
     # Stages: a missing task, then a truncated intermediate file, fail loudly.

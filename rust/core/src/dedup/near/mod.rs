@@ -201,6 +201,39 @@ pub(crate) fn fingerprints(files: &[InputFile]) -> Vec<(u64, Option<std::time::S
         .collect()
 }
 
+/// `--clusters FILE` must not be an input, the output or the rejects file.
+pub(crate) fn check_clusters_path(
+    clusters: Option<&Path>,
+    files: &[InputFile],
+    output: &Output,
+    opts: &RunOptions,
+) -> Result<()> {
+    let Some(c) = clusters else {
+        return Ok(());
+    };
+    let c_at = crate::pipeline::resolved(c);
+    let clash = |what: &str| {
+        Err(Error::Config(format!(
+            "{}: the clusters file is also the {what}",
+            c.display()
+        )))
+    };
+    if files
+        .iter()
+        .filter_map(|f| f.path.as_deref())
+        .any(|p| crate::pipeline::resolved(p) == c_at)
+    {
+        return clash("input");
+    }
+    if output.path.as_deref().map(crate::pipeline::resolved) == Some(c_at.clone()) {
+        return clash("output");
+    }
+    if opts.rejects.as_deref().map(crate::pipeline::resolved) == Some(c_at) {
+        return clash("rejects file");
+    }
+    Ok(())
+}
+
 fn refuse_stdin(files: &[InputFile]) -> Result<()> {
     if files.iter().any(|f| f.path.is_none()) {
         return Err(Error::Config(
@@ -484,18 +517,7 @@ pub fn near_dedup(
     let files = expand_inputs(inputs)?;
     refuse_stdin(&files)?;
     crate::pipeline::check_paths(&files, output, opts)?;
-    if let Some(c) = &config.clusters {
-        if files
-            .iter()
-            .filter_map(|f| f.path.as_deref())
-            .any(|p| crate::pipeline::resolved(p) == crate::pipeline::resolved(c))
-        {
-            return Err(Error::Config(format!(
-                "{}: the clusters file is also an input",
-                c.display()
-            )));
-        }
-    }
+    check_clusters_path(config.clusters.as_deref(), &files, output, opts)?;
     let before = fingerprints(&files);
     let mut pass1 = Stats::default();
     // Pass 1 does not write rejects: pass 2 meets the same bad records and reports them.

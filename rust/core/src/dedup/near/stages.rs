@@ -777,6 +777,7 @@ pub fn filter(
             _ => (me, 1, true),
         });
     });
+    super::check_clusters_path(fopts.clusters.as_deref(), &my, &output, opts)?;
     let clusters_out = match &fopts.clusters {
         Some(p) => Some(ClustersWriter::create(p)?),
         None => None,
