@@ -2,6 +2,11 @@
 //! algorithm lives in tamis-core.
 
 use std::path::PathBuf;
+
+// mimalloc for Rust's allocations in the extension (Python keeps its own allocator): the
+// tokenizers crate and the record pipelines allocate many small strings per line.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, UInt32Array, UInt64Array};
@@ -28,7 +33,7 @@ use tamis_core::io::{
 };
 use tamis_core::pipeline::{run, thread_pool, NoProgress, RunOptions};
 use tamis_core::prox::chunk::{chunk_prompts, split_chunks, ChunkOptions};
-use tamis_core::prox::prompt::{doc_prompt, load_tokenizer, tokenizer_from_str, PromptTemplate};
+use tamis_core::prox::prompt::{cached_tokenizer, doc_prompt, PromptTemplate, TokenizerSource};
 use tamis_core::prox::{self, Acceptance, Mode};
 use tamis_core::text::Normalize;
 use tamis_core::vocab::{
@@ -1032,12 +1037,15 @@ fn prox_explain(
 }
 
 /// A tokenizer from a `tokenizer.json` path, or from its JSON text.
-fn tokenizer(source: &str, is_json: bool) -> tamis_core::Result<tokenizers::Tokenizer> {
-    if is_json {
-        tokenizer_from_str(source)
+fn tokenizer(
+    source: &str,
+    is_json: bool,
+) -> tamis_core::Result<std::sync::Arc<tokenizers::Tokenizer>> {
+    cached_tokenizer(if is_json {
+        TokenizerSource::Json(source)
     } else {
-        load_tokenizer(std::path::Path::new(source))
-    }
+        TokenizerSource::Path(std::path::Path::new(source))
+    })
 }
 
 /// `(prefix, content, suffix, system, strip_content)`.

@@ -279,7 +279,27 @@ pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptanc
         Mode::Strict => strict_interval_errors(&plan, n),
     });
     let words_before = word_count(original);
-    let words_after = word_count(&processed);
+    // Lines join with `\n`, a separator, so word counts add up over lines: without replacements
+    // the words left are those of the original minus those of the removed lines.
+    let words_after = if edited.is_some() {
+        word_count(&processed)
+    } else if removed_lines.is_empty() {
+        words_before
+    } else {
+        let mut ranges = removed_lines.iter().peekable();
+        let mut removed = 0;
+        for (i, line) in text.split('\n').enumerate() {
+            while ranges.peek().is_some_and(|r| r.1 < i) {
+                ranges.next();
+            }
+            match ranges.peek() {
+                Some(r) if r.0 <= i => removed += word_count(line),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        words_before - removed
+    };
     let (outcome, reason) = accept.decide(words_before, words_after, errors.len());
     let text = match outcome {
         Outcome::Dropped => String::new(),

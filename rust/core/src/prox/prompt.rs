@@ -120,6 +120,76 @@ pub fn tokenizer_from_str(json: &str) -> Result<Tokenizer> {
     Ok(tok)
 }
 
+/// Where a tokenizer comes from: a `tokenizer.json` path, or its JSON text.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenizerSource<'a> {
+    /// A `tokenizer.json` file.
+    Path(&'a Path),
+    /// The JSON text of a tokenizer (e.g. Python's `Tokenizer.to_str()`).
+    Json(&'a str),
+}
+
+/// Identity of a loaded tokenizer: the file's path, length and modification time (a rewritten
+/// file is loaded again), or a hash of the JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CacheKey {
+    File(std::path::PathBuf, u64, Option<std::time::SystemTime>),
+    Json(u128, usize),
+}
+
+/// Loaded tokenizers kept across calls: parsing a 32k–150k-token `tokenizer.json` costs tens to
+/// hundreds of milliseconds, far more than counting the tokens of a batch of lines.
+const CACHE_SIZE: usize = 4;
+
+type Cache = std::sync::Mutex<Vec<(CacheKey, std::sync::Arc<Tokenizer>)>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| std::sync::Mutex::new(Vec::new()))
+}
+
+/// [`load_tokenizer`] or [`tokenizer_from_str`], through a small cache of recently loaded
+/// tokenizers (most recent last), so that repeated calls from Python on the same file or
+/// `tokenizers.Tokenizer` parse it once.
+pub fn cached_tokenizer(source: TokenizerSource<'_>) -> Result<std::sync::Arc<Tokenizer>> {
+    let key = match source {
+        TokenizerSource::Path(path) => {
+            let meta = std::fs::metadata(path).map_err(|e| {
+                Error::Config(format!(
+                    "{}: cannot load the tokenizer: {e}",
+                    path.display()
+                ))
+            })?;
+            CacheKey::File(path.to_path_buf(), meta.len(), meta.modified().ok())
+        }
+        TokenizerSource::Json(json) => {
+            CacheKey::Json(xxhash_rust::xxh3::xxh3_128(json.as_bytes()), json.len())
+        }
+    };
+    {
+        // A poisoned lock only means another thread panicked while holding it; the list itself
+        // is always valid.
+        let mut entries = cache().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = entries.iter().position(|(k, _)| *k == key) {
+            let entry = entries.remove(i);
+            let tok = entry.1.clone();
+            entries.push(entry);
+            return Ok(tok);
+        }
+    }
+    let tok = std::sync::Arc::new(match source {
+        TokenizerSource::Path(path) => load_tokenizer(path)?,
+        TokenizerSource::Json(json) => tokenizer_from_str(json)?,
+    });
+    let mut entries = cache().lock().unwrap_or_else(|e| e.into_inner());
+    entries.retain(|(k, _)| *k != key);
+    if entries.len() >= CACHE_SIZE {
+        entries.remove(0);
+    }
+    entries.push((key, tok.clone()));
+    Ok(tok)
+}
+
 /// A document-stage prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocPrompt {
@@ -194,5 +264,30 @@ mod tests {
             .render("{system} {user}")
             .ends_with("\n\n{system} {user} [/INST]"));
         assert_eq!(PromptTemplate::plain().render(" x "), " x ");
+    }
+
+    #[test]
+    fn cached_tokenizers_are_reused_until_the_file_changes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("tokenizer.json");
+        let json = crate::prox::chunk::tests::word_tokenizer()
+            .to_string(false)
+            .expect("json");
+        std::fs::write(&path, &json).expect("write");
+        let a = cached_tokenizer(TokenizerSource::Path(&path)).expect("a");
+        let b = cached_tokenizer(TokenizerSource::Path(&path)).expect("b");
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let c = cached_tokenizer(TokenizerSource::Json(&json)).expect("c");
+        let d = cached_tokenizer(TokenizerSource::Json(&json)).expect("d");
+        assert!(std::sync::Arc::ptr_eq(&c, &d));
+        // A rewritten file (another length) is loaded again, and a broken one is an error.
+        std::fs::write(&path, format!("{json} ")).expect("rewrite");
+        let e = cached_tokenizer(TokenizerSource::Path(&path)).expect("e");
+        assert!(!std::sync::Arc::ptr_eq(&a, &e));
+        std::fs::write(&path, "{").expect("break");
+        let err = cached_tokenizer(TokenizerSource::Path(&path)).expect_err("broken");
+        assert!(err.to_string().contains("tokenizer.json"), "{err}");
+        let missing = dir.path().join("missing.json");
+        assert!(cached_tokenizer(TokenizerSource::Path(&missing)).is_err());
     }
 }
