@@ -296,7 +296,8 @@ pub fn init_checkpoint(
                     EmbedError::Malformed("tensor data past the end of the file".into()),
                 )
             })?;
-        Matrix::new(data, dtype, rows, cols)
+        Ok(Matrix::new(data, dtype, rows, cols)?
+            .with_source(&s.file, (base + info.data_offsets.0) as u64))
     };
     let input = matrix(&embed_name, embed_shard)?;
     let output = match (&lm_head, tied) {
@@ -527,7 +528,7 @@ fn rewrite_shard(
     let base = 8 + s.header_len as u64;
     for (_, (start, end), which) in plan {
         match which {
-            Some(which) => init.write_matrix(which, &mut w).map_err(io_dst)?,
+            Some(which) => init.write_matrix_to_file(which, &mut w).map_err(io_dst)?,
             None => {
                 // Straight from file to file (copy_file_range on Linux): the bytes never pass
                 // through this process's memory.

@@ -195,6 +195,9 @@ pub struct Matrix<'a> {
     pub rows: usize,
     /// Row length (hidden size).
     pub cols: usize,
+    /// The file holding `data` and the offset of its first byte, when it comes from a file: old
+    /// rows are then copied file to file.
+    source: Option<(&'a std::fs::File, u64)>,
 }
 
 impl<'a> Matrix<'a> {
@@ -216,7 +219,15 @@ impl<'a> Matrix<'a> {
             dtype,
             rows,
             cols,
+            source: None,
         })
+    }
+
+    /// Say that `data` is the bytes of `file` from `offset` on (a memory map of it), so that
+    /// runs of old rows can be copied inside the kernel instead of through this process.
+    pub fn with_source(mut self, file: &'a std::fs::File, offset: u64) -> Self {
+        self.source = Some((file, offset));
+        self
     }
 
     fn row_bytes(&self, r: usize) -> &'a [u8] {
@@ -344,23 +355,54 @@ struct Stats {
     median_norm: f32,
 }
 
-fn stats(m: &Matrix<'_>, old: usize) -> Stats {
-    // f64 sums over the old rows, row by row in id order: deterministic and accurate for
-    // 100k+ rows.
+/// Rows per block of the statistics pass: blocks are summed in parallel and their sums added in
+/// block order, so the result does not depend on the number of threads.
+const STATS_BLOCK: usize = 512;
+
+/// Which statistics the configuration needs: the mean always (padding rows and empty
+/// decompositions use it), the per-dimension spread only for `mean-resizing`, row norms only for
+/// `--rescale-norm`.
+fn stats(m: &Matrix<'_>, old: usize, cfg: &InitConfig) -> Stats {
+    let need_sq = cfg.method == Method::MeanResizing;
+    let need_norms = cfg.rescale_norm;
+    // f64 sums over the old rows, row by row in id order within a block: deterministic and
+    // accurate for 100k+ rows.
+    let blocks: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = (0..old.div_ceil(STATS_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut sum = vec![0f64; m.cols];
+            let mut sq = vec![0f64; if need_sq { m.cols } else { 0 }];
+            let mut norms = Vec::new();
+            let mut row = vec![0f32; m.cols];
+            for r in b * STATS_BLOCK..((b + 1) * STATS_BLOCK).min(old) {
+                m.row(r, &mut row);
+                for (s, v) in sum.iter_mut().zip(&row) {
+                    *s += f64::from(*v);
+                }
+                if need_sq {
+                    for (q, v) in sq.iter_mut().zip(&row) {
+                        *q += f64::from(*v) * f64::from(*v);
+                    }
+                }
+                if need_norms {
+                    norms.push(
+                        row.iter()
+                            .map(|v| f64::from(*v).powi(2))
+                            .sum::<f64>()
+                            .sqrt(),
+                    );
+                }
+            }
+            (sum, sq, norms)
+        })
+        .collect();
     let mut sum = vec![0f64; m.cols];
     let mut sq = vec![0f64; m.cols];
-    let mut row = vec![0f32; m.cols];
-    let mut norms = Vec::with_capacity(old);
-    for r in 0..old {
-        m.row(r, &mut row);
-        let mut n = 0f64;
-        for ((s, q), v) in sum.iter_mut().zip(sq.iter_mut()).zip(&row) {
-            let v = f64::from(*v);
-            *s += v;
-            *q += v * v;
-            n += v * v;
-        }
-        norms.push(n.sqrt());
+    let mut norms = Vec::with_capacity(if need_norms { old } else { 0 });
+    for (bs, bq, bn) in blocks {
+        sum.iter_mut().zip(&bs).for_each(|(s, v)| *s += v);
+        sq.iter_mut().zip(&bq).for_each(|(q, v)| *q += v);
+        norms.extend(bn);
     }
     let k = old.max(1) as f64;
     let mean: Vec<f64> = sum.iter().map(|s| s / k).collect();
@@ -487,8 +529,8 @@ impl<'a> Initializer<'a> {
         for (i, t) in plan.new_tokens.iter().enumerate() {
             new_at[t.id as usize] = Some(i);
         }
-        let input_stats = stats(&input, plan.old_ids);
-        let output_stats = output.as_ref().map(|m| stats(m, plan.old_ids));
+        let input_stats = stats(&input, plan.old_ids, cfg);
+        let output_stats = output.as_ref().map(|m| stats(m, plan.old_ids, cfg));
         Ok(Initializer {
             plan,
             cfg: cfg.clone(),
@@ -616,14 +658,70 @@ impl<'a> Initializer<'a> {
 
     /// Write the whole resized matrix, in blocks of rows.
     pub fn write_matrix(&self, which: Which, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.write_rows(which, 0, self.rows_out, w)
+    }
+
+    fn write_rows(
+        &self,
+        which: Which,
+        start: usize,
+        end: usize,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         const BLOCK: usize = 1024;
         let mut buf = Vec::new();
-        let mut start = 0;
-        while start < self.rows_out {
-            let end = (start + BLOCK).min(self.rows_out);
-            self.rows_into(which, start, end, &mut buf);
+        let mut start = start;
+        while start < end {
+            let stop = (start + BLOCK).min(end);
+            self.rows_into(which, start, stop, &mut buf);
             w.write_all(&buf)?;
-            start = end;
+            start = stop;
+        }
+        Ok(())
+    }
+
+    /// [`Self::write_matrix`] into a file: when the matrix was read from a file
+    /// ([`Matrix::with_source`]), each run of old rows is copied from file to file
+    /// (`copy_file_range` on Linux, as `cp` does) and only new and padding rows are written
+    /// from memory. `w` is flushed before each copy.
+    pub fn write_matrix_to_file(
+        &self,
+        which: Which,
+        w: &mut std::io::BufWriter<std::fs::File>,
+    ) -> std::io::Result<()> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let m = match (which, &self.output) {
+            (Which::Output, Some(m)) => m,
+            _ => &self.input,
+        };
+        let Some((file, offset)) = m.source else {
+            return self.write_matrix(which, w);
+        };
+        let row_bytes = (m.cols * m.dtype.size()) as u64;
+        let mut r = 0;
+        while r < self.rows_out {
+            // A run of rows of one kind: copied (old) or computed (new or padding).
+            let copied = !self.is_written(r);
+            let mut end = r + 1;
+            while end < self.rows_out && !self.is_written(end) == copied {
+                end += 1;
+            }
+            if copied {
+                w.flush()?;
+                let mut src = file;
+                src.seek(SeekFrom::Start(offset + r as u64 * row_bytes))?;
+                let want = (end - r) as u64 * row_bytes;
+                let got = std::io::copy(&mut src.take(want), w.get_mut())?;
+                if got != want {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the matrix is shorter than its header says (file truncated?)",
+                    ));
+                }
+            } else {
+                self.write_rows(which, r, end, w)?;
+            }
+            r = end;
         }
         Ok(())
     }

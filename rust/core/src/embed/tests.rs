@@ -300,3 +300,75 @@ fn refuses_non_extensions_and_small_matrices() {
     assert_eq!(e.expect_err("too few").slug(), "too_few_rows");
     assert!(Matrix::new(&data, Dtype::F32, 4, 4).is_err());
 }
+
+/// A checkpoint on disk whose matrices have padding rows (Qwen-style, 8 rows for 6 ids) that the
+/// new token lands on, with another tensor between them: the written file equals the rows
+/// computed in memory, so runs of old rows copied file to file line up with computed ones.
+#[test]
+fn checkpoint_rows_copied_from_the_file_equal_rows_computed_in_memory() {
+    use safetensors::tensor::{Dtype as StDtype, TensorView};
+    let dir = tempfile::tempdir().expect("dir");
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).expect("mkdir");
+    let mut rows: Vec<[f32; 4]> = SP_ROWS.to_vec();
+    rows.push([9.0, 9.0, 9.0, 9.0]); // padding row 6: the new id lands here
+    rows.push([7.0, 7.0, 7.0, 7.0]); // padding row 7: stays
+    let out_rows: Vec<[f32; 4]> = rows.iter().map(|r| r.map(|v| -2.0 * v + 0.25)).collect();
+    let (embed, head) = (bytes(&rows, Dtype::BF16), bytes(&out_rows, Dtype::BF16));
+    let other: Vec<u8> = (0..24u8).collect();
+    let tensors = [
+        (
+            "model.embed_tokens.weight",
+            TensorView::new(StDtype::BF16, vec![8, 4], &embed).expect("view"),
+        ),
+        (
+            "model.layers.0.other",
+            TensorView::new(StDtype::U8, vec![24], &other).expect("view"),
+        ),
+        (
+            "lm_head.weight",
+            TensorView::new(StDtype::BF16, vec![8, 4], &head).expect("view"),
+        ),
+    ];
+    safetensors::serialize_to_file(tensors, None, &model.join("model.safetensors")).expect("write");
+    std::fs::write(
+        model.join("config.json"),
+        r#"{"model_type": "llama", "vocab_size": 8, "tie_word_embeddings": false}"#,
+    )
+    .expect("config");
+    let (old, new) = (byte_fallback(false), byte_fallback(true));
+    let cfg = CheckpointConfig {
+        init: InitConfig {
+            pad_to_multiple_of: 8,
+            ..InitConfig::default()
+        },
+        ..CheckpointConfig::default()
+    };
+    let out = dir.path().join("out");
+    init_checkpoint(&model, &old, &new, &out, &cfg).expect("init");
+
+    let plan = Plan::new(&old, &new).expect("plan");
+    let m = Matrix::new(&embed, Dtype::BF16, 8, 4).expect("m");
+    let o = Matrix::new(&head, Dtype::BF16, 8, 4).expect("o");
+    let init = Initializer::new("m", &plan, &cfg.init, m, Some(o)).expect("init");
+    let written = std::fs::read(out.join("model.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&written).expect("safetensors");
+    let e = st.tensor("model.embed_tokens.weight").expect("embed");
+    assert_eq!(e.shape(), [8, 4]);
+    assert_eq!(e.data(), init.rows(Which::Input, 0, 8).as_slice());
+    assert_eq!(
+        st.tensor("lm_head.weight").expect("head").data(),
+        init.rows(Which::Output, 0, 8).as_slice()
+    );
+    assert_eq!(
+        st.tensor("model.layers.0.other").expect("other").data(),
+        &other[..]
+    );
+    // Row 6 was overwritten with 龍's row, row 7 kept bit for bit.
+    let e = floats(e.data(), Dtype::BF16);
+    assert_eq!(
+        &e[24..28],
+        &[1.0 / 3.0, 2.0 / 3.0, 1.0, 0.0].map(|v| half::bf16::from_f32(v).to_f32())
+    );
+    assert_eq!(&e[28..32], &[7.0; 4]);
+}
