@@ -30,6 +30,7 @@ from tamis import prox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import prox_oracle  # noqa: E402
+from vocab_data import manpage_paragraphs  # noqa: E402
 
 WORDS = (
     "the of and to in is was for on that with as by at from his an were are which this be or "
@@ -84,6 +85,37 @@ def gpt2_tokenizer(directory: Path, out: Path) -> Path:
     return out
 
 
+def llama_like_tokenizer(out: Path, vocab_size: int = 32000) -> Path:
+    """A tokenizer shaped like Llama-2's ``tokenizer.json`` (the ProX refining models'): ``▁``
+    prepended and spaces replaced by ``▁`` in the normalizer, no pre-tokenizer (a whole line is one
+    BPE word), byte fallback, ``<s>`` added as BOS, 32,000 ids; trained here on Python's own
+    documentation (``pydoc_data.topics``) and the English manual pages because Llama's file cannot
+    be downloaded."""
+    from pydoc_data.topics import topics
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    # Trained on words (merges never cross a `▁`, as in SentencePiece), then used as Llama's file is.
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    special = [AddedToken(t, special=True, normalized=False) for t in ("<unk>", "<s>", "</s>")]
+    bytes_ = [f"<0x{b:02X}>" for b in range(256)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special + bytes_, show_progress=False, max_token_length=16
+    )
+    lines = [line for text in topics.values() for line in text.split("\n") if line.strip()]
+    # English manual pages, when installed, to fill a 32k vocabulary.
+    lines += [para for _, para in manpage_paragraphs("")]
+    tok.train_from_iterator(lines, trainer=trainer)
+    tok.pre_tokenizer = None
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.save(str(out))
+    return out
+
+
 def python_chunks(tok, texts: list[str], max_tokens: int) -> list[list[str]]:  # type: ignore[no-untyped-def]
     out = []
     for text in texts:
@@ -100,6 +132,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tokenizer", type=Path)
     ap.add_argument("--gpt2-dir", type=Path)
+    ap.add_argument(
+        "--llama-like", action="store_true", help="train and use a Llama-2-shaped 32k BPE (see llama_like_tokenizer)"
+    )
     ap.add_argument("--max-tokens", type=int, default=1500)
     args = ap.parse_args()
 
@@ -120,6 +155,8 @@ def main() -> None:
         print(f"  {name:45s} {t:7.3f} s  {mb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
 
     tok_path = args.tokenizer
+    if tok_path is None and args.llama_like:
+        tok_path = llama_like_tokenizer(Path("/tmp/tamis-bench-llama-like-tokenizer.json"))
     if tok_path is None and args.gpt2_dir is not None:
         tok_path = gpt2_tokenizer(args.gpt2_dir, Path("/tmp/tamis-bench-gpt2-tokenizer.json"))
     if tok_path is None:

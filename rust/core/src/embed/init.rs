@@ -703,7 +703,7 @@ impl<'a> Initializer<'a> {
             // A run of rows of one kind: copied (old) or computed (new or padding).
             let copied = !self.is_written(r);
             let mut end = r + 1;
-            while end < self.rows_out && !self.is_written(end) == copied {
+            while end < self.rows_out && self.is_written(end) != copied {
                 end += 1;
             }
             if copied {
