@@ -19,8 +19,8 @@ import ctypes
 import ctypes.util
 import importlib.util
 import json
-import platform
 import os
+import platform
 import random
 import re
 import sys
