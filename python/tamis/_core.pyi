@@ -17,6 +17,7 @@ __all__ = [
     "embed_rows",
     "exact_keep_mask_arrow",
     "hash_texts",
+    "line_hashes",
     "main",
     "minhash",
     "minhash_hashes",
