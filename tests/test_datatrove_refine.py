@@ -302,6 +302,10 @@ def test_no_stage_copies(tmp_path):
     out = _read_records(tmp_path / "out")
     assert all(p.name.endswith(".jsonl.zst") for p in (tmp_path / "out").iterdir())
     assert _kept(out) == Counter(texts.items())
+    # a reader of the user's choice, without inputs in the configuration
+    cfg = {"output": str(tmp_path / "out2"), "stage": [{"type": "dedup_exact"}]}
+    run_local(cfg, str(tmp_path / "work2"), tasks=2, reader=JsonlReader(str(data), glob_pattern="a.jsonl"))
+    assert {r["id"] for r in _read_records(tmp_path / "out2")} == set(list(texts)[:5])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1646,7 +1646,7 @@ class DatatrovePhase:
 
 
 def _load_config(
-    config: Any, data_folder: str | None, output_folder: str | None, base_dir: str | None
+    config: Any, data_folder: str | None, output_folder: str | None, base_dir: str | None, reader: Any
 ) -> Any:
     from pathlib import Path
 
@@ -1662,6 +1662,8 @@ def _load_config(
         base = Path(base_dir) if base_dir is not None else Path(config).resolve().parent
     if data_folder is not None:
         raw.setdefault("inputs", [data_folder])
+    elif reader is not None:
+        raw.setdefault("inputs", ["(datatrove reader)"])  # never read: the reader gives the documents
     if output_folder is not None:
         raw.setdefault("output", output_folder)
     return parse_config(raw, base_dir=base)
@@ -1689,13 +1691,14 @@ def to_datatrove(
     configuration skips (a ProX stage without a model, an ``if_available`` language stage
     without fastText) are left out, as ``tamis refine`` leaves them out.
 
-    Documents are read with ``reader`` (any datatrove reader; a fresh copy per phase) or a
-    ``JsonlReader`` of ``data_folder`` (default: the configuration's single input directory;
-    ``text_key``/``id_key`` from the configuration). Phases write JSONL (gzip) to
-    ``work_folder/NN-<stage>/`` and read it back; the last writes ``output_folder`` (default:
-    the configuration's ``output``) with the configured ``compression``, one file per task.
-    Signatures go to ``work_folder/signatures/<stage>/``; near dedup's work directory must be a local or
-    mounted path. ``exclusion_folder``: dropped documents of every stage, per stage.
+    Documents are read with ``reader`` (any datatrove reader, a fresh copy per phase; then the
+    configuration needs no ``inputs``) or a ``JsonlReader`` of ``data_folder`` (default: the
+    configuration's single input directory; ``text_key``/``id_key`` from the configuration).
+    Phases write JSONL (gzip) to ``work_folder/NN-<phase>/`` and read it back; the last writes
+    ``output_folder`` (default: the configuration's ``output``) with the configured
+    ``compression``, one file per task. Signatures go to ``work_folder/signatures/<stage>/``;
+    near dedup's work directory must be a local or mounted path. ``exclusion_folder``: dropped
+    documents of every stage, in ``exclusion_folder/<stage>/``.
 
     Stages run in the configured order. Per-shard stages (``language``, ``quality``,
     ``prox_doc``, ``prox_chunk``) run inside the phase before them; each global stage first
@@ -1710,7 +1713,7 @@ def to_datatrove(
 
     from tamis.pipeline import ConfigError
 
-    cfg = _load_config(config, data_folder, output_folder, base_dir)
+    cfg = _load_config(config, data_folder, output_folder, base_dir, reader)
     if reader is None and data_folder is None:
         if len(cfg.inputs) != 1 or not (os.path.isdir(cfg.inputs[0]) or "://" in cfg.inputs[0]):
             raise ConfigError(
