@@ -390,13 +390,12 @@ def test_train_a_quality_classifier_and_filter_with_it(tmp_path):
     assert rep["train_documents"] + rep["test_documents"] + rep["test_removed_as_duplicates_of_train"] == 400
     assert rep["held_out"]["labels"]["hq"]["precision"] >= 0.95
     assert rep["held_out"]["labels"]["hq"]["recall"] >= 0.95
-    # Training again gives a classifier of the same quality. fastText (fasttext-numpy2-wheel
-    # 0.9.2) is not deterministic here even with thread=1 and a seed: two runs can disagree on
-    # short, ambiguous inputs, so only the held-out quality is compared (docs/refine.md).
+    # Training again gives the same model: fastText's uninitialized input rows are zeroed while
+    # it trains (tamis.filters._zeroed_allocations), so thread=1 and a seed are reproducible.
     rep2 = train([pos], [neg], tmp_path / "q2.bin", **kw)
-    assert rep2["per_class"] == rep["per_class"] and rep2["test_documents"] == rep["test_documents"]
-    assert rep2["held_out"]["labels"]["hq"]["precision"] >= 0.95
-    assert rep2["held_out"]["labels"]["hq"]["recall"] >= 0.95
+    assert rep2["attempts"] == rep["attempts"] == 1
+    assert rep2["held_out"] == rep["held_out"]
+    assert (tmp_path / "q2.bin").read_bytes() == (tmp_path / "q.bin").read_bytes()
 
     q = QualityFilter(tmp_path / "q.bin", keep_label="hq", threshold=0.5)
     keep, scores = q.apply(["lemma proof of the integral theorem", "cheap discount offer, buy now"])

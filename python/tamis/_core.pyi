@@ -17,6 +17,7 @@ __all__ = [
     "embed_rows",
     "exact_keep_mask_arrow",
     "hash_texts",
+    "line_hashes",
     "main",
     "minhash",
     "minhash_hashes",
@@ -93,6 +94,12 @@ def dedup_lines(
 
 def hash_texts(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
     """16-byte big-endian XXH3-128 hashes of an Arrow string array or stream (Arrow chunked array)."""
+
+def line_hashes(
+    texts: Any, *, normalize: str = "none", min_line_chars: int = 0, threads: int = 0
+) -> tuple[bytes, U64Matrix]:
+    """Line-dedup hashes: per line of every text (split on ``\n``) a byte, 1 when eligible for
+    removal; and the XXH3-128 hashes of the eligible lines as an ``m x 2`` (high, low) matrix."""
 
 def exact_keep_mask_arrow(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
     """Keep mask of exact dedup (first occurrences true, nulls kept) as an Arrow chunked array."""

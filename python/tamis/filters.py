@@ -14,15 +14,19 @@ replaced with spaces first (fastText predicts one line; datatrove does the same)
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
 import json
 import os
+import platform
 import random
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,6 +302,39 @@ def _read_texts(paths: Sequence[str | os.PathLike[str]], text_key: str) -> list[
     return texts
 
 
+# glibc's mallopt parameter: allocated bytes are set to the complement of its low byte.
+_M_PERTURB = -6
+
+
+@contextlib.contextmanager
+def _zeroed_allocations() -> Iterator[bool]:
+    """Make ``malloc`` hand out zeroed memory while fastText trains; yields whether it could.
+
+    fastText since its 2024 "predict faster" change (what fasttext-numpy2-wheel 0.9.2 builds)
+    allocates the input matrix (words + hash buckets) without initializing it, and
+    ``DenseMatrix::uniform`` fills only ``thread/10`` of it with random values: the rest is what
+    the heap held. In a fresh process that is zeros (new pages), but after earlier allocations
+    it is stale data, so training with ``thread=1`` and a fixed seed gave a different model on
+    every call in the same process and, when the stale bytes were huge or NaN, failed with
+    "Encountered NaN". glibc's ``M_PERTURB`` set to 0xFF zero-fills every allocation (fresh
+    ``mmap`` pages are zero already), which restores the fresh-process state: the same model
+    every time. It is restored on exit. Elsewhere (not glibc) this yields ``False``.
+    """
+    libc = None
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            libc = None
+    if libc is None or libc.mallopt(_M_PERTURB, 0xFF) != 1:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        libc.mallopt(_M_PERTURB, 0)
+
+
 def train(
     positive: Sequence[str | os.PathLike[str]],
     negative: Sequence[str | os.PathLike[str]],
@@ -326,8 +363,8 @@ def train(
     classes dropped from both); classes balanced by sampling the larger one down (``seed``);
     a held-out ``test_fraction`` split, deduplicated against the training split; a bigram
     softmax classifier (``lr=0.1, epoch=5, wordNgrams=2, dim=100, minCount=1``). Returns counts
-    and held-out precision/recall/F1 per label. ``threads=1`` and a fixed ``seed`` are the most
-    reproducible setting fastText has (it is not bit-exact: see docs/refine.md).
+    and held-out precision/recall/F1 per label. With ``threads=1`` and a fixed ``seed`` the model
+    is the same on every run (on Linux with glibc: see :func:`_zeroed_allocations`).
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -373,33 +410,33 @@ def train(
         with open(train_file, "w", encoding="utf-8") as f:
             for _, t, lab in train_items:
                 f.write(f"__label__{lab} {t}\n")
-        # fastText's training intermittently fails with "Encountered NaN" on a busy machine (seen
-        # here with fasttext-numpy2-wheel 0.9.2 even with thread=1; Annif #890 saw the same): retry.
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                model = fasttext.train_supervised(
-                    input=train_file,
-                    lr=lr,
-                    epoch=epoch,
-                    wordNgrams=word_ngrams,
-                    dim=dim,
-                    minCount=min_count,
-                    bucket=bucket,
-                    loss="softmax",
-                    thread=threads,
-                    seed=seed,
-                    verbose=0,
-                )
-                break
-            except RuntimeError as e:
-                if "NaN" not in str(e) or attempts >= 10:
-                    raise
-        if attempts > 1:
-            print(f"fastText training: retried after NaN ({attempts} attempts)", file=sys.stderr)
-        if quantize:
-            model.quantize(input=train_file, retrain=True, thread=threads, verbose=0)
+        with _zeroed_allocations() as zeroed:
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    model = fasttext.train_supervised(
+                        input=train_file,
+                        lr=lr,
+                        epoch=epoch,
+                        wordNgrams=word_ngrams,
+                        dim=dim,
+                        minCount=min_count,
+                        bucket=bucket,
+                        loss="softmax",
+                        thread=threads,
+                        seed=seed,
+                        verbose=0,
+                    )
+                    break
+                except RuntimeError as e:
+                    # Only where memory could not be zeroed (see _zeroed_allocations).
+                    if zeroed or "NaN" not in str(e) or attempts >= 10:
+                        raise
+            if attempts > 1:
+                print(f"fastText training: retried after NaN ({attempts} attempts)", file=sys.stderr)
+            if quantize:
+                model.quantize(input=train_file, retrain=True, thread=threads, verbose=0)
         tmp_model = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
         try:
             model.save_model(os.fspath(tmp_model))

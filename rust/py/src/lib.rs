@@ -26,7 +26,7 @@ use tamis_core::dedup::near::{
     s_curve_table, MinHashParams, NearConfig,
 };
 use tamis_core::dedup::{
-    exact_keep_mask, hash_many, ExactConfig, ExactDedup, LineDedup, LinesConfig,
+    exact_keep_mask, hash_many, line_hashes_many, ExactConfig, ExactDedup, LineDedup, LinesConfig,
 };
 use tamis_core::io::{
     hashes_to_arrow, mask_to_arrow, string_values, ExtractOptions, OnError, Output,
@@ -208,6 +208,53 @@ fn hash_texts(
         })
         .map_err(to_py)?;
     single_chunk(Arc::new(out), DataType::Binary)
+}
+
+/// Line-dedup hashes of an Arrow string array (no nulls), for the datatrove steps: per line of
+/// every text (split on `\n`), one byte, 1 when the line is eligible for removal; and the
+/// 128-bit hashes of the eligible lines, in order, as a `m × 2` matrix of (high, low) halves.
+#[pyfunction]
+#[pyo3(signature = (texts, *, normalize="none", min_line_chars=0, threads=0))]
+fn line_hashes<'py>(
+    py: Python<'py>,
+    texts: AnyArray,
+    normalize: &str,
+    min_line_chars: usize,
+    threads: usize,
+) -> PyResult<(Bound<'py, PyBytes>, U64Matrix)> {
+    let config = LinesConfig {
+        max_occurrences: 1,
+        min_line_chars,
+        normalize: parse(normalize)?,
+    };
+    let chunks = chunks_of(texts)?;
+    let (eligible, halves) = py
+        .detach(|| -> tamis_core::Result<_> {
+            let values = string_values(&chunks)?;
+            let texts = values
+                .into_iter()
+                .map(|t| t.ok_or_else(|| tamis_core::Error::Config("null text".into())))
+                .collect::<tamis_core::Result<Vec<&str>>>()?;
+            let pool = thread_pool(threads)?;
+            let hashes = pool.install(|| line_hashes_many(&texts, &config));
+            let eligible: Vec<u8> = hashes.iter().map(|h| u8::from(h.is_some())).collect();
+            let halves: Vec<u64> = hashes
+                .iter()
+                .flatten()
+                .flat_map(|h| [(h >> 64) as u64, *h as u64])
+                .collect();
+            Ok((eligible, halves))
+        })
+        .map_err(to_py)?;
+    let rows = halves.len() / 2;
+    Ok((
+        PyBytes::new(py, &eligible),
+        U64Matrix {
+            values: ScalarBuffer::from(halves),
+            rows,
+            cols: 2,
+        },
+    ))
 }
 
 /// Keep mask of exact dedup over an Arrow string array or stream: first occurrences are true.
@@ -1488,6 +1535,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup_lines, m)?)?;
     m.add_function(wrap_pyfunction!(hash_texts, m)?)?;
     m.add_function(wrap_pyfunction!(exact_keep_mask_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(line_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(near_bands_rows, m)?)?;
     m.add_function(wrap_pyfunction!(dedup_near, m)?)?;
     m.add_function(wrap_pyfunction!(near_signatures, m)?)?;

@@ -8,6 +8,8 @@
 //! unchanged byte for byte. A document left with only white space is dropped
 //! (`empty_after_line_dedup`).
 
+use rayon::prelude::*;
+
 use super::HashMap128;
 use crate::io::Doc;
 use crate::pipeline::{Decision, Stage};
@@ -33,6 +35,31 @@ impl Default for LinesConfig {
             normalize: Normalize::None,
         }
     }
+}
+
+/// Per line of `text` (split on `\n`): the 128-bit hash of its normalized form when the line is
+/// eligible for removal, `None` for a line that is always kept. The one definition of
+/// eligibility, shared by [`LineDedup`] and the batched binding used by datatrove.
+pub fn line_hashes(text: &str, config: &LinesConfig) -> Vec<Option<Hash128>> {
+    text.split('\n')
+        .map(|line| {
+            let norm = normalize(line, config.normalize);
+            let eligible = !norm.trim().is_empty()
+                && (config.min_line_chars == 0 || line.chars().count() >= config.min_line_chars);
+            eligible.then(|| hash_bytes(norm.as_bytes()))
+        })
+        .collect()
+}
+
+/// [`line_hashes`] of many texts in parallel (on the current rayon pool), flattened: every line
+/// of every text in order; a text of `k` newlines has `k + 1` lines.
+pub fn line_hashes_many(texts: &[&str], config: &LinesConfig) -> Vec<Option<Hash128>> {
+    let per_text: Vec<Vec<Option<Hash128>>> = texts
+        .par_iter()
+        .with_min_len(64)
+        .map(|t| line_hashes(t, config))
+        .collect();
+    per_text.into_iter().flatten().collect()
 }
 
 /// Line dedup as a pipeline [`Stage`].
@@ -64,16 +91,7 @@ impl Stage for LineDedup {
     type Prepared = Vec<Option<Hash128>>;
 
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared {
-        doc.text
-            .split('\n')
-            .map(|line| {
-                let norm = normalize(line, self.config.normalize);
-                let eligible = !norm.trim().is_empty()
-                    && (self.config.min_line_chars == 0
-                        || line.chars().count() >= self.config.min_line_chars);
-                eligible.then(|| hash_bytes(norm.as_bytes()))
-            })
-            .collect()
+        line_hashes(&doc.text, &self.config)
     }
 
     fn decide(&mut self, doc: &Doc<'_>, hashes: Self::Prepared) -> Decision {
@@ -122,5 +140,26 @@ impl Stage for LineDedup {
         stats.set_counter("lines_read", self.lines_read);
         stats.set_counter("lines_removed", self.lines_removed);
         stats.set_counter("distinct_lines", self.counts.len() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eligible_lines_are_hashed_others_not() {
+        let config = LinesConfig {
+            max_occurrences: 1,
+            min_line_chars: 4,
+            normalize: Normalize::Whitespace,
+        };
+        let hashes = line_hashes("a long line\n\n  \nabc\n a  long line ", &config);
+        assert_eq!(hashes.len(), 5);
+        assert!(hashes[0].is_some());
+        assert_eq!(hashes[1..4], [None, None, None]); // blank, white space, too short
+        assert_eq!(hashes[4], hashes[0]); // equal under white-space normalization
+        let many = line_hashes_many(&["x\ny", "a long line"], &config);
+        assert_eq!(many, [None, None, hashes[0]]);
     }
 }

@@ -13,7 +13,7 @@ mod lines;
 pub mod near;
 
 pub use exact::{exact_keep_mask, hash_many, ExactConfig, ExactDedup};
-pub use lines::{LineDedup, LinesConfig};
+pub use lines::{line_hashes, line_hashes_many, LineDedup, LinesConfig};
 
 use std::hash::{BuildHasherDefault, Hasher};
 
