@@ -23,7 +23,9 @@ Sections (``--only`` picks some):
   1 − (1 − s^r)^b, and kept-set agreement with datasketch on the same shingles and parameters.
 
 Needs a release build (``maturin develop --release``, ``cargo build --release -p tamis-cli``)
-and ``pip install rensa datasketch datatrove``. Writes ``benchmarks/out/near-results.md``.
+and ``pip install rensa datasketch datatrove``; for rensa's k-permutation R-MinHash also
+``pip install --no-deps --target benchmarks/out/rensa-0.4.1 rensa==0.4.1``.
+Writes ``benchmarks/out/near-results.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
+RENSA_04 = OUT / "rensa-0.4.1"
 GNU_TIME = shutil.which("time") if Path("/usr/bin/time").exists() else None
 NUM_PERM, BANDS, ROWS, NGRAM = 112, 14, 8, 5
 THREADS = len(os.sched_getaffinity(0))
@@ -168,18 +171,27 @@ def bench_sketch(corpus: Path, n: int, n_datasketch: int, report: list[str]) -> 
         rows.append(("tamis", threads, best))
         child = OUT / "rensa_child.py"
         child.write_text(RENSA_CHILD)
-        env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
-        try:
-            out = subprocess.run(
-                [sys.executable, str(child), str(OUT / "values.npy"), str(OUT / "offsets.npy")],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=True,
-            ).stdout
-            rows.append(("rensa R-MinHash (full set)", threads, float(out.strip())))
-        except (subprocess.CalledProcessError, ValueError) as e:
-            report.append(f"rensa failed: {e}")
+        # rensa 0.4's R-MinHash evaluates num_perm multiply-shift permutations of every token
+        # (the algorithm tamis implements); 0.5's is a bucketed O(tokens + k) sketch. Both are
+        # measured when the 0.4 wheel sits in RENSA_04 (see the module docstring).
+        variants = [("rensa 0.5 R-MinHash (full set, bucketed sketch)", None)]
+        if RENSA_04.is_dir():
+            variants.append(("rensa 0.4.1 R-MinHash (full set, k permutations)", str(RENSA_04)))
+        for label, path in variants:
+            env = {**os.environ, "RAYON_NUM_THREADS": str(threads)}
+            if path is not None:
+                env["PYTHONPATH"] = path
+            try:
+                out = subprocess.run(
+                    [sys.executable, str(child), str(OUT / "values.npy"), str(OUT / "offsets.npy")],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                ).stdout
+                rows.append((label, threads, float(out.strip())))
+            except (subprocess.CalledProcessError, ValueError) as e:
+                report.append(f"{label} failed: {e}")
     try:
         import datasketch
 

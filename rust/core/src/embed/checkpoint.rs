@@ -366,31 +366,22 @@ pub fn init_checkpoint(
         files_left_out: Vec::new(),
     };
     let mut total_size = 0u64;
-    for s in &shards {
-        let src = model_dir.join(&s.file_name);
-        let dst = tmp.path().join(&s.file_name);
-        let replace = |name: &str| -> Option<Which> {
-            if name == embed_name {
-                Some(Which::Input)
-            } else if lm_head.as_ref().is_some_and(|l| l.0 == name) {
-                Some(if tied { Which::Input } else { Which::Output })
-            } else {
-                None
-            }
-        };
-        if s.metadata
-            .offset_keys()
-            .iter()
-            .any(|n| replace(n).is_some())
-        {
-            total_size += rewrite_shard(s, &src, &dst, &init, &replace)?;
-            summary.shards_rewritten.push(s.file_name.clone());
-        } else {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io(src.display().to_string(), e))?;
-            total_size += s.metadata.data_len() as u64;
-            summary.shards_copied.push(s.file_name.clone());
-        }
-    }
+    // The statistics pass over the old rows runs beside the copying of the first tensors.
+    let init = &init;
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(|| init.prepare_stats());
+        write_shards(
+            &shards,
+            model_dir,
+            tmp.path(),
+            init,
+            &embed_name,
+            lm_head.as_ref().map(|l| l.0.as_str()),
+            tied,
+            &mut summary,
+            &mut total_size,
+        )
+    })?;
     if let Some(mut v) = index {
         if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             if m.contains_key("total_size") {
@@ -471,6 +462,47 @@ fn read_header(map: &Mmap, path: &Path) -> Result<(usize, Metadata)> {
         path: path.display().to_string(),
         error: EmbedError::Malformed(format!("not a safetensors file: {e}")),
     })
+}
+
+/// Write every shard into `tmp`: rewritten when it holds a resized tensor, copied otherwise.
+#[allow(clippy::too_many_arguments)]
+fn write_shards(
+    shards: &[Shard],
+    model_dir: &Path,
+    tmp: &Path,
+    init: &Initializer<'_>,
+    embed_name: &str,
+    lm_head: Option<&str>,
+    tied: bool,
+    summary: &mut CheckpointSummary,
+    total_size: &mut u64,
+) -> Result<()> {
+    for s in shards {
+        let src = model_dir.join(&s.file_name);
+        let dst = tmp.join(&s.file_name);
+        let replace = |name: &str| -> Option<Which> {
+            if name == embed_name {
+                Some(Which::Input)
+            } else if lm_head == Some(name) {
+                Some(if tied { Which::Input } else { Which::Output })
+            } else {
+                None
+            }
+        };
+        if s.metadata
+            .offset_keys()
+            .iter()
+            .any(|n| replace(n).is_some())
+        {
+            *total_size += rewrite_shard(s, &src, &dst, init, &replace)?;
+            summary.shards_rewritten.push(s.file_name.clone());
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| Error::io(src.display().to_string(), e))?;
+            *total_size += s.metadata.data_len() as u64;
+            summary.shards_copied.push(s.file_name.clone());
+        }
+    }
+    Ok(())
 }
 
 /// Write `s` with the tensors `replace` names resized; returns the data size.

@@ -162,7 +162,24 @@ impl Dtype {
         }
     }
 
-    fn write(self, row: &[f32], out: &mut [u8]) {
+    /// `out += row` with the row read from `bytes` (no intermediate buffer).
+    fn add(self, bytes: &[u8], out: &mut [f32]) {
+        match self {
+            Dtype::F32 => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o += f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            Dtype::F16 => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o += half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            Dtype::BF16 => simd::add_bf16(bytes, out),
+        }
+    }
+
+    pub(super) fn write(self, row: &[f32], out: &mut [u8]) {
         match self {
             Dtype::F32 => {
                 for (v, o) in row.iter().zip(out.chunks_exact_mut(4)) {
@@ -175,12 +192,88 @@ impl Dtype {
                     o.copy_from_slice(&half::f16::from_f32(*v).to_le_bytes());
                 }
             }
-            Dtype::BF16 => {
-                for (v, o) in row.iter().zip(out.chunks_exact_mut(2)) {
-                    o.copy_from_slice(&half::bf16::from_f32(*v).to_le_bytes());
-                }
-            }
+            Dtype::BF16 => simd::write_bf16(row, out),
         }
+    }
+}
+
+/// The bf16 row loops, compiled for AVX-512, AVX2 and the baseline and chosen at run time (the
+/// default x86-64 target has only SSE2): the same operations in the same order per element, so
+/// every path gives the same bits.
+mod simd {
+    use super::bf16_bits;
+
+    macro_rules! dispatch {
+        ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*)) => {
+            pub(super) fn $name($($arg: $ty),*) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx512bw")]
+                    unsafe fn avx512($($arg: $ty),*) {
+                        $generic($($arg),*)
+                    }
+                    #[target_feature(enable = "avx2")]
+                    unsafe fn avx2($($arg: $ty),*) {
+                        $generic($($arg),*)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512bw")
+                    {
+                        // SAFETY: the CPU has AVX-512 F and BW, checked just above.
+                        return unsafe { avx512($($arg),*) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU has AVX2, checked just above.
+                        return unsafe { avx2($($arg),*) };
+                    }
+                }
+                $generic($($arg),*)
+            }
+        };
+    }
+
+    /// `out += row` for a bf16 row (bf16 is the top half of an f32).
+    #[inline(always)]
+    fn add_bf16_generic(bytes: &[u8], out: &mut [f32]) {
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *o += f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+        }
+    }
+
+    #[inline(always)]
+    fn write_bf16_generic(row: &[f32], out: &mut [u8]) {
+        for (v, o) in row.iter().zip(out.chunks_exact_mut(2)) {
+            o.copy_from_slice(&bf16_bits(*v).to_le_bytes());
+        }
+    }
+
+    /// `sum += row` in f64 for a bf16 row (the statistics pass).
+    #[inline(always)]
+    fn sum_bf16_generic(bytes: &[u8], sum: &mut [f64]) {
+        for (s, b) in sum.iter_mut().zip(bytes.chunks_exact(2)) {
+            *s += f64::from(f32::from_bits(
+                u32::from(u16::from_le_bytes([b[0], b[1]])) << 16,
+            ));
+        }
+    }
+
+    dispatch!(add_bf16, add_bf16_generic, (bytes: &[u8], out: &mut [f32]));
+    dispatch!(write_bf16, write_bf16_generic, (row: &[f32], out: &mut [u8]));
+    dispatch!(sum_bf16, sum_bf16_generic, (bytes: &[u8], sum: &mut [f64]));
+}
+
+/// `half::bf16::from_f32(v).to_bits()` (round to nearest even; NaN stays NaN, quieted), written
+/// without branches so the row loop vectorizes: `half`'s per-value branches made the cast the
+/// largest cost of writing new rows.
+#[inline(always)]
+fn bf16_bits(v: f32) -> u16 {
+    let x = v.to_bits();
+    let rounded = (x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16) as u16;
+    let nan = ((x >> 16) as u16) | 0x0040;
+    if x & 0x7FFF_FFFF > 0x7F80_0000 {
+        nan
+    } else {
+        rounded
     }
 }
 
@@ -355,8 +448,8 @@ struct Stats {
     median_norm: f32,
 }
 
-/// Rows per block of the statistics pass: blocks are summed in parallel and their sums added in
-/// block order, so the result does not depend on the number of threads.
+/// Rows per block of the statistics pass: each block is summed on its own and the block sums
+/// are added in block order.
 const STATS_BLOCK: usize = 512;
 
 /// Which statistics the configuration needs: the mean always (padding rows and empty
@@ -367,14 +460,20 @@ fn stats(m: &Matrix<'_>, old: usize, cfg: &InitConfig) -> Stats {
     let need_norms = cfg.rescale_norm;
     // f64 sums over the old rows, row by row in id order within a block: deterministic and
     // accurate for 100k+ rows.
+    // Sequential on purpose: it runs on its own thread beside the writing, and rows that need
+    // the statistics wait for them inside the rayon pool, which must not be needed to finish
+    // them (that could deadlock).
     let blocks: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = (0..old.div_ceil(STATS_BLOCK))
-        .into_par_iter()
         .map(|b| {
             let mut sum = vec![0f64; m.cols];
             let mut sq = vec![0f64; if need_sq { m.cols } else { 0 }];
             let mut norms = Vec::new();
             let mut row = vec![0f32; m.cols];
             for r in b * STATS_BLOCK..((b + 1) * STATS_BLOCK).min(old) {
+                if m.dtype == Dtype::BF16 && !need_sq && !need_norms {
+                    simd::sum_bf16(m.row_bytes(r), &mut sum);
+                    continue;
+                }
                 m.row(r, &mut row);
                 for (s, v) in sum.iter_mut().zip(&row) {
                     *s += f64::from(*v);
@@ -484,8 +583,10 @@ pub struct Initializer<'a> {
     output: Option<Matrix<'a>>,
     rows_out: usize,
     new_at: Vec<Option<usize>>,
-    input_stats: Stats,
-    output_stats: Option<Stats>,
+    /// Computed on first use (or ahead by [`Initializer::prepare_stats`] on another thread,
+    /// while old rows are being copied).
+    input_stats: std::sync::OnceLock<Stats>,
+    output_stats: std::sync::OnceLock<Stats>,
 }
 
 impl<'a> Initializer<'a> {
@@ -529,8 +630,6 @@ impl<'a> Initializer<'a> {
         for (i, t) in plan.new_tokens.iter().enumerate() {
             new_at[t.id as usize] = Some(i);
         }
-        let input_stats = stats(&input, plan.old_ids, cfg);
-        let output_stats = output.as_ref().map(|m| stats(m, plan.old_ids, cfg));
         Ok(Initializer {
             plan,
             cfg: cfg.clone(),
@@ -538,9 +637,30 @@ impl<'a> Initializer<'a> {
             output,
             rows_out,
             new_at,
-            input_stats,
-            output_stats,
+            input_stats: std::sync::OnceLock::new(),
+            output_stats: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The statistics of the old rows of a matrix, computed once.
+    fn stats_of(&self, which: Which) -> &Stats {
+        match (which, &self.output) {
+            (Which::Output, Some(m)) => self
+                .output_stats
+                .get_or_init(|| stats(m, self.plan.old_ids, &self.cfg)),
+            _ => self
+                .input_stats
+                .get_or_init(|| stats(&self.input, self.plan.old_ids, &self.cfg)),
+        }
+    }
+
+    /// Compute the statistics of both matrices now (call it from another thread to overlap the
+    /// pass over the old rows with writing).
+    pub fn prepare_stats(&self) {
+        self.stats_of(Which::Input);
+        if self.output.is_some() {
+            self.stats_of(Which::Output);
+        }
     }
 
     /// Rows of the resized matrices.
@@ -565,10 +685,11 @@ impl<'a> Initializer<'a> {
 
     /// The new row `r` of a matrix, in f32, before the cast.
     fn compute(&self, which: Which, r: usize, out: &mut [f32]) {
-        let (m, st) = match (which, &self.output, &self.output_stats) {
-            (Which::Output, Some(m), Some(st)) => (m, st),
-            _ => (&self.input, &self.input_stats),
+        let m = match (which, &self.output) {
+            (Which::Output, Some(m)) => m,
+            _ => &self.input,
         };
+        let st = || self.stats_of(which);
         if which == Which::Output && self.cfg.output_init == OutputInit::Tie {
             return self.compute(Which::Input, r, out);
         }
@@ -589,21 +710,18 @@ impl<'a> Initializer<'a> {
                 } else {
                     // f32 sum in the order of D(t), then one division.
                     out.fill(0.0);
-                    let mut row = vec![0f32; m.cols];
                     for p in pieces {
-                        m.row(*p as usize, &mut row);
-                        for (o, v) in out.iter_mut().zip(&row) {
-                            *o += v;
-                        }
+                        m.dtype.add(m.row_bytes(*p as usize), out);
                     }
                     let k = pieces.len() as f32;
                     out.iter_mut().for_each(|o| *o /= k);
                 }
             }
-            Method::Ziptie | Method::Mean => out.copy_from_slice(&st.mean),
+            Method::Ziptie | Method::Mean => out.copy_from_slice(&st().mean),
             Method::MeanResizing => {
                 Rng::new(self.cfg.seed, which, r).normals(out);
                 let s = MEAN_RESIZING_SCALE.sqrt() as f32;
+                let st = st();
                 for ((o, mu), sd) in out.iter_mut().zip(&st.mean).zip(&st.std) {
                     *o = mu + s * sd * *o;
                 }
@@ -620,7 +738,7 @@ impl<'a> Initializer<'a> {
                 .sum::<f64>()
                 .sqrt();
             if n > 0.0 {
-                let s = (f64::from(st.median_norm) / n) as f32;
+                let s = (f64::from(st().median_norm) / n) as f32;
                 out.iter_mut().for_each(|o| *o *= s);
             }
         }
@@ -657,27 +775,41 @@ impl<'a> Initializer<'a> {
     }
 
     /// Write the whole resized matrix, in blocks of rows.
-    pub fn write_matrix(&self, which: Which, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    pub fn write_matrix(
+        &self,
+        which: Which,
+        w: &mut (dyn std::io::Write + Send),
+    ) -> std::io::Result<()> {
         self.write_rows(which, 0, self.rows_out, w)
     }
 
+    /// Rows `start..end`, block after block: the next block is computed on the pool while the
+    /// current one is being written.
     fn write_rows(
         &self,
         which: Which,
         start: usize,
         end: usize,
-        w: &mut dyn std::io::Write,
+        w: &mut (dyn std::io::Write + Send),
     ) -> std::io::Result<()> {
         const BLOCK: usize = 1024;
-        let mut buf = Vec::new();
-        let mut start = start;
-        while start < end {
-            let stop = (start + BLOCK).min(end);
-            self.rows_into(which, start, stop, &mut buf);
-            w.write_all(&buf)?;
-            start = stop;
+        if start >= end {
+            return Ok(());
         }
-        Ok(())
+        let (mut cur, mut next) = (Vec::new(), Vec::new());
+        let mut stop = (start + BLOCK).min(end);
+        self.rows_into(which, start, stop, &mut cur);
+        while stop < end {
+            let (from, to) = (stop, (stop + BLOCK).min(end));
+            let (written, ()) = rayon::join(
+                || w.write_all(&cur),
+                || self.rows_into(which, from, to, &mut next),
+            );
+            written?;
+            std::mem::swap(&mut cur, &mut next);
+            stop = to;
+        }
+        w.write_all(&cur)
     }
 
     /// [`Self::write_matrix`] into a file: when the matrix was read from a file

@@ -372,3 +372,55 @@ fn checkpoint_rows_copied_from_the_file_equal_rows_computed_in_memory() {
     );
     assert_eq!(&e[28..32], &[7.0; 4]);
 }
+
+/// The branch-free bf16 cast equals `half`'s on special values and on a spread of bit patterns.
+#[test]
+fn bf16_cast_matches_half() {
+    let mut specials = vec![
+        0u32,
+        0x8000_0000,
+        0x7F80_0000,
+        0xFF80_0000,
+        0x7FC0_0000,
+        0x7F80_0001,
+        0xFFFF_FFFF,
+        0x7F7F_FFFF,
+        0x3F80_8000,
+        0x3F81_8000,
+        0x3F80_8001,
+        0x3F80_7FFF,
+        0x0000_8000,
+        0x0001_8000,
+    ];
+    specials.extend((0..=u32::MAX).step_by(65_521));
+    for x in specials {
+        let v = f32::from_bits(x);
+        let mut ours = [0u8; 2];
+        Dtype::BF16.write(&[v], &mut ours);
+        assert_eq!(
+            u16::from_le_bytes(ours),
+            half::bf16::from_f32(v).to_bits(),
+            "{x:#010x}"
+        );
+    }
+}
+
+/// Writing block after block (the next block computed while one is written) gives the rows
+/// computed in one piece, across several blocks and a short last one.
+#[test]
+fn blockwise_writing_equals_rows() {
+    let (old, new) = (byte_fallback(false), byte_fallback(true));
+    let plan = Plan::new(&old, &new).expect("plan");
+    let rows: Vec<[f32; 4]> = (0..2500).map(|i| [i as f32, 0.5, -1.0, 2.0]).collect();
+    let data = bytes(&rows, Dtype::BF16);
+    let m = Matrix::new(&data, Dtype::BF16, rows.len(), 4).expect("matrix");
+    let cfg = InitConfig {
+        pad_to_multiple_of: 64,
+        ..InitConfig::default()
+    };
+    let init = Initializer::new("m", &plan, &cfg, m, None).expect("init");
+    let mut out: Vec<u8> = Vec::new();
+    init.write_matrix(Which::Input, &mut out).expect("write");
+    assert_eq!(init.rows_out(), 2500); // three blocks, the last one short
+    assert_eq!(out, init.rows(Which::Input, 0, init.rows_out()));
+}
