@@ -92,7 +92,17 @@ def llama_like_tokenizer(out: Path, vocab_size: int = 32000) -> Path:
     documentation (``pydoc_data.topics``) and the English manual pages because Llama's file cannot
     be downloaded."""
     from pydoc_data.topics import topics
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     # Trained on words (merges never cross a `▁`, as in SentencePiece), then used as Llama's file is.
@@ -133,7 +143,9 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path)
     ap.add_argument("--gpt2-dir", type=Path)
     ap.add_argument(
-        "--llama-like", action="store_true", help="train and use a Llama-2-shaped 32k BPE (see llama_like_tokenizer)"
+        "--llama-like",
+        action="store_true",
+        help="train and use a Llama-2-shaped 32k BPE (see llama_like_tokenizer)",
     )
     ap.add_argument("--max-tokens", type=int, default=1500)
     args = ap.parse_args()
@@ -149,10 +161,23 @@ def main() -> None:
         t_rs, rs_out = best_of(args.runs, lambda n=threads: prox.execute_chunks(texts, programs, threads=n))
         assert rs_out == py_out, "results differ"
         rows.append((f"tamis execute_chunks, {threads} thread(s)", t_rs))
+    try:
+        import polars as pl
+
+        # The Arrow path (polars and datatrove batches): strings stay in Arrow buffers both ways.
+        s_texts, s_programs = pl.Series(texts), pl.Series(programs)
+        for threads in (1, 2):
+            t_rs, rs_series = best_of(
+                args.runs, lambda n=threads: prox.execute_chunks(s_texts, s_programs, threads=n)
+            )
+            assert rs_series.to_list() == py_out, "results differ"
+            rows.append((f"tamis execute_chunks, polars/Arrow, {threads} thread(s)", t_rs))
+    except ImportError:
+        print("  polars not installed: Arrow path skipped")
     edited = sum(1 for a, b in zip(texts, py_out, strict=True) if b and a != b)
     print(f"  {edited} edited, {sum(1 for b in py_out if not b)} dropped, identical results")
     for name, t in rows:
-        print(f"  {name:45s} {t:7.3f} s  {mb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
+        print(f"  {name:55s} {t:7.3f} s  {mb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
 
     tok_path = args.tokenizer
     if tok_path is None and args.llama_like:
@@ -177,9 +202,15 @@ def main() -> None:
         )
         assert rs_chunks == py_chunks, "chunks differ"
         rows.append((f"tamis split_chunks_many, {threads} thread(s)", t_rs))
+    # The library's own speed on the same numbered lines, counting only (no packing), one
+    # thread: the ceiling for any chunker built on it.
+    numbered = [f"[{i:03d}]{line}" for text in ctexts for i, line in enumerate(text.split("\n"))]
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    t_lib, _ = best_of(args.runs, lambda: tok.encode_batch_fast(numbered))
+    rows.append(("tokenizers encode_batch_fast of the numbered lines, 1 thread (no packing)", t_lib))
     print(f"  {sum(len(c) for c in py_chunks)} chunks, identical results")
     for name, t in rows:
-        print(f"  {name:45s} {t:7.3f} s  {cmb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
+        print(f"  {name:75s} {t:7.3f} s  {cmb / t:8.1f} MB/s  ({t_py / t:5.1f}x)")
 
 
 if __name__ == "__main__":

@@ -53,12 +53,14 @@ pub fn word_count(s: &str) -> usize {
     while i < b.len() {
         let end = (i + BLOCK).min(b.len());
         let block = &b[i..end];
-        if !block.iter().fold(false, |acc, &c| acc | may_lead_space(c)) {
+        // An integer OR-reduction (a `bool` fold is not vectorized).
+        if block.iter().fold(0u8, |acc, &c| acc | u8::from(may_lead_space(c))) == 0 {
             // A word starts at each non-space byte that follows a space byte.
             let first = u8::from(prev_space) & u8::from(!ascii_space(block[0]));
-            let starts: u32 = block
-                .windows(2)
-                .map(|w| u32::from(ascii_space(w[0]) & !ascii_space(w[1])))
+            let starts: u32 = block[..block.len() - 1]
+                .iter()
+                .zip(&block[1..])
+                .map(|(&a, &b)| u32::from(ascii_space(a) & !ascii_space(b)))
                 .sum();
             count += usize::from(first) + starts as usize;
             prev_space = ascii_space(block[block.len() - 1]);
