@@ -303,6 +303,31 @@ def test_arrow_and_list_forms_agree() -> None:
         prox.execute_chunks(pl.Series(["a"]), pl.Series(["b", "c"]))
 
 
+def test_arrow_results_span_several_output_chunks_in_order() -> None:
+    # More documents than one output block (2048): results come back in input order, nulls in
+    # place, kept documents unchanged and edited ones edited, same as the list form and the oracle.
+    texts: list[str | None] = []
+    programs: list[str | None] = []
+    for i in range(5000):
+        texts.append(None if i % 997 == 0 else f"Menu {i}\n{F}\nFooter {i}")
+        programs.append(
+            None
+            if i % 1499 == 0
+            else ("keep_chunk()" if i % 3 else f"remove_lines(line_start={i % 2 * 2}, line_end=2)")
+        )
+    out = prox.execute_chunks(pl.Series(texts, dtype=pl.String), pl.Series(programs, dtype=pl.String))
+    assert out.len() == 5000
+    expected = [
+        None if t is None or p is None else oracle.run_chunk(t, p)
+        for t, p in zip(texts, programs, strict=True)
+    ]
+    assert out.to_list() == expected
+    pairs = [(t, p) for t, p in zip(texts, programs, strict=True) if t is not None and p is not None]
+    listed = prox.execute_chunks([t for t, _ in pairs], [p for _, p in pairs])
+    assert listed == [e for e in expected if e is not None]
+    assert prox.execute_chunks(pl.Series([], dtype=pl.String), pl.Series([], dtype=pl.String)).len() == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Prompts and chunking with a tiny tokenizer built here
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use arrow_schema::{DataType, Field};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::{PyArray, PyChunkedArray};
 use tamis_core::dedup::near::stages::{
@@ -562,17 +562,17 @@ fn acceptance(a: AcceptArgs) -> PyResult<Acceptance> {
 }
 
 /// Run one program: `level` is `doc` or `chunk`; `None` texts or programs give `None`.
-fn execute_one(
+fn execute_one<'t>(
     level: &str,
-    text: Option<&str>,
+    text: Option<&'t str>,
     program: Option<&str>,
     mode: Mode,
     accept: &Acceptance,
-) -> Option<String> {
+) -> Option<std::borrow::Cow<'t, str>> {
     let (text, program) = (text?, program?);
     Some(match level {
-        "doc" => prox::execute_doc(text, program, mode).to_string(),
-        _ => prox::execute_chunk(text, program, mode, accept),
+        "doc" => std::borrow::Cow::Borrowed(prox::execute_doc(text, program, mode)),
+        _ => prox::execute_chunk_cow(text, program, mode, accept),
     })
 }
 
@@ -588,15 +588,15 @@ fn check_level(level: &str) -> PyResult<()> {
 /// Run ProX programs over lists of texts and programs (same length), in parallel.
 #[pyfunction]
 #[pyo3(signature = (level, texts, programs, mode, accept, threads=0))]
-fn prox_execute_list(
-    py: Python<'_>,
+fn prox_execute_list<'py>(
+    py: Python<'py>,
     level: &str,
     texts: Vec<String>,
     programs: Vec<String>,
     mode: &str,
     accept: AcceptArgs,
     threads: usize,
-) -> PyResult<Vec<String>> {
+) -> PyResult<Bound<'py, PyList>> {
     check_level(level)?;
     let mode: Mode = parse(mode)?;
     let accept = acceptance(accept)?;
@@ -607,21 +607,24 @@ fn prox_execute_list(
             programs.len()
         ))));
     }
-    py.detach(|| -> tamis_core::Result<Vec<String>> {
-        use rayon::prelude::*;
-        let pool = thread_pool(threads)?;
-        Ok(pool.install(|| {
-            texts
-                .par_iter()
-                .zip(programs.par_iter())
-                .with_min_len(64)
-                .map(|(t, p)| {
-                    execute_one(level, Some(t), Some(p), mode, &accept).unwrap_or_default()
-                })
-                .collect()
-        }))
-    })
-    .map_err(to_py)
+    let out = py
+        .detach(|| -> tamis_core::Result<Vec<std::borrow::Cow<'_, str>>> {
+            use rayon::prelude::*;
+            let pool = thread_pool(threads)?;
+            Ok(pool.install(|| {
+                texts
+                    .par_iter()
+                    .zip(programs.par_iter())
+                    .with_min_len(64)
+                    .map(|(t, p)| {
+                        execute_one(level, Some(t), Some(p), mode, &accept).unwrap_or_default()
+                    })
+                    .collect()
+            }))
+        })
+        .map_err(to_py)?;
+    // Kept documents are not copied in Rust: Python makes each `str` from the borrowed text.
+    PyList::new(py, out.iter().map(|c| c.as_ref()))
 }
 
 /// Signatures of one datatrove task: its documents are pushed in batches from Python, file by
@@ -1038,7 +1041,7 @@ fn prox_execute_arrow(
     let accept = acceptance(accept)?;
     let (texts, programs) = (chunks_of(texts)?, chunks_of(programs)?);
     let out = py
-        .detach(|| -> tamis_core::Result<arrow_array::StringArray> {
+        .detach(|| -> tamis_core::Result<Vec<ArrayRef>> {
             use rayon::prelude::*;
             let t = string_values(&texts)?;
             let p = string_values(&programs)?;
@@ -1050,17 +1053,31 @@ fn prox_execute_arrow(
                 )));
             }
             let pool = thread_pool(threads)?;
-            let results: Vec<Option<String>> = pool.install(|| {
-                t.par_iter()
-                    .zip(p.par_iter())
-                    .with_min_len(64)
-                    .map(|(t, p)| execute_one(level, *t, *p, mode, &accept))
+            // One output chunk per block of documents, built in place: each result is written
+            // once, straight into its chunk (no per-document string, no final concatenation).
+            const BLOCK: usize = 2048;
+            Ok(pool.install(|| {
+                t.par_chunks(BLOCK)
+                    .zip(p.par_chunks(BLOCK))
+                    .map(|(t, p)| {
+                        let bytes = t.iter().map(|s| s.map_or(0, str::len)).sum();
+                        let mut b =
+                            arrow_array::builder::StringBuilder::with_capacity(t.len(), bytes);
+                        for (t, p) in t.iter().zip(p) {
+                            b.append_option(execute_one(level, *t, *p, mode, &accept));
+                        }
+                        Arc::new(b.finish()) as ArrayRef
+                    })
                     .collect()
-            });
-            Ok(results.iter().map(|r| r.as_deref()).collect())
+            }))
         })
         .map_err(to_py)?;
-    single_chunk(Arc::new(out), DataType::Utf8)
+    let out = if out.is_empty() {
+        vec![Arc::new(arrow_array::StringArray::from(Vec::<&str>::new())) as ArrayRef]
+    } else {
+        out
+    };
+    PyChunkedArray::try_new(out, Arc::new(Field::new("", DataType::Utf8, true)))
 }
 
 /// What a program did, as JSON.

@@ -2,6 +2,8 @@
 //! order, then line removal, then the acceptance rule. Both modes share this; they differ in how
 //! programs are parsed and in how out-of-range intervals are counted.
 
+use std::borrow::Cow;
+
 use super::pyrt::{word_count, PyInt};
 use super::{Acceptance, Mode};
 
@@ -213,7 +215,20 @@ fn strict_interval_errors(plan: &Plan, n: usize) -> Vec<ProgramError> {
     errors
 }
 
-pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptance) -> Explanation {
+pub(crate) fn run(original: &str, plan: Plan, mode: Mode, accept: &Acceptance) -> Explanation {
+    let (text, mut e) = run_cow(original, plan, mode, accept);
+    e.text = text.into_owned();
+    e
+}
+
+/// [`run`] with the resulting text borrowed from `original` when it is unchanged (no copy for
+/// documents kept as they are); the explanation's `text` is left empty.
+pub(crate) fn run_cow<'a>(
+    original: &'a str,
+    mut plan: Plan,
+    mode: Mode,
+    accept: &Acceptance,
+) -> (Cow<'a, str>, Explanation) {
     let mut replacements = Vec::with_capacity(plan.replacements.len());
     let mut edited: Option<String> = None;
     for (source, target) in std::mem::take(&mut plan.replacements) {
@@ -252,8 +267,8 @@ pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptanc
             }
         }
     }
-    let processed: std::borrow::Cow<'_, str> = if removed_lines.is_empty() {
-        std::borrow::Cow::Borrowed(text)
+    let processed: Cow<'_, str> = if removed_lines.is_empty() {
+        Cow::Borrowed(text)
     } else {
         let mut out = String::with_capacity(text.len());
         let mut ranges = removed_lines.iter().peekable();
@@ -271,7 +286,7 @@ pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptanc
             out.push_str(line);
             first = false;
         }
-        std::borrow::Cow::Owned(out)
+        Cow::Owned(out)
     };
     let mut errors = std::mem::take(&mut plan.errors);
     errors.extend(match mode {
@@ -301,13 +316,15 @@ pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptanc
         words_before - removed
     };
     let (outcome, reason) = accept.decide(words_before, words_after, errors.len());
-    let text = match outcome {
-        Outcome::Dropped => String::new(),
-        Outcome::Edited => processed.into_owned(),
-        Outcome::Original => original.to_string(),
+    let result: Cow<'a, str> = match outcome {
+        Outcome::Dropped => Cow::Borrowed(""),
+        // Unchanged by the program: the original, borrowed.
+        Outcome::Edited if edited.is_none() && removed_lines.is_empty() => Cow::Borrowed(original),
+        Outcome::Edited => Cow::Owned(processed.into_owned()),
+        Outcome::Original => Cow::Borrowed(original),
     };
-    Explanation {
-        text,
+    let explanation = Explanation {
+        text: String::new(),
         outcome,
         reason,
         words_before,
@@ -315,7 +332,8 @@ pub(crate) fn run(original: &str, mut plan: Plan, mode: Mode, accept: &Acceptanc
         removed_lines,
         replacements,
         errors,
-    }
+    };
+    (result, explanation)
 }
 
 impl Acceptance {

@@ -161,6 +161,21 @@ pub fn execute_chunk(text: &str, program: &str, mode: Mode, accept: &Acceptance)
     explain_chunk(text, program, mode, accept).text
 }
 
+/// [`execute_chunk`] without copying a document the program leaves as it is: the result
+/// borrows `text` unless lines were removed or strings replaced.
+pub fn execute_chunk_cow<'t>(
+    text: &'t str,
+    program: &str,
+    mode: Mode,
+    accept: &Acceptance,
+) -> std::borrow::Cow<'t, str> {
+    let plan = match mode {
+        Mode::Compat => compat::plan(program),
+        Mode::Strict => strict::plan(program),
+    };
+    exec::run_cow(text, plan, mode, accept).0
+}
+
 /// What a chunk-level program did (lines removed, replacements, errors) and why the acceptance
 /// rule decided as it did.
 pub fn explain_chunk(text: &str, program: &str, mode: Mode, accept: &Acceptance) -> Explanation {

@@ -54,7 +54,11 @@ pub fn word_count(s: &str) -> usize {
         let end = (i + BLOCK).min(b.len());
         let block = &b[i..end];
         // An integer OR-reduction (a `bool` fold is not vectorized).
-        if block.iter().fold(0u8, |acc, &c| acc | u8::from(may_lead_space(c))) == 0 {
+        if block
+            .iter()
+            .fold(0u8, |acc, &c| acc | u8::from(may_lead_space(c)))
+            == 0
+        {
             // A word starts at each non-space byte that follows a space byte.
             let first = u8::from(prev_space) & u8::from(!ascii_space(block[0]));
             let starts: u32 = block[..block.len() - 1]
