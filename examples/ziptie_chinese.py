@@ -145,6 +145,8 @@ def chunks(tokenizer: Path, texts: Sequence[str], seq_len: int) -> Any:
 
     tok = Tokenizer.from_file(str(tokenizer))
     eot = tok.token_to_id(EOT)
+    if eot is None:
+        raise ValueError(f"{tokenizer}: no {EOT} token")
     ids: list[int] = []
     for enc in tok.encode_batch(list(texts)):
         ids.extend(enc.ids)
