@@ -97,17 +97,22 @@ def _paragraphs(roff: str) -> Iterator[str]:
         yield " ".join(para)
 
 
+def page_paragraphs(page: Path) -> list[str]:
+    """The paragraphs of one gzipped manual page, roff markup removed and whitespace collapsed
+    (none if the file is not gzipped UTF-8)."""
+    try:
+        roff = gzip.decompress(page.read_bytes()).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [re.sub(r"\s+", " ", para).strip() for para in _paragraphs(roff)]
+
+
 def manpage_paragraphs(lang: str, min_chars: int = 20) -> Iterator[tuple[str, str]]:
     """(page, paragraph) pairs of the manual pages in ``/usr/share/man/<lang>``, in sorted file
     order, each distinct paragraph once."""
     seen: set[bytes] = set()
     for page in sorted((MAN_ROOT / lang).glob("man*/*.gz")):
-        try:
-            roff = gzip.decompress(page.read_bytes()).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        for para in _paragraphs(roff):
-            para = re.sub(r"\s+", " ", para).strip()
+        for para in page_paragraphs(page):
             key = hashlib.blake2b(para.encode(), digest_size=16).digest()
             if len(para) >= min_chars and key not in seen:
                 seen.add(key)
