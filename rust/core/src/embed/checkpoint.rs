@@ -552,35 +552,98 @@ fn rewrite_shard(
         header.push(' ');
     }
     let io_dst = |e| Error::io(dst.display().to_string(), e);
+    let io_src = |e| Error::io(src.display().to_string(), e);
     let f = File::create(dst).map_err(io_dst)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     w.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(io_dst)?;
     w.write_all(header.as_bytes()).map_err(io_dst)?;
+    w.flush().map_err(io_dst)?;
     let base = 8 + s.header_len as u64;
+    let mut at = 8 + header.len() as u64;
+    // Where each tensor goes in the output; the resized matrices are written by this thread,
+    // the other tensors copied file to file by a few threads at once (each with its own file
+    // handles and offsets), since a single in-kernel copy does not use both cores.
+    let mut copies = Vec::new();
+    let mut matrices = Vec::new();
     for (_, (start, end), which) in plan {
         match which {
-            Some(which) => init.write_matrix_to_file(which, &mut w).map_err(io_dst)?,
+            Some(which) => {
+                matrices.push((at, which));
+                at += init.matrix_bytes() as u64;
+            }
             None => {
-                // Straight from file to file (copy_file_range on Linux): the bytes never pass
-                // through this process's memory.
-                w.flush().map_err(io_dst)?;
-                let mut src_file = &s.file;
-                src_file
-                    .seek(SeekFrom::Start(base + start as u64))
-                    .map_err(|e| Error::io(src.display().to_string(), e))?;
-                let want = (end - start) as u64;
-                let got = std::io::copy(&mut src_file.take(want), w.get_mut())
-                    .map_err(|e| Error::io(src.display().to_string(), e))?;
-                if got != want {
-                    return Err(Error::io(
-                        src.display().to_string(),
-                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file truncated"),
-                    ));
-                }
+                copies.push((at, base + start as u64, (end - start) as u64));
+                at += (end - start) as u64;
             }
         }
     }
+    let copy_one = |(to, from, len): (u64, u64, u64)| -> Result<()> {
+        let mut src_file = File::open(src).map_err(io_src)?;
+        src_file.seek(SeekFrom::Start(from)).map_err(io_src)?;
+        let mut dst_file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dst)
+            .map_err(io_dst)?;
+        dst_file.seek(SeekFrom::Start(to)).map_err(io_dst)?;
+        // Straight from file to file (copy_file_range on Linux): the bytes never pass through
+        // this process's memory.
+        let got = std::io::copy(&mut src_file.take(len), &mut dst_file).map_err(io_src)?;
+        if got != len {
+            return Err(Error::io(
+                src.display().to_string(),
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file truncated"),
+            ));
+        }
+        Ok(())
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(copies.len());
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        match copies.get(i) {
+                            Some(&job) => copy_one(job)?,
+                            None => return Ok(()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for (to, which) in &matrices {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dst)
+                .map_err(io_dst)?;
+            f.seek(SeekFrom::Start(*to)).map_err(io_dst)?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            result = init
+                .write_matrix_to_file(*which, &mut w)
+                .and_then(|()| w.flush())
+                .map_err(io_dst);
+            if result.is_err() {
+                // Let the copying threads stop at their next tensor.
+                next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+                break;
+            }
+        }
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Config("a copying thread panicked".into())));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })?;
     // Not fsynced, like `cp`: the directory appears by rename once complete; run `sync` for
     // durability across a power loss.
     w.flush().map_err(io_dst)?;
