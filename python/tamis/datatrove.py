@@ -221,6 +221,25 @@ def read_signature_file(folder: DataFolder, name: str) -> tuple[dict[str, Any], 
     return header, records
 
 
+def _check_task_files(headers: list[dict[str, Any]], folder: DataFolder, what: str) -> None:
+    """Stage-1 files must come from one run and cover every task: stale files from an earlier run
+    or a task that never finished would silently change what is kept."""
+    world_sizes = {h["world_size"] for h in headers}
+    if len(world_sizes) != 1:
+        raise ValueError(
+            f"{what} files in {folder.path} come from runs with different numbers of tasks "
+            f"{sorted(world_sizes)}: stale files from an earlier run? Empty the folder and rerun stage 1"
+        )
+    world_size = world_sizes.pop()
+    ranks = sorted(h["rank"] for h in headers)
+    if ranks != list(range(world_size)):
+        missing = sorted(set(range(world_size)) - set(ranks))
+        raise ValueError(
+            f"{what}s in {folder.path}: expected tasks 0..{world_size - 1}, missing {missing[:10]} "
+            "(stage 1 not finished?)"
+        )
+
+
 class _KeepTable:
     """Which documents to keep, for every document of every signature file.
 
@@ -239,20 +258,7 @@ class _KeepTable:
                 f"no *{SIGNATURE_SUFFIX} files in {folder.path}: run ExactDedupSignature first"
             )
         loaded = [read_signature_file(folder, name) for name in names]
-        world_sizes = {h["world_size"] for h, _ in loaded}
-        if len(world_sizes) != 1:
-            raise ValueError(
-                f"signature files in {folder.path} come from runs with different numbers of tasks "
-                f"{sorted(world_sizes)}: stale files from an earlier run? Empty the folder and rerun stage 1"
-            )
-        world_size = world_sizes.pop()
-        ranks = sorted(h["rank"] for h, _ in loaded)
-        if ranks != list(range(world_size)):
-            missing = sorted(set(range(world_size)) - set(ranks))
-            raise ValueError(
-                f"signatures in {folder.path}: expected tasks 0..{world_size - 1}, missing {missing[:10]} "
-                "(stage 1 not finished?)"
-            )
+        _check_task_files([h for h, _ in loaded], folder, "signature")
         modes = {h["normalize"] for h, _ in loaded}
         if len(modes) != 1:
             raise ValueError(f"signature files in {folder.path} mix normalize modes {sorted(modes)}")
@@ -669,20 +675,7 @@ class _LineTable:
                 f"no *{LINE_SIGNATURE_SUFFIX} files in {folder.path}: run LineDedupSignature first"
             )
         loaded = [_read_line_signatures(folder, name) for name in names]
-        world_sizes = {h["world_size"] for h, _ in loaded}
-        if len(world_sizes) != 1:
-            raise ValueError(
-                f"line signature files in {folder.path} come from runs with different numbers of tasks "
-                f"{sorted(world_sizes)}: stale files from an earlier run? Empty the folder and rerun stage 1"
-            )
-        world_size = world_sizes.pop()
-        ranks = sorted(h["rank"] for h, _ in loaded)
-        if ranks != list(range(world_size)):
-            missing = sorted(set(range(world_size)) - set(ranks))
-            raise ValueError(
-                f"line signatures in {folder.path}: expected tasks 0..{world_size - 1}, missing "
-                f"{missing[:10]} (stage 1 not finished?)"
-            )
+        _check_task_files([h for h, _ in loaded], folder, "line signature")
         for key, wanted in (("normalize", normalize), ("min_line_chars", min_line_chars)):
             values = {h[key] for h, _ in loaded}
             if len(values) != 1:
