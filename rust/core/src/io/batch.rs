@@ -205,24 +205,24 @@ fn read_jsonl(
     let mut line_no: u64 = 0;
     let mut searched: usize = 0;
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        // One allocation per batch, filled without zeroing or regrowing: with the allocator
+        // returning freed pages at once, every regrowth is a fresh round of page faults.
+        // A line longer than a batch keeps growing its own buffer (amortized by `Vec`).
+        let mut buf = if carry.len() >= batch_bytes {
+            std::mem::take(&mut carry)
+        } else {
+            let mut b = Vec::with_capacity(batch_bytes + READ_CHUNK);
+            b.append(&mut carry);
+            b
+        };
         let mut eof = false;
         let mut failure: Option<std::io::Error> = None;
         loop {
             let old = buf.len();
-            buf.resize(old + READ_CHUNK, 0);
-            match reader.read(&mut buf[old..]) {
-                Ok(n) => {
-                    buf.truncate(old + n);
-                    if n == 0 {
-                        eof = true;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-                Err(e) => {
-                    buf.truncate(old);
-                    failure = Some(e);
-                }
+            // `read_to_end` retries interrupted reads and keeps what it read before an error.
+            match (&mut reader).take(READ_CHUNK as u64).read_to_end(&mut buf) {
+                Ok(_) => eof = buf.len() < old + READ_CHUNK,
+                Err(e) => failure = Some(e),
             }
             if eof || failure.is_some() || buf.len() >= batch_bytes {
                 break;

@@ -4,4 +4,5 @@ mod hash;
 mod normalize;
 
 pub use hash::{hash_bytes, hash_text, Hash128};
+pub(crate) use normalize::{is_ascii_symbol, simple_for_each};
 pub use normalize::{normalize, Normalize};

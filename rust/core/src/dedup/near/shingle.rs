@@ -17,9 +17,10 @@
 //! A document with no word (or an empty text) has no shingle.
 
 use unicode_general_category::{get_general_category, GeneralCategory as G};
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::text::{normalize, Normalize};
+use crate::text::{is_ascii_symbol, normalize, simple_for_each, Normalize};
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -116,11 +117,168 @@ pub fn for_each_word<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
     }
 }
 
+/// What an ASCII byte is to [`simple_words`]: part of a word (as this byte), dropped
+/// (punctuation, which `Simple` deletes, so the word goes on), or a separator (white space,
+/// symbols, control characters).
+const SEP: u8 = 0;
+const DROP: u8 = 1;
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [SEP; 128];
+    let mut b = 0u8;
+    while b < 128 {
+        let c = b as char;
+        t[b as usize] = if b.is_ascii_digit() {
+            b'0'
+        } else if b.is_ascii_alphabetic() {
+            b.to_ascii_lowercase()
+        } else if b.is_ascii_punctuation() && !is_ascii_symbol(c) {
+            DROP
+        } else {
+            SEP
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Call `f` with each word of `normalize(text, Simple)`, in order, without building the
+/// normalized text: the same words as [`for_each_word`] on it.
+///
+/// ASCII stretches go through a byte table. Each non-ASCII run is normalized on its own, with
+/// the one ASCII character before it (`e` + U+0301 composes to `é`): splitting before an ASCII
+/// character never changes NFKC, since no ASCII character reorders with or composes onto what
+/// precedes it. Lowercasing goes character by character, which is `str::to_lowercase` except
+/// for a final sigma; text that may hold a capital sigma after NFKC takes the whole-text path.
+pub fn simple_words(text: &str, mut f: impl FnMut(&str)) {
+    let mut words = WordSink {
+        word: String::new(),
+        f: &mut f,
+    };
+    let bytes = text.as_bytes();
+    if text.is_ascii() {
+        bytes.iter().for_each(|&b| words.ascii(b));
+    } else if may_hold_capital_sigma(text) {
+        simple_for_each(text, |c| {
+            if c.is_ascii() {
+                words.ascii(c as u8)
+            } else {
+                words.lowered(c)
+            }
+        });
+    } else {
+        let mut normalized = String::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let start = bytes[pos..]
+                .iter()
+                .position(|&b| b >= 0x80)
+                .map_or(bytes.len(), |i| pos + i);
+            let cut = if start < bytes.len() && start > pos {
+                start - 1
+            } else {
+                start
+            };
+            bytes[pos..cut].iter().for_each(|&b| words.ascii(b));
+            if start == bytes.len() {
+                break;
+            }
+            let end = bytes[start..]
+                .iter()
+                .position(|&b| b < 0x80)
+                .map_or(bytes.len(), |i| start + i);
+            let run = &text[cut..end];
+            let run = if is_nfkc_quick(run.chars()) == IsNormalized::Yes {
+                run
+            } else {
+                normalized.clear();
+                normalized.extend(run.nfkc());
+                &normalized
+            };
+            for c in run.chars() {
+                if c.is_ascii() {
+                    words.ascii(c as u8);
+                } else {
+                    for l in c.to_lowercase() {
+                        if l.is_ascii() {
+                            words.ascii(l as u8);
+                        } else {
+                            words.lowered(l);
+                        }
+                    }
+                }
+            }
+            pos = end;
+        }
+    }
+    words.flush();
+}
+
+/// Whether NFKC of `text` may contain `Σ`, whose lowercase depends on its neighbours: `Σ`
+/// itself, `Ϲ` and the mathematical Greek capitals.
+fn may_hold_capital_sigma(text: &str) -> bool {
+    memchr::memchr3(0xCE, 0xCF, 0xF0, text.as_bytes()).is_some()
+        && text
+            .chars()
+            .any(|c| matches!(c, '\u{3a3}' | '\u{3f9}' | '\u{1d400}'..='\u{1d7ff}'))
+}
+
+/// Words being assembled from lowercased characters of `Simple`.
+struct WordSink<'f, F: FnMut(&str)> {
+    word: String,
+    f: &'f mut F,
+}
+
+impl<F: FnMut(&str)> WordSink<'_, F> {
+    #[inline]
+    fn flush(&mut self) {
+        if !self.word.is_empty() {
+            (self.f)(&self.word);
+            self.word.clear();
+        }
+    }
+
+    /// A lowercased ASCII byte, before `Simple`'s digit, punctuation and space rules.
+    #[inline]
+    fn ascii(&mut self, b: u8) {
+        match ASCII_CLASS[b as usize] {
+            DROP => {}
+            SEP => self.flush(),
+            w => self.word.push(w as char),
+        }
+    }
+
+    /// A lowercased non-ASCII character, before `Simple`'s digit and punctuation rules.
+    fn lowered(&mut self, c: char) {
+        match get_general_category(c) {
+            G::DecimalNumber => self.word.push('0'),
+            G::ConnectorPunctuation
+            | G::DashPunctuation
+            | G::OpenPunctuation
+            | G::ClosePunctuation
+            | G::InitialPunctuation
+            | G::FinalPunctuation
+            | G::OtherPunctuation => {}
+            cat => {
+                if is_unspaced(c) {
+                    self.flush();
+                    let mut buf = [0u8; 4];
+                    (self.f)(c.encode_utf8(&mut buf));
+                } else if c.is_alphanumeric()
+                    || matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark)
+                {
+                    self.word.push(c);
+                } else {
+                    self.flush();
+                }
+            }
+        }
+    }
+}
+
 /// The words of `text` after normalization (for inspection and tests).
 pub fn words(text: &str) -> Vec<String> {
-    let norm = normalize(text, Normalize::Simple);
     let mut out = Vec::new();
-    for_each_word(&norm, |w| out.push(w.to_string()));
+    simple_words(text, |w| out.push(w.to_string()));
     out
 }
 
@@ -135,11 +293,10 @@ pub fn shingle_hashes_into(
 ) {
     out.clear();
     let n = n.max(1);
-    let norm = normalize(text, Normalize::Simple);
     match mode {
         Shingling::Words => {
             word_hashes.clear();
-            for_each_word(&norm, |w| word_hashes.push(xxh3_64(w.as_bytes())));
+            simple_words(text, |w| word_hashes.push(xxh3_64(w.as_bytes())));
             if word_hashes.is_empty() {
                 return;
             }
@@ -164,6 +321,7 @@ pub fn shingle_hashes_into(
             }
         }
         Shingling::Chars => {
+            let norm = normalize(text, Normalize::Simple);
             if norm.is_empty() {
                 return;
             }
@@ -237,6 +395,40 @@ mod tests {
         assert_eq!(words("한국어 문장"), ["한국어", "문장"]);
         // Combining marks stay inside the word (Devanagari vowel signs).
         assert_eq!(words("हिन्दी भाषा"), ["हिन्दी", "भाषा"]);
+    }
+
+    #[test]
+    fn fused_words_equal_words_of_the_normalized_text() {
+        let alphabet: Vec<char> =
+            "aZ9 .,!$+\t\n\u{1}\u{85}\u{a0}ＡＢ１\u{663}ΣΟ𝚺Ϲσİﬁé\u{301}你好，。「」—_-'…½한ภาी"
+                .chars()
+                .collect();
+        // An ASCII letter composes with the combining accent after it.
+        assert_eq!(words("ca\u{301}fe\u{301} x"), ["cáfé", "x"]);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..20_000 {
+            state = state.rotate_left(29) ^ round as u64;
+            let len = (state >> 59) as usize;
+            let mut s = String::new();
+            for _ in 0..len {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                // Every other text is ASCII only, to cover the byte-table path.
+                let k = (state >> 33) as usize;
+                s.push(if round % 2 == 0 {
+                    alphabet[k % 9]
+                } else {
+                    alphabet[k % alphabet.len()]
+                });
+            }
+            let mut fused = Vec::new();
+            simple_words(&s, |w| fused.push(w.to_string()));
+            let norm = normalize(&s, Normalize::Simple);
+            let mut steps = Vec::new();
+            for_each_word(&norm, |w| steps.push(w.to_string()));
+            assert_eq!(fused, steps, "{s:?}");
+        }
     }
 
     #[test]
