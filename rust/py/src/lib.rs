@@ -1464,9 +1464,14 @@ fn embed_init_checkpoint(
         lm_head_name,
     };
     py.detach(|| -> tamis_core::Result<String> {
-        let old = TokenizerFile::from_json(&old_name, &old_tokenizer)?;
-        let new = TokenizerFile::from_json(&new_name, &new_tokenizer)?;
-        let s = tamis_core::embed::init_checkpoint(&model, &old, &new, &output, &cfg)?;
+        // Parsed while the tensors they do not affect are being copied.
+        let load = || {
+            Ok((
+                TokenizerFile::from_json(&old_name, &old_tokenizer)?,
+                TokenizerFile::from_json(&new_name, &new_tokenizer)?,
+            ))
+        };
+        let s = tamis_core::embed::init_checkpoint_with(&model, load, &output, &cfg)?;
         serde_json::to_string(&s).map_err(|e| tamis_core::Error::Config(e.to_string()))
     })
     .map_err(to_py)

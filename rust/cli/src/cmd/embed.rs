@@ -1,14 +1,12 @@
 //! `tamis embed init` (`tamis embed eval` is Python).
 
 use anyhow::Result;
-use tamis_core::embed::{init_checkpoint, CheckpointConfig, InitConfig, Method, OutputInit};
+use tamis_core::embed::{init_checkpoint_with, CheckpointConfig, InitConfig, Method, OutputInit};
 use tamis_core::vocab::{write_atomic, TokenizerFile};
 
 use crate::args::{EmbedInitArgs, EmbedMethodArg, GlobalArgs, OutputInitArg};
 
 pub fn init(g: &GlobalArgs, a: &EmbedInitArgs) -> Result<()> {
-    let old = TokenizerFile::open(&a.old_tokenizer)?;
-    let new = TokenizerFile::open(&a.new_tokenizer)?;
     let cfg = CheckpointConfig {
         init: InitConfig {
             method: match a.method {
@@ -29,7 +27,14 @@ pub fn init(g: &GlobalArgs, a: &EmbedInitArgs) -> Result<()> {
         embed_name: a.embed_name.clone(),
         lm_head_name: a.lm_head_name.clone(),
     };
-    let s = init_checkpoint(&a.model, &old, &new, &a.output, &cfg)?;
+    // The tokenizers are read while the tensors they do not affect are being copied.
+    let load = || {
+        Ok((
+            TokenizerFile::open(&a.old_tokenizer)?,
+            TokenizerFile::open(&a.new_tokenizer)?,
+        ))
+    };
+    let s = init_checkpoint_with(&a.model, load, &a.output, &cfg)?;
     let json = serde_json::to_string_pretty(&s)?;
     if let Some(path) = &a.summary {
         write_atomic(path, &(json.clone() + "\n"))?;

@@ -3,9 +3,12 @@
 //! tensor by tensor (other tensors streamed from the file with positioned reads, so they never
 //! sit in memory). Only the two embedding matrices are mapped into memory.
 
+use std::borrow::Borrow;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use memmap2::Mmap;
 use safetensors::tensor::{Metadata, SafeTensors};
@@ -87,7 +90,7 @@ pub struct CheckpointSummary {
 
 struct Shard {
     file_name: String,
-    file: File,
+    path: PathBuf,
     map: Mmap,
     header_len: usize,
     metadata: Metadata,
@@ -109,6 +112,19 @@ pub fn init_checkpoint(
     model_dir: &Path,
     old: &TokenizerFile,
     new: &TokenizerFile,
+    out_dir: &Path,
+    cfg: &CheckpointConfig,
+) -> Result<CheckpointSummary> {
+    init_checkpoint_with(model_dir, || Ok((old, new)), out_dir, cfg)
+}
+
+/// [`init_checkpoint`] with the tokenizers given by `load` (say, read from files), called once
+/// the model is checked and while other threads copy what does not depend on the new vocabulary: tensors other than
+/// the embeddings, and the old rows of the first resized matrix of each shard (placed after the
+/// shard's other tensors, behind a header with room for any size).
+pub fn init_checkpoint_with<T: Borrow<TokenizerFile>>(
+    model_dir: &Path,
+    load: impl FnOnce() -> Result<(T, T)>,
     out_dir: &Path,
     cfg: &CheckpointConfig,
 ) -> Result<CheckpointSummary> {
@@ -214,7 +230,7 @@ pub fn init_checkpoint(
         let (header_len, metadata) = read_header(&map, &path)?;
         shards.push(Shard {
             file_name: name.clone(),
-            file,
+            path,
             map,
             header_len,
             metadata,
@@ -297,7 +313,7 @@ pub fn init_checkpoint(
                 )
             })?;
         Ok(Matrix::new(data, dtype, rows, cols)?
-            .with_source(&s.file, (base + info.data_offsets.0) as u64))
+            .with_source(&s.path, (base + info.data_offsets.0) as u64))
     };
     let input = matrix(&embed_name, embed_shard)?;
     let output = match (&lm_head, tied) {
@@ -316,9 +332,6 @@ pub fn init_checkpoint(
             ));
         }
     }
-    let plan = Plan::new(old, new)?;
-    let init = Initializer::new(&dir_name, &plan, &cfg.init, input, output)?;
-
     // The output directory, built next to its final place and renamed at the end.
     let out_parent = out_dir
         .parent()
@@ -345,6 +358,97 @@ pub fn init_checkpoint(
         .tempdir_in(out_parent)
         .map_err(|e| Error::io(out_parent.display().to_string(), e))?;
 
+    let replace = |name: &str| -> Option<Which> {
+        if name == embed_name {
+            Some(Which::Input)
+        } else if lm_head.as_ref().is_some_and(|l| l.0 == name) {
+            Some(if tied { Which::Input } else { Which::Output })
+        } else {
+            None
+        }
+    };
+    let source = |which: Which| match (which, &output) {
+        (Which::Output, Some(m)) => *m,
+        _ => input,
+    };
+    let layouts: Vec<Option<ShardLayout>> = shards
+        .iter()
+        .map(|s| ShardLayout::new(s, &replace, &source))
+        .collect::<Result<_>>()?;
+
+    // Shards are written by a few threads (one per file: ext4 serializes the writers of one
+    // file) in two phases: first what the vocabulary does not change, then, once this thread has
+    // read the tokenizers and planned the new rows, the resized matrices and the header.
+    let plan_cell: OnceLock<Plan> = OnceLock::new();
+    let init_cell: OnceLock<Initializer<'_>> = OnceLock::new();
+    let gate = Gate::default();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(shards.len());
+    let next = AtomicUsize::new(0);
+    let (loaded, mut done) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let (Some(s), Some(layout)) = (shards.get(i), layouts.get(i)) else {
+                            break;
+                        };
+                        let src = model_dir.join(&s.file_name);
+                        let dst = tmp.path().join(&s.file_name);
+                        let r = match layout {
+                            None => std::fs::copy(&src, &dst)
+                                .map(|_| (s.metadata.data_len() as u64, false))
+                                .map_err(|e| Error::io(src.display().to_string(), e)),
+                            Some(layout) => layout
+                                .write_early(&src, &dst)
+                                .and_then(|f| match gate.wait() {
+                                    true => match init_cell.get() {
+                                        Some(init) => layout.write_late(f, &dst, init),
+                                        None => Err(Error::Config("no initializer".into())),
+                                    },
+                                    false => Err(Error::Config("stopped".into())),
+                                })
+                                .map(|size| (size, true)),
+                        };
+                        mine.push((i, r));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let loaded = (|| -> Result<(T, T)> {
+            let (old, new) = load()?;
+            let plan = Plan::new(old.borrow(), new.borrow())?;
+            let plan = plan_cell.get_or_init(|| plan);
+            let init = Initializer::new(&dir_name, plan, &cfg.init, input, output)?;
+            let _ = init_cell.set(init);
+            Ok((old, new))
+        })();
+        gate.open(loaded.is_ok());
+        if let (Ok(_), Some(init)) = (&loaded, init_cell.get()) {
+            // The pass over the old rows for their statistics, beside the copying.
+            init.prepare_stats();
+        }
+        let mut done: Vec<Option<Result<(u64, bool)>>> = (0..shards.len()).map(|_| None).collect();
+        for h in handles {
+            if let Ok(mine) = h.join() {
+                for (i, r) in mine {
+                    done[i] = Some(r);
+                }
+            }
+        }
+        (loaded, done)
+    });
+    let (_, new) = loaded?;
+    let new: &TokenizerFile = new.borrow();
+    let (Some(plan), Some(init)) = (plan_cell.get(), init_cell.get()) else {
+        return Err(Error::Config("the initialization was not planned".into()));
+    };
+
     let mut summary = CheckpointSummary {
         method: cfg.init.method.name(),
         output_init: (!tied).then_some(cfg.init.output_init),
@@ -365,23 +469,19 @@ pub fn init_checkpoint(
         files_copied: Vec::new(),
         files_left_out: Vec::new(),
     };
+    // Errors are reported for the first failing shard in order, the same for any scheduling.
     let mut total_size = 0u64;
-    // The statistics pass over the old rows runs beside the copying of the first tensors.
-    let init = &init;
-    std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(|| init.prepare_stats());
-        write_shards(
-            &shards,
-            model_dir,
-            tmp.path(),
-            init,
-            &embed_name,
-            lm_head.as_ref().map(|l| l.0.as_str()),
-            tied,
-            &mut summary,
-            &mut total_size,
-        )
-    })?;
+    for (s, r) in shards.iter().zip(done.iter_mut()) {
+        let (size, rewritten) = r
+            .take()
+            .ok_or_else(|| Error::Config(format!("{}: a writing thread stopped", s.file_name)))??;
+        total_size += size;
+        if rewritten {
+            summary.shards_rewritten.push(s.file_name.clone());
+        } else {
+            summary.shards_copied.push(s.file_name.clone());
+        }
+    }
     if let Some(mut v) = index {
         if let Some(m) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             if m.contains_key("total_size") {
@@ -435,6 +535,31 @@ pub fn init_checkpoint(
     Ok(summary)
 }
 
+/// Open once with `true` (go on) or `false` (stop); waiters block until then.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<Option<bool>>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self, go: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        *s = Some(go);
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(go) = *s {
+                return go;
+            }
+            s = self.opened.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 fn list_files(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
@@ -466,186 +591,216 @@ fn read_header(map: &Mmap, path: &Path) -> Result<(usize, Metadata)> {
 
 /// Write every shard into `tmp`: rewritten when it holds a resized tensor, copied otherwise.
 #[allow(clippy::too_many_arguments)]
-fn write_shards(
-    shards: &[Shard],
-    model_dir: &Path,
-    tmp: &Path,
-    init: &Initializer<'_>,
-    embed_name: &str,
-    lm_head: Option<&str>,
-    tied: bool,
-    summary: &mut CheckpointSummary,
-    total_size: &mut u64,
-) -> Result<()> {
-    for s in shards {
-        let src = model_dir.join(&s.file_name);
-        let dst = tmp.join(&s.file_name);
-        let replace = |name: &str| -> Option<Which> {
-            if name == embed_name {
-                Some(Which::Input)
-            } else if lm_head == Some(name) {
-                Some(if tied { Which::Input } else { Which::Output })
-            } else {
-                None
-            }
-        };
-        if s.metadata
-            .offset_keys()
-            .iter()
-            .any(|n| replace(n).is_some())
-        {
-            *total_size += rewrite_shard(s, &src, &dst, init, &replace)?;
-            summary.shards_rewritten.push(s.file_name.clone());
-        } else {
-            std::fs::copy(&src, &dst).map_err(|e| Error::io(src.display().to_string(), e))?;
-            *total_size += s.metadata.data_len() as u64;
-            summary.shards_copied.push(s.file_name.clone());
-        }
-    }
-    Ok(())
+/// Where everything goes in a rewritten shard: the unchanged tensors first, in their order,
+/// then the resized matrices, so that only the header and the matrices depend on the new
+/// vocabulary. The header is written last, padded with spaces to the room reserved for it.
+struct ShardLayout {
+    shard_header_len: usize,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Unchanged tensors: (name, dtype, shape, offset in the source file's data, length).
+    others: Vec<(String, StDtype, Vec<usize>, usize, usize)>,
+    /// Resized matrices: (name, dtype, which) in order.
+    matrices: Vec<(String, StDtype, Which)>,
+    /// Where the old rows of each matrix come from: (file, offset), and bytes per matrix row.
+    sources: Vec<(PathBuf, u64)>,
+    row_bytes: usize,
+    cols: usize,
+    old_rows: usize,
+    /// Room for the header (a multiple of 8).
+    header_room: usize,
 }
 
-/// Write `s` with the tensors `replace` names resized; returns the data size.
-fn rewrite_shard(
-    s: &Shard,
-    src: &Path,
-    dst: &Path,
-    init: &Initializer<'_>,
-    replace: &dyn Fn(&str) -> Option<Which>,
-) -> Result<u64> {
-    let names = s.metadata.offset_keys();
-    let mut table = serde_json::Map::new();
-    if let Some(meta) = s.metadata.metadata() {
-        let m: serde_json::Map<String, serde_json::Value> = meta
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        table.insert("__metadata__".into(), m.into());
-    }
-    let mut offset = 0usize;
-    let mut plan = Vec::with_capacity(names.len());
-    for name in &names {
-        let Some(info) = s.metadata.info(name) else {
-            continue;
-        };
-        let (shape, size) = match replace(name) {
-            Some(_) => (vec![init.rows_out(), init.cols()], init.matrix_bytes()),
-            None => (
-                info.shape.clone(),
-                info.data_offsets.1 - info.data_offsets.0,
-            ),
-        };
-        table.insert(
-            name.clone(),
-            serde_json::json!({
-                "dtype": info.dtype,
-                "shape": shape,
-                "data_offsets": [offset, offset + size],
-            }),
-        );
-        plan.push((name.clone(), info.data_offsets, replace(name)));
-        offset += size;
-    }
-    let mut header = serde_json::to_string(&table).map_err(|e| Error::Config(e.to_string()))?;
-    // safetensors aligns the data to 8 bytes by padding the header with spaces.
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-    let io_dst = |e| Error::io(dst.display().to_string(), e);
-    let io_src = |e| Error::io(src.display().to_string(), e);
-    let f = File::create(dst).map_err(io_dst)?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    w.write_all(&(header.len() as u64).to_le_bytes())
-        .map_err(io_dst)?;
-    w.write_all(header.as_bytes()).map_err(io_dst)?;
-    w.flush().map_err(io_dst)?;
-    let base = 8 + s.header_len as u64;
-    let mut at = 8 + header.len() as u64;
-    // Where each tensor goes in the output; the resized matrices are written by this thread,
-    // the other tensors copied file to file by a few threads at once (each with its own file
-    // handles and offsets), since a single in-kernel copy does not use both cores.
-    let mut copies = Vec::new();
-    let mut matrices = Vec::new();
-    for (_, (start, end), which) in plan {
-        match which {
-            Some(which) => {
-                matrices.push((at, which));
-                at += init.matrix_bytes() as u64;
-            }
-            None => {
-                copies.push((at, base + start as u64, (end - start) as u64));
-                at += (end - start) as u64;
+impl ShardLayout {
+    /// `None` when the shard holds no resized matrix (it is copied as a file).
+    fn new<'m>(
+        s: &Shard,
+        replace: &dyn Fn(&str) -> Option<Which>,
+        source: &dyn Fn(Which) -> Matrix<'m>,
+    ) -> Result<Option<Self>> {
+        let mut others = Vec::new();
+        let mut matrices = Vec::new();
+        let mut sources = Vec::new();
+        let mut shape = (0, 0, 0);
+        for name in s.metadata.offset_keys() {
+            let Some(info) = s.metadata.info(&name) else {
+                continue;
+            };
+            match replace(&name) {
+                Some(which) => {
+                    let m = source(which);
+                    let Some((path, offset)) = m.source() else {
+                        return Err(Error::Config(format!("{name}: no source file")));
+                    };
+                    shape = (m.rows, m.cols * m.dtype.size(), m.cols);
+                    sources.push((path.to_path_buf(), offset));
+                    matrices.push((name, info.dtype, which));
+                }
+                None => others.push((
+                    name,
+                    info.dtype,
+                    info.shape.clone(),
+                    info.data_offsets.0,
+                    info.data_offsets.1 - info.data_offsets.0,
+                )),
             }
         }
+        if matrices.is_empty() {
+            return Ok(None);
+        }
+        let metadata = s.metadata.metadata().as_ref().map(|meta| {
+            meta.iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect()
+        });
+        let mut layout = ShardLayout {
+            shard_header_len: s.header_len,
+            metadata,
+            others,
+            matrices,
+            sources,
+            row_bytes: shape.1,
+            cols: shape.2,
+            old_rows: shape.0,
+            header_room: 0,
+        };
+        // Each matrix puts at most three numbers that grow with the row count in the header
+        // (its rows, its end, the start of the next), none longer than 20 digits.
+        let (at_old_size, _) = layout.header(layout.old_rows)?;
+        layout.header_room = (at_old_size.len() + 60 * layout.matrices.len()).next_multiple_of(8);
+        Ok(Some(layout))
     }
-    let copy_one = |(to, from, len): (u64, u64, u64)| -> Result<()> {
-        let mut src_file = File::open(src).map_err(io_src)?;
-        src_file.seek(SeekFrom::Start(from)).map_err(io_src)?;
-        let mut dst_file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dst)
+
+    fn others_len(&self) -> usize {
+        self.others.iter().map(|o| o.4).sum()
+    }
+
+    /// The header for matrices of `rows` rows (unpadded) and the data size.
+    fn header(&self, rows: usize) -> Result<(String, usize)> {
+        let mut table = serde_json::Map::new();
+        if let Some(m) = &self.metadata {
+            table.insert("__metadata__".into(), m.clone().into());
+        }
+        let mut offset = 0usize;
+        for (name, dtype, shape, _, len) in &self.others {
+            table.insert(
+                name.clone(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len]}),
+            );
+            offset += len;
+        }
+        let size = rows * self.row_bytes;
+        for (name, dtype, _) in &self.matrices {
+            table.insert(
+                name.clone(),
+                serde_json::json!({
+                    "dtype": dtype,
+                    "shape": [rows, self.cols],
+                    "data_offsets": [offset, offset + size],
+                }),
+            );
+            offset += size;
+        }
+        let header = serde_json::to_string(&table).map_err(|e| Error::Config(e.to_string()))?;
+        Ok((header, offset))
+    }
+
+    /// Copy the unchanged tensors and the first matrix's old rows into a new file at `dst`
+    /// (file to file: `copy_file_range` on Linux, as `cp` does).
+    fn write_early(&self, src: &Path, dst: &Path) -> Result<File> {
+        let io_dst = |e| Error::io(dst.display().to_string(), e);
+        let mut out = File::create(dst).map_err(io_dst)?;
+        out.seek(SeekFrom::Start(8 + self.header_room as u64))
             .map_err(io_dst)?;
-        dst_file.seek(SeekFrom::Start(to)).map_err(io_dst)?;
-        // Straight from file to file (copy_file_range on Linux): the bytes never pass through
-        // this process's memory.
-        let got = std::io::copy(&mut src_file.take(len), &mut dst_file).map_err(io_src)?;
-        if got != len {
-            return Err(Error::io(
-                src.display().to_string(),
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file truncated"),
-            ));
+        let base = 8 + self.shard_header_len as u64;
+        for (_, _, _, start, len) in &self.others {
+            copy_range(src, base + *start as u64, *len as u64, &mut out, dst)?;
         }
-        Ok(())
-    };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(copies.len());
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        match copies.get(i) {
-                            Some(&job) => copy_one(job)?,
-                            None => return Ok(()),
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut result = Ok(());
-        for (to, which) in &matrices {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(dst)
-                .map_err(io_dst)?;
-            f.seek(SeekFrom::Start(*to)).map_err(io_dst)?;
-            let mut w = BufWriter::with_capacity(1 << 20, f);
-            result = init
-                .write_matrix_to_file(*which, &mut w)
-                .and_then(|()| w.flush())
-                .map_err(io_dst);
-            if result.is_err() {
-                // Let the copying threads stop at their next tensor.
-                next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
-                break;
+        let (path, offset) = &self.sources[0];
+        copy_range(
+            path,
+            *offset,
+            (self.old_rows * self.row_bytes) as u64,
+            &mut out,
+            dst,
+        )?;
+        Ok(out)
+    }
+
+    /// The rest once the new rows are planned: the other matrices' old rows, every matrix's new
+    /// and padding rows, then the header. Returns the data size.
+    fn write_late(&self, out: File, dst: &Path, init: &Initializer<'_>) -> Result<u64> {
+        let io_dst = |e| Error::io(dst.display().to_string(), e);
+        let rows = init.rows_out();
+        let data = 8 + self.header_room as u64;
+        let matrix_bytes = (rows * self.row_bytes) as u64;
+        let mut out = out;
+        for (k, (_, _, which)) in self.matrices.iter().enumerate() {
+            let start = data + self.others_len() as u64 + k as u64 * matrix_bytes;
+            if k > 0 {
+                out.seek(SeekFrom::Start(start)).map_err(io_dst)?;
+                let (path, offset) = &self.sources[k];
+                copy_range(
+                    path,
+                    *offset,
+                    (self.old_rows * self.row_bytes) as u64,
+                    &mut out,
+                    dst,
+                )?;
+            }
+            // Runs of new and padding rows, written over (or after) the copied old rows.
+            let mut r = 0;
+            while r < rows {
+                if !init.is_written(r) {
+                    r += 1;
+                    continue;
+                }
+                let mut end = r + 1;
+                while end < rows && init.is_written(end) {
+                    end += 1;
+                }
+                out.seek(SeekFrom::Start(start + (r * self.row_bytes) as u64))
+                    .map_err(io_dst)?;
+                let mut w = BufWriter::with_capacity(1 << 20, &mut out);
+                init.write_rows(*which, r, end, &mut w)
+                    .and_then(|()| w.flush())
+                    .map_err(io_dst)?;
+                drop(w);
+                r = end;
             }
         }
-        for h in handles {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(Error::Config("a copying thread panicked".into())));
-            if result.is_ok() {
-                result = r;
-            }
+        let (mut header, size) = self.header(rows)?;
+        if header.len() > self.header_room {
+            return Err(Error::Config(format!(
+                "{}: header of {} bytes exceeds the {} reserved",
+                dst.display(),
+                header.len(),
+                self.header_room
+            )));
         }
-        result
-    })?;
-    // Not fsynced, like `cp`: the directory appears by rename once complete; run `sync` for
-    // durability across a power loss.
-    w.flush().map_err(io_dst)?;
-    Ok(offset as u64)
+        // safetensors allows the header to be padded with spaces (this also aligns the data).
+        header.extend(std::iter::repeat_n(' ', self.header_room - header.len()));
+        out.seek(SeekFrom::Start(0)).map_err(io_dst)?;
+        out.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io_dst)?;
+        out.write_all(header.as_bytes()).map_err(io_dst)?;
+        // Not fsynced, like `cp`: the directory appears by rename once complete; run `sync` for
+        // durability across a power loss.
+        Ok(size as u64)
+    }
+}
+
+/// Copy `len` bytes of `src` from `from` to the current position of `out`.
+fn copy_range(src: &Path, from: u64, len: u64, out: &mut File, dst: &Path) -> Result<()> {
+    let io_src = |e| Error::io(src.display().to_string(), e);
+    let mut f = File::open(src).map_err(io_src)?;
+    f.seek(SeekFrom::Start(from)).map_err(io_src)?;
+    let got = std::io::copy(&mut f.take(len), out)
+        .map_err(|e| Error::io(dst.display().to_string(), e))?;
+    if got != len {
+        return Err(Error::io(
+            src.display().to_string(),
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file truncated"),
+        ));
+    }
+    Ok(())
 }

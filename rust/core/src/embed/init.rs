@@ -289,8 +289,9 @@ pub struct Matrix<'a> {
     /// Row length (hidden size).
     pub cols: usize,
     /// The file holding `data` and the offset of its first byte, when it comes from a file: old
-    /// rows are then copied file to file.
-    source: Option<(&'a std::fs::File, u64)>,
+    /// rows are then copied file to file (through a handle of their own, so that writers of
+    /// several shards at once never share a file offset).
+    source: Option<(&'a std::path::Path, u64)>,
 }
 
 impl<'a> Matrix<'a> {
@@ -318,9 +319,14 @@ impl<'a> Matrix<'a> {
 
     /// Say that `data` is the bytes of `file` from `offset` on (a memory map of it), so that
     /// runs of old rows can be copied inside the kernel instead of through this process.
-    pub fn with_source(mut self, file: &'a std::fs::File, offset: u64) -> Self {
+    pub fn with_source(mut self, file: &'a std::path::Path, offset: u64) -> Self {
         self.source = Some((file, offset));
         self
+    }
+
+    /// The file and offset given to [`Self::with_source`].
+    pub(crate) fn source(&self) -> Option<(&'a std::path::Path, u64)> {
+        self.source
     }
 
     fn row_bytes(&self, r: usize) -> &'a [u8] {
@@ -679,7 +685,7 @@ impl<'a> Initializer<'a> {
     }
 
     /// Whether `r` is a row this initialization writes (a new id, or padding past the old matrix).
-    fn is_written(&self, r: usize) -> bool {
+    pub(crate) fn is_written(&self, r: usize) -> bool {
         self.new_at[r].is_some() || r >= self.input.rows
     }
 
@@ -785,7 +791,7 @@ impl<'a> Initializer<'a> {
 
     /// Rows `start..end`, block after block: the next block is computed on the pool while the
     /// current one is being written.
-    fn write_rows(
+    pub(crate) fn write_rows(
         &self,
         which: Which,
         start: usize,
@@ -810,52 +816,6 @@ impl<'a> Initializer<'a> {
             stop = to;
         }
         w.write_all(&cur)
-    }
-
-    /// [`Self::write_matrix`] into a file: when the matrix was read from a file
-    /// ([`Matrix::with_source`]), each run of old rows is copied from file to file
-    /// (`copy_file_range` on Linux, as `cp` does) and only new and padding rows are written
-    /// from memory. `w` is flushed before each copy.
-    pub fn write_matrix_to_file(
-        &self,
-        which: Which,
-        w: &mut std::io::BufWriter<std::fs::File>,
-    ) -> std::io::Result<()> {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        let m = match (which, &self.output) {
-            (Which::Output, Some(m)) => m,
-            _ => &self.input,
-        };
-        let Some((file, offset)) = m.source else {
-            return self.write_matrix(which, w);
-        };
-        let row_bytes = (m.cols * m.dtype.size()) as u64;
-        let mut r = 0;
-        while r < self.rows_out {
-            // A run of rows of one kind: copied (old) or computed (new or padding).
-            let copied = !self.is_written(r);
-            let mut end = r + 1;
-            while end < self.rows_out && self.is_written(end) != copied {
-                end += 1;
-            }
-            if copied {
-                w.flush()?;
-                let mut src = file;
-                src.seek(SeekFrom::Start(offset + r as u64 * row_bytes))?;
-                let want = (end - r) as u64 * row_bytes;
-                let got = std::io::copy(&mut src.take(want), w.get_mut())?;
-                if got != want {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the matrix is shorter than its header says (file truncated?)",
-                    ));
-                }
-            } else {
-                self.write_rows(which, r, end, w)?;
-            }
-            r = end;
-        }
-        Ok(())
     }
 
     /// Byte size of one resized matrix.

@@ -26,7 +26,8 @@ mod init;
 mod tests;
 
 pub use checkpoint::{
-    init_checkpoint, CheckpointConfig, CheckpointSummary, EMBED_NAMES, LM_HEAD_NAMES,
+    init_checkpoint, init_checkpoint_with, CheckpointConfig, CheckpointSummary, EMBED_NAMES,
+    LM_HEAD_NAMES,
 };
 pub use init::{
     Dtype, InitConfig, Initializer, Matrix, Method, NewToken, OutputInit, Plan, Which,
