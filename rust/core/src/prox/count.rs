@@ -28,8 +28,8 @@ use aho_corasick::AhoCorasick;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokenizers::models::bpe::BPE;
 use tokenizers::{
-    Model, ModelWrapper, NormalizedString, Normalizer, OffsetReferential, OffsetType,
-    PostProcessor, PreTokenizedString, PreTokenizer, Tokenizer,
+    Model, ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, OffsetReferential,
+    OffsetType, PostProcessor, PreTokenizedString, PreTokenizer, Tokenizer,
 };
 
 use crate::{Error, Result};
@@ -54,12 +54,88 @@ struct Fast<'a> {
     /// Single-character tokens: ASCII in a table, the rest in a set.
     ascii: [bool; 128],
     chars: FxHashSet<char>,
-    /// `(a, b)` for every two adjacent characters inside any vocabulary token.
+    /// `(a, b)` for every two adjacent characters inside any vocabulary token: ASCII pairs as
+    /// bits (row `a`, bit `b`), the others in a set.
+    ascii_pairs: [u128; 128],
     pairs: FxHashSet<u64>,
+    /// The normalizer as plain string edits, when it is only literal ones (see [`Edit`]).
+    edits: Option<Vec<Edit>>,
     /// Every added token's content, raw and normalized; `None` without added tokens.
     added: Option<AhoCorasick>,
     /// Tokens the post-processor adds to a single sequence.
     special: usize,
+}
+
+/// A normalizer step whose output text is a plain string function of its input, applied
+/// without `NormalizedString`'s alignment tracking (which costs more than the rest of a count:
+/// `Replace` runs an Oniguruma search per match). Counts need the text only.
+#[derive(Debug, Clone, PartialEq)]
+enum Edit {
+    /// `Prepend`: the prefix, before non-empty text.
+    Prepend(String),
+    /// `Replace` with a literal (not regex), non-empty pattern: every non-overlapping
+    /// occurrence, leftmost first, as the escaped pattern matches in Oniguruma.
+    Replace(String, String),
+}
+
+/// `normalizer` as [`Edit`]s, or `None` if any step is another kind.
+fn plain_edits(normalizer: Option<&NormalizerWrapper>, out: &mut Vec<Edit>) -> bool {
+    match normalizer {
+        None => true,
+        Some(NormalizerWrapper::Prepend(p)) => {
+            out.push(Edit::Prepend(p.prepend.clone()));
+            true
+        }
+        Some(NormalizerWrapper::Replace(r)) => {
+            // The pattern is private; its serialized form says whether it is a literal.
+            let value = serde_json::to_value(r).unwrap_or_default();
+            match value["pattern"]["String"].as_str() {
+                Some(pattern) if !pattern.is_empty() => {
+                    out.push(Edit::Replace(pattern.to_string(), r.content.clone()));
+                    true
+                }
+                _ => false,
+            }
+        }
+        Some(NormalizerWrapper::Sequence(seq)) => {
+            seq.as_ref().iter().all(|n| plain_edits(Some(n), out))
+        }
+        Some(_) => false,
+    }
+}
+
+enum Normalized {
+    Plain(String),
+    Tracked(NormalizedString),
+}
+
+impl Normalized {
+    fn get(&self) -> &str {
+        match self {
+            Normalized::Plain(s) => s,
+            Normalized::Tracked(n) => n.get(),
+        }
+    }
+}
+
+fn apply_edits(edits: &[Edit], text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 16);
+    s.push_str(text);
+    for edit in edits {
+        match edit {
+            Edit::Prepend(prefix) => {
+                if !s.is_empty() {
+                    s.insert_str(0, prefix);
+                }
+            }
+            Edit::Replace(pattern, content) => {
+                if s.contains(pattern.as_str()) {
+                    s = s.replace(pattern.as_str(), content);
+                }
+            }
+        }
+    }
+    s
 }
 
 struct Cache {
@@ -145,6 +221,7 @@ impl<'a> Fast<'a> {
         }
         let mut ascii = [false; 128];
         let mut chars = FxHashSet::default();
+        let mut ascii_pairs = [0u128; 128];
         let mut pairs = FxHashSet::default();
         for token in vocab.keys() {
             let mut it = token.chars();
@@ -152,7 +229,11 @@ impl<'a> Fast<'a> {
             let mut single = true;
             for c in it {
                 single = false;
-                pairs.insert(pair_key(prev, c));
+                if prev.is_ascii() && c.is_ascii() {
+                    ascii_pairs[prev as usize] |= 1u128 << (c as u32);
+                } else {
+                    pairs.insert(pair_key(prev, c));
+                }
                 prev = c;
             }
             if single {
@@ -187,11 +268,15 @@ impl<'a> Fast<'a> {
         let special = tok
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));
+        let mut edits = Vec::new();
+        let edits = plain_edits(tok.get_normalizer(), &mut edits).then_some(edits);
         Some(Fast {
             bpe,
             ascii,
             chars,
+            ascii_pairs,
             pairs,
+            edits,
             added,
             special,
         })
@@ -205,6 +290,15 @@ impl<'a> Fast<'a> {
         }
     }
 
+    /// Whether some vocabulary token contains `a` followed by `b`.
+    fn in_token(&self, a: char, b: char) -> bool {
+        if a.is_ascii() && b.is_ascii() {
+            self.ascii_pairs[a as usize] >> (b as u32) & 1 == 1
+        } else {
+            self.pairs.contains(&pair_key(a, b))
+        }
+    }
+
     fn has_added(&self, s: &str) -> bool {
         self.added.as_ref().is_some_and(|ac| ac.is_match(s))
     }
@@ -215,10 +309,16 @@ impl<'a> Fast<'a> {
         if text.is_empty() || self.has_added(text) {
             return None;
         }
-        let mut normalized = NormalizedString::from(text);
-        if let Some(n) = tok.get_normalizer() {
-            n.normalize(&mut normalized).ok()?;
-        }
+        let normalized = match &self.edits {
+            Some(edits) => Normalized::Plain(apply_edits(edits, text)),
+            None => {
+                let mut n = NormalizedString::from(text);
+                if let Some(normalizer) = tok.get_normalizer() {
+                    normalizer.normalize(&mut n).ok()?;
+                }
+                Normalized::Tracked(n)
+            }
+        };
         if self.has_added(normalized.get()) {
             return None;
         }
@@ -229,23 +329,26 @@ impl<'a> Fast<'a> {
                 cache.owner = owner;
             }
             let counts = &mut cache.counts;
-            match tok.get_pre_tokenizer() {
-                None => self.count_word(normalized.get(), counts),
-                Some(pre) => {
-                    let mut pretok = PreTokenizedString::from(normalized);
-                    pre.pre_tokenize(&mut pretok).ok()?;
-                    let mut total = 0;
-                    for (word, _, tokens) in
-                        pretok.get_splits(OffsetReferential::Original, OffsetType::None)
-                    {
-                        if tokens.is_some() {
-                            return None;
-                        }
-                        total += self.count_word(word, counts)?;
-                    }
-                    Some(total)
+            let Some(pre) = tok.get_pre_tokenizer() else {
+                return self.count_word(normalized.get(), counts);
+            };
+            // Pre-tokenizers split on the text alone: a fresh `NormalizedString` of the
+            // plainly edited text splits the same.
+            let mut pretok = PreTokenizedString::from(match normalized {
+                Normalized::Plain(s) => NormalizedString::from(s),
+                Normalized::Tracked(n) => n,
+            });
+            pre.pre_tokenize(&mut pretok).ok()?;
+            let mut total = 0;
+            for (word, _, tokens) in
+                pretok.get_splits(OffsetReferential::Original, OffsetType::None)
+            {
+                if tokens.is_some() {
+                    return None;
                 }
+                total += self.count_word(word, counts)?;
             }
+            Some(total)
         })
     }
 
@@ -257,7 +360,7 @@ impl<'a> Fast<'a> {
         for (i, c) in word.char_indices() {
             let known = self.known(c);
             if let Some((p, p_known)) = prev {
-                if p_known && known && !self.pairs.contains(&pair_key(p, c)) {
+                if p_known && known && !self.in_token(p, c) {
                     total += self.count_piece(&word[start..i], counts)?;
                     start = i;
                 }
@@ -619,6 +722,63 @@ mod tests {
             assert!(counts.contains_key(word), "{word} not a piece: {counts:?}");
         }
         assert!(!counts.contains_key("▁of▁the"));
+    }
+
+    #[test]
+    fn literal_normalizers_are_applied_as_plain_edits() {
+        use tokenizers::normalizers::replace::ReplacePattern;
+        let replace =
+            |p: &str, c: &str| -> NormalizerWrapper { Replace::new(p, c).expect("replace").into() };
+        let normalizers: Vec<NormalizerWrapper> = vec![
+            llama_normalizer(),
+            Prepend::new("▁".into()).into(),
+            replace("aa", "a"),
+            replace(".", ""),
+            replace("▁", "  "),
+            replace("\\d", "#"),
+            Sequence::new(vec![
+                Sequence::new(vec![replace("a", "bb"), Prepend::new("[x]".into()).into()]).into(),
+                replace("b", "▁b"),
+                replace(" ", ""),
+            ])
+            .into(),
+        ];
+        let mut rng = Rng(11);
+        let mut lines: Vec<String> = (0..500).map(|_| random_line(&mut rng)).collect();
+        lines.extend(["", "aaa", "aaaaa", "...", "\\d\\d"].map(String::from));
+        for normalizer in &normalizers {
+            let mut edits = Vec::new();
+            assert!(plain_edits(Some(normalizer), &mut edits), "{normalizer:?}");
+            for line in &lines {
+                let mut n = NormalizedString::from(line.as_str());
+                normalizer.normalize(&mut n).expect("normalize");
+                assert_eq!(
+                    apply_edits(&edits, line),
+                    n.get(),
+                    "{normalizer:?} {line:?}"
+                );
+            }
+        }
+        // Regex patterns and other normalizers go through `NormalizedString`.
+        let regex: NormalizerWrapper = Replace::new(ReplacePattern::Regex(" ".into()), "▁")
+            .expect("regex")
+            .into();
+        for other in [regex, Lowercase.into(), NFC.into()] {
+            let seq: NormalizerWrapper =
+                Sequence::new(vec![Prepend::new("▁".into()).into(), other]).into();
+            assert!(!plain_edits(Some(&seq), &mut Vec::new()), "{seq:?}");
+        }
+        // The Llama shape through the tracked path: same counts.
+        let mut tok = llama_like(true);
+        tok.with_normalizer(Some(Sequence::new(vec![
+            Prepend::new("▁".into()).into(),
+            Replace::new(ReplacePattern::Regex(" ".into()), "▁")
+                .expect("regex")
+                .into(),
+        ])))
+        .expect("normalizer");
+        assert!(LineCounter::new(&tok).fast.expect("fast").edits.is_none());
+        assert_exact("llama-like, regex normalizer", &tok, true);
     }
 
     #[test]
