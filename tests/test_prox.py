@@ -453,6 +453,10 @@ def test_split_chunks_matches_python_tokenizers_llama_like(
 ) -> None:
     tok, path = llama_like
     assert prox.split_chunks(text, path, budget) == _reference_chunks(tok, text, budget)
+    # Whole texts too (the refiner's token statistics), without special tokens.
+    texts = [text, *text.split("\n")]
+    counts = tamis._core.prox_token_counts(texts, str(path), False)
+    assert counts == [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
     assert (
         prox.split_chunks_many([text, text], path, budget, threads=2)
         == [_reference_chunks(tok, text, budget)] * 2

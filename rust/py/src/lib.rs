@@ -1267,16 +1267,13 @@ fn prox_token_counts(
     py.detach(|| -> tamis_core::Result<Vec<usize>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
+        let counter = LineCounter::new(&tok);
         let pool = thread_pool(threads)?;
         pool.install(|| {
             texts
                 .par_iter()
                 .with_min_len(16)
-                .map(|t| {
-                    tok.encode_fast(t.as_str(), false)
-                        .map(|e| e.len())
-                        .map_err(|e| tamis_core::Error::Config(format!("tokenizer failed: {e}")))
-                })
+                .map(|t| counter.count(t, false))
                 .collect()
         })
     })

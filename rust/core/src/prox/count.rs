@@ -129,9 +129,14 @@ fn apply_edits(edits: &[Edit], text: &str) -> String {
                 }
             }
             Edit::Replace(pattern, content) => {
-                if s.contains(pattern.as_str()) {
-                    s = s.replace(pattern.as_str(), content);
-                }
+                // A one-character pattern (Llama's " ") searches with memchr, not Two-Way.
+                let mut chars = pattern.chars();
+                s = match (chars.next(), chars.next()) {
+                    (Some(c), None) if s.contains(c) => s.replace(c, content),
+                    (Some(_), None) => s,
+                    _ if s.contains(pattern.as_str()) => s.replace(pattern.as_str(), content),
+                    _ => s,
+                };
             }
         }
     }
