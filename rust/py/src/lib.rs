@@ -1156,7 +1156,7 @@ fn prox_chunks(
     py.detach(|| -> tamis_core::Result<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
-        let counter = LineCounter::new(&tok);
+        let counter = LineCounter::shared(&tok);
         let pool = thread_pool(threads)?;
         pool.install(|| {
             texts
@@ -1267,7 +1267,7 @@ fn prox_token_counts(
     py.detach(|| -> tamis_core::Result<Vec<usize>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
-        let counter = LineCounter::new(&tok);
+        let counter = LineCounter::shared(&tok);
         let pool = thread_pool(threads)?;
         pool.install(|| {
             texts

@@ -23,6 +23,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -44,13 +45,13 @@ const MAX_CACHED_LEN: usize = 64;
 /// Build one per tokenizer and share it between threads.
 pub struct LineCounter<'a> {
     tok: &'a Tokenizer,
-    fast: Option<Fast<'a>>,
-    /// Which counter the current thread's cache belongs to.
-    id: u64,
+    fast: Option<Arc<Fast>>,
 }
 
-struct Fast<'a> {
-    bpe: &'a BPE,
+/// What the fast path reads, built once per tokenizer (and shared through [`LineCounter::shared`]).
+struct Fast {
+    /// Which tables a thread's cache of piece counts belongs to.
+    id: u64,
     /// Single-character tokens: ASCII in a table, the rest in a set.
     ascii: [bool; 128],
     chars: FxHashSet<char>,
@@ -154,6 +155,16 @@ thread_local! {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Tokenizers most recently counted through [`LineCounter::shared`], each with its tables. An
+/// entry holds its tokenizer alive, so a pointer match means the very same tokenizer.
+type Shared = Vec<(Arc<Tokenizer>, Option<Arc<Fast>>)>;
+const SHARED_SIZE: usize = 4;
+
+fn shared() -> &'static Mutex<Shared> {
+    static SHARED: OnceLock<Mutex<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| Mutex::new(Vec::new()))
+}
+
 fn pair_key(a: char, b: char) -> u64 {
     (u64::from(a) << 32) | u64::from(b)
 }
@@ -168,9 +179,32 @@ impl<'a> LineCounter<'a> {
     pub fn new(tok: &'a Tokenizer) -> Self {
         LineCounter {
             tok,
-            fast: Fast::new(tok),
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            fast: Fast::new(tok).map(Arc::new),
         }
+    }
+
+    /// A counter for a shared tokenizer whose tables are kept for the next call with the same
+    /// `Arc` (the four most recent): what the Python bindings use, so that counting one short
+    /// document per call does not rebuild them.
+    pub fn shared(tok: &'a Arc<Tokenizer>) -> Self {
+        {
+            // A poisoned lock only means another thread panicked holding it; the list is valid.
+            let mut entries = shared().lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = entries.iter().position(|(t, _)| Arc::ptr_eq(t, tok)) {
+                let entry = entries.remove(i);
+                let fast = entry.1.clone();
+                entries.push(entry);
+                return LineCounter { tok, fast };
+            }
+        }
+        let counter = LineCounter::new(tok);
+        let mut entries = shared().lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(t, _)| !Arc::ptr_eq(t, tok));
+        if entries.len() >= SHARED_SIZE {
+            entries.remove(0);
+        }
+        entries.push((tok.clone(), counter.fast.clone()));
+        counter
     }
 
     /// Whether counts go through the cached fast path (otherwise every count is an
@@ -187,7 +221,7 @@ impl<'a> LineCounter<'a> {
     /// `tokenizer.encode_fast(text, add_special_tokens).len()`.
     pub fn count(&self, text: &str, add_special_tokens: bool) -> Result<usize> {
         if let Some(fast) = &self.fast {
-            if let Some(n) = fast.count(self.tok, text, self.id) {
+            if let Some(n) = fast.count(self.tok, text) {
                 return Ok(n + if add_special_tokens { fast.special } else { 0 });
             }
         }
@@ -204,8 +238,8 @@ impl<'a> LineCounter<'a> {
     }
 }
 
-impl<'a> Fast<'a> {
-    fn new(tok: &'a Tokenizer) -> Option<Self> {
+impl Fast {
+    fn new(tok: &Tokenizer) -> Option<Self> {
         let ModelWrapper::BPE(bpe) = tok.get_model() else {
             return None;
         };
@@ -276,7 +310,7 @@ impl<'a> Fast<'a> {
         let mut edits = Vec::new();
         let edits = plain_edits(tok.get_normalizer(), &mut edits).then_some(edits);
         Some(Fast {
-            bpe,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             ascii,
             chars,
             ascii_pairs,
@@ -309,7 +343,10 @@ impl<'a> Fast<'a> {
     }
 
     /// Tokens of `text` without special tokens, or `None` where `encode_fast` must decide.
-    fn count(&self, tok: &Tokenizer, text: &str, owner: u64) -> Option<usize> {
+    fn count(&self, tok: &Tokenizer, text: &str) -> Option<usize> {
+        let ModelWrapper::BPE(bpe) = tok.get_model() else {
+            return None;
+        };
         // An empty input is never normalized by `encode`; an added token is split out first.
         if text.is_empty() || self.has_added(text) {
             return None;
@@ -329,13 +366,13 @@ impl<'a> Fast<'a> {
         }
         CACHE.with(|cell| {
             let mut cache = cell.borrow_mut();
-            if cache.owner != owner {
+            if cache.owner != self.id {
                 cache.counts.clear();
-                cache.owner = owner;
+                cache.owner = self.id;
             }
             let counts = &mut cache.counts;
             let Some(pre) = tok.get_pre_tokenizer() else {
-                return self.count_word(normalized.get(), counts);
+                return self.count_word(bpe, normalized.get(), counts);
             };
             // Pre-tokenizers split on the text alone: a fresh `NormalizedString` of the
             // plainly edited text splits the same.
@@ -351,14 +388,19 @@ impl<'a> Fast<'a> {
                 if tokens.is_some() {
                     return None;
                 }
-                total += self.count_word(word, counts)?;
+                total += self.count_word(bpe, word, counts)?;
             }
             Some(total)
         })
     }
 
     /// Tokens of one pre-token: the sum over its pieces between safe boundaries.
-    fn count_word(&self, word: &str, counts: &mut FxHashMap<Box<str>, u32>) -> Option<usize> {
+    fn count_word(
+        &self,
+        bpe: &BPE,
+        word: &str,
+        counts: &mut FxHashMap<Box<str>, u32>,
+    ) -> Option<usize> {
         let mut total = 0;
         let mut start = 0;
         let mut prev: Option<(char, bool)> = None;
@@ -366,23 +408,28 @@ impl<'a> Fast<'a> {
             let known = self.known(c);
             if let Some((p, p_known)) = prev {
                 if p_known && known && !self.in_token(p, c) {
-                    total += self.count_piece(&word[start..i], counts)?;
+                    total += self.count_piece(bpe, &word[start..i], counts)?;
                     start = i;
                 }
             }
             prev = Some((c, known));
         }
         if start < word.len() {
-            total += self.count_piece(&word[start..], counts)?;
+            total += self.count_piece(bpe, &word[start..], counts)?;
         }
         Some(total)
     }
 
-    fn count_piece(&self, piece: &str, counts: &mut FxHashMap<Box<str>, u32>) -> Option<usize> {
+    fn count_piece(
+        &self,
+        bpe: &BPE,
+        piece: &str,
+        counts: &mut FxHashMap<Box<str>, u32>,
+    ) -> Option<usize> {
         if let Some(&n) = counts.get(piece) {
             return Some(n as usize);
         }
-        let n = self.bpe.tokenize(piece).ok()?.len();
+        let n = bpe.tokenize(piece).ok()?.len();
         if piece.len() <= MAX_CACHED_LEN {
             if counts.len() >= CACHE_CAPACITY {
                 counts.clear();
@@ -656,7 +703,7 @@ mod tests {
         for i in 0..2500 {
             let line = random_line(&mut rng);
             if let Some(fast) = &counter.fast {
-                fast_lines += usize::from(fast.count(tok, &line, counter.id).is_some());
+                fast_lines += usize::from(fast.count(tok, &line).is_some());
             }
             for special in [true, false] {
                 let want = tok
@@ -714,9 +761,12 @@ mod tests {
         let tok = llama_like(true);
         let counter = LineCounter::new(&tok);
         let fast = counter.fast.as_ref().expect("fast");
+        let ModelWrapper::BPE(bpe) = tok.get_model() else {
+            panic!("not BPE")
+        };
         let mut counts = FxHashMap::default();
         let n = fast
-            .count_word("▁[000]the▁data▁model▁of▁the▁corpus", &mut counts)
+            .count_word(bpe, "▁[000]the▁data▁model▁of▁the▁corpus", &mut counts)
             .expect("count");
         let want = tok
             .encode_fast("[000]the data model of the corpus", false)
@@ -842,6 +892,24 @@ mod tests {
             }))
             .expect("truncation");
         assert_exact("truncated", &truncated, false);
+    }
+
+    #[test]
+    fn shared_counters_reuse_their_tables() {
+        let tok = Arc::new(llama_like(true));
+        let a = LineCounter::shared(&tok);
+        let b = LineCounter::shared(&tok);
+        let (fa, fb) = (a.fast.as_ref().expect("a"), b.fast.as_ref().expect("b"));
+        assert!(Arc::ptr_eq(fa, fb));
+        // Another tokenizer, even an equal one, gets its own tables.
+        let other = Arc::new(llama_like(true));
+        let c = LineCounter::shared(&other);
+        assert!(!Arc::ptr_eq(fa, c.fast.as_ref().expect("c")));
+        let line = "[001]the data model of the corpus";
+        let want = tok.encode_fast(line, true).expect("encode").len();
+        for counter in [&a, &b, &c] {
+            assert_eq!(counter.count(line, true).expect("count"), want);
+        }
     }
 
     #[test]
