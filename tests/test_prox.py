@@ -5,6 +5,7 @@ the Python ``tokenizers`` package, and the polars, datatrove and CLI entry point
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import tamis.polars  # noqa: F401  (registers pl.col(...).tamis)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tamis import prox
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 F = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda"
 
@@ -395,6 +396,71 @@ def test_chunking_rules(tokenizer: tuple[Tokenizer, Path]) -> None:
     assert prox.split_chunks(f"a\n{long}\nb", tok, 20) == ["[000]a", f"[001]{long}", "[002]b"]
     many = prox.split_chunks_many([text, "", "a"], path, 200)
     assert many == [chunks, ["[000]"], ["[000]a"]]
+
+
+_LLAMA_WORDS = (
+    "the of data model training corpus page naïve café Zürich 東京 über 1984 3.14 Home About".split()
+)
+
+
+@pytest.fixture(scope="module")
+def llama_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tokenizer, Path]:
+    """Llama-2's shape, trained here: ``▁`` normalizer, no pre-tokenizer (a whole line is one BPE
+    word), byte fallback for some bytes, fused unknowns, ``<s>`` added by the post-processor. tamis
+    counts these lines on its cached fast path (docs/prox.md), which must agree with ``encode``."""
+    rng = random.Random(3)
+    lines = [" ".join(rng.choice(_LLAMA_WORDS) for _ in range(rng.randint(3, 20))) for _ in range(800)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    special = [AddedToken(t, special=True, normalized=False) for t in ("<unk>", "<s>", "</s>")]
+    bytes_ = [f"<0x{b:02X}>" for b in (*range(0x41, 0x4A), *range(0x80, 0xC0), *range(0xE0, 0xF5))]
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special + bytes_, show_progress=False)
+    tok.train_from_iterator(lines, trainer=trainer)
+    tok.pre_tokenizer = None
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    path = tmp_path_factory.mktemp("llama") / "tokenizer.json"
+    tok.save(str(path))
+    return tok, path
+
+
+_LLAMA_PIECES = [
+    *_LLAMA_WORDS,
+    " ",
+    "  ",
+    "▁",
+    ".",
+    "日本語",
+    "😀",
+    "Ω",
+    "e\u0301",
+    "<s>",
+    "</s>",
+    "<0x41>",
+    "\t",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.lists(st.sampled_from(_LLAMA_PIECES), max_size=25).map("".join), min_size=1, max_size=40).map(
+        "\n".join
+    ),
+    st.integers(1, 120),
+)
+def test_split_chunks_matches_python_tokenizers_llama_like(
+    llama_like: tuple[Tokenizer, Path], text: str, budget: int
+) -> None:
+    tok, path = llama_like
+    assert prox.split_chunks(text, path, budget) == _reference_chunks(tok, text, budget)
+    # Whole texts too (the refiner's token statistics), without special tokens.
+    texts = [text, *text.split("\n")]
+    counts = tamis._core.prox_token_counts(texts, str(path), False)
+    assert counts == [len(tok.encode(t, add_special_tokens=False).ids) for t in texts]
+    assert (
+        prox.split_chunks_many([text, text], path, budget, threads=2)
+        == [_reference_chunks(tok, text, budget)] * 2
+    )
 
 
 def test_prompts(tokenizer: tuple[Tokenizer, Path]) -> None:

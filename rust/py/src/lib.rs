@@ -32,7 +32,8 @@ use tamis_core::io::{
     hashes_to_arrow, mask_to_arrow, string_values, ExtractOptions, OnError, Output,
 };
 use tamis_core::pipeline::{run, thread_pool, NoProgress, RunOptions};
-use tamis_core::prox::chunk::{chunk_prompts, split_chunks, ChunkOptions};
+use tamis_core::prox::chunk::{chunk_prompts_with, split_chunks_with, ChunkOptions};
+use tamis_core::prox::count::LineCounter;
 use tamis_core::prox::prompt::{cached_tokenizer, doc_prompt, PromptTemplate, TokenizerSource};
 use tamis_core::prox::{self, Acceptance, Mode};
 use tamis_core::text::Normalize;
@@ -1155,14 +1156,15 @@ fn prox_chunks(
     py.detach(|| -> tamis_core::Result<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
+        let counter = LineCounter::shared(&tok);
         let pool = thread_pool(threads)?;
         pool.install(|| {
             texts
                 .par_iter()
                 .with_min_len(4)
                 .map(|t| match &template {
-                    Some(tpl) => chunk_prompts(&tok, t, &opts, tpl),
-                    None => split_chunks(&tok, t, &opts),
+                    Some(tpl) => chunk_prompts_with(&counter, t, &opts, tpl),
+                    None => split_chunks_with(&counter, t, &opts),
                 })
                 .collect()
         })
@@ -1265,16 +1267,13 @@ fn prox_token_counts(
     py.detach(|| -> tamis_core::Result<Vec<usize>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
+        let counter = LineCounter::shared(&tok);
         let pool = thread_pool(threads)?;
         pool.install(|| {
             texts
                 .par_iter()
                 .with_min_len(16)
-                .map(|t| {
-                    tok.encode_fast(t.as_str(), false)
-                        .map(|e| e.len())
-                        .map_err(|e| tamis_core::Error::Config(format!("tokenizer failed: {e}")))
-                })
+                .map(|t| counter.count(t, false))
                 .collect()
         })
     })

@@ -11,9 +11,9 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, Struc
 use arrow_schema::DataType;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
-use tokenizers::Tokenizer;
 
-use super::chunk::{chunk_prompts, ChunkOptions};
+use super::chunk::{chunk_prompts_with, ChunkOptions};
+use super::count::LineCounter;
 use super::prompt::{doc_prompt, load_tokenizer, PromptTemplate};
 use super::{execute_doc, explain_chunk, Acceptance, Mode, Outcome, Reason};
 use crate::error::{json_type_name, Location};
@@ -398,7 +398,12 @@ pub struct PromptOptions {
 /// JSON lines of one document's prompts, the number of prompts, and whether one was truncated.
 type PromptLines = (Vec<u8>, u64, u64);
 
-fn prompt_lines(tok: &Tokenizer, doc: &Doc<'_>, opts: &PromptOptions) -> Result<PromptLines> {
+fn prompt_lines(
+    counter: &LineCounter<'_>,
+    doc: &Doc<'_>,
+    opts: &PromptOptions,
+) -> Result<PromptLines> {
+    let tok = counter.tokenizer();
     #[derive(serde::Serialize)]
     struct DocLine<'a> {
         id: &'a str,
@@ -432,7 +437,7 @@ fn prompt_lines(tok: &Tokenizer, doc: &Doc<'_>, opts: &PromptOptions) -> Result<
             Ok((out, 1, u64::from(p.truncated)))
         }
         PromptStage::Chunk => {
-            let prompts = chunk_prompts(tok, &doc.text, &opts.chunk, &opts.template)?;
+            let prompts = chunk_prompts_with(counter, &doc.text, &opts.chunk, &opts.template)?;
             for (i, p) in prompts.iter().enumerate() {
                 serde_json::to_writer(
                     &mut out,
@@ -471,6 +476,7 @@ pub fn prompts(
         return Err(Error::Config("--rejects needs --on-error skip".into()));
     }
     let tok = load_tokenizer(&opts.tokenizer)?;
+    let counter = LineCounter::new(&tok);
     let files = expand_inputs(inputs)?;
     if let Some(p) = &output.path {
         let out = crate::pipeline::resolved(p);
@@ -554,7 +560,7 @@ pub fn prompts(
             let lines: Vec<Option<Result<PromptLines>>> = docs
                 .par_iter()
                 .with_min_len(8)
-                .map(|d| d.as_ref().ok().map(|d| prompt_lines(&tok, d, opts)))
+                .map(|d| d.as_ref().ok().map(|d| prompt_lines(&counter, d, opts)))
                 .collect();
             (docs, lines)
         });

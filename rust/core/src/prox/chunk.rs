@@ -6,8 +6,9 @@
 use rayon::prelude::*;
 use tokenizers::Tokenizer;
 
+use super::count::LineCounter;
 use super::prompt::PromptTemplate;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How documents are cut into chunks and wrapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,18 +44,26 @@ pub fn number_line(index: usize, line: &str, width: usize) -> String {
 }
 
 /// The numbered chunk bodies of one document (before wrapping). Lines are split on `\n` only.
+/// Builds a [`LineCounter`] for this one call: for many documents use [`split_chunks_with`] or
+/// [`split_chunks_batch`].
 pub fn split_chunks(tok: &Tokenizer, text: &str, opts: &ChunkOptions) -> Result<Vec<String>> {
+    split_chunks_with(&LineCounter::new(tok), text, opts)
+}
+
+/// [`split_chunks`] with a counter built once for many documents. A line's cost is exactly
+/// `len(tokenizer.encode(numbered_line, add_special_tokens))`.
+pub fn split_chunks_with(
+    counter: &LineCounter<'_>,
+    text: &str,
+    opts: &ChunkOptions,
+) -> Result<Vec<String>> {
     let mut chunks = Vec::new();
     let mut current = String::new();
     let mut has_lines = false;
     let mut used = 0usize;
     for (i, line) in text.split('\n').enumerate() {
         let numbered = number_line(i, line, opts.number_width);
-        let cost = tok
-            .encode_fast(numbered.as_str(), opts.add_special_tokens)
-            .map_err(|e| Error::Config(format!("tokenizer failed: {e}")))?
-            .get_ids()
-            .len();
+        let cost = counter.count(&numbered, opts.add_special_tokens)?;
         if used + cost <= opts.max_tokens {
             if has_lines {
                 current.push('\n');
@@ -90,10 +99,20 @@ pub fn chunk_prompts(
     opts: &ChunkOptions,
     template: &PromptTemplate,
 ) -> Result<Vec<String>> {
+    chunk_prompts_with(&LineCounter::new(tok), text, opts, template)
+}
+
+/// [`chunk_prompts`] with a counter built once for many documents.
+pub fn chunk_prompts_with(
+    counter: &LineCounter<'_>,
+    text: &str,
+    opts: &ChunkOptions,
+    template: &PromptTemplate,
+) -> Result<Vec<String>> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(split_chunks(tok, text, opts)?
+    Ok(split_chunks_with(counter, text, opts)?
         .iter()
         .map(|c| template.render(&format!("{}{c}{}", opts.open, opts.close)))
         .collect())
@@ -105,10 +124,11 @@ pub fn split_chunks_batch(
     texts: &[&str],
     opts: &ChunkOptions,
 ) -> Result<Vec<Vec<String>>> {
+    let counter = LineCounter::new(tok);
     texts
         .par_iter()
         .with_min_len(8)
-        .map(|t| split_chunks(tok, t, opts))
+        .map(|t| split_chunks_with(&counter, t, opts))
         .collect()
 }
 

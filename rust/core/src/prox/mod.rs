@@ -22,6 +22,7 @@
 pub mod apply;
 pub mod chunk;
 mod compat;
+pub mod count;
 mod exec;
 pub mod prompt;
 pub mod pyrt;
