@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import math
 import random
@@ -231,6 +232,80 @@ def test_modes_threads_and_interfaces_agree(english, tmp_path: Path) -> None:
     assert sorted(parts) == sorted(kept)
 
 
+def test_one_permutation_sketch_finds_pairs_and_agrees_everywhere(tmp_path: Path) -> None:
+    docs = planted_corpus(400, seed=21)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(data / "a.jsonl", docs[: len(docs) // 2])
+    write_jsonl(data / "b.jsonl", docs[len(docs) // 2 :])
+    ordered = docs[: len(docs) // 2] + docs[len(docs) // 2 :]
+    # Recall and no false meetings, as with k permutations.
+    tamis.dedup.near(
+        data,
+        tmp_path / "r.jsonl",
+        threshold=0.7,
+        recall_weight=0.9,
+        sketch="oph",
+        clusters=tmp_path / "c.jsonl",
+    )
+    cluster_of = {r["id"]: r["cluster_id"] for r in map(json.loads, open(tmp_path / "c.jsonl"))}
+    high = [(a, b) for a, b, j in _pairs(docs) if j >= 0.75]
+    assert len(high) > 40
+    found = sum(
+        1 for a, b in high if a["id"] in cluster_of and cluster_of[a["id"]] == cluster_of.get(b["id"])
+    )
+    assert found / len(high) >= 0.95, (found, len(high))
+    low = [(a, b) for a, b, j in _pairs(docs) if j < 0.3]
+    assert all(
+        cluster_of.get(a["id"]) is None or cluster_of[a["id"]] != cluster_of.get(b["id"]) for a, b in low
+    )
+    # The same kept set from the CLI (one process and stages), Python, polars and datatrove.
+    run_ok("-q", "dedup", "near", data, "-o", tmp_path / "cli.jsonl", "--sketch", "oph")
+    kept = read_ids(tmp_path / "cli.jsonl")
+    assert 0 < len(docs) - len(kept) < len(docs)
+    tamis.dedup.near(data, tmp_path / "py.jsonl", sketch="oph")
+    assert (tmp_path / "py.jsonl").read_bytes() == (tmp_path / "cli.jsonl").read_bytes()
+    texts = [d["text"] for d in ordered]
+    mask = tamis.dedup.near_keep_mask(texts, sketch="oph")
+    assert [d["id"] for d, m in zip(ordered, mask, strict=True) if m] == kept
+    lf = pl.LazyFrame(ordered)
+    assert lf.pipe(tamis.polars.near_dedup, column="text", sketch="oph").collect()["id"].to_list() == kept
+    wd = tmp_path / "wd"
+    for r in range(2):
+        run_ok(
+            "-q",
+            "dedup",
+            "near",
+            "signatures",
+            data,
+            "--workdir",
+            wd,
+            "--rank",
+            r,
+            "--world-size",
+            2,
+            "--sketch",
+            "oph",
+        )
+    run_ok("-q", "dedup", "near", "buckets", "--workdir", wd)
+    run_ok("-q", "dedup", "near", "cluster", "--workdir", wd)
+    run_ok("-q", "dedup", "near", "filter", data, "--workdir", wd, "-o", tmp_path / "st.jsonl")
+    assert read_ids(tmp_path / "st.jsonl") == kept
+    if importlib.util.find_spec("datatrove") is not None:
+        got = _datatrove_near(data, tmp_path / "dwd", tmp_path / "dout", tmp_path / "logs", sketch="oph")
+        assert sorted(r["id"] for r in got) == sorted(kept)
+    # Signatures: from text, from pre-shingled hashes and through polars, all equal; and not the
+    # k-permutation ones.
+    sig = tamis.dedup.minhash(texts[:20], sketch="oph")
+    hashes = [tamis.dedup.shingle_hashes(t) for t in texts[:20]]
+    offsets = np.cumsum([0] + [len(h) for h in hashes]).astype(np.uint64)
+    values = np.array([x for h in hashes for x in h], dtype=np.uint64)
+    assert (tamis.dedup.minhash_hashes(values, offsets, sketch="oph") == sig).all()
+    col = pl.DataFrame({"t": texts[:20]}).select(pl.col("t").tamis.minhash(sketch="oph"))["t"]
+    assert (col.to_numpy() == sig).all()
+    assert not (tamis.dedup.minhash(texts[:20]) == sig).all()
+
+
 def test_annotate_clusters_and_priority(tmp_path: Path) -> None:
     base = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(300))
     records = [
@@ -358,7 +433,9 @@ def test_bad_input_and_damaged_work_directory(tmp_path: Path, run_tamis) -> None
     assert r.returncode == 1 and "clustering has not finished" in r.stderr
 
 
-def _datatrove_near(data: Path, wd: Path, out: Path, logs: Path, annotate: bool = False) -> list[dict]:
+def _datatrove_near(
+    data: Path, wd: Path, out: Path, logs: Path, annotate: bool = False, sketch: str = "kperm"
+) -> list[dict]:
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
@@ -367,7 +444,11 @@ def _datatrove_near(data: Path, wd: Path, out: Path, logs: Path, annotate: bool 
     def run(steps: list, tasks: int, name: str) -> None:
         LocalPipelineExecutor(steps, tasks=tasks, workers=2, logging_dir=str(logs / name)).run()
 
-    run([JsonlReader(str(data)), NearDedupSignature(str(wd), batch_size=50, threads=1)], 3, "sig")
+    run(
+        [JsonlReader(str(data)), NearDedupSignature(str(wd), batch_size=50, threads=1, sketch=sketch)],
+        3,
+        "sig",
+    )
     run([NearDedupBuckets(str(wd))], 5, "buckets")
     run([NearDedupCluster(str(wd))], 1, "cluster")
     run(

@@ -126,6 +126,7 @@ def dedup_near(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: str = "kperm",
     verify: bool = False,
     annotate: bool = False,
     priority: str | None = None,
@@ -154,6 +155,7 @@ def near_signatures(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: str = "kperm",
     priority: str | None = None,
     memory_limit: int | None = None,
     text_key: str = "text",
@@ -210,6 +212,7 @@ class NearSignatureWriter:
         bands: int | None = None,
         rows: int | None = None,
         seed: int = 1,
+        sketch: str = "kperm",
         priority: bool = False,
         memory_limit: int | None = None,
         threads: int = 0,
@@ -238,6 +241,7 @@ def minhash(
     ngram: int = 5,
     shingle: str = "words",
     seed: int = 1,
+    sketch: str = "kperm",
     threads: int = 0,
 ) -> U64Matrix:
     """MinHash signatures of an Arrow string array."""
@@ -253,6 +257,7 @@ def near_clusters_arrow(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: str = "kperm",
     verify: bool = False,
     threads: int = 0,
 ) -> tuple[Any, Any]:
@@ -275,13 +280,20 @@ def near_keep_mask_arrow(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: str = "kperm",
     verify: bool = False,
     threads: int = 0,
 ) -> Any:
     """Keep mask of in-memory near-dedup (each cluster's first text true, nulls kept)."""
 
 def minhash_hashes(
-    values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0
+    values: Any,
+    offsets: Any,
+    *,
+    num_perm: int = 112,
+    seed: int = 1,
+    sketch: str = "kperm",
+    threads: int = 0,
 ) -> U64Matrix:
     """MinHash signatures of pre-shingled documents (UInt64 values cut by n + 1 offsets)."""
 def prox_execute_list(

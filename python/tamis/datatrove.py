@@ -1012,6 +1012,7 @@ class _NearParams:
         bands: int | None,
         rows: int | None,
         seed: int,
+        sketch: str = "kperm",
     ) -> None:
         self.options: dict[str, Any] = {
             "threshold": threshold,
@@ -1022,6 +1023,7 @@ class _NearParams:
             "bands": bands,
             "rows": rows,
             "seed": seed,
+            "sketch": sketch,
         }
 
 
@@ -1052,6 +1054,7 @@ class NearDedupSignature(PipelineStep):
         bands: int | None = None,
         rows: int | None = None,
         seed: int = 1,
+        sketch: str = "kperm",
         priority_key: str | None = None,
         memory_limit: int | None = None,
         batch_size: int = 10_000,
@@ -1065,7 +1068,9 @@ class NearDedupSignature(PipelineStep):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.workdir = _workdir(workdir)
-        self.params = _NearParams(threshold, recall_weight, ngram, shingle, num_perm, bands, rows, seed)
+        self.params = _NearParams(
+            threshold, recall_weight, ngram, shingle, num_perm, bands, rows, seed, sketch
+        )
         self.priority_key = priority_key
         self.memory_limit = memory_limit
         self.batch_size = batch_size
@@ -1863,6 +1868,7 @@ def to_datatrove(
                     "bands",
                     "rows",
                     "seed",
+                    "sketch",
                 )
             }
             sig = start(f"{s.name}-signatures", [s.name])

@@ -105,6 +105,8 @@ def exact_keep_mask(texts: Any, *, normalize: Normalize = "none", threads: int =
 
 
 Shingle = Literal["words", "chars"]
+# "kperm": num_perm permutations of every shingle; "oph": one permutation in num_perm densified bins.
+Sketch = Literal["kperm", "oph"]
 
 
 def _stats(raw: str) -> dict[str, Any]:
@@ -128,6 +130,7 @@ def near(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: Sketch = "kperm",
     verify: bool = False,
     annotate: bool = False,
     priority: str | None = None,
@@ -163,6 +166,7 @@ def near(
             bands=bands,
             rows=rows,
             seed=seed,
+            sketch=sketch,
             verify=verify,
             annotate=annotate,
             priority=priority,
@@ -192,6 +196,7 @@ def near_signatures(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: Sketch = "kperm",
     priority: str | None = None,
     memory_limit: int | None = None,
     text_key: str = "text",
@@ -214,6 +219,7 @@ def near_signatures(
             bands=bands,
             rows=rows,
             seed=seed,
+            sketch=sketch,
             priority=priority,
             memory_limit=memory_limit,
             text_key=text_key,
@@ -275,6 +281,7 @@ def minhash(
     ngram: int = 5,
     shingle: Shingle = "words",
     seed: int = 1,
+    sketch: Sketch = "kperm",
     threads: int = 0,
     output: Literal["numpy", "arrow"] = "numpy",
 ) -> Any:
@@ -286,7 +293,13 @@ def minhash(
     texts without any word get all ``2**64 - 1``. The same signatures as ``tamis dedup near``.
     """
     matrix = _core.minhash(
-        to_arrow(texts), num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed, threads=threads
+        to_arrow(texts),
+        num_perm=num_perm,
+        ngram=ngram,
+        shingle=shingle,
+        seed=seed,
+        sketch=sketch,
+        threads=threads,
     )
     if output == "arrow":
         return matrix.to_arrow()
@@ -298,7 +311,13 @@ def minhash(
 
 
 def minhash_hashes(
-    values: Any, offsets: Any, *, num_perm: int = 112, seed: int = 1, threads: int = 0
+    values: Any,
+    offsets: Any,
+    *,
+    num_perm: int = 112,
+    seed: int = 1,
+    sketch: Sketch = "kperm",
+    threads: int = 0,
 ) -> Any:
     """MinHash signatures of pre-shingled documents, as a ``(len(offsets) - 1, num_perm)`` uint64
     numpy array: document ``i`` is the 64-bit shingle hashes ``values[offsets[i]:offsets[i+1]]``
@@ -310,7 +329,9 @@ def minhash_hashes(
         return pl.Series(np.ascontiguousarray(x, dtype=np.uint64)) if isinstance(x, np.ndarray) else x
 
     return np.asarray(
-        _core.minhash_hashes(arrow(values), arrow(offsets), num_perm=num_perm, seed=seed, threads=threads)
+        _core.minhash_hashes(
+            arrow(values), arrow(offsets), num_perm=num_perm, seed=seed, sketch=sketch, threads=threads
+        )
     )
 
 
@@ -325,6 +346,7 @@ def near_clusters(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: Sketch = "kperm",
     verify: bool = False,
     threads: int = 0,
 ) -> tuple[Any, Any]:
@@ -340,6 +362,7 @@ def near_clusters(
         bands=bands,
         rows=rows,
         seed=seed,
+        sketch=sketch,
         verify=verify,
         threads=threads,
     )
@@ -357,6 +380,7 @@ def near_keep_mask(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: Sketch = "kperm",
     verify: bool = False,
     threads: int = 0,
 ) -> Any:
@@ -372,6 +396,7 @@ def near_keep_mask(
         bands=bands,
         rows=rows,
         seed=seed,
+        sketch=sketch,
         verify=verify,
         threads=threads,
     )

@@ -41,6 +41,7 @@ from tamis.text import Normalize
 from tamis.vocab import _tokenizer_json
 
 Shingle = Literal["words", "chars"]
+Sketch = Literal["kperm", "oph"]
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -53,8 +54,10 @@ def _is_first_series(s: pl.Series, normalize: Normalize) -> pl.Series:
     return pl.Series(_core.exact_keep_mask_arrow(s, normalize=normalize)).alias(s.name)
 
 
-def _minhash_series(s: pl.Series, num_perm: int, ngram: int, shingle: Shingle, seed: int) -> pl.Series:
-    m = _core.minhash(s, num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed)
+def _minhash_series(
+    s: pl.Series, num_perm: int, ngram: int, shingle: Shingle, seed: int, sketch: Sketch
+) -> pl.Series:
+    m = _core.minhash(s, num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed, sketch=sketch)
     out = pl.Series(s.name, m.to_arrow())
     # A null text has no signature: keep it null rather than all-max.
     return (
@@ -98,11 +101,17 @@ class TamisExpr:
 
         return self._expr.map_batches(count, return_dtype=pl.UInt32, is_elementwise=True)
     def minhash(
-        self, num_perm: int = 112, *, ngram: int = 5, shingle: Shingle = "words", seed: int = 1
+        self,
+        num_perm: int = 112,
+        *,
+        ngram: int = 5,
+        shingle: Shingle = "words",
+        seed: int = 1,
+        sketch: Sketch = "kperm",
     ) -> pl.Expr:
         """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null."""
         return self._expr.map_batches(
-            lambda s: _minhash_series(s, num_perm, ngram, shingle, seed),
+            lambda s: _minhash_series(s, num_perm, ngram, shingle, seed, sketch),
             return_dtype=pl.Array(pl.UInt64, num_perm),
             is_elementwise=True,
         )
@@ -118,6 +127,7 @@ class TamisExpr:
         bands: int | None = None,
         rows: int | None = None,
         seed: int = 1,
+        sketch: Sketch = "kperm",
         verify: bool = False,
     ) -> pl.Expr:
         """``True`` for the row each near-duplicate cluster keeps (its first), in frame order."""
@@ -130,6 +140,7 @@ class TamisExpr:
             "bands": bands,
             "rows": rows,
             "seed": seed,
+            "sketch": sketch,
             "verify": verify,
         }
         return self._expr.map_batches(lambda s: _near_first_series(s, params), return_dtype=pl.Boolean)
@@ -182,6 +193,7 @@ def near_dedup(
     bands: int | None = None,
     rows: int | None = None,
     seed: int = 1,
+    sketch: Sketch = "kperm",
     verify: bool = False,
 ) -> Frame:
     """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
@@ -199,6 +211,7 @@ def near_dedup(
             bands=bands,
             rows=rows,
             seed=seed,
+            sketch=sketch,
             verify=verify,
         )
     )

@@ -467,10 +467,24 @@ pub struct MinHashArgs {
     /// Seed of the permutations.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Signature: K independent permutations of every shingle (kperm, datatrove's), or one
+    /// permutation cut into K densified bins (oph: one-permutation hashing, O(shingles + K)).
+    #[arg(long, value_enum, default_value_t = SketchArg::Kperm)]
+    pub sketch: SketchArg,
     /// Keep, in each cluster, the document with the smallest value of this numeric field
     /// (missing or null count as largest; ties go to the first in input order).
     #[arg(long, value_name = "FIELD")]
     pub priority: Option<String>,
+}
+
+/// How MinHash signatures are computed.
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum SketchArg {
+    /// K permutations of every shingle.
+    #[default]
+    Kperm,
+    /// One permutation, K densified bins.
+    Oph,
 }
 
 /// Shingle unit.

@@ -291,8 +291,9 @@ fn near_params(
     ngram: usize,
     shingle: &str,
     seed: u64,
+    sketch: &str,
 ) -> PyResult<MinHashParams> {
-    MinHashParams::resolve(
+    let mut p = MinHashParams::resolve(
         num_perm,
         bands,
         rows,
@@ -302,7 +303,9 @@ fn near_params(
         parse(shingle)?,
         seed,
     )
-    .map_err(to_py)
+    .map_err(to_py)?;
+    p.sketch = parse(sketch)?;
+    Ok(p)
 }
 
 /// Resolved (bands, rows) for the given options, and the S-curve as text.
@@ -324,13 +327,14 @@ fn near_bands_rows(
         5,
         "words",
         1,
+        "kperm",
     )?;
     Ok((p.bands, p.rows, s_curve_table(&p)))
 }
 
 /// Near-duplicate dedup over files; returns the run statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, output, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, annotate=false, priority=None, clusters=None, memory_limit=None, spill_dir=None, text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
+#[pyo3(signature = (inputs, output, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, sketch="kperm", verify=false, annotate=false, priority=None, clusters=None, memory_limit=None, spill_dir=None, text_key="text", id_key="id", on_error="fail", rejects=None, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn dedup_near(
     py: Python<'_>,
@@ -344,6 +348,7 @@ fn dedup_near(
     bands: Option<usize>,
     rows: Option<usize>,
     seed: u64,
+    sketch: &str,
     verify: bool,
     annotate: bool,
     priority: Option<String>,
@@ -366,6 +371,7 @@ fn dedup_near(
             ngram,
             shingle,
             seed,
+            sketch,
         )?,
         verify: verify.then_some(threshold.unwrap_or(0.8)),
         annotate,
@@ -397,7 +403,7 @@ fn dedup_near(
 
 /// Stage 1 over files (task `rank` of `world_size`); returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (inputs, workdir, *, rank=0, world_size=1, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=None, memory_limit=None, text_key="text", on_error="fail", threads=0))]
+#[pyo3(signature = (inputs, workdir, *, rank=0, world_size=1, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, sketch="kperm", priority=None, memory_limit=None, text_key="text", on_error="fail", threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn near_signatures(
     py: Python<'_>,
@@ -413,6 +419,7 @@ fn near_signatures(
     bands: Option<usize>,
     rows: Option<usize>,
     seed: u64,
+    sketch: &str,
     priority: Option<String>,
     memory_limit: Option<u64>,
     text_key: &str,
@@ -429,6 +436,7 @@ fn near_signatures(
             ngram,
             shingle,
             seed,
+            sketch,
         )?,
         priority,
         memory_limit,
@@ -641,7 +649,7 @@ struct NearSignatureWriter {
 #[pymethods]
 impl NearSignatureWriter {
     #[new]
-    #[pyo3(signature = (workdir, *, rank, world_size, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, priority=false, memory_limit=None, threads=0))]
+    #[pyo3(signature = (workdir, *, rank, world_size, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, sketch="kperm", priority=false, memory_limit=None, threads=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         workdir: PathBuf,
@@ -655,6 +663,7 @@ impl NearSignatureWriter {
         bands: Option<usize>,
         rows: Option<usize>,
         seed: u64,
+        sketch: &str,
         priority: bool,
         memory_limit: Option<u64>,
         threads: usize,
@@ -668,6 +677,7 @@ impl NearSignatureWriter {
             ngram,
             shingle,
             seed,
+            sketch,
         )?;
         if rank >= 1 << 16 {
             return Err(TamisError::new_err("at most 65536 signature tasks"));
@@ -827,7 +837,8 @@ impl U64Matrix {
 /// MinHash signatures of an Arrow string array (nulls and texts without shingles: all
 /// 2^64 - 1).
 #[pyfunction]
-#[pyo3(signature = (texts, *, num_perm=112, ngram=5, shingle="words", seed=1, threads=0))]
+#[pyo3(signature = (texts, *, num_perm=112, ngram=5, shingle="words", seed=1, sketch="kperm", threads=0))]
+#[allow(clippy::too_many_arguments)]
 fn minhash(
     py: Python<'_>,
     texts: AnyArray,
@@ -835,6 +846,7 @@ fn minhash(
     ngram: usize,
     shingle: &str,
     seed: u64,
+    sketch: &str,
     threads: usize,
 ) -> PyResult<U64Matrix> {
     let params = MinHashParams {
@@ -844,6 +856,7 @@ fn minhash(
         ngram,
         shingling: parse(shingle)?,
         seed,
+        sketch: parse(sketch)?,
     };
     let chunks = chunks_of(texts)?;
     let (values, rows) = py
@@ -863,8 +876,8 @@ fn minhash(
     })
 }
 
-fn u64_values(array: AnyArray, what: &str) -> PyResult<Vec<u64>> {
-    let mut out = Vec::new();
+fn u64_values(array: AnyArray, what: &str) -> PyResult<ScalarBuffer<u64>> {
+    let mut parts = Vec::new();
     for chunk in chunks_of(array)? {
         let cast = arrow_cast::cast(&chunk, &DataType::UInt64)
             .map_err(|e| TamisError::new_err(format!("{what}: {e}")))?;
@@ -877,21 +890,26 @@ fn u64_values(array: AnyArray, what: &str) -> PyResult<Vec<u64>> {
                 "{what}: nulls are not allowed"
             )));
         }
-        out.extend_from_slice(a.values());
+        parts.push(a.values().clone());
     }
-    Ok(out)
+    // One chunk (a numpy array or a contiguous Series) is used in place, without a copy.
+    Ok(match parts.len() {
+        1 => parts.swap_remove(0),
+        _ => parts.iter().flat_map(|p| p.iter().copied()).collect(),
+    })
 }
 
 /// MinHash signatures of pre-shingled documents: `values` (UInt64 shingle hashes) cut by
 /// `offsets` (n + 1 positions).
 #[pyfunction]
-#[pyo3(signature = (values, offsets, *, num_perm=112, seed=1, threads=0))]
+#[pyo3(signature = (values, offsets, *, num_perm=112, seed=1, sketch="kperm", threads=0))]
 fn minhash_hashes(
     py: Python<'_>,
     values: AnyArray,
     offsets: AnyArray,
     num_perm: usize,
     seed: u64,
+    sketch: &str,
     threads: usize,
 ) -> PyResult<U64Matrix> {
     let params = MinHashParams {
@@ -899,6 +917,7 @@ fn minhash_hashes(
         bands: 1,
         rows: 1,
         seed,
+        sketch: parse(sketch)?,
         ..MinHashParams::default()
     };
     let values = u64_values(values, "values")?;
@@ -919,7 +938,7 @@ fn minhash_hashes(
 
 /// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
 #[pyfunction]
-#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
+#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, sketch="kperm", verify=false, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn near_clusters_arrow(
     py: Python<'_>,
@@ -932,6 +951,7 @@ fn near_clusters_arrow(
     bands: Option<usize>,
     rows: Option<usize>,
     seed: u64,
+    sketch: &str,
     verify: bool,
     threads: usize,
 ) -> PyResult<(PyChunkedArray, PyChunkedArray)> {
@@ -945,6 +965,7 @@ fn near_clusters_arrow(
             ngram,
             shingle,
             seed,
+            sketch,
         )?,
         verify: verify.then_some(threshold.unwrap_or(0.8)),
         ..NearConfig::default()
@@ -965,7 +986,7 @@ fn near_clusters_arrow(
 
 /// Keep mask of in-memory near-dedup: true for the text each cluster keeps (nulls kept).
 #[pyfunction]
-#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, verify=false, threads=0))]
+#[pyo3(signature = (texts, *, threshold=None, recall_weight=None, ngram=5, shingle="words", num_perm=112, bands=None, rows=None, seed=1, sketch="kperm", verify=false, threads=0))]
 #[allow(clippy::too_many_arguments)]
 fn near_keep_mask_arrow(
     py: Python<'_>,
@@ -978,6 +999,7 @@ fn near_keep_mask_arrow(
     bands: Option<usize>,
     rows: Option<usize>,
     seed: u64,
+    sketch: &str,
     verify: bool,
     threads: usize,
 ) -> PyResult<PyChunkedArray> {
@@ -991,6 +1013,7 @@ fn near_keep_mask_arrow(
             ngram,
             shingle,
             seed,
+            sketch,
         )?,
         verify: verify.then_some(threshold.unwrap_or(0.8)),
         ..NearConfig::default()

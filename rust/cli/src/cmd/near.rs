@@ -4,18 +4,18 @@ use anyhow::Result;
 use tamis_core::dedup::near::{
     self, memory_plan, s_curve_table,
     stages::{self, FilterOptions, SignaturesOptions},
-    MinHashParams, NearConfig, Shingling,
+    MinHashParams, NearConfig, Shingling, Sketch,
 };
 use tamis_core::io::{ExtractOptions, OnError, Output};
 use tamis_core::pipeline::RunOptions;
 
 use super::dedup::{check_stats_path, report};
-use crate::args::{GlobalArgs, MinHashArgs, NearCmd, NearStage, OnErrorArg, ShingleArg};
+use crate::args::{GlobalArgs, MinHashArgs, NearCmd, NearStage, OnErrorArg, ShingleArg, SketchArg};
 use crate::progress::Bar;
 
 /// Resolve the parameters; prints the S-curve unless quiet.
 fn params(g: &GlobalArgs, a: &MinHashArgs) -> Result<MinHashParams> {
-    let p = MinHashParams::resolve(
+    let mut p = MinHashParams::resolve(
         a.num_perm,
         a.bands,
         a.rows,
@@ -28,6 +28,10 @@ fn params(g: &GlobalArgs, a: &MinHashArgs) -> Result<MinHashParams> {
         },
         a.seed,
     )?;
+    p.sketch = match a.sketch {
+        SketchArg::Kperm => Sketch::Permutations,
+        SketchArg::Oph => Sketch::OnePermutation,
+    };
     if !g.quiet {
         eprintln!("{}", s_curve_table(&p));
     }

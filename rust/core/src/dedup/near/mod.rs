@@ -31,6 +31,7 @@ use rayon::prelude::*;
 pub use cluster::{Clusters, UnionFind};
 pub use minhash::{
     candidate_probability, optimal_bands_rows, s_curve_table, MinHashParams, MinHasher, Scratch,
+    Sketch,
 };
 pub use shingle::{jaccard, shingle_hashes, shingle_set, words, Shingling};
 
@@ -655,7 +656,8 @@ pub fn minhash_matrix_from_hashes(
             ));
         }
     }
-    let mut out = vec![u64::MAX; rows * k];
+    // Zeroed pages come from the system lazily; every row is written in full below.
+    let mut out = vec![0u64; rows * k];
     out.par_chunks_mut(k)
         .enumerate()
         .with_min_len(16)

@@ -29,7 +29,7 @@ use super::cluster::{list_files, merge_groups, BandStore, KeyRange, UnionFind};
 use super::spill::{corrupt, write_records, Kind, RecordReader};
 use super::{
     fingerprints, refuse_stdin, signature_of, ClustersWriter, MinHashParams, MinHasher, NearFilter,
-    Shingling,
+    Shingling, Sketch,
 };
 use crate::io::{expand_inputs, InputFile, Output};
 use crate::pipeline::{run_files, scan, Progress, RunOptions};
@@ -64,6 +64,13 @@ struct ParamsJson {
     ngram: usize,
     shingling: String,
     seed: u64,
+    /// Absent in manifests written before the option existed (they were all `kperm`).
+    #[serde(default = "default_sketch")]
+    sketch: String,
+}
+
+fn default_sketch() -> String {
+    Sketch::Permutations.as_str().into()
 }
 
 impl From<&MinHashParams> for ParamsJson {
@@ -75,6 +82,7 @@ impl From<&MinHashParams> for ParamsJson {
             ngram: p.ngram,
             shingling: p.shingling.as_str().into(),
             seed: p.seed,
+            sketch: p.sketch.as_str().into(),
         }
     }
 }
@@ -88,6 +96,7 @@ impl ParamsJson {
             ngram: self.ngram,
             shingling: self.shingling.parse::<Shingling>()?,
             seed: self.seed,
+            sketch: self.sketch.parse::<Sketch>()?,
         })
     }
 }
