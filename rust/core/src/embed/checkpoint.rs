@@ -715,15 +715,20 @@ impl ShardLayout {
         for (_, _, _, start, len) in &self.others {
             copy_range(src, base + *start as u64, *len as u64, &mut out, dst)?;
         }
-        let (path, offset) = &self.sources[0];
+        self.copy_old_rows(0, &mut out, dst)?;
+        Ok(out)
+    }
+
+    /// The old rows of matrix `k`, from its source file to the current position of `out`.
+    fn copy_old_rows(&self, k: usize, out: &mut File, dst: &Path) -> Result<()> {
+        let (path, offset) = &self.sources[k];
         copy_range(
             path,
             *offset,
             (self.old_rows * self.row_bytes) as u64,
-            &mut out,
+            out,
             dst,
-        )?;
-        Ok(out)
+        )
     }
 
     /// The rest once the new rows are planned: the other matrices' old rows, every matrix's new
@@ -738,14 +743,7 @@ impl ShardLayout {
             let start = data + self.others_len() as u64 + k as u64 * matrix_bytes;
             if k > 0 {
                 out.seek(SeekFrom::Start(start)).map_err(io_dst)?;
-                let (path, offset) = &self.sources[k];
-                copy_range(
-                    path,
-                    *offset,
-                    (self.old_rows * self.row_bytes) as u64,
-                    &mut out,
-                    dst,
-                )?;
+                self.copy_old_rows(k, &mut out, dst)?;
             }
             // Runs of new and padding rows, written over (or after) the copied old rows.
             let mut r = 0;

@@ -4,5 +4,7 @@ mod hash;
 mod normalize;
 
 pub use hash::{hash_bytes, hash_text, Hash128};
+#[cfg(test)]
+pub(crate) use normalize::random_texts;
 pub(crate) use normalize::{is_ascii_symbol, simple_for_each};
 pub use normalize::{normalize, Normalize};

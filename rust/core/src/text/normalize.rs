@@ -190,6 +190,27 @@ fn collapse_whitespace(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `n` pseudo-random texts of 0–31 characters drawn from `alphabet` (for tests that compare two
+/// implementations on many inputs).
+#[cfg(test)]
+pub(crate) fn random_texts(alphabet: &[char], n: usize, seed: u64) -> Vec<String> {
+    let mut state = seed;
+    (0..n)
+        .map(|round| {
+            state = state.rotate_left(29) ^ round as u64;
+            let len = (state >> 59) as usize;
+            (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    alphabet[(state >> 33) as usize % alphabet.len()]
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,17 +278,7 @@ mod tests {
         let alphabet: Vec<char> = "aZ9 .,!$+\t\n\r\u{b}\u{c}\u{85}\u{a0}\u{3000}ＡＢ１\u{663}ΣσΟΔİﬁé\u{301}e你好，。「」—_-'\"ß"
             .chars()
             .collect();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        for round in 0..20_000 {
-            state = state.rotate_left(29) ^ round as u64;
-            let len = (state >> 59) as usize;
-            let mut s = String::new();
-            for _ in 0..len {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                s.push(alphabet[(state >> 33) as usize % alphabet.len()]);
-            }
+        for s in random_texts(&alphabet, 20_000, 0x9e37_79b9_7f4a_7c15) {
             assert_eq!(
                 normalize(&s, Normalize::Simple),
                 simple_by_steps(&s),

@@ -377,6 +377,7 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::random_texts;
 
     #[test]
     fn words_split_on_punctuation_and_symbols() {
@@ -405,26 +406,13 @@ mod tests {
                 .collect();
         // An ASCII letter composes with the combining accent after it.
         assert_eq!(words("ca\u{301}fe\u{301} x"), ["cáfé", "x"]);
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for round in 0..20_000 {
-            state = state.rotate_left(29) ^ round as u64;
-            let len = (state >> 59) as usize;
-            let mut s = String::new();
-            for _ in 0..len {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                // Every other text is ASCII only, to cover the byte-table path.
-                let k = (state >> 33) as usize;
-                s.push(if round % 2 == 0 {
-                    alphabet[k % 9]
-                } else {
-                    alphabet[k % alphabet.len()]
-                });
-            }
+        // Every other text is ASCII only, to cover the byte-table path.
+        let ascii = random_texts(&alphabet[..9], 10_000, 0x2545_f491_4f6c_dd1d);
+        let mixed = random_texts(&alphabet, 10_000, 0x2545_f491_4f6c_dd1e);
+        for s in ascii.iter().zip(&mixed).flat_map(|(a, m)| [a, m]) {
             let mut fused = Vec::new();
-            simple_words(&s, |w| fused.push(w.to_string()));
-            let norm = normalize(&s, Normalize::Simple);
+            simple_words(s, |w| fused.push(w.to_string()));
+            let norm = normalize(s, Normalize::Simple);
             let mut steps = Vec::new();
             for_each_word(&norm, |w| steps.push(w.to_string()));
             assert_eq!(fused, steps, "{s:?}");
