@@ -130,13 +130,7 @@ impl SimpleState {
         } else {
             match get_general_category(c) {
                 G::DecimalNumber => '0',
-                G::ConnectorPunctuation
-                | G::DashPunctuation
-                | G::OpenPunctuation
-                | G::ClosePunctuation
-                | G::InitialPunctuation
-                | G::FinalPunctuation
-                | G::OtherPunctuation => return,
+                cat if is_punctuation(cat) => return,
                 _ if c.is_whitespace() => {
                     self.pending_space = self.started;
                     return;
@@ -151,6 +145,20 @@ impl SimpleState {
         self.started = true;
         emit(kept);
     }
+}
+
+/// General categories `P*`, which `Simple` deletes.
+pub(crate) fn is_punctuation(cat: G) -> bool {
+    matches!(
+        cat,
+        G::ConnectorPunctuation
+            | G::DashPunctuation
+            | G::OpenPunctuation
+            | G::ClosePunctuation
+            | G::InitialPunctuation
+            | G::FinalPunctuation
+            | G::OtherPunctuation
+    )
 }
 
 /// ASCII characters that Rust calls punctuation but Unicode files under symbols (`S*`):

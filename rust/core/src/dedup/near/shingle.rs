@@ -20,7 +20,7 @@ use unicode_general_category::{get_general_category, GeneralCategory as G};
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::text::{is_ascii_symbol, normalize, simple_for_each, Normalize};
+use crate::text::{is_ascii_symbol, is_punctuation, normalize, simple_for_each, Normalize};
 
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -251,13 +251,7 @@ impl<F: FnMut(&str)> WordSink<'_, F> {
     fn lowered(&mut self, c: char) {
         match get_general_category(c) {
             G::DecimalNumber => self.word.push('0'),
-            G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation => {}
+            cat if is_punctuation(cat) => {}
             cat => {
                 if is_unspaced(c) {
                     self.flush();
