@@ -1,7 +1,8 @@
-"""The ``tamis`` console script: the same Rust CLI as ``cargo install --path rust/cli``, plus the
-commands that run Python-side models: ``tamis refine`` (the pipeline), ``tamis filter`` (fastText),
-``tamis prox refine`` (ProX inference), ``tamis embed eval`` (bits per byte) and ``tamis demo``
-(the pipeline on a sample corpus)."""
+"""The ``tamis`` console script: the same Rust command line as ``cargo install --path rust/cli``,
+with the stages that run in Python (fastText, torch) available to ``tamis refine``,
+``tamis filter language|quality`` and ``tamis prox refine``; plus the commands that are Python
+throughout: ``tamis filter train`` (fastText training) and ``tamis embed eval`` (bits per
+byte)."""
 
 from __future__ import annotations
 
@@ -12,34 +13,20 @@ import sys
 def main() -> None:
     """Run the command line with ``sys.argv`` and exit with its code."""
     argv = sys.argv[1:]
-    if argv[:2] == ["prox", "refine"]:
-        # Model inference is Python (torch); everything else is the Rust command line.
-        try:
-            from tamis.prox_infer import cli_refine
-        except ImportError as e:  # pragma: no cover - the module itself needs no extra
-            sys.exit(f"tamis prox refine: {e}")
-        sys.exit(cli_refine(argv[2:]))
-    if argv[:1] == ["refine"]:
-        from tamis.pipeline import cli_refine as refine
+    if argv[:2] == ["filter", "train"]:
+        from tamis.filters import cli_train
 
-        sys.exit(refine(argv[1:]))
-    if argv[:1] == ["filter"]:
-        from tamis.filters import cli_filter
-
-        sys.exit(cli_filter(argv[1:]))
-    if argv[:1] == ["demo"] and not {"--dedup-only", "--corpus-only", "-h", "--help"} & set(argv):
-        from tamis.demo import cli_demo
-
-        sys.exit(cli_demo(argv[1:]))
+        sys.exit(cli_train(argv[2:]))
     if argv[:2] == ["embed", "eval"]:
         from tamis.embed import cli_eval
 
         sys.exit(cli_eval(argv[2:]))
     from tamis import _core
+    from tamis.refine.stages import PythonStages
 
     # `tamis demo` reads Python's own documentation as sample text; tell it which Python this is.
     os.environ.setdefault("TAMIS_PYTHON", sys.executable)
-    sys.exit(_core.main(["tamis", *argv]))
+    sys.exit(_core.main(["tamis", *argv], PythonStages()))
 
 
 if __name__ == "__main__":

@@ -17,18 +17,33 @@ torch needed); :func:`init_embeddings` resizes an in-memory ``transformers`` mod
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tamis import _core
+from tamis._options import build, default, to_json
 from tamis.vocab import PathLike, _tokenizer_json
 
 Method = Literal["ziptie", "mean", "mean-resizing", "random"]
 OutputInit = Literal["mean", "first", "tie"]
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """How new rows are made (``tamis_core::embed::InitConfig``): ``method``, ``output_init``
+    (untied models' lm_head rows), ``pad_to_multiple_of`` (rows are padded up to a multiple of
+    it), ``seed`` (``mean-resizing`` and ``random``), ``rescale_norm`` (scale each new row to
+    the median norm of the old rows of its matrix)."""
+
+    method: Method = default("init", "method")
+    output_init: OutputInit = default("init", "output_init")
+    pad_to_multiple_of: int = default("init", "pad_to_multiple_of")
+    seed: int = default("init", "seed")
+    rescale_norm: bool = default("init", "rescale_norm")
 
 
 def init_checkpoint(
@@ -36,14 +51,11 @@ def init_checkpoint(
     old_tokenizer: Any,
     new_tokenizer: Any,
     output: PathLike,
+    options: InitOptions | None = None,
     *,
-    method: Method = "ziptie",
-    output_init: OutputInit = "mean",
-    pad_to_multiple_of: int = 64,
-    seed: int = 0,
-    rescale_norm: bool = False,
     embed_name: str | None = None,
     lm_head_name: str | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Write a copy of the model directory ``model`` (``config.json`` and safetensors weights)
     to ``output`` with embeddings resized for ``new_tokenizer``, an extension of
@@ -51,24 +63,17 @@ def init_checkpoint(
     is written as its ``tokenizer.json``. ``output`` must not exist (or be empty); it appears
     complete or not at all. Returns the summary. Raises :class:`tamis.TamisError` (``.kind``:
     ``not_an_extension``, ``too_few_rows``, ``unknown_tensor``, ``missing_file``,
-    ``pickle_checkpoint``, ``invalid_checkpoint``, ...).
+    ``pickle_checkpoint``, ``invalid_checkpoint``, ...). Keywords: :class:`InitOptions` fields.
     """
     old, old_name = _tokenizer_json(old_tokenizer, "old_tokenizer")
     new, new_name = _tokenizer_json(new_tokenizer, "new_tokenizer")
     summary = _core.embed_init_checkpoint(
         os.fspath(model),
-        old,
-        old_name,
-        new,
-        new_name,
+        (old_name, old),
+        (new_name, new),
         os.fspath(output),
-        method=method,
-        output_init=output_init,
-        pad_to_multiple_of=pad_to_multiple_of,
-        seed=seed,
-        rescale_norm=rescale_norm,
-        embed_name=embed_name,
-        lm_head_name=lm_head_name,
+        to_json(build(InitOptions, options, kwargs)),
+        (embed_name, lm_head_name),
     )
     result: dict[str, Any] = json.loads(summary)
     return result
@@ -98,12 +103,10 @@ def init_embeddings(
     model: Any,
     old_tokenizer: Any,
     new_tokenizer: Any,
-    method: Method = "ziptie",
+    method: Method | None = None,
     *,
-    output_init: OutputInit = "mean",
-    pad_to_multiple_of: int = 64,
-    seed: int = 0,
-    rescale_norm: bool = False,
+    options: InitOptions | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Resize a ``transformers`` model's embeddings in place for ``new_tokenizer`` (an extension
     of ``old_tokenizer``) and fill the new rows as :func:`init_checkpoint` does: the same rows,
@@ -118,21 +121,14 @@ def init_embeddings(
     rows, cols = emb.weight.shape
     data, dtype = _raw(emb.weight)
     out_data = None if tied else _raw(out.weight)[0]
+    if method is not None:
+        kwargs["method"] = method
     n, a, b, summary = _core.embed_rows(
-        old,
-        old_name,
-        new,
-        new_name,
-        data,
-        out_data,
-        dtype,
-        rows,
-        cols,
-        method=method,
-        output_init=output_init,
-        pad_to_multiple_of=pad_to_multiple_of,
-        seed=seed,
-        rescale_norm=rescale_norm,
+        (old_name, old),
+        (new_name, new),
+        (data, out_data),
+        (dtype, rows, cols),
+        to_json(build(InitOptions, options, kwargs)),
     )
     if n != rows:
         # No init of its own: every row is overwritten below.
@@ -152,29 +148,10 @@ def init_embeddings(
 
 
 def _read_texts(paths: Sequence[PathLike], text_key: str) -> Iterator[str]:
-    """Documents of ``.txt`` (one per file), ``.jsonl``/``.jsonl.gz`` (``text_key`` per line)
-    and ``.parquet`` files (``text_key`` column, needs pyarrow)."""
-    for p in paths:
-        path = os.fspath(p)
-        if path.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            for v in pq.read_table(path, columns=[text_key]).column(text_key).to_pylist():
-                if isinstance(v, str):
-                    yield v
-        elif path.endswith((".jsonl", ".jsonl.gz", ".json")):
-            opener: Any = gzip.open if path.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                for i, line in enumerate(f, 1):
-                    if line.strip():
-                        rec = json.loads(line)
-                        text = rec.get(text_key) if isinstance(rec, dict) else None
-                        if not isinstance(text, str):
-                            raise ValueError(f"{path}: line {i}: no string field {text_key!r}")
-                        yield text
-        else:
-            with open(path, encoding="utf-8") as f:
-                yield f.read()
+    """Documents of JSONL/Parquet records (``text_key``) and ``.txt`` files (one per line), read
+    and parsed in Rust."""
+    for batch in _core.TextBatches([os.fspath(p) for p in paths], text_key):
+        yield from batch
 
 
 def bits_per_byte(
@@ -285,4 +262,4 @@ def cli_eval(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["bits_per_byte", "init_checkpoint", "init_embeddings"]
+__all__ = ["InitOptions", "bits_per_byte", "init_checkpoint", "init_embeddings"]

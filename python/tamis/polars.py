@@ -36,28 +36,32 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 
 from tamis import _core
+from tamis._options import build, to_json
+from tamis.dedup import ExactOptions, NearOptions
 from tamis.prox import DEFAULT, Acceptance, Level, Mode
-from tamis.text import Normalize
 from tamis.vocab import _tokenizer_json
-
-Shingle = Literal["words", "chars"]
-Sketch = Literal["kperm", "oph"]
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def _hash_series(s: pl.Series, normalize: Normalize) -> pl.Series:
-    return pl.Series(_core.hash_texts(s, normalize=normalize)).alias(s.name)
+def _exact(options: ExactOptions | None, kwargs: dict[str, Any]) -> str:
+    return to_json(build(ExactOptions, options, kwargs))
 
 
-def _is_first_series(s: pl.Series, normalize: Normalize) -> pl.Series:
-    return pl.Series(_core.exact_keep_mask_arrow(s, normalize=normalize)).alias(s.name)
+def _near(options: NearOptions | None, kwargs: dict[str, Any]) -> str:
+    return to_json(build(NearOptions, options, kwargs))
 
 
-def _minhash_series(
-    s: pl.Series, num_perm: int, ngram: int, shingle: Shingle, seed: int, sketch: Sketch
-) -> pl.Series:
-    m = _core.minhash(s, num_perm=num_perm, ngram=ngram, shingle=shingle, seed=seed, sketch=sketch)
+def _hash_series(s: pl.Series, options: str) -> pl.Series:
+    return pl.Series(_core.hash_texts(s, options)).alias(s.name)
+
+
+def _is_first_series(s: pl.Series, options: str) -> pl.Series:
+    return pl.Series(_core.exact_keep_mask_arrow(s, options)).alias(s.name)
+
+
+def _minhash_series(s: pl.Series, options: str) -> pl.Series:
+    m = _core.minhash(s, options)
     out = pl.Series(s.name, m.to_arrow())
     # A null text has no signature: keep it null rather than all-max.
     return (
@@ -67,26 +71,28 @@ def _minhash_series(
     )
 
 
-def _near_first_series(s: pl.Series, params: dict[str, Any]) -> pl.Series:
-    return pl.Series(_core.near_keep_mask_arrow(s, **params)).alias(s.name)
+def _near_first_series(s: pl.Series, options: str) -> pl.Series:
+    return pl.Series(_core.near_keep_mask_arrow(s, options)).alias(s.name)
 
 
 @pl.api.register_expr_namespace("tamis")
 class TamisExpr:
-    """``pl.col(...).tamis``: tamis operations on string expressions."""
+    """``pl.col(...).tamis``: tamis operations on string expressions. Options are the
+    dataclasses of :mod:`tamis.dedup` (or their fields as keywords), as everywhere in tamis."""
 
     def __init__(self, expr: pl.Expr) -> None:
         self._expr = expr
 
-    def hash(self, normalize: Normalize = "none") -> pl.Expr:
-        """16-byte content hash of each (normalized) text; nulls stay null."""
-        return self._expr.map_batches(
-            lambda s: _hash_series(s, normalize), return_dtype=pl.Binary, is_elementwise=True
-        )
+    def hash(self, options: ExactOptions | None = None, **kwargs: Any) -> pl.Expr:
+        """16-byte content hash of each (normalized) text; nulls stay null (keywords:
+        ``normalize``)."""
+        o = _exact(options, kwargs)
+        return self._expr.map_batches(lambda s: _hash_series(s, o), return_dtype=pl.Binary, is_elementwise=True)
 
-    def is_first(self, normalize: Normalize = "none") -> pl.Expr:
+    def is_first(self, options: ExactOptions | None = None, **kwargs: Any) -> pl.Expr:
         """``True`` for the first occurrence of each normalized text, in frame order."""
-        return self._expr.map_batches(lambda s: _is_first_series(s, normalize), return_dtype=pl.Boolean)
+        o = _exact(options, kwargs)
+        return self._expr.map_batches(lambda s: _is_first_series(s, o), return_dtype=pl.Boolean)
 
     def token_count(self, tokenizer: Any, *, threads: int = 0) -> pl.Expr:
         """Number of tokens of each text (no special tokens added); nulls stay null.
@@ -100,50 +106,20 @@ class TamisExpr:
             return pl.Series(_core.token_counts_arrow(s, tok, threads=threads)).alias(s.name)
 
         return self._expr.map_batches(count, return_dtype=pl.UInt32, is_elementwise=True)
-    def minhash(
-        self,
-        num_perm: int = 112,
-        *,
-        ngram: int = 5,
-        shingle: Shingle = "words",
-        seed: int = 1,
-        sketch: Sketch = "kperm",
-    ) -> pl.Expr:
-        """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null."""
+
+    def minhash(self, options: NearOptions | None = None, **kwargs: Any) -> pl.Expr:
+        """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null
+        (keywords: ``num_perm``, ``ngram``, ``shingle``, ``seed``, ``sketch``)."""
+        o = build(NearOptions, options, kwargs)
+        j = to_json(o)
         return self._expr.map_batches(
-            lambda s: _minhash_series(s, num_perm, ngram, shingle, seed, sketch),
-            return_dtype=pl.Array(pl.UInt64, num_perm),
-            is_elementwise=True,
+            lambda s: _minhash_series(s, j), return_dtype=pl.Array(pl.UInt64, o.num_perm), is_elementwise=True
         )
 
-    def is_near_first(
-        self,
-        threshold: float | None = None,
-        *,
-        recall_weight: float | None = None,
-        ngram: int = 5,
-        shingle: Shingle = "words",
-        num_perm: int = 112,
-        bands: int | None = None,
-        rows: int | None = None,
-        seed: int = 1,
-        sketch: Sketch = "kperm",
-        verify: bool = False,
-    ) -> pl.Expr:
+    def is_near_first(self, options: NearOptions | None = None, **kwargs: Any) -> pl.Expr:
         """``True`` for the row each near-duplicate cluster keeps (its first), in frame order."""
-        params: dict[str, Any] = {
-            "threshold": threshold,
-            "recall_weight": recall_weight,
-            "ngram": ngram,
-            "shingle": shingle,
-            "num_perm": num_perm,
-            "bands": bands,
-            "rows": rows,
-            "seed": seed,
-            "sketch": sketch,
-            "verify": verify,
-        }
-        return self._expr.map_batches(lambda s: _near_first_series(s, params), return_dtype=pl.Boolean)
+        o = _near(options, kwargs)
+        return self._expr.map_batches(lambda s: _near_first_series(s, o), return_dtype=pl.Boolean)
 
     def prox_execute(
         self,
@@ -171,50 +147,24 @@ def _prox_series(
     return pl.Series(out).alias(texts.name)
 
 
-def exact_dedup(frame: Frame, column: str = "text", *, normalize: Normalize = "none") -> Frame:
+def exact_dedup(frame: Frame, column: str = "text", options: ExactOptions | None = None, **kwargs: Any) -> Frame:
     """Keep the first occurrence of each normalized ``column`` value, preserving row order.
 
     Works on a DataFrame or a LazyFrame (for ``lf.pipe(tamis.polars.exact_dedup, column=...)``);
     the result is the same kind of frame. Same kept rows as ``tamis dedup exact`` over the rows in
-    the same order.
+    the same order. Keywords: :class:`tamis.dedup.ExactOptions` fields.
     """
-    return frame.filter(TamisExpr(pl.col(column)).is_first(normalize=normalize))
+    return frame.filter(TamisExpr(pl.col(column)).is_first(options, **kwargs))
 
 
-def near_dedup(
-    frame: Frame,
-    column: str = "text",
-    *,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-    ngram: int = 5,
-    shingle: Shingle = "words",
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 1,
-    sketch: Sketch = "kperm",
-    verify: bool = False,
-) -> Frame:
+def near_dedup(frame: Frame, column: str = "text", options: NearOptions | None = None, **kwargs: Any) -> Frame:
     """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
 
     For ``lf.pipe(tamis.polars.near_dedup, column="text", threshold=0.8)``; same kept rows as
     ``tamis dedup near`` over the rows in the same order (see :func:`tamis.dedup.near`).
+    Keywords: :class:`tamis.dedup.NearOptions` fields.
     """
-    return frame.filter(
-        TamisExpr(pl.col(column)).is_near_first(
-            threshold,
-            recall_weight=recall_weight,
-            ngram=ngram,
-            shingle=shingle,
-            num_perm=num_perm,
-            bands=bands,
-            rows=rows,
-            seed=seed,
-            sketch=sketch,
-            verify=verify,
-        )
-    )
+    return frame.filter(TamisExpr(pl.col(column)).is_near_first(options, **kwargs))
 
 
 @pl.api.register_dataframe_namespace("tamis")
@@ -224,9 +174,9 @@ class TamisFrame:
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df
 
-    def exact_dedup(self, column: str = "text", *, normalize: Normalize = "none") -> pl.DataFrame:
+    def exact_dedup(self, column: str = "text", **options: Any) -> pl.DataFrame:
         """See :func:`tamis.polars.exact_dedup`."""
-        return exact_dedup(self._df, column, normalize=normalize)
+        return exact_dedup(self._df, column, **options)
 
     def near_dedup(self, column: str = "text", **options: Any) -> pl.DataFrame:
         """See :func:`tamis.polars.near_dedup`."""
@@ -240,9 +190,9 @@ class TamisLazyFrame:
     def __init__(self, lf: pl.LazyFrame) -> None:
         self._lf = lf
 
-    def exact_dedup(self, column: str = "text", *, normalize: Normalize = "none") -> pl.LazyFrame:
+    def exact_dedup(self, column: str = "text", **options: Any) -> pl.LazyFrame:
         """See :func:`tamis.polars.exact_dedup`."""
-        return exact_dedup(self._lf, column, normalize=normalize)
+        return exact_dedup(self._lf, column, **options)
 
     def near_dedup(self, column: str = "text", **options: Any) -> pl.LazyFrame:
         """See :func:`tamis.polars.near_dedup`."""

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from tamis import _core
 from tamis._arrow import like_input
+from tamis._options import default, to_json
 
 Mode = Literal["compat", "strict"]
 Level = Literal["doc", "chunk"]
@@ -34,7 +35,8 @@ Level = Literal["doc", "chunk"]
 
 @dataclass(frozen=True)
 class Acceptance:
-    """The rule applied after a chunk program ran (see ``docs/prox.md``). Defaults: the reference.
+    """The rule applied after a chunk program ran (``tamis_core::prox::Acceptance``; see
+    ``docs/prox.md``). Defaults: the reference.
 
     - drop when ``words_after / words_before <= min_keep_ratio`` and errors ``<= max_errors``;
     - drop when fewer than ``min_words`` words remain;
@@ -42,32 +44,49 @@ class Acceptance:
     - otherwise return the original text.
     """
 
-    min_words: int = 11
-    min_keep_ratio: float = 1 - 0.95
-    min_edit_ratio: float = 0.0
-    max_errors: int = 1
+    min_keep_ratio: float = default("acceptance", "min_keep_ratio")
+    min_edit_ratio: float = default("acceptance", "min_edit_ratio")
+    min_words: int = default("acceptance", "min_words")
+    max_errors: int = default("acceptance", "max_errors")
 
-    def _args(self) -> tuple[int, float, float, int]:
-        return (self.min_words, self.min_keep_ratio, self.min_edit_ratio, self.max_errors)
+    def _args(self) -> str:
+        return to_json(self)
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
     """``prefix + content + suffix`` with ``{system}`` and ``{user}`` filled into ``content``,
-    which is stripped of whitespace when ``strip_content`` (as Llama-2's template does)."""
+    which is stripped of whitespace when ``strip_content`` (as Llama-2's template does)
+    (``tamis_core::prox::prompt::PromptTemplate``; default: Llama-2 chat with ProX's system
+    prompt)."""
 
-    prefix: str = "<s>[INST] "
-    content: str = "<<SYS>>\n{system}\n<</SYS>>\n\n{user}"
-    suffix: str = " [/INST]"
-    system: str = "You are a helpful, respectful and honest assistant."
-    strip_content: bool = True
+    prefix: str = default("template", "prefix")
+    content: str = default("template", "content")
+    suffix: str = default("template", "suffix")
+    system: str = default("template", "system")
+    strip_content: bool = default("template", "strip_content")
 
     def render(self, user: str) -> str:
         """The prompt for one user message."""
         return _core.prox_render(user, self._args())
 
-    def _args(self) -> tuple[str, str, str, str, bool]:
-        return (self.prefix, self.content, self.suffix, self.system, self.strip_content)
+    def _args(self) -> str:
+        return to_json(self)
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    """How documents are cut into chunks of numbered lines and wrapped
+    (``tamis_core::prox::chunk::ChunkOptions``; defaults: the reference)."""
+
+    max_tokens: int = default("chunk", "max_tokens")
+    number_width: int = default("chunk", "number_width")
+    add_special_tokens: bool = default("chunk", "add_special_tokens")
+    open: str = default("chunk", "open")
+    close: str = default("chunk", "close")
+
+    def _args(self) -> str:
+        return to_json(self)
 
 
 LLAMA2 = PromptTemplate()
@@ -135,59 +154,55 @@ def _tokenizer(tokenizer: Any) -> tuple[str, bool]:
     )
 
 
-def _chunk_args(max_tokens: int, number_width: int, add_special_tokens: bool, open: str, close: str) -> Any:
-    return (max_tokens, number_width, add_special_tokens, open, close)
+def _chunk(chunk: ChunkOptions | None, max_tokens: int | None, kwargs: dict[str, Any]) -> ChunkOptions:
+    from tamis._options import build
+
+    if max_tokens is not None:
+        kwargs["max_tokens"] = max_tokens
+    return build(ChunkOptions, chunk, kwargs)
 
 
 def split_chunks(
-    text: str,
-    tokenizer: Any,
-    max_tokens: int = 1500,
-    *,
-    number_width: int = 3,
-    add_special_tokens: bool = True,
+    text: str, tokenizer: Any, max_tokens: int | None = None, *, chunk: ChunkOptions | None = None, **kwargs: Any
 ) -> list[str]:
     """The numbered chunk bodies of ``text`` (before wrapping): lines split on ``\\n``, numbered
     ``[000]``, ``[001]``, … document-wide, packed greedily while the sum of per-line token counts
     (``len(tokenizer.encode(numbered_line))``, special tokens included) stays ``<= max_tokens``.
 
-    ``tokenizer`` is a ``tokenizer.json`` path or a ``tokenizers.Tokenizer``."""
-    source, is_json = _tokenizer(tokenizer)
-    args = _chunk_args(max_tokens, number_width, add_special_tokens, "", "")
-    return _core.prox_chunks([text], source, is_json, args, None, 1)[0]
+    ``tokenizer`` is a ``tokenizer.json`` path or a ``tokenizers.Tokenizer``; keywords are
+    :class:`ChunkOptions` fields."""
+    return split_chunks_many([text], tokenizer, max_tokens, chunk=chunk, threads=1, **kwargs)[0]
 
 
 def split_chunks_many(
     texts: Sequence[str],
     tokenizer: Any,
-    max_tokens: int = 1500,
+    max_tokens: int | None = None,
     *,
-    number_width: int = 3,
-    add_special_tokens: bool = True,
+    chunk: ChunkOptions | None = None,
     threads: int = 0,
+    **kwargs: Any,
 ) -> list[list[str]]:
     """:func:`split_chunks` over many texts, in parallel."""
     source, is_json = _tokenizer(tokenizer)
-    args = _chunk_args(max_tokens, number_width, add_special_tokens, "", "")
-    return _core.prox_chunks(list(texts), source, is_json, args, None, threads)
+    o = _chunk(chunk, max_tokens, {**kwargs, "open": "", "close": ""})
+    return _core.prox_chunks(list(texts), source, is_json, o._args(), None, threads)
 
 
 def chunk_prompts(
     text: str,
     tokenizer: Any,
-    max_tokens: int = 1500,
+    max_tokens: int | None = None,
     *,
     template: PromptTemplate = LLAMA2,
-    number_width: int = 3,
-    add_special_tokens: bool = True,
-    open: str = "[doc]\n",
-    close: str = "\n[/doc]",
+    chunk: ChunkOptions | None = None,
+    **kwargs: Any,
 ) -> list[str]:
     """The chunk-stage prompts of ``text``: each chunk of :func:`split_chunks` wrapped in
     ``open``/``close`` and rendered with ``template``. An empty text has none."""
     source, is_json = _tokenizer(tokenizer)
-    args = _chunk_args(max_tokens, number_width, add_special_tokens, open, close)
-    return _core.prox_chunks([text], source, is_json, args, template._args(), 1)[0]
+    o = _chunk(chunk, max_tokens, kwargs)
+    return _core.prox_chunks([text], source, is_json, o._args(), template._args(), 1)[0]
 
 
 @dataclass(frozen=True)
@@ -200,8 +215,12 @@ class DocPrompt:
     truncated: bool
 
 
+#: Token limit of a document prompt in the reference (right truncation).
+DOC_MAX_TOKENS = 2000
+
+
 def doc_prompt(
-    text: str, tokenizer: Any, max_tokens: int = 2000, *, template: PromptTemplate = LLAMA2
+    text: str, tokenizer: Any, max_tokens: int = DOC_MAX_TOKENS, *, template: PromptTemplate = LLAMA2
 ) -> DocPrompt:
     """The document-stage prompt: ``text`` rendered with ``template``, encoded without adding
     special tokens (the template holds the BOS), right-truncated at ``max_tokens`` tokens."""
@@ -231,6 +250,7 @@ __all__ = [
     "LLAMA2",
     "PLAIN",
     "Acceptance",
+    "ChunkOptions",
     "DocPrompt",
     "PromptTemplate",
     "chunk_prompts",

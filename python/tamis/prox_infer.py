@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from tamis import _core
-from tamis.prox import DEFAULT, LLAMA2, PLAIN, Acceptance, Mode, PromptTemplate
+from tamis._options import default
+from tamis.errors import ModelError
+from tamis.prox import DEFAULT, LLAMA2, PLAIN, Acceptance, ChunkOptions, Mode, PromptTemplate
 from tamis.prox_grammar import ProgramAutomaton, Vocabulary
 
 DEFAULT_DOC_MODEL = "gair-prox/web-doc-refining-lm"
@@ -36,7 +38,32 @@ Stage = Literal["doc", "chunk", "both"]
 BackendName = Literal["transformers", "vllm", "openai"]
 
 
-class ProxModelError(ValueError):
+@dataclass(frozen=True)
+class ProxModelOptions:
+    """A ProX refining-model stage, ``prox_doc`` or ``prox_chunk``
+    (``tamis_core::refine::ProxModelOptions``): ``model`` (a local directory, or ``"auto"``:
+    ``$TAMIS_PROX_DOC_MODEL`` / ``$TAMIS_PROX_CHUNK_MODEL`` or the released model already in the
+    Hugging Face cache), the executor ``mode``, the inference ``backend`` (``base_url`` for
+    ``openai``), ``device``, ``dtype``, ``batch_tokens`` per generation batch, ``window``
+    documents per call, ``raw_key`` (the original text of edited documents; ``""`` for none),
+    ``doc_fast_tokens`` (``prox_doc`` only), ``constrain`` (``prox_chunk`` only) and
+    ``max_new_tokens`` (default: the reference's)."""
+
+    model: str = default("prox_model", "model")
+    mode: Mode = default("prox_model", "mode")
+    backend: BackendName = default("prox_model", "backend")
+    base_url: str | None = default("prox_model", "base_url")
+    device: str | None = default("prox_model", "device")
+    dtype: str | None = default("prox_model", "dtype")
+    batch_tokens: int = default("prox_model", "batch_tokens")
+    window: int = default("prox_model", "window")
+    raw_key: str = default("prox_model", "raw_key")
+    doc_fast_tokens: int | None = default("prox_model", "doc_fast_tokens")
+    constrain: bool | None = default("prox_model", "constrain")
+    max_new_tokens: int | None = default("prox_model", "max_new_tokens")
+
+
+class ProxModelError(ModelError):
     """A refining model cannot be found or loaded."""
 
 
@@ -603,7 +630,7 @@ class Refiner:
         assert self._chunk is not None
         backend, tok = self._chunk
         st.documents += len(texts)
-        chunk_args = (self.chunk_max_tokens, 3, True, "[doc]\n", "\n[/doc]")
+        chunk_args = ChunkOptions(max_tokens=self.chunk_max_tokens)._args()
         per_doc = _core.prox_chunks(texts, tok, True, chunk_args, self.template._args(), self.threads)
         flat = [p for ps in per_doc for p in ps]
         enc = _core.prox_doc_prompts(flat, tok, True, 1 << 62, PLAIN._args(), self.threads)
@@ -618,9 +645,8 @@ class Refiner:
         st.skipped_prompts += sum(1 for b in budgets if b <= 0)
         constraints: list[ProgramAutomaton | None] | None = None
         if self._vocab is not None:
-            bodies = _core.prox_chunks(
-                texts, tok, True, (self.chunk_max_tokens, 3, True, "", ""), None, self.threads
-            )
+            bare = ChunkOptions(max_tokens=self.chunk_max_tokens, open="", close="")._args()
+            bodies = _core.prox_chunks(texts, tok, True, bare, None, self.threads)
             eos = _special_id(tok, "</s>")
             constraints = []
             for chunks in bodies:
@@ -693,199 +719,3 @@ class Refiner:
     def stats_dict(self) -> dict[str, Any]:
         """Accumulated stats of every :meth:`refine` call so far."""
         return {k: v.as_dict() for k, v in self.stats.items() if v.documents}
-
-
-# --------------------------------------------------------------------------------------------
-# Files and the `tamis prox refine` command
-
-
-def _open_text(path: str, mode: str) -> Any:
-    if path.endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, mode + "t", encoding="utf-8")
-    if path.endswith(".zst"):
-        import io
-
-        import zstandard
-
-        raw = open(path, mode + "b")  # noqa: SIM115
-        stream = (
-            zstandard.ZstdDecompressor().stream_reader(raw)
-            if mode == "r"
-            else zstandard.ZstdCompressor().stream_writer(raw)
-        )
-        return io.TextIOWrapper(stream, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")  # noqa: SIM115
-
-
-def _expand(inputs: Sequence[str]) -> list[str]:
-    files: list[str] = []
-    for p in inputs:
-        if os.path.isdir(p):
-            for root, _dirs, names in sorted(os.walk(p)):
-                files += sorted(os.path.join(root, n) for n in names if not n.startswith("."))
-        elif os.path.exists(p):
-            files.append(p)
-        else:
-            raise ProxModelError(f"{p}: no such file or directory")
-    return files
-
-
-def read_records(path: str) -> list[dict[str, Any]]:
-    """Records of a JSONL (``.gz``/``.zst``) or Parquet file."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return list(pq.read_table(path).to_pylist())
-    out = []
-    with _open_text(path, "r") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {n}: invalid JSON: {e}") from e
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}: line {n}: not a JSON object")
-            out.append(rec)
-    return out
-
-
-def write_records(path: str, records: list[dict[str, Any]]) -> None:
-    """Write records atomically (a temporary file renamed into place)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        if path.endswith(".parquet"):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist(records), tmp)
-        else:
-            with _open_text(
-                tmp if not path.endswith((".gz", ".zst")) else tmp + path[path.rfind(".") :], "w"
-            ) as f:
-                for r in records:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            if path.endswith((".gz", ".zst")):
-                os.replace(tmp + path[path.rfind(".") :], tmp)
-        os.replace(tmp, path)
-    finally:
-        for t in (tmp, tmp + ".gz", tmp + ".zst"):
-            if os.path.exists(t):
-                os.remove(t)
-
-
-def refine_records(
-    refiner: Refiner,
-    records: list[dict[str, Any]],
-    *,
-    text_key: str = "text",
-    raw_key: str | None = "raw_content",
-    where: str = "",
-) -> list[dict[str, Any]]:
-    """Refine records in place of their ``text_key``; dropped records are left out. Programs go
-    to ``metadata.doc_program`` / ``metadata.chunk_program`` (ProX's columns), the original text
-    to ``raw_key`` unless the record already has it."""
-    texts = []
-    for n, r in enumerate(records, 1):
-        t = r.get(text_key)
-        if not isinstance(t, str):
-            raise ValueError(f"{where}record {n}: field {text_key!r} is missing or not a string")
-        texts.append(t)
-    res = refiner.refine(texts)
-    out = []
-    for r, text, new, dp, cp in zip(
-        records, texts, res.texts, res.doc_programs, res.chunk_programs, strict=True
-    ):
-        if not new:
-            continue
-        r = dict(r)
-        if raw_key and raw_key not in r:
-            r[raw_key] = text
-        r[text_key] = new
-        meta = r.get("metadata")
-        meta = dict(meta) if isinstance(meta, dict) else {}
-        if dp is not None:
-            meta["doc_program"] = dp
-        if cp is not None:
-            meta["chunk_program"] = cp
-        r["metadata"] = meta
-        out.append(r)
-    return out
-
-
-def cli_refine(argv: Sequence[str]) -> int:
-    """``tamis prox refine INPUT... -o OUTPUT [options]``; returns the exit code."""
-    import argparse
-    import sys
-
-    p = argparse.ArgumentParser(
-        prog="tamis prox refine",
-        description="Run ProX's doc and chunk refining models over JSONL/Parquet files and write the refined "
-        "documents (original text in raw_content, programs in metadata).",
-    )
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="files or directories (.jsonl[.gz|.zst], .parquet)"
-    )
-    p.add_argument("-o", "--output", required=True, help="output file (.jsonl[.gz|.zst] or .parquet)")
-    p.add_argument("--doc-model", default=DEFAULT_DOC_MODEL)
-    p.add_argument("--chunk-model", default=DEFAULT_CHUNK_MODEL)
-    p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda when available)")
-    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"])
-    p.add_argument("--batch-tokens", type=int, default=65536)
-    p.add_argument("--backend", default="transformers", choices=["transformers", "vllm", "openai"])
-    p.add_argument(
-        "--base-url", default=None, help="openai backend: the server, e.g. http://localhost:8000/v1"
-    )
-    p.add_argument("--stage", default="both", choices=["doc", "chunk", "both"])
-    p.add_argument("--mode", default="compat", choices=["compat", "strict"])
-    p.add_argument("--no-constrain", action="store_true", help="strict mode: do not constrain decoding")
-    p.add_argument("--doc-max-new-tokens", type=int, default=2000)
-    p.add_argument("--chunk-max-new-tokens", type=int, default=256)
-    p.add_argument("--doc-fast-tokens", type=int, default=None, help="decide keep/drop from N decoding steps")
-    p.add_argument("--text-key", default="text")
-    p.add_argument("--raw-key", default="raw_content", help='"" for none')
-    p.add_argument("--stats-json", default=None)
-    p.add_argument("--window", type=int, default=4096, help="documents refined per call")
-    p.add_argument("--threads", type=int, default=0)
-    a = p.parse_args(list(argv))
-    try:
-        refiner = Refiner(
-            a.doc_model,
-            a.chunk_model,
-            stage=a.stage,
-            mode=a.mode,
-            backend=a.backend,
-            device=a.device,
-            dtype=a.dtype,
-            batch_tokens=a.batch_tokens,
-            doc_max_new_tokens=a.doc_max_new_tokens,
-            chunk_max_new_tokens=a.chunk_max_new_tokens,
-            doc_fast_tokens=a.doc_fast_tokens,
-            constrain=False if a.no_constrain else None,
-            base_url=a.base_url,
-            threads=a.threads,
-        )
-        out: list[dict[str, Any]] = []
-        for path in _expand(a.inputs):
-            records = read_records(path)
-            for k in range(0, len(records), a.window):
-                out += refine_records(
-                    refiner,
-                    records[k : k + a.window],
-                    text_key=a.text_key,
-                    raw_key=a.raw_key or None,
-                    where=f"{path}: ",
-                )
-        write_records(a.output, out)
-        stats = refiner.stats_dict()
-        if a.stats_json:
-            with open(a.stats_json, "w", encoding="utf-8") as f:
-                json.dump(stats, f, indent=2)
-        print(json.dumps(stats), file=sys.stderr)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0

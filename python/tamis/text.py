@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from tamis import _core
 from tamis._arrow import like_input, to_arrow
+from tamis._options import to_json
+from tamis.dedup import ExactOptions
 
 Normalize = Literal["none", "whitespace", "simple"]
 
@@ -21,7 +23,8 @@ def hash(texts: Any, *, normalize: Normalize = "none", threads: int = 0) -> Any:
     ``texts`` is a polars Series, a pyarrow array or a list of str; the result has the same kind
     (a list of ``bytes`` for a list). Equal hashes mean equal normalized texts (XXH3-128).
     """
-    return like_input(_core.hash_texts(to_arrow(texts), normalize=normalize, threads=threads), texts)
+    options = to_json(ExactOptions(normalize=normalize))
+    return like_input(_core.hash_texts(to_arrow(texts), options, threads), texts)
 
 
 __all__ = ["Normalize", "hash"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tamis import _core
+from tamis._options import build, default, to_json
 
 OnError = Literal["fail", "skip"]
 PathLike = str | os.PathLike[str]
@@ -107,22 +108,41 @@ class Report:
         return self.summary
 
 
+@dataclass(frozen=True)
+class ExtendOptions:
+    """Options of a vocabulary extension (``tamis_core::vocab::ExtendOptions``)."""
+
+    new_tokens: int | None = default("extend", "new_tokens")
+    min_frequency: int = default("extend", "min_frequency")
+    char_coverage: float = default("extend", "char_coverage")
+    pad_to_multiple_of: int | None = default("extend", "pad_to_multiple_of")
+    protect: list[str] = default("extend", "protect")
+    text_key: str = default("extend", "text_key")
+    on_error: OnError = default("extend", "on_error")
+    threads: int = default("extend", "threads")
+
+
+@dataclass(frozen=True)
+class StatsOptions:
+    """Options of the tokenizer report (``tamis_core::vocab::StatsOptions``)."""
+
+    protect: list[str] = default("stats", "protect")
+    examples: int = default("stats", "examples")
+    text_key: str = default("stats", "text_key")
+    on_error: OnError = default("stats", "on_error")
+    threads: int = default("stats", "threads")
+
+
 def extend(
     tokenizer: Any,
     corpus: PathLike | Sequence[PathLike] | None = None,
     output: PathLike | None = None,
+    options: ExtendOptions | None = None,
     *,
-    new_tokens: int | None = None,
-    min_frequency: int = 2,
-    char_coverage: float = 0.9995,
     merge_from: Any = None,
-    protect: PathLike | Sequence[PathLike] | None = None,
-    pad_to_multiple_of: int | None = None,
     report: PathLike | bool = False,
     heldout: PathLike | Sequence[PathLike] | None = None,
-    text_key: str = "text",
-    on_error: OnError = "fail",
-    threads: int = 0,
+    **kwargs: Any,
 ) -> Extended:
     """Add up to ``new_tokens`` tokens learned from ``corpus`` (files: JSONL, Parquet or ``.txt``).
 
@@ -132,26 +152,20 @@ def extend(
     report (on ``heldout``, default the corpus, and ``protect``), or a path to also write it as
     JSON. The result is written to ``output`` (atomically) when given; on error nothing is
     written and :class:`tamis.TamisError` is raised (``.kind``: ``unsupported_model``,
-    ``bpe_dropout``, ``invalid_tokenizer``, ``empty_corpus``, ...).
+    ``bpe_dropout``, ``invalid_tokenizer``, ``empty_corpus``, ...). Keywords:
+    :class:`ExtendOptions` fields.
     """
     base, base_name = _tokenizer_json(tokenizer, "tokenizer")
-    other, other_name = _tokenizer_json(merge_from, "merge_from") if merge_from is not None else (None, "")
+    other = _tokenizer_json(merge_from, "merge_from") if merge_from is not None else None
+    if "protect" in kwargs:
+        kwargs["protect"] = _paths(kwargs["protect"])
+    o = to_json(build(ExtendOptions, options, kwargs))
     new_json, summary, report_json = _core.vocab_extend(
-        base,
-        base_name,
+        (base_name, base),
         _paths(corpus),
-        new_tokens=new_tokens,
-        min_frequency=min_frequency,
-        char_coverage=char_coverage,
-        merge_from=other,
-        merge_from_name=other_name or "<merge_from>",
-        protect=_paths(protect),
-        pad_to_multiple_of=pad_to_multiple_of,
-        report=report is not False,
-        heldout=_paths(heldout),
-        text_key=text_key,
-        on_error=on_error,
-        threads=threads,
+        o,
+        (other[1] or "<merge_from>", other[0]) if other is not None else None,
+        _paths(heldout) if report is not False else None,
     )
     if output is not None:
         _write_atomic(output, new_json)
@@ -167,33 +181,27 @@ def extend(
 def stats(
     tokenizer: Any,
     corpus: PathLike | Sequence[PathLike],
+    options: StatsOptions | None = None,
     *,
     baseline: Any = None,
-    protect: PathLike | Sequence[PathLike] | None = None,
-    examples: int = 20,
-    text_key: str = "text",
-    on_error: OnError = "fail",
-    threads: int = 0,
+    **kwargs: Any,
 ) -> Report:
     """Measure ``tokenizer`` on ``corpus`` (target text), side by side with ``baseline``.
 
     Tokens per character and per word, bytes per token, words split into 2+ tokens, round trips;
     with a baseline also new-token use and reachability, and with ``protect`` the share of
     protected documents whose ids are unchanged, with examples of changes and their cause.
+    Keywords: :class:`StatsOptions` fields.
     """
     tok, tok_name = _tokenizer_json(tokenizer, "tokenizer")
-    base, base_name = _tokenizer_json(baseline, "baseline") if baseline is not None else (None, "")
+    base = _tokenizer_json(baseline, "baseline") if baseline is not None else None
+    if "protect" in kwargs:
+        kwargs["protect"] = _paths(kwargs["protect"])
     data, summary = _core.vocab_stats(
-        tok,
-        tok_name,
+        (tok_name, tok),
         _paths(corpus),
-        baseline=base,
-        baseline_name=base_name or "<baseline>",
-        protect=_paths(protect),
-        examples=examples,
-        text_key=text_key,
-        on_error=on_error,
-        threads=threads,
+        to_json(build(StatsOptions, options, kwargs)),
+        (base[1] or "<baseline>", base[0]) if base is not None else None,
     )
     return Report(data=json.loads(data), summary=summary)
 
@@ -209,4 +217,4 @@ def token_counts(texts: Any, tokenizer: Any, *, threads: int = 0) -> Any:
     return like_input(_core.token_counts_arrow(to_arrow(texts), tok, threads=threads), texts)
 
 
-__all__ = ["Extended", "Report", "extend", "stats", "token_counts"]
+__all__ = ["ExtendOptions", "Extended", "Report", "StatsOptions", "extend", "stats", "token_counts"]

@@ -2,10 +2,18 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tamis_core::io::{ExtractOptions, OnError};
-use tamis_core::pipeline::RunOptions;
+use serde::Serialize;
+use tamis_core::dedup::near::{Shingling, Sketch};
+use tamis_core::io::OnError;
+use tamis_core::prox::Mode;
+use tamis_core::refine::ShardCompression;
 use tamis_core::text::Normalize;
+
+// Flags that set an option are `Option`s without clap defaults: the defaults live in the core
+// options types (shown in `--help` by `crate::help`), and what the user gave is serialized and
+// read by those types, which check it and name the flag in their errors.
 
 /// tamis: a fine sieve for LLM training corpora (dedup, refinement, vocabulary extension).
 #[derive(Debug, Parser)]
@@ -64,12 +72,142 @@ pub enum Command {
     Embed(EmbedCommand),
     /// Build a small sample corpus from text on this machine and run the pipeline on it.
     Demo(DemoArgs),
-    /// The end-to-end pipeline with fastText filters and a report (Python: the `tamis` script of
-    /// `pip install tamis`; see docs/refine.md).
-    Refine(PythonOnlyArgs),
-    /// fastText language and quality filters, and classifier training (Python: the `tamis`
-    /// script of `pip install 'tamis[filters]'`).
-    Filter(PythonOnlyArgs),
+    /// Refine a corpus end to end (dedup, fastText filters, ProX) into shards and a report.
+    /// Resumable: re-running the same command skips finished work (see docs/refine.md).
+    Refine(RefineArgs),
+    /// fastText language and quality filters, and classifier training.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+}
+
+/// `tamis refine CONFIG.toml` or `tamis refine INPUT... -o OUTDIR`
+#[derive(Debug, Args, Serialize)]
+pub struct RefineArgs {
+    /// A CONFIG.toml, or input files, directories and globs.
+    #[arg(required = true, value_name = "INPUT")]
+    #[serde(skip)]
+    pub inputs: Vec<String>,
+    /// The output directory (required without a configuration file; replaces its `output`).
+    #[arg(short, long, value_name = "OUTDIR")]
+    #[serde(skip)]
+    pub output: Option<PathBuf>,
+    /// Discard a previous run in the output directory and start over.
+    #[arg(long)]
+    #[serde(skip)]
+    pub restart: bool,
+    /// Comma-separated stages (default: dedup_exact,language,dedup_lines,dedup_near,prox_doc,prox_chunk).
+    #[arg(long, value_delimiter = ',', value_name = "STAGES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<String>>,
+    /// Languages to keep, e.g. en,fr (default: annotate only).
+    #[arg(long, value_delimiter = ',', value_name = "LANGS")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Smallest language score (default 0.65 with --languages, else 0).
+    #[arg(long, value_name = "S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// A fastText quality classifier: adds a quality stage after language ID.
+    #[arg(long, value_name = "MODEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_model: Option<String>,
+    /// The quality classifier's label to keep.
+    #[arg(long, value_name = "LABEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_label: Option<String>,
+    /// Smallest quality score.
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The ProX doc refining model (a local directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prox_doc_model: Option<String>,
+    /// The ProX chunk refining model (a local directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prox_chunk_model: Option<String>,
+    /// Field holding the document text.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_key: Option<String>,
+    /// Field holding the document id.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
+    /// Compression of the refined shards.
+    #[arg(long, value_parser = PossibleValuesParser::new(ShardCompression::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Fail on the first bad record, or skip bad records (kept in OUTDIR/rejects/) and count them.
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+}
+
+/// `tamis filter ...`
+#[derive(Debug, Subcommand)]
+pub enum FilterCommand {
+    /// Keep documents in given languages (fastText language ID); annotate metadata.language.
+    Language(FilterLanguageArgs),
+    /// Keep documents a fastText classifier scores high; annotate metadata.<name>_score.
+    Quality(FilterQualityArgs),
+    /// Train a fastText quality classifier, DCLM's recipe (Python: `pip install 'tamis[filters]'`).
+    Train(PythonOnlyArgs),
+}
+
+/// `tamis filter language`
+#[derive(Debug, Args, Serialize)]
+pub struct FilterLanguageArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IoArgs,
+    /// Languages to keep, e.g. en,fr (default: all, annotating only).
+    #[arg(long, value_delimiter = ',', value_name = "LANGS")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// Smallest score of the predicted language.
+    #[arg(long, value_name = "S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// A fastText language-ID model (default: the embedded lid.176.ftz).
+    #[arg(long, value_name = "MODEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    /// Documents per fastText call.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+}
+
+/// `tamis filter quality`
+#[derive(Debug, Args, Serialize)]
+pub struct FilterQualityArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IoArgs,
+    /// The fastText classifier (.bin/.ftz).
+    #[arg(long, value_name = "MODEL", required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+    /// The label whose probability is the score.
+    #[arg(long, value_name = "LABEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_label: Option<String>,
+    /// Smallest score that keeps a document.
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Documents per fastText call.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// The score goes to metadata.<name>_score.
+    #[arg(long, value_name = "NAME", default_value = "quality")]
+    #[serde(skip)]
+    pub name: String,
 }
 
 /// A command that lives in the Python package; this binary only says so.
@@ -98,8 +236,8 @@ pub struct CorpusArgs {
     #[arg(long, default_value = "text", value_name = "FIELD")]
     pub text_key: String,
     /// Fail on the first bad record, or skip bad records and count them.
-    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
-    pub on_error: OnErrorArg,
+    #[arg(long, default_value = "fail", value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    pub on_error: String,
 }
 
 impl CorpusArgs {
@@ -107,9 +245,10 @@ impl CorpusArgs {
     pub fn options(&self, threads: usize) -> tamis_core::vocab::CorpusOptions {
         tamis_core::vocab::CorpusOptions {
             text_key: self.text_key.clone(),
-            on_error: match self.on_error {
-                OnErrorArg::Fail => OnError::Fail,
-                OnErrorArg::Skip => OnError::Skip,
+            on_error: if self.on_error == "skip" {
+                OnError::Skip
+            } else {
+                OnError::Fail
             },
             threads,
             ..Default::default()
@@ -284,12 +423,73 @@ pub enum ProxCommand {
     Refine(ProxRefineArgs),
 }
 
-/// `tamis prox refine`: model inference lives in the Python package; this binary only says so.
-#[derive(Debug, Args)]
+/// `tamis prox refine`: the refining models (run by the Python package; see docs/prox.md).
+#[derive(Debug, Args, Serialize)]
 pub struct ProxRefineArgs {
-    /// Arguments for the Python `tamis prox refine`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// Inputs and output.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IoArgs,
+    /// The doc refining model (a local directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub doc_model: Option<String>,
+    /// The chunk refining model (a local directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub chunk_model: Option<String>,
+    /// Which models to run.
+    #[arg(long, value_enum, default_value_t = ProxApplyStage::Both)]
+    #[serde(skip)]
+    pub stage: ProxApplyStage,
+    /// How programs are read.
+    #[arg(long, value_parser = PossibleValuesParser::new(Mode::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// transformers, vllm or openai.
+    #[arg(long, value_parser = ["transformers", "vllm", "openai"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The openai backend's server, e.g. http://localhost:8000/v1.
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// cuda, cuda:N or cpu (default: cuda when available).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Weights' type (default: bf16 on GPU, fp32 on CPU).
+    #[arg(long, value_parser = ["bf16", "fp16", "fp32"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// Tokens per generation batch.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_tokens: Option<usize>,
+    /// Documents refined per call.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// Field that receives the original text of edited documents ("" for none).
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_key: Option<String>,
+    /// Decide keep/drop from this many decoding steps of the doc model.
+    #[arg(long, value_name = "N")]
+    #[serde(skip)]
+    pub doc_fast_tokens: Option<usize>,
+    /// Strict mode: do not constrain the chunk model's decoding to the program grammar.
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_constrain: bool,
+    /// New tokens of the doc model (default 2000).
+    #[arg(long, value_name = "N")]
+    #[serde(skip)]
+    pub doc_max_new_tokens: Option<usize>,
+    /// New tokens of the chunk model (default 256).
+    #[arg(long, value_name = "N")]
+    #[serde(skip)]
+    pub chunk_max_new_tokens: Option<usize>,
 }
 
 /// How programs are read.
@@ -438,73 +638,65 @@ pub enum NearStage {
     Filter(NearFilterArgs),
 }
 
-/// Shingling, MinHash and LSH parameters.
-#[derive(Debug, Args, Clone)]
+/// Shingling, MinHash and LSH parameters (`tamis_core::dedup::near::NearOptions`).
+#[derive(Debug, Args, Clone, Serialize)]
 pub struct MinHashArgs {
     /// Similarity threshold: picks bands × rows minimizing false positives + false negatives
-    /// (as datasketch does) and is the Jaccard --verify requires (default 0.8 there).
-    #[arg(long, value_name = "T", conflicts_with_all = ["bands", "rows"])]
+    /// (as datasketch does) and is the Jaccard --verify requires (0.8 there when not given).
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// With --threshold: weight of false negatives against false positives when choosing bands ×
-    /// rows (default 0.5 as datasketch; 0.9 finds ≥ 95% of pairs 0.05 above the threshold).
-    #[arg(long, value_name = "W", requires = "threshold")]
+    /// rows (0.5 as datasketch when not given; 0.9 finds ≥ 95% of pairs 0.05 above the threshold).
+    #[arg(long, value_name = "W")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub recall_weight: Option<f64>,
     /// Shingle size, in words (or characters with --shingle chars).
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub ngram: usize,
-    /// Shingles made of words or characters.
-    #[arg(long, value_enum, default_value_t = ShingleArg::Words)]
-    pub shingle: ShingleArg,
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ngram: Option<usize>,
+    /// Shingles made of words (every Han/Kana/Thai/... character is a word) or characters.
+    #[arg(long, value_parser = PossibleValuesParser::new(Shingling::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shingle: Option<String>,
     /// Signature length (permutations).
-    #[arg(long, default_value_t = 112, value_name = "K")]
-    pub num_perm: usize,
-    /// LSH bands (default 14, with 8 rows: datatrove/FineWeb).
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_perm: Option<usize>,
+    /// LSH bands (default: num-perm / rows, 14 with 8 rows as datatrove/FineWeb).
     #[arg(long, value_name = "B")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bands: Option<usize>,
     /// Rows per band (default 8).
     #[arg(long, value_name = "R")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<usize>,
     /// Seed of the permutations.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Signature: K independent permutations of every shingle (kperm, datatrove's), or one
     /// permutation cut into K densified bins (oph: one-permutation hashing, O(shingles + K)).
-    #[arg(long, value_enum, default_value_t = SketchArg::Kperm)]
-    pub sketch: SketchArg,
+    #[arg(long, value_parser = PossibleValuesParser::new(Sketch::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<String>,
     /// Keep, in each cluster, the document with the smallest value of this numeric field
     /// (missing or null count as largest; ties go to the first in input order).
     #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
 }
 
-/// How MinHash signatures are computed.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum SketchArg {
-    /// K permutations of every shingle.
-    #[default]
-    Kperm,
-    /// One permutation, K densified bins.
-    Oph,
-}
-
-/// Shingle unit.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum ShingleArg {
-    /// Words (every Han/Kana/Thai/... character is a word).
-    #[default]
-    Words,
-    /// Characters of the normalized text.
-    Chars,
-}
-
 /// `tamis dedup near INPUT... -o OUTPUT`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct NearArgs {
     /// Inputs and output.
     #[command(flatten)]
+    #[serde(skip)]
     pub io: IoArgs,
     /// Parameters.
     #[command(flatten)]
+    #[serde(flatten)]
     pub minhash: MinHashArgs,
     /// Join candidate pairs only when their exact shingle-set Jaccard reaches the threshold
     /// (removes LSH false positives; reads the inputs once more).
@@ -516,12 +708,15 @@ pub struct NearArgs {
     /// Write one JSON line (id, cluster_id, cluster_size, kept) per member of each cluster of
     /// two or more documents.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clusters: Option<PathBuf>,
     /// Bound memory for band keys (e.g. 8G, 512M): beyond it they spill to sorted files.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory_limit: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
     /// Directory for spill files (default: the system temporary directory).
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub spill_dir: Option<PathBuf>,
 }
 
@@ -562,132 +757,92 @@ pub struct NearTaskArgs {
 }
 
 /// `tamis dedup near signatures`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct NearSignaturesArgs {
     /// Input files, directories or globs (the same list, in the same order, for every task and stage).
     #[arg(required = true, value_name = "INPUT")]
+    #[serde(skip)]
     pub inputs: Vec<String>,
     /// Task.
     #[command(flatten)]
+    #[serde(skip)]
     pub task: NearTaskArgs,
     /// Parameters.
     #[command(flatten)]
+    #[serde(flatten)]
     pub minhash: MinHashArgs,
     /// Field holding the document text.
-    #[arg(long, default_value = "text", value_name = "FIELD")]
-    pub text_key: String,
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip)]
+    pub text_key: Option<String>,
     /// Fail on the first bad record, or skip bad records (the filter stage writes the rejects).
-    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
-    pub on_error: OnErrorArg,
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip)]
+    pub on_error: Option<String>,
     /// Memory for buffered band keys before they are written out (default 1G).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory_limit: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
     /// Write run statistics as JSON.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub stats_json: Option<PathBuf>,
 }
 
 /// `tamis dedup near filter`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct NearFilterArgs {
     /// Inputs and output (the output name may hold {rank}, required with several tasks).
     #[command(flatten)]
+    #[serde(skip)]
     pub io: IoArgs,
     /// Task.
     #[command(flatten)]
+    #[serde(skip)]
     pub task: NearTaskArgs,
     /// Keep every document and add minhash_cluster_id and minhash_cluster_size instead.
     #[arg(long)]
     pub annotate: bool,
     /// Write cluster memberships of this task's documents (JSONL).
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clusters: Option<PathBuf>,
 }
 
-/// Parse a byte size: `123`, `64K`, `512M`, `8G`, `1.5T` (binary units; a trailing `B` or `iB`
-/// is accepted).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let upper = t.to_ascii_uppercase();
-    let body = upper
-        .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
-    let (num, mult) = match body.chars().last() {
-        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
-        Some('M') => (&body[..body.len() - 1], 1 << 20),
-        Some('G') => (&body[..body.len() - 1], 1 << 30),
-        Some('T') => (&body[..body.len() - 1], 1 << 40),
-        _ => (body, 1),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 512M or 8G"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("{s:?}: the size must be positive"));
-    }
-    Ok((v * mult as f64) as u64)
-}
-
-/// Normalization before hashing (see docs/normalization.md).
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum NormalizeArg {
-    /// The text as is.
-    #[default]
-    None,
-    /// White-space runs collapsed to one space, trimmed.
-    Whitespace,
-    /// NFKC, lowercase, digits to 0, punctuation removed, white space collapsed.
-    Simple,
-}
-
-impl From<NormalizeArg> for Normalize {
-    fn from(n: NormalizeArg) -> Self {
-        match n {
-            NormalizeArg::None => Normalize::None,
-            NormalizeArg::Whitespace => Normalize::Whitespace,
-            NormalizeArg::Simple => Normalize::Simple,
-        }
-    }
-}
-
-/// What to do with bad records.
-#[derive(Debug, Clone, Copy, ValueEnum, Default)]
-pub enum OnErrorArg {
-    /// Stop with an error naming the file and line; write no output.
-    #[default]
-    Fail,
-    /// Skip bad records, count them by reason, and write them to --rejects.
-    Skip,
-}
-
-/// Inputs, output and record options shared by every data command.
-#[derive(Debug, Args)]
+/// Inputs, output and record options shared by every data command
+/// (`tamis_core::io::IoOptions`).
+#[derive(Debug, Args, Serialize)]
 pub struct IoArgs {
     /// Input files, directories (read recursively, sorted), glob patterns, or - for stdin.
     /// JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet.
     #[arg(required = true, value_name = "INPUT")]
+    #[serde(skip)]
     pub inputs: Vec<String>,
     /// Output file; the extension picks the format (.jsonl, .jsonl.gz, .jsonl.zst, .parquet); - is stdout.
     // An Option so that `dedup near STAGE` (which has no output of this kind) can leave it out;
     // clap still requires it everywhere else.
     #[arg(short, long, value_name = "OUTPUT", required = true)]
+    #[serde(skip)]
     pub output: Option<String>,
     /// Field holding the document text.
-    #[arg(long, default_value = "text", value_name = "FIELD")]
-    pub text_key: String,
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_key: Option<String>,
     /// Field holding the document id (when missing or null, "NAME:LINE" is generated and added).
-    #[arg(long, default_value = "id", value_name = "FIELD")]
-    pub id_key: String,
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
     /// Fail on the first bad record, or skip bad records and count them.
-    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
-    pub on_error: OnErrorArg,
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
     /// With --on-error skip: write skipped records (file, line, reason, raw record) to this JSONL file.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rejects: Option<PathBuf>,
     /// Write run statistics (documents read, kept, removed by reason, bytes, seconds) as JSON.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub stats_json: Option<PathBuf>,
 }
 
@@ -696,61 +851,52 @@ impl IoArgs {
     pub fn output(&self) -> &str {
         self.output.as_deref().unwrap_or("-")
     }
-
-    /// Core run options.
-    pub fn run_options(&self, threads: usize, key: Option<String>) -> RunOptions {
-        RunOptions {
-            extract: ExtractOptions {
-                text_key: self.text_key.clone(),
-                id_key: self.id_key.clone(),
-                key,
-            },
-            on_error: match self.on_error {
-                OnErrorArg::Fail => OnError::Fail,
-                OnErrorArg::Skip => OnError::Skip,
-            },
-            rejects: self.rejects.clone(),
-            threads,
-            ..RunOptions::default()
-        }
-    }
 }
 
 /// `tamis dedup exact`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct ExactArgs {
     /// Inputs and output.
     #[command(flatten)]
+    #[serde(skip)]
     pub io: IoArgs,
-    /// Normalization applied before hashing.
-    #[arg(long, value_enum, default_value_t = NormalizeArg::None)]
-    pub normalize: NormalizeArg,
+    /// Normalization applied before hashing (see docs/normalization.md).
+    #[arg(long, value_parser = PossibleValuesParser::new(Normalize::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<String>,
     /// Deduplicate on this string field (e.g. url) instead of the text.
     #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
 /// `tamis dedup lines`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct LinesArgs {
     /// Inputs and output.
     #[command(flatten)]
+    #[serde(skip)]
     pub io: IoArgs,
     /// Occurrences of each line kept across the corpus.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_occurrences: u32,
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_occurrences: Option<i64>,
     /// Lines shorter than this many characters are always kept.
-    #[arg(long, default_value_t = 0, value_name = "C")]
-    pub min_line_chars: usize,
-    /// Normalization applied to each line before comparing.
-    #[arg(long, value_enum, default_value_t = NormalizeArg::None)]
-    pub normalize: NormalizeArg,
+    #[arg(long, value_name = "C")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_line_chars: Option<i64>,
+    /// Normalization applied to each line before comparing (see docs/normalization.md).
+    #[arg(long, value_parser = PossibleValuesParser::new(Normalize::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<String>,
 }
 
 /// `tamis demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the sample corpus and outputs in this directory (default: a temporary one, removed).
+    /// Where the sample corpus (DIR/corpus/), the refined corpus and its report
+    /// (DIR/refined/report.html) go (default: tamis-demo; with --dedup-only: a temporary
+    /// directory, removed).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Plain-text files to build the corpus from (default: Python's documentation topics, found
@@ -760,14 +906,21 @@ pub struct DemoArgs {
     /// Seed for choosing duplicates and boilerplate.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Only run exact and line dedup (what this binary does; the full pipeline demo with
-    /// language ID, near dedup and the report is the Python `tamis demo`).
+    /// Only run exact and line dedup and compare what they removed with what was planted.
     #[arg(long)]
     pub dedup_only: bool,
-    /// Only write the sample corpus (corpus.jsonl.gz) into --out-dir and print what was planted
-    /// as JSON (used by the Python `tamis demo`).
-    #[arg(long, requires = "out_dir")]
+    /// Only write the sample corpus (DIR/corpus/) and print what was planted as JSON.
+    #[arg(long)]
     pub corpus_only: bool,
+    /// A fastText quality classifier: adds a quality stage.
+    #[arg(long, value_name = "MODEL")]
+    pub quality_model: Option<String>,
+    /// The ProX doc refining model (default: found locally, else skipped).
+    #[arg(long, value_name = "DIR")]
+    pub prox_doc_model: Option<String>,
+    /// The ProX chunk refining model (default: found locally, else skipped).
+    #[arg(long, value_name = "DIR")]
+    pub prox_chunk_model: Option<String>,
 }
 
 #[cfg(test)]
@@ -781,48 +934,10 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("8G"), Ok(8 << 30));
-        assert_eq!(parse_size("512mb"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5K"), Ok(1536));
-        assert_eq!(parse_size("100"), Ok(100));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("0").is_err());
-    }
-
-    #[test]
     fn near_stages_parse() {
         let c = Cli::try_parse_from(["tamis", "dedup", "near", "a.jsonl", "-o", "b.jsonl"]);
         assert!(c.is_ok());
         let c = Cli::try_parse_from(["tamis", "dedup", "near", "cluster", "--workdir", "w"]);
         assert!(c.is_ok());
-        let c = Cli::try_parse_from([
-            "tamis",
-            "dedup",
-            "near",
-            "a",
-            "-o",
-            "b",
-            "--threshold",
-            "0.8",
-            "--bands",
-            "4",
-        ]);
-        assert!(c.is_err());
-    }
-
-    #[test]
-    fn max_occurrences_must_be_positive() {
-        let r = Cli::try_parse_from([
-            "tamis",
-            "dedup",
-            "lines",
-            "a.jsonl",
-            "-o",
-            "b.jsonl",
-            "--max-occurrences",
-            "0",
-        ]);
-        assert!(r.is_err());
     }
 }

@@ -5,21 +5,39 @@
 
 mod args;
 mod cmd;
+mod help;
+mod opts;
 mod progress;
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::FromArgMatches;
+use tamis_core::options::Surface;
+use tamis_core::refine::{ExternalStages, NoExternal};
 
 pub use args::Cli;
 
-/// Parse `argv` (program name first) and run; returns the process exit code.
+/// Parse `argv` (program name first) and run; returns the process exit code. Stages that run
+/// outside Rust (fastText, torch) are unavailable.
 pub fn run<I, T>(argv: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(argv) {
+    run_with(argv, &mut NoExternal)
+}
+
+/// [`run`], with `external` running the stages that live outside Rust (the Python package
+/// passes its fastText and torch stages).
+pub fn run_with<I, T>(argv: I, external: &mut dyn ExternalStages) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let parsed = help::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = e.exit_code();
@@ -27,14 +45,19 @@ where
             return code;
         }
     };
-    match cmd::dispatch(&cli) {
+    match cmd::dispatch(&cli, external) {
         Ok(()) => 0,
-        Err(e) => {
-            if let Some(tamis_core::Error::BrokenPipe) = e.downcast_ref::<tamis_core::Error>() {
-                return 0;
+        Err(e) => match e.downcast_ref::<tamis_core::Error>() {
+            Some(tamis_core::Error::BrokenPipe) => 0,
+            // Options the user gave are wrong: a usage error, named as the user wrote it.
+            Some(tamis_core::Error::Options(o)) => {
+                eprintln!("tamis: error: {}", o.render(&Surface::Cli));
+                2
             }
-            eprintln!("tamis: error: {e:#}");
-            1
-        }
+            _ => {
+                eprintln!("tamis: error: {e:#}");
+                1
+            }
+        },
     }
 }

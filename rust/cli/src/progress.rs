@@ -30,6 +30,18 @@ impl Bar {
     }
 }
 
+impl Bar {
+    /// Print a line on stderr above the bar (also when the bar is hidden).
+    pub fn println(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Remove the bar.
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 impl Progress for Bar {
     fn start(&self, total_bytes: u64) {
         // `vocab` reads several corpora in turn (training, protected, held-out): each starts over.

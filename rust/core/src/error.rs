@@ -53,6 +53,9 @@ pub enum RecordError {
         /// JSON type found.
         found: &'static str,
     },
+    /// A stage sets a field inside this field (`metadata.language`), which is not an object.
+    #[error("field {0:?} is not an object, so a stage cannot set fields inside it")]
+    FieldNotObject(String),
     /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
     #[error("unreadable input: {0}")]
     CorruptFile(String),
@@ -79,6 +82,7 @@ impl RecordError {
             RecordError::KeyNotString { .. } => "key_not_string",
             RecordError::MissingField(_) => "missing_field",
             RecordError::FieldNotString { .. } => "field_not_string",
+            RecordError::FieldNotObject(_) => "field_not_object",
             RecordError::CorruptFile(_) => "corrupt_file",
             RecordError::PriorityNotNumber { .. } => "priority_not_number",
         }
@@ -95,6 +99,7 @@ impl RecordError {
         "key_not_string",
         "missing_field",
         "field_not_string",
+        "field_not_object",
         "corrupt_file",
         "priority_not_number",
     ];
@@ -216,6 +221,10 @@ pub enum Error {
     /// Invalid options.
     #[error("{0}")]
     Config(String),
+    /// An invalid option value; the message names the option (render it for a surface with
+    /// [`crate::options::OptionError::render`]).
+    #[error("{0}")]
+    Options(#[from] crate::options::OptionError),
     /// A tokenizer file that cannot be read or extended.
     #[error("{path}: {error}")]
     Tokenizer {
@@ -250,6 +259,7 @@ impl Error {
             Error::Output { .. } => "output",
             Error::Intermediate { .. } => "intermediate",
             Error::Config(_) => "config",
+            Error::Options(_) => "invalid_option",
             Error::Tokenizer { error, .. } => error.slug(),
             Error::Embed { error, .. } => error.slug(),
             Error::EmptyCorpus(_) => "empty_corpus",

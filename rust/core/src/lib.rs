@@ -11,6 +11,9 @@
 //!   `tokenizer.json`) and the tokenizer report (fertility, invariance, reachability).
 //! - [`embed`]: embedding rows for the new tokens of an extended vocabulary (zip-tie and
 //!   baselines) on safetensors checkpoints.
+//! - [`options`]: one serde options type per capability, with defaults and checks, and errors
+//!   that name options in the words of the surface they came from.
+//! - [`refine`]: the end-to-end, resumable `tamis refine` job and its report.
 //! - [`pipeline`]: the driver that runs a per-document stage over inputs in parallel while
 //!   keeping output byte-identical for any thread count.
 //!
@@ -26,8 +29,10 @@ pub mod dedup;
 pub mod embed;
 mod error;
 pub mod io;
+pub mod options;
 pub mod pipeline;
 pub mod prox;
+pub mod refine;
 pub mod stats;
 pub mod text;
 pub mod vocab;

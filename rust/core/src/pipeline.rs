@@ -1,7 +1,11 @@
 //! The pipeline driver: read batches on one thread, turn records into documents and run the
 //! stage's pure `prepare` step in parallel, then its stateful `decide` step in input order, and
 //! write kept documents in input order. Output is therefore byte-identical for any thread count.
+//!
+//! A run writes one output ([`Targets::One`]) or one output per input file
+//! ([`Targets::PerFile`], as `tamis refine` does for its shards).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,30 +16,31 @@ use rayon::prelude::*;
 
 use crate::error::Location;
 use crate::io::{
-    expand_inputs, extract_docs, read_batches, Batch, BatchColumns, BatchData, Doc, ExtractOptions,
-    FieldValue, InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter, WriteItem,
+    expand_inputs, extract_docs, read_batches_with, Batch, BatchColumns, BatchData, Doc,
+    ExtractOptions, FieldEdit, InputFile, OnError, Output, OutputWriter, ReadItem, RejectsWriter,
+    WriteItem,
 };
 use crate::{Error, RecordError, Result, Stats};
 
+/// Why a document was removed: a stable snake_case name (`duplicate`, `near_duplicate`, …).
+pub type Reason = Cow<'static, str>;
+
 /// What a stage does with one document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// Write it unchanged.
     Keep,
     /// Write it with this text.
     Rewrite(String),
-    /// Drop it, counted under this reason.
-    Remove(&'static str),
-    /// Write it with these fields set (replaced, or added).
-    Annotate(Vec<(Arc<str>, FieldValue)>),
-    /// Write it with string fields set (replaced when present, appended otherwise) and, when
-    /// given, a new text.
+    /// Write it with these fields set and, when given, a new text.
     Edit {
         /// Replacement text.
         text: Option<String>,
-        /// `(name, value)` pairs to set.
-        fields: Vec<(String, String)>,
+        /// Fields to set.
+        fields: Vec<FieldEdit>,
     },
+    /// Drop it, counted under this reason.
+    Remove(Reason),
     /// A bad record: fail the run, or skip and count it under `--on-error skip`.
     Reject(RecordError),
 }
@@ -49,6 +54,21 @@ pub trait Stage: Sync {
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared;
     /// Sequential decision, in input order.
     fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision;
+    /// Decisions for the valid documents of a batch, in order. The default calls
+    /// [`Stage::decide`] on each; stages that work a batch at a time (models) override it. An
+    /// error stops the run.
+    fn decide_batch(
+        &mut self,
+        _batch: &Batch,
+        docs: &[&Doc<'_>],
+        prepared: Vec<Self::Prepared>,
+    ) -> Result<Vec<Decision>> {
+        Ok(docs
+            .iter()
+            .zip(prepared)
+            .map(|(d, p)| self.decide(d, p))
+            .collect())
+    }
     /// Called with each batch before its documents are prepared (stages that read other
     /// columns of a Parquet batch look them up here).
     fn begin_batch(&mut self, _batch: &Batch) {}
@@ -84,6 +104,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// Target size of a JSONL batch in bytes (memory is a few batches).
     pub batch_bytes: usize,
+    /// Read Parquet rows as JSON lines (for stages that set fields inside objects).
+    pub rows_as_json: bool,
 }
 
 impl Default for RunOptions {
@@ -94,6 +116,7 @@ impl Default for RunOptions {
             rejects: None,
             threads: 0,
             batch_bytes: 8 << 20,
+            rows_as_json: false,
         }
     }
 }
@@ -168,6 +191,21 @@ pub(crate) fn check_paths(files: &[InputFile], output: &Output, opts: &RunOption
     Ok(())
 }
 
+/// Where a run writes.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    /// Every kept document to one output; skipped records to [`RunOptions::rejects`].
+    One(Output),
+    /// The kept documents of input file `i` to `outputs[i]` (every output is written, empty or
+    /// not) and its skipped records to `rejects[i]` (created only when there are some).
+    PerFile {
+        /// One output per input file.
+        outputs: Vec<Output>,
+        /// One rejects file per input file, or none.
+        rejects: Vec<Option<PathBuf>>,
+    },
+}
+
 /// Run `stage` over `inputs`, writing kept documents to `output`.
 pub fn run<S: Stage>(
     command: &str,
@@ -193,11 +231,102 @@ pub fn run_files<S: Stage>(
     stage: &mut S,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    let started = Instant::now();
     if opts.rejects.is_some() && opts.on_error == OnError::Fail {
         return Err(Error::Config("--rejects needs --on-error skip".into()));
     }
     check_paths(&files, output, opts)?;
+    run_to(
+        command,
+        &files,
+        Targets::One(output.clone()),
+        opts,
+        stage,
+        progress,
+    )
+}
+
+/// The output writers of a run, opened as their files come.
+struct Writers {
+    targets: Vec<Output>,
+    per_file: bool,
+    extract: ExtractOptions,
+    current: Option<(usize, OutputWriter)>,
+    /// Outputs before this index are finished.
+    next: usize,
+    bytes: u64,
+}
+
+impl Writers {
+    fn for_file(&mut self, file: usize) -> Result<&mut OutputWriter> {
+        let index = if self.per_file { file } else { 0 };
+        if self.current.as_ref().map(|c| c.0) != Some(index) {
+            self.finish_until(index)?;
+            let w = OutputWriter::create(&self.targets[index], &self.extract)?;
+            self.current = Some((index, w));
+            self.next = index + 1;
+        }
+        match &mut self.current {
+            Some((_, w)) => Ok(w),
+            None => Err(Error::Config("no output writer".into())),
+        }
+    }
+
+    /// Finish the open output and write the empty ones before `end`.
+    fn finish_until(&mut self, end: usize) -> Result<()> {
+        if let Some((_, w)) = self.current.take() {
+            self.bytes += w.finish()?;
+        }
+        while self.next < end.min(self.targets.len()) {
+            let w = OutputWriter::create(&self.targets[self.next], &self.extract)?;
+            self.bytes += w.finish()?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The rejects files of a run, created at their first record.
+struct Rejects {
+    paths: Vec<Option<PathBuf>>,
+    per_file: bool,
+    current: Option<(usize, RejectsWriter)>,
+    done: Vec<RejectsWriter>,
+}
+
+impl Rejects {
+    fn for_file(&mut self, file: usize) -> Result<Option<&mut RejectsWriter>> {
+        let index = if self.per_file { file } else { 0 };
+        let Some(Some(path)) = self.paths.get(index) else {
+            return Ok(None);
+        };
+        if self.current.as_ref().map(|c| c.0) != Some(index) {
+            let w = RejectsWriter::create(path)?;
+            if let Some((_, old)) = self.current.replace((index, w)) {
+                self.done.push(old);
+            }
+        }
+        Ok(self.current.as_mut().map(|c| &mut c.1))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.done.extend(self.current.take().map(|c| c.1));
+        for w in self.done {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `stage` over `files` into `targets` (paths are the caller's to check).
+pub fn run_to<S: Stage>(
+    command: &str,
+    files: &[InputFile],
+    targets: Targets,
+    opts: &RunOptions,
+    stage: &mut S,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = Instant::now();
     let pool = thread_pool(opts.threads)?;
     let mut stats = Stats {
         command: command.to_string(),
@@ -212,10 +341,36 @@ pub fn run_files<S: Stage>(
         .map(|m| m.len())
         .sum();
     progress.start(total);
-    let mut writer = OutputWriter::create(output, &opts.extract)?;
-    let mut rejects = match &opts.rejects {
-        Some(p) => Some(RejectsWriter::create(p)?),
-        None => None,
+    let (outputs, rejects, per_file) = match targets {
+        Targets::One(o) => (vec![o], vec![opts.rejects.clone()], false),
+        Targets::PerFile { outputs, rejects } => {
+            if outputs.len() != files.len() || rejects.len() != files.len() {
+                return Err(Error::Config(
+                    "one output and one rejects entry per input file are needed".into(),
+                ));
+            }
+            (outputs, rejects, true)
+        }
+    };
+    for o in &outputs {
+        // Fail before reading anything when an output cannot be written.
+        if let Some(p) = &o.path {
+            crate::io::check_parent(p)?;
+        }
+    }
+    let mut writers = Writers {
+        targets: outputs,
+        per_file,
+        extract: opts.extract.clone(),
+        current: None,
+        next: 0,
+        bytes: 0,
+    };
+    let mut rejects = Rejects {
+        paths: rejects,
+        per_file,
+        current: None,
+        done: Vec::new(),
     };
     let bytes_in = Arc::new(AtomicU64::new(0));
     // Three threads in a row: the reader (I/O, decompression), this one (parsing on the pool,
@@ -224,30 +379,34 @@ pub fn run_files<S: Stage>(
     let (read_tx, read_rx) = crossbeam_channel::bounded::<ReadItem>(2);
     let (write_tx, write_rx) = crossbeam_channel::bounded::<(Batch, Vec<WriteItem>)>(2);
 
-    let writer = std::thread::scope(|scope| -> Result<OutputWriter> {
+    let writers = std::thread::scope(|scope| -> Result<Writers> {
         let reader_bytes = bytes_in.clone();
-        let files = &files;
         let reader = scope.spawn(move || {
-            read_batches(files, opts.batch_bytes, reader_bytes, |item| {
-                read_tx.send(item).is_ok()
-            })
+            let send = |item| read_tx.send(item).is_ok();
+            read_batches_with(
+                files,
+                opts.batch_bytes,
+                opts.rows_as_json,
+                reader_bytes,
+                send,
+            )
         });
-        let writing = scope.spawn(move || -> Result<OutputWriter> {
+        let writing = scope.spawn(move || -> Result<Writers> {
             for (batch, items) in write_rx {
-                writer.write(&batch, &items)?;
+                writers.for_file(batch.file_index)?.write(&batch, &items)?;
             }
-            Ok(writer)
+            writers.finish_until(usize::MAX)?;
+            Ok(writers)
         });
         let consumed = consume(
             &read_rx,
             &write_tx,
             opts,
             stage,
-            rejects.as_mut(),
+            &mut rejects,
             &mut stats,
             &pool,
-            progress,
-            &bytes_in,
+            (progress, &bytes_in),
         );
         drop(read_rx);
         drop(write_tx);
@@ -265,10 +424,8 @@ pub fn run_files<S: Stage>(
 
     stage.finish(&mut stats);
     stats.input_bytes = bytes_in.load(Ordering::Relaxed);
-    stats.bytes_written = writer.finish()?;
-    if let Some(r) = rejects {
-        r.finish()?;
-    }
+    stats.bytes_written = writers.bytes;
+    rejects.finish()?;
     progress.finish();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
@@ -280,31 +437,24 @@ fn consume<S: Stage>(
     tx: &crossbeam_channel::Sender<(Batch, Vec<WriteItem>)>,
     opts: &RunOptions,
     stage: &mut S,
-    mut rejects: Option<&mut RejectsWriter>,
+    rejects: &mut Rejects,
     stats: &mut Stats,
     pool: &rayon::ThreadPool,
-    progress: &dyn Progress,
-    bytes_in: &AtomicU64,
+    (progress, bytes_in): (&dyn Progress, &AtomicU64),
 ) -> Result<()> {
     for item in rx {
         let batch = match item {
             ReadItem::Batch(b) => b,
             ReadItem::Corrupt {
                 file,
+                file_index,
                 location,
                 message,
             } => {
                 let error = RecordError::CorruptFile(message);
                 stats.documents_read += 1;
-                skip_or_fail(
-                    opts,
-                    stats,
-                    &mut rejects,
-                    &file.display,
-                    location,
-                    error,
-                    None,
-                )?;
+                let mut w = rejects.for_file(file_index)?;
+                skip_or_fail(opts, stats, &mut w, &file.display, location, error, None)?;
                 continue;
             }
         };
@@ -321,100 +471,84 @@ fn consume<S: Stage>(
                     .collect();
                 (docs, prepared)
             });
+            let valid: Vec<&Doc<'_>> = docs.iter().filter_map(|d| d.as_ref().ok()).collect();
+            let prepared: Vec<S::Prepared> = prepared.into_iter().flatten().collect();
+            let mut decisions = stage.decide_batch(&batch, &valid, prepared)?.into_iter();
+            if decisions.len() != valid.len() {
+                return Err(Error::Config(format!(
+                    "a stage decided for {} of {} documents",
+                    decisions.len(),
+                    valid.len()
+                )));
+            }
+            let raw_at = |index: usize| match &batch.data {
+                BatchData::Jsonl { buf, lines } => {
+                    let span = lines[index];
+                    (Some(&buf[span.start..span.end]), batch.location(span.line))
+                }
+                BatchData::Arrow { first_row, .. } => {
+                    (None, Location::Row(first_row + index as u64))
+                }
+            };
             let mut items = Vec::with_capacity(docs.len());
-            for (index, (doc, prep)) in docs.into_iter().zip(prepared).enumerate() {
+            for (index, doc) in docs.iter().enumerate() {
                 stats.documents_read += 1;
-                let raw_at = |index: usize| match &batch.data {
-                    BatchData::Jsonl { buf, lines } => {
-                        let span = lines[index];
-                        (Some(&buf[span.start..span.end]), Location::Line(span.line))
-                    }
-                    BatchData::Arrow { first_row, .. } => {
-                        (None, Location::Row(first_row + index as u64))
-                    }
-                };
-                let (doc, prep) = match (doc, prep) {
-                    (Ok(d), Some(p)) => (d, p),
-                    (Err(e), _) => {
+                let doc = match doc {
+                    Ok(d) => d,
+                    Err(e) => {
                         let (raw, location) = raw_at(index);
-                        skip_or_fail(
-                            opts,
-                            stats,
-                            &mut rejects,
-                            &batch.file.display,
-                            location,
-                            e,
-                            raw,
-                        )?;
+                        let mut w = rejects.for_file(batch.file_index)?;
+                        let file = &batch.file.display;
+                        skip_or_fail(opts, stats, &mut w, file, location, e.clone(), raw)?;
                         continue;
                     }
-                    (Ok(_), None) => continue,
                 };
+                let decision = decisions.next().unwrap_or(Decision::Keep);
                 stats.text_bytes_read += doc.text.len() as u64;
                 let generated_id = doc.id_generated.then(|| doc.id.to_string());
-                match stage.decide(&doc, prep) {
-                    Decision::Keep => {
-                        stats.text_bytes_kept += doc.text.len() as u64;
-                        items.push(WriteItem {
-                            index,
-                            new_text: None,
-                            generated_id,
-                            extra: Vec::new(),
-                        });
-                    }
-                    Decision::Rewrite(t) => {
-                        stats.documents_modified += 1;
-                        stats.text_bytes_kept += t.len() as u64;
-                        items.push(WriteItem {
-                            index,
-                            new_text: Some(t),
-                            generated_id,
-                            extra: Vec::new(),
-                        });
-                    }
-                    Decision::Annotate(extra) => {
-                        stats.text_bytes_kept += doc.text.len() as u64;
-                        items.push(WriteItem {
-                            index,
-                            new_text: None,
-                            generated_id,
-                            extra,
-                        });
-                    }
+                let (new_text, extra) = match decision {
+                    Decision::Keep => (None, Vec::new()),
+                    Decision::Rewrite(t) => (Some(t), Vec::new()),
                     Decision::Edit { text, fields } => {
-                        if text.is_some() {
-                            stats.documents_modified += 1;
+                        if let (Some(raw), _) = raw_at(index) {
+                            let raw = std::str::from_utf8(raw).unwrap_or_default();
+                            if let Some(name) = crate::io::check_edits(raw, &fields) {
+                                stats.text_bytes_read -= doc.text.len() as u64;
+                                let error = RecordError::FieldNotObject(name);
+                                let (raw, location) = raw_at(index);
+                                let mut w = rejects.for_file(batch.file_index)?;
+                                let file = &batch.file.display;
+                                skip_or_fail(opts, stats, &mut w, file, location, error, raw)?;
+                                continue;
+                            }
                         }
-                        stats.text_bytes_kept +=
-                            text.as_ref().map_or(doc.text.len(), |t| t.len()) as u64;
-                        items.push(WriteItem {
-                            index,
-                            new_text: text,
-                            generated_id,
-                            extra: fields
-                                .into_iter()
-                                .map(|(n, v)| (Arc::from(n), FieldValue::Str(v)))
-                                .collect(),
-                        });
+                        (text, fields)
                     }
                     Decision::Reject(error) => {
                         // Counted as read and skipped, not as a valid document.
                         stats.text_bytes_read -= doc.text.len() as u64;
                         let (raw, location) = raw_at(index);
-                        skip_or_fail(
-                            opts,
-                            stats,
-                            &mut rejects,
-                            &batch.file.display,
-                            location,
-                            error,
-                            raw,
-                        )?;
+                        let mut w = rejects.for_file(batch.file_index)?;
+                        let file = &batch.file.display;
+                        skip_or_fail(opts, stats, &mut w, file, location, error, raw)?;
+                        continue;
                     }
                     Decision::Remove(reason) => {
-                        Stats::bump(&mut stats.documents_removed, reason, 1)
+                        Stats::bump(&mut stats.documents_removed, &reason, 1);
+                        continue;
                     }
+                };
+                if new_text.is_some() {
+                    stats.documents_modified += 1;
                 }
+                stats.text_bytes_kept +=
+                    new_text.as_ref().map_or(doc.text.len(), |t| t.len()) as u64;
+                items.push(WriteItem {
+                    index,
+                    new_text,
+                    generated_id,
+                    extra,
+                });
             }
             items
         };
@@ -484,9 +618,14 @@ pub fn scan<T: Send>(
     std::thread::scope(|scope| -> Result<()> {
         let reader_bytes = bytes_in.clone();
         let reader = scope.spawn(move || {
-            read_batches(files, opts.batch_bytes, reader_bytes, |item| {
-                tx.send(item).is_ok()
-            })
+            let send = |item| tx.send(item).is_ok();
+            read_batches_with(
+                files,
+                opts.batch_bytes,
+                opts.rows_as_json,
+                reader_bytes,
+                send,
+            )
         });
         let mut current = 0usize;
         let mut file_index = |f: &InputFile| -> usize {
@@ -504,6 +643,7 @@ pub fn scan<T: Send>(
                         file,
                         location,
                         message,
+                        ..
                     } => {
                         stats.documents_read += 1;
                         skip_or_fail(
@@ -541,7 +681,7 @@ pub fn scan<T: Send>(
                         }
                         Err(e) => {
                             let location = match &batch.data {
-                                BatchData::Jsonl { lines, .. } => Location::Line(lines[index].line),
+                                BatchData::Jsonl { lines, .. } => batch.location(lines[index].line),
                                 BatchData::Arrow { first_row, .. } => {
                                     Location::Row(first_row + index as u64)
                                 }

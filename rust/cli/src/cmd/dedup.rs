@@ -3,50 +3,32 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use tamis_core::dedup::{ExactConfig, ExactDedup, LineDedup, LinesConfig};
+use tamis_core::dedup::{exact_dedup, lines_dedup, ExactOptions, LinesOptions};
 use tamis_core::io::{expand_inputs, Output};
-use tamis_core::pipeline::{resolved, run};
+use tamis_core::pipeline::resolved;
 use tamis_core::Stats;
 
 use crate::args::{ExactArgs, GlobalArgs, IoArgs, LinesArgs};
+use crate::opts::{given, io_options, options};
 use crate::progress::Bar;
 
 pub fn exact(g: &GlobalArgs, a: &ExactArgs) -> Result<()> {
+    let options: ExactOptions = options(&[given(a)])?;
+    let io = io_options(g, &a.io)?;
     check_stats_path(&a.io)?;
-    let opts = a.io.run_options(g.threads, a.key.clone());
-    let mut stage = ExactDedup::new(ExactConfig {
-        normalize: a.normalize.into(),
-        use_key: a.key.is_some(),
-    });
     let bar = Bar::new(g.quiet);
-    let stats = run(
-        "dedup exact",
-        &a.io.inputs,
-        &Output::parse(a.io.output())?,
-        &opts,
-        &mut stage,
-        &bar,
-    )?;
+    let output = Output::parse(a.io.output())?;
+    let stats = exact_dedup(&a.io.inputs, &output, &io, &options, &bar)?;
     report(g, a.io.stats_json.as_deref(), &stats)
 }
 
 pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
+    let options: LinesOptions = options(&[given(a)])?;
+    let io = io_options(g, &a.io)?;
     check_stats_path(&a.io)?;
-    let opts = a.io.run_options(g.threads, None);
-    let mut stage = LineDedup::new(LinesConfig {
-        max_occurrences: a.max_occurrences,
-        min_line_chars: a.min_line_chars,
-        normalize: a.normalize.into(),
-    })?;
     let bar = Bar::new(g.quiet);
-    let stats = run(
-        "dedup lines",
-        &a.io.inputs,
-        &Output::parse(a.io.output())?,
-        &opts,
-        &mut stage,
-        &bar,
-    )?;
+    let output = Output::parse(a.io.output())?;
+    let stats = lines_dedup(&a.io.inputs, &output, &io, &options, &bar)?;
     report(g, a.io.stats_json.as_deref(), &stats)
 }
 

@@ -1,7 +1,8 @@
 //! `tamis demo`: build a sample corpus from text found on this machine (Python's documentation
-//! topics, or files given with `--source`), plant exact duplicates, white-space variants and
-//! boilerplate lines, run exact then line dedup, and report what was removed against what was
-//! planted.
+//! topics, or files given with `--source`), plant exact duplicates, white-space variants,
+//! boilerplate lines and documents in other languages, write it as shards, and run the main job,
+//! `tamis refine`, on it (report included). `--dedup-only` runs exact then line dedup and reports
+//! what was removed against what was planted.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,14 +12,40 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tamis_core::dedup::{ExactConfig, ExactDedup, LineDedup, LinesConfig};
+use tamis_core::dedup::{ExactDedup, ExactOptions, LineDedup, LinesOptions};
 use tamis_core::io::{
     expand_inputs, extract_docs, read_batches, BatchColumns, ExtractOptions, Output, ReadItem,
 };
 use tamis_core::pipeline::{run as run_stage, NoProgress, RunOptions};
+use tamis_core::refine::{summary, ExternalStages, Refine, RefineConfig};
 use tamis_core::text::Normalize;
 
 use crate::args::{DemoArgs, GlobalArgs};
+
+/// Documents in other languages, written for this demo, so that language ID has something to
+/// remove. Each is planted twice, the second time with its sentences on lines of their own.
+const OTHER_LANGUAGES: [(&str, &str); 6] = [
+    ("fr", "Une liste en Python garde ses éléments dans l'ordre où on les ajoute. On peut la \
+            parcourir avec une boucle, la trier, ou y chercher une valeur ; les dictionnaires, eux, \
+            associent une clé à chaque valeur et retrouvent celle-ci très rapidement."),
+    ("de", "Eine Funktion fasst Anweisungen zusammen, die man mehrfach ausführen möchte. Sie \
+            bekommt Argumente, gibt einen Wert zurück und kann Ausnahmen auslösen, wenn die \
+            Eingaben nicht stimmen. Gute Namen machen den Code leichter lesbar."),
+    ("es", "Los módulos permiten dividir un programa grande en archivos más pequeños. Cada módulo \
+            tiene su propio espacio de nombres, y la instrucción import los carga una sola vez \
+            aunque se importen desde muchos lugares distintos."),
+    ("it", "Le eccezioni segnalano che qualcosa è andato storto durante l'esecuzione. Un blocco \
+            try le intercetta, e la clausola finally viene eseguita in ogni caso, anche quando il \
+            programma termina con un errore inatteso."),
+    ("pt", "As classes descrevem objetos com atributos e métodos. Uma classe pode herdar de outra \
+            e redefinir apenas o comportamento que muda, o que evita repetir o mesmo código em \
+            vários lugares do programa."),
+    ("nl", "Een generator levert waarden één voor één op, pas wanneer ze nodig zijn. Daardoor \
+            kun je met zeer lange reeksen werken zonder ze eerst volledig in het geheugen te laden."),
+];
+
+/// Shards of the sample corpus.
+const SHARDS: usize = 4;
 
 /// Boilerplate lines a crawler would pick up from page chrome.
 const BOILERPLATE_HEAD: [&str; 2] = [
@@ -123,9 +150,11 @@ struct Planted {
     exact_copies: usize,
     whitespace_variants: usize,
     boilerplate_lines: usize,
+    other_languages: usize,
 }
 
-fn build_corpus(path: &Path, sources: &[(String, String)], seed: u64) -> Result<Planted> {
+/// Write the sample corpus as [`SHARDS`] shards in `dir`; returns what was planted.
+fn build_corpus(dir: &Path, sources: &[(String, String)], seed: u64) -> Result<Planted> {
     let mut rng = Rng(seed);
     let mut base: Vec<(String, String)> = Vec::new();
     for (label, text) in sources {
@@ -204,23 +233,50 @@ fn build_corpus(path: &Path, sources: &[(String, String)], seed: u64) -> Result<
             );
         }
     }
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("{}: cannot create", path.display()))?;
-    let mut gz = flate2::write::GzEncoder::new(
-        std::io::BufWriter::new(file),
-        flate2::Compression::default(),
-    );
-    for (i, (label, text, kind)) in corpus.iter().enumerate() {
-        let rec = serde_json::json!({"id": format!("doc-{:05}", i + 1), "text": text, "source": label, "planted": kind});
-        serde_json::to_writer(&mut gz, &rec)?;
-        gz.write_all(b"\n")?;
+    let mut records: Vec<serde_json::Value> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, (label, text, kind))| {
+            serde_json::json!({"id": format!("doc-{:05}", i + 1), "text": text, "source": label, "planted": kind})
+        })
+        .collect();
+    // Other-language documents spread through the corpus at fixed positions.
+    let step = (records.len() / (2 * OTHER_LANGUAGES.len() + 1)).max(1);
+    let mut at = step;
+    let mut other_languages = 0;
+    for (lang, text) in OTHER_LANGUAGES {
+        for variant in [text.to_string(), text.replace(". ", ".\n")] {
+            other_languages += 1;
+            let rec = serde_json::json!({
+                "id": format!("other-{other_languages:02}"), "text": variant,
+                "source": format!("demo:{lang}"), "planted": "language",
+            });
+            records.insert(at.min(records.len()), rec);
+            at += step + 1;
+        }
     }
-    gz.finish()?.flush()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let per = records.len().div_ceil(SHARDS).max(1);
+    for (i, part) in records.chunks(per).enumerate() {
+        let path = dir.join(format!("part-{i:04}.jsonl.gz"));
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("{}: cannot create", path.display()))?;
+        let mut gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(file),
+            flate2::Compression::default(),
+        );
+        for rec in part {
+            serde_json::to_writer(&mut gz, rec)?;
+            gz.write_all(b"\n")?;
+        }
+        gz.finish()?.flush()?;
+    }
     Ok(Planted {
-        docs: corpus.len(),
+        docs: records.len(),
         exact_copies,
         whitespace_variants,
         boilerplate_lines,
+        other_languages,
     })
 }
 
@@ -257,22 +313,51 @@ fn count_boilerplate(path: &Path) -> Result<BTreeMap<&'static str, usize>> {
     Ok(counts)
 }
 
-pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
+/// The demo's refine configuration (what `tamis refine` would read from TOML).
+fn demo_config(corpus: &Path, out: &Path, a: &DemoArgs, threads: usize) -> serde_json::Value {
+    let mut stages = vec![
+        serde_json::json!({"type": "dedup_exact", "normalize": "whitespace"}),
+        // Documentation pages hold code, which lowers language-ID scores: a lenient threshold.
+        serde_json::json!({"type": "language", "languages": ["en"], "min_score": 0.3, "if_available": true}),
+    ];
+    if let Some(m) = &a.quality_model {
+        stages.push(serde_json::json!({"type": "quality", "model": m}));
+    }
+    stages.push(
+        serde_json::json!({"type": "dedup_lines", "max_occurrences": 1, "min_line_chars": 10}),
+    );
+    stages.push(serde_json::json!({"type": "dedup_near"}));
+    stages.push(serde_json::json!({"type": "prox_doc", "model": a.prox_doc_model.as_deref().unwrap_or("auto")}));
+    stages.push(serde_json::json!({"type": "prox_chunk", "model": a.prox_chunk_model.as_deref().unwrap_or("auto")}));
+    serde_json::json!({
+        "inputs": [corpus], "output": out, "threads": threads, "stage": stages,
+    })
+}
+
+pub fn run(g: &GlobalArgs, a: &DemoArgs, external: &mut dyn ExternalStages) -> Result<()> {
     let tmp;
     let dir: PathBuf = match &a.out_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("{}: cannot create", d.display()))?;
-            d.clone()
-        }
+        Some(d) => d.clone(),
+        None if !a.dedup_only => PathBuf::from("tamis-demo"),
         None => {
             tmp = tempfile::tempdir()?;
             tmp.path().to_path_buf()
         }
     };
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let dir = dir.canonicalize()?;
     let (label, sources) = load_sources(a)?;
-    let corpus = dir.join("corpus.jsonl.gz");
+    let corpus = dir.join("corpus");
+    if corpus.exists() {
+        std::fs::remove_dir_all(&corpus)?;
+    }
     let planted = build_corpus(&corpus, &sources, a.seed)?;
+    let planted_line = format!(
+        "tamis demo: a sample corpus built from {label}: {} documents in {SHARDS} shards; planted {} exact copies, \
+         {} white-space variants, {} boilerplate lines and {} documents in other languages",
+        planted.docs, planted.exact_copies, planted.whitespace_variants, planted.boilerplate_lines,
+        planted.other_languages
+    );
     if a.corpus_only {
         let info = serde_json::json!({
             "source": label,
@@ -281,8 +366,25 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
             "exact_copies": planted.exact_copies,
             "whitespace_variants": planted.whitespace_variants,
             "boilerplate_lines": planted.boilerplate_lines,
+            "other_language_documents": planted.other_languages,
         });
         println!("{info}");
+        return Ok(());
+    }
+    if !a.dedup_only {
+        let raw = demo_config(&corpus, &dir.join("refined"), a, g.threads);
+        let config = RefineConfig::from_value(raw, &dir)?;
+        let mut run = Refine::new(config, external)?;
+        let report = run.run(true, &tamis_core::refine::Quiet)?;
+        if !g.quiet {
+            println!("{planted_line}");
+            println!("{}", summary(&report));
+            let shell = format!(
+                "tamis refine {} -o DIR --languages en --min-score 0.3",
+                corpus.display()
+            );
+            println!("  config         the same job from the shell: {shell}");
+        }
         return Ok(());
     }
     let exact_out = dir.join("exact.jsonl.gz");
@@ -292,9 +394,9 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
         ..RunOptions::default()
     };
 
-    let mut exact = ExactDedup::new(ExactConfig {
+    let mut exact = ExactDedup::new(&ExactOptions {
         normalize: Normalize::Whitespace,
-        use_key: false,
+        key: None,
     });
     let inputs = [corpus.to_string_lossy().into_owned()];
     let s1 = run_stage(
@@ -305,7 +407,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
         &mut exact,
         &NoProgress,
     )?;
-    let mut lines = LineDedup::new(LinesConfig {
+    let mut lines = LineDedup::new(&LinesOptions {
         max_occurrences: 1,
         min_line_chars: 10,
         normalize: Normalize::None,
@@ -361,7 +463,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs) -> Result<()> {
     ));
     match &a.out_dir {
         Some(d) => out.push_str(&format!(
-            "  files        {}/corpus.jsonl.gz -> exact.jsonl.gz -> clean.jsonl.gz\n",
+            "  files        {}/corpus/ -> exact.jsonl.gz -> clean.jsonl.gz\n",
             d.display()
         )),
         None => out.push_str("  files        written to a temporary directory and removed (keep them with --out-dir DIR)\n"),

@@ -5,11 +5,15 @@ mod demo;
 mod embed;
 mod near;
 mod prox;
+mod refine;
 mod vocab;
 
 use anyhow::Result;
+use tamis_core::refine::ExternalStages;
 
-use crate::args::{Cli, Command, DedupCommand, EmbedCommand, ProxCommand, VocabCommand};
+use crate::args::{
+    Cli, Command, DedupCommand, EmbedCommand, FilterCommand, ProxCommand, VocabCommand,
+};
 
 /// A command implemented in the Python package: point there.
 fn python_only(command: &str, extra: &str, why: &str) -> Result<()> {
@@ -20,25 +24,25 @@ fn python_only(command: &str, extra: &str, why: &str) -> Result<()> {
     )
 }
 
-/// Run the parsed command line.
-pub fn dispatch(cli: &Cli) -> Result<()> {
+/// Run the parsed command line; `external` runs the stages that live outside Rust.
+pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
         Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
-        Command::Prox(ProxCommand::Refine(_)) => prox::refine(),
+        Command::Prox(ProxCommand::Refine(a)) => prox::refine(&cli.global, a, external),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Embed(EmbedCommand::Init(a)) => embed::init(&cli.global, a),
         Command::Embed(EmbedCommand::Eval(_)) => embed::eval(),
-        Command::Demo(a) => demo::run(&cli.global, a),
-        Command::Refine(_) => python_only(
-            "refine",
-            "",
-            "the pipeline orchestrates fastText and torch stages",
-        ),
-        Command::Filter(_) => python_only("filter", "[filters]", "fastText runs in Python"),
+        Command::Demo(a) => demo::run(&cli.global, a, external),
+        Command::Refine(a) => refine::refine(&cli.global, a, external),
+        Command::Filter(FilterCommand::Language(a)) => refine::language(&cli.global, a, external),
+        Command::Filter(FilterCommand::Quality(a)) => refine::quality(&cli.global, a, external),
+        Command::Filter(FilterCommand::Train(_)) => {
+            python_only("filter train", "[filters]", "fastText trains in Python")
+        }
     }
 }

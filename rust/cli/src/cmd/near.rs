@@ -1,74 +1,52 @@
 //! `tamis dedup near` and its stages.
 
 use anyhow::Result;
-use tamis_core::dedup::near::{
-    self, memory_plan, s_curve_table,
-    stages::{self, FilterOptions, SignaturesOptions},
-    MinHashParams, NearConfig, Shingling, Sketch,
-};
-use tamis_core::io::{ExtractOptions, OnError, Output};
-use tamis_core::pipeline::RunOptions;
+use serde_json::json;
+use tamis_core::dedup::near::stages::{self, Task};
+use tamis_core::dedup::near::{self, memory_plan, s_curve_table, NearOptions};
+use tamis_core::io::{IoOptions, Output};
 
 use super::dedup::{check_stats_path, report};
-use crate::args::{GlobalArgs, MinHashArgs, NearCmd, NearStage, OnErrorArg, ShingleArg, SketchArg};
+use crate::args::{GlobalArgs, NearCmd, NearStage, NearTaskArgs};
+use crate::opts::{given, io_options, options};
 use crate::progress::Bar;
 
-/// Resolve the parameters; prints the S-curve unless quiet.
-fn params(g: &GlobalArgs, a: &MinHashArgs) -> Result<MinHashParams> {
-    let mut p = MinHashParams::resolve(
-        a.num_perm,
-        a.bands,
-        a.rows,
-        a.threshold,
-        a.recall_weight,
-        a.ngram,
-        match a.shingle {
-            ShingleArg::Words => Shingling::Words,
-            ShingleArg::Chars => Shingling::Chars,
-        },
-        a.seed,
-    )?;
-    p.sketch = match a.sketch {
-        SketchArg::Kperm => Sketch::Permutations,
-        SketchArg::Oph => Sketch::OnePermutation,
-    };
+/// The options; prints the S-curve unless quiet.
+fn near_options(g: &GlobalArgs, given: serde_json::Value) -> Result<NearOptions> {
+    let o: NearOptions = options(&[given])?;
+    let p = o.params().map_err(tamis_core::Error::Options)?;
     if !g.quiet {
         eprintln!("{}", s_curve_table(&p));
     }
-    Ok(p)
+    Ok(o)
+}
+
+fn task(t: &NearTaskArgs) -> Task {
+    Task {
+        rank: t.rank,
+        world_size: t.world_size,
+    }
 }
 
 pub fn run(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
     match &cmd.stage {
         None => single(g, cmd),
         Some(NearStage::Signatures(a)) => {
-            let p = params(g, &a.minhash)?;
-            let opts = RunOptions {
-                extract: ExtractOptions {
-                    text_key: a.text_key.clone(),
-                    ..ExtractOptions::default()
-                },
-                on_error: match a.on_error {
-                    OnErrorArg::Fail => OnError::Fail,
-                    OnErrorArg::Skip => OnError::Skip,
-                },
-                threads: g.threads,
-                ..RunOptions::default()
-            };
+            let o = near_options(g, given(a))?;
+            let io: IoOptions = options(&[json!({
+                "text_key": a.text_key, "on_error": a.on_error, "threads": g.threads,
+            })
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()])?;
             let bar = Bar::new(g.quiet);
-            let stats = stages::signatures(
-                &a.inputs,
-                &a.task.workdir,
-                a.task.rank,
-                a.task.world_size,
-                &opts,
-                &SignaturesOptions {
-                    params: p,
-                    priority: a.minhash.priority.clone(),
-                    memory_limit: a.memory_limit,
-                },
-                &bar,
-            )?;
+            let stats =
+                stages::signatures(&a.inputs, &a.task.workdir, task(&a.task), &io, &o, &bar)?;
             report(g, a.stats_json.as_deref(), &stats)
         }
         Some(NearStage::Buckets(a)) => {
@@ -80,20 +58,17 @@ pub fn run(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
             report(g, a.stats_json.as_deref(), &stats)
         }
         Some(NearStage::Filter(a)) => {
+            let o: NearOptions = options(&[given(a)])?;
+            let io = io_options(g, &a.io)?;
             check_stats_path(&a.io)?;
-            let opts = a.io.run_options(g.threads, None);
             let bar = Bar::new(g.quiet);
             let stats = stages::filter(
                 &a.io.inputs,
                 &a.task.workdir,
-                a.task.rank,
-                a.task.world_size,
+                task(&a.task),
                 a.io.output(),
-                &opts,
-                &FilterOptions {
-                    annotate: a.annotate,
-                    clusters: a.clusters.clone(),
-                },
+                &io,
+                &o,
                 &bar,
             )?;
             report(g, a.io.stats_json.as_deref(), &stats)
@@ -103,28 +78,17 @@ pub fn run(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
 
 fn single(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
     let a = &cmd.run;
+    let o = near_options(g, given(a))?;
+    let io = io_options(g, &a.io)?;
     check_stats_path(&a.io)?;
-    let p = params(g, &a.minhash)?;
-    let config = NearConfig {
-        params: p,
-        verify: a.verify.then_some(a.minhash.threshold.unwrap_or(0.8)),
-        annotate: a.annotate,
-        priority: a.minhash.priority.clone(),
-        clusters: a.clusters.clone(),
-        memory_limit: a.memory_limit,
-        spill_dir: a.spill_dir.clone(),
-    };
     if !g.quiet {
-        eprintln!("{}", memory_plan(&p, &config));
+        eprintln!(
+            "{}",
+            memory_plan(&o.params().map_err(tamis_core::Error::Options)?, &o)
+        );
     }
-    let opts = a.io.run_options(g.threads, None);
     let bar = Bar::new(g.quiet);
-    let stats = near::near_dedup(
-        &a.io.inputs,
-        &Output::parse(a.io.output())?,
-        &opts,
-        &config,
-        &bar,
-    )?;
+    let output = Output::parse(a.io.output())?;
+    let stats = near::near_dedup(&a.io.inputs, &output, &io, &o, &bar)?;
     report(g, a.io.stats_json.as_deref(), &stats)
 }

@@ -1,34 +1,64 @@
 //! Exact document deduplication.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::HashSet128;
-use crate::io::Doc;
-use crate::pipeline::{Decision, Stage};
+use crate::io::{Doc, IoOptions, Output};
+use crate::options::{OptionError, Options};
+use crate::pipeline::{run, Decision, Progress, Stage};
 use crate::text::{hash_text, Hash128, Normalize};
-use crate::Stats;
+use crate::{Result, Stats};
 
-/// Options of exact dedup.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExactConfig {
+/// Options of exact dedup (`tamis dedup exact`, `tamis.dedup.exact`, the `dedup_exact` stage,
+/// the datatrove steps and polars).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExactOptions {
     /// Normalization applied before hashing.
     pub normalize: Normalize,
-    /// Hash the key field ([`crate::io::ExtractOptions::key`]) instead of the text.
-    pub use_key: bool,
+    /// Deduplicate on this string field (e.g. `url`) instead of the text.
+    pub key: Option<String>,
+}
+
+impl Options for ExactOptions {
+    fn validate(&self) -> std::result::Result<(), OptionError> {
+        if self.key.as_deref() == Some("") {
+            return Err(OptionError::new("key", "must name a field"));
+        }
+        Ok(())
+    }
+}
+
+/// `tamis dedup exact`: keep the first occurrence of each document of `inputs` in `output`.
+pub fn exact_dedup(
+    inputs: &[String],
+    output: &Output,
+    io: &IoOptions,
+    options: &ExactOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    options.validate()?;
+    let opts = io.run_options(options.key.clone())?;
+    let mut stage = ExactDedup::new(options);
+    run("dedup exact", inputs, output, &opts, &mut stage, progress)
 }
 
 /// Exact dedup as a pipeline [`Stage`]: the first occurrence in input order is kept.
 #[derive(Debug, Default)]
 pub struct ExactDedup {
-    config: ExactConfig,
+    normalize: Normalize,
+    use_key: bool,
     seen: HashSet128,
 }
 
 impl ExactDedup {
-    /// A fresh deduplicator.
-    pub fn new(config: ExactConfig) -> Self {
+    /// A fresh deduplicator. With [`ExactOptions::key`], the run must read that field
+    /// ([`crate::io::ExtractOptions::key`]).
+    pub fn new(options: &ExactOptions) -> Self {
         ExactDedup {
-            config,
+            normalize: options.normalize,
+            use_key: options.key.is_some(),
             seen: HashSet128::default(),
         }
     }
@@ -43,19 +73,19 @@ impl Stage for ExactDedup {
     type Prepared = Hash128;
 
     fn prepare(&self, doc: &Doc<'_>) -> Hash128 {
-        let value = if self.config.use_key {
+        let value = if self.use_key {
             doc.key.as_deref().unwrap_or("")
         } else {
             &doc.text
         };
-        hash_text(value, self.config.normalize)
+        hash_text(value, self.normalize)
     }
 
     fn decide(&mut self, _doc: &Doc<'_>, hash: Hash128) -> Decision {
         if self.seen.insert(hash) {
             Decision::Keep
         } else {
-            Decision::Remove("duplicate")
+            Decision::Remove("duplicate".into())
         }
     }
 

@@ -9,27 +9,31 @@
 //! (`empty_after_line_dedup`).
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::HashMap128;
-use crate::io::Doc;
-use crate::pipeline::{Decision, Stage};
+use crate::io::{Doc, IoOptions, Output};
+use crate::options::{check_range, OptionError, Options};
+use crate::pipeline::{run, Decision, Progress, Stage};
 use crate::text::{hash_bytes, normalize, Hash128, Normalize};
-use crate::{Error, Result, Stats};
+use crate::{Result, Stats};
 
-/// Options of line dedup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinesConfig {
+/// Options of line dedup (`tamis dedup lines`, `tamis.dedup.lines`, the `dedup_lines` stage and
+/// the datatrove steps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinesOptions {
     /// Occurrences of a line kept across the corpus (≥ 1).
     pub max_occurrences: u32,
-    /// Lines with fewer characters are never removed.
+    /// Lines with fewer characters (Unicode scalar values) are never removed.
     pub min_line_chars: usize,
     /// Normalization applied to each line before hashing.
     pub normalize: Normalize,
 }
 
-impl Default for LinesConfig {
+impl Default for LinesOptions {
     fn default() -> Self {
-        LinesConfig {
+        LinesOptions {
             max_occurrences: 1,
             min_line_chars: 0,
             normalize: Normalize::None,
@@ -37,10 +41,29 @@ impl Default for LinesConfig {
     }
 }
 
+impl Options for LinesOptions {
+    fn validate(&self) -> std::result::Result<(), OptionError> {
+        check_range("max_occurrences", self.max_occurrences, Some(1), None)
+    }
+}
+
+/// `tamis dedup lines`: remove repeated lines of `inputs`, writing `output`.
+pub fn lines_dedup(
+    inputs: &[String],
+    output: &Output,
+    io: &IoOptions,
+    options: &LinesOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let opts = io.run_options(None)?;
+    let mut stage = LineDedup::new(options)?;
+    run("dedup lines", inputs, output, &opts, &mut stage, progress)
+}
+
 /// Per line of `text` (split on `\n`): the 128-bit hash of its normalized form when the line is
 /// eligible for removal, `None` for a line that is always kept. The one definition of
 /// eligibility, shared by [`LineDedup`] and the batched binding used by datatrove.
-pub fn line_hashes(text: &str, config: &LinesConfig) -> Vec<Option<Hash128>> {
+pub fn line_hashes(text: &str, config: &LinesOptions) -> Vec<Option<Hash128>> {
     text.split('\n')
         .map(|line| {
             let norm = normalize(line, config.normalize);
@@ -53,7 +76,7 @@ pub fn line_hashes(text: &str, config: &LinesConfig) -> Vec<Option<Hash128>> {
 
 /// [`line_hashes`] of many texts in parallel (on the current rayon pool), flattened: every line
 /// of every text in order; a text of `k` newlines has `k + 1` lines.
-pub fn line_hashes_many(texts: &[&str], config: &LinesConfig) -> Vec<Option<Hash128>> {
+pub fn line_hashes_many(texts: &[&str], config: &LinesOptions) -> Vec<Option<Hash128>> {
     let per_text: Vec<Vec<Option<Hash128>>> = texts
         .par_iter()
         .with_min_len(64)
@@ -65,20 +88,18 @@ pub fn line_hashes_many(texts: &[&str], config: &LinesConfig) -> Vec<Option<Hash
 /// Line dedup as a pipeline [`Stage`].
 #[derive(Debug)]
 pub struct LineDedup {
-    config: LinesConfig,
+    config: LinesOptions,
     counts: HashMap128<u32>,
     lines_read: u64,
     lines_removed: u64,
 }
 
 impl LineDedup {
-    /// A fresh line deduplicator; `max_occurrences` must be at least 1.
-    pub fn new(config: LinesConfig) -> Result<Self> {
-        if config.max_occurrences == 0 {
-            return Err(Error::Config("--max-occurrences must be at least 1".into()));
-        }
+    /// A fresh line deduplicator; the options are checked.
+    pub fn new(config: &LinesOptions) -> Result<Self> {
+        config.validate()?;
         Ok(LineDedup {
-            config,
+            config: config.clone(),
             counts: HashMap128::default(),
             lines_read: 0,
             lines_removed: 0,
@@ -130,7 +151,7 @@ impl Stage for LineDedup {
             }
         }
         if out.trim().is_empty() {
-            Decision::Remove("empty_after_line_dedup")
+            Decision::Remove("empty_after_line_dedup".into())
         } else {
             Decision::Rewrite(out)
         }
@@ -149,7 +170,7 @@ mod tests {
 
     #[test]
     fn eligible_lines_are_hashed_others_not() {
-        let config = LinesConfig {
+        let config = LinesOptions {
             max_occurrences: 1,
             min_line_chars: 4,
             normalize: Normalize::Whitespace,

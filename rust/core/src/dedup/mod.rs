@@ -12,8 +12,8 @@ mod exact;
 mod lines;
 pub mod near;
 
-pub use exact::{exact_keep_mask, hash_many, ExactConfig, ExactDedup};
-pub use lines::{line_hashes, line_hashes_many, LineDedup, LinesConfig};
+pub use exact::{exact_dedup, exact_keep_mask, hash_many, ExactDedup, ExactOptions};
+pub use lines::{line_hashes, line_hashes_many, lines_dedup, LineDedup, LinesOptions};
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -11,16 +11,18 @@ use crate::vocab::TokenizerFile;
 use crate::{Error, Result};
 
 /// How new rows are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Mean of the rows of `D(t)`, the old tokenizer's pieces of the new token (Bailong).
     #[default]
+    #[serde(alias = "zip-tie")]
     Ziptie,
     /// Mean of all old rows (Hewitt).
     Mean,
     /// A sample from a normal with the old rows' mean and `1e-9` times their per-dimension
     /// variance (transformers' `mean_resizing`, with a diagonal covariance).
+    #[serde(alias = "mean_resizing")]
     MeanResizing,
     /// N(0, 0.02²) noise.
     Random,
@@ -54,7 +56,7 @@ impl Method {
 }
 
 /// How the output (lm_head) rows of an untied model are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputInit {
     /// The method applied to the lm_head rows (for zip-tie: the mean of the lm_head rows of `D(t)`).
@@ -82,7 +84,13 @@ impl OutputInit {
     }
 }
 
+/// Largest accepted `pad_to_multiple_of`: rows are padded up to it, so a huge value would
+/// allocate a huge matrix.
+pub const MAX_PAD: u32 = 1 << 16;
+
 /// Options of the initialization.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[derive(Debug, Clone)]
 pub struct InitConfig {
     /// How new rows are made.
@@ -106,6 +114,17 @@ impl Default for InitConfig {
             seed: 0,
             rescale_norm: false,
         }
+    }
+}
+
+impl crate::options::Options for InitConfig {
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        crate::options::check_range(
+            "pad_to_multiple_of",
+            self.pad_to_multiple_of,
+            Some(1),
+            Some(MAX_PAD),
+        )
     }
 }
 

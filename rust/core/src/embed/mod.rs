@@ -30,7 +30,7 @@ pub use checkpoint::{
     LM_HEAD_NAMES,
 };
 pub use init::{
-    Dtype, InitConfig, Initializer, Matrix, Method, NewToken, OutputInit, Plan, Which,
+    Dtype, InitConfig, Initializer, Matrix, Method, NewToken, OutputInit, Plan, Which, MAX_PAD,
     MEAN_RESIZING_SCALE, RANDOM_STD,
 };
 

@@ -49,11 +49,24 @@ pub enum BatchData {
 pub struct Batch {
     /// The file the records came from.
     pub file: Arc<InputFile>,
+    /// Its index in the list of files being read.
+    pub file_index: usize,
     /// The records.
     pub data: BatchData,
+    /// JSON lines made from the rows of a Parquet file: their numbers are row numbers.
+    pub from_rows: bool,
 }
 
 impl Batch {
+    /// Where record number `n` (line, or row for [`Batch::from_rows`]) sits in its file.
+    pub fn location(&self, n: u64) -> Location {
+        if self.from_rows {
+            Location::Row(n)
+        } else {
+            Location::Line(n)
+        }
+    }
+
     /// Number of records in the batch.
     pub fn len(&self) -> usize {
         match &self.data {
@@ -77,6 +90,8 @@ pub enum ReadItem {
     Corrupt {
         /// The file.
         file: Arc<InputFile>,
+        /// Its index in the list of files being read.
+        file_index: usize,
         /// Where reading stopped.
         location: Location,
         /// Why.
@@ -104,16 +119,36 @@ pub fn read_batches(
     files: &[InputFile],
     batch_bytes: usize,
     progress_bytes: Arc<AtomicU64>,
+    emit: impl FnMut(ReadItem) -> bool,
+) -> Result<()> {
+    read_batches_with(files, batch_bytes, false, progress_bytes, emit)
+}
+
+/// [`read_batches`], turning Parquet rows into JSON lines when `rows_as_json` (for runs that
+/// set fields inside objects, which only JSON records hold; the lines are what the writers
+/// would write for those rows, numbered by row).
+pub fn read_batches_with(
+    files: &[InputFile],
+    batch_bytes: usize,
+    rows_as_json: bool,
+    progress_bytes: Arc<AtomicU64>,
     mut emit: impl FnMut(ReadItem) -> bool,
 ) -> Result<()> {
-    for file in files {
+    let mut emit = |item: ReadItem| match item {
+        ReadItem::Batch(b) if rows_as_json => match rows_to_json(b) {
+            Ok(b) => emit(ReadItem::Batch(b)),
+            Err(corrupt) => emit(corrupt),
+        },
+        other => emit(other),
+    };
+    for (index, file) in files.iter().enumerate() {
         let file = Arc::new(file.clone());
         let go_on = match file.format {
-            InputFormat::Parquet => read_parquet(&file, &progress_bytes, &mut emit)?,
+            InputFormat::Parquet => read_parquet(&file, index, &progress_bytes, &mut emit)?,
             // Plain text is split into lines exactly like JSONL; readers tell them apart by
             // `batch.file.format`.
             InputFormat::Jsonl(c) | InputFormat::Text(c) => {
-                read_jsonl(&file, c, batch_bytes, &progress_bytes, &mut emit)?
+                read_jsonl(&file, index, c, batch_bytes, &progress_bytes, &mut emit)?
             }
         };
         if !go_on {
@@ -121,6 +156,50 @@ pub fn read_batches(
         }
     }
     Ok(())
+}
+
+/// A Parquet batch as JSON lines; a row that cannot be written as JSON ends the file as corrupt.
+fn rows_to_json(batch: Batch) -> std::result::Result<Batch, ReadItem> {
+    let BatchData::Arrow {
+        batch: rb,
+        first_row,
+    } = &batch.data
+    else {
+        return Ok(batch);
+    };
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow_json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow_json::writer::LineDelimited>(&mut buf);
+        if let Err(e) = w.write(rb).and_then(|_| w.finish()) {
+            return Err(ReadItem::Corrupt {
+                file: batch.file.clone(),
+                file_index: batch.file_index,
+                location: Location::Row(*first_row),
+                message: format!("rows that cannot be written as JSON: {e}"),
+            });
+        }
+    }
+    let mut lines = Vec::with_capacity(rb.num_rows());
+    let mut start = 0;
+    let mut row = *first_row;
+    while start < buf.len() {
+        let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
+        lines.push(LineSpan {
+            start,
+            end,
+            line: row,
+        });
+        row += 1;
+        start = end + 1;
+    }
+    Ok(Batch {
+        file: batch.file,
+        file_index: batch.file_index,
+        data: BatchData::Jsonl { buf, lines },
+        from_rows: true,
+    })
 }
 
 fn open_jsonl(
@@ -179,6 +258,7 @@ fn open_jsonl(
 
 fn read_jsonl(
     file: &Arc<InputFile>,
+    file_index: usize,
     compression: Compression,
     batch_bytes: usize,
     counter: &Arc<AtomicU64>,
@@ -194,6 +274,7 @@ fn read_jsonl(
                 let message = "empty file is not a valid compressed stream".to_string();
                 return Ok(emit(ReadItem::Corrupt {
                     file: file.clone(),
+                    file_index,
                     location: Location::File,
                     message,
                 }));
@@ -270,7 +351,9 @@ fn read_jsonl(
         if !lines.is_empty() {
             let batch = Batch {
                 file: file.clone(),
+                file_index,
                 data: BatchData::Jsonl { buf, lines },
+                from_rows: false,
             };
             if !emit(ReadItem::Batch(batch)) {
                 return Ok(false);
@@ -288,6 +371,7 @@ fn read_jsonl(
             let location = Location::Line(line_no + 1);
             return Ok(emit(ReadItem::Corrupt {
                 file: file.clone(),
+                file_index,
                 location,
                 message,
             }));
@@ -300,6 +384,7 @@ fn read_jsonl(
 
 fn read_parquet(
     file: &Arc<InputFile>,
+    file_index: usize,
     counter: &Arc<AtomicU64>,
     emit: &mut impl FnMut(ReadItem) -> bool,
 ) -> Result<bool> {
@@ -310,6 +395,7 @@ fn read_parquet(
     let file_len = f.metadata().map_err(|e| Error::io(&file.display, e))?.len();
     let corrupt = |location, e: &dyn std::fmt::Display| ReadItem::Corrupt {
         file: file.clone(),
+        file_index,
         location,
         message: format!("not a readable Parquet file: {e}"),
     };
@@ -335,7 +421,9 @@ fn read_parquet(
                 next_row += rows;
                 if !emit(ReadItem::Batch(Batch {
                     file: file.clone(),
+                    file_index,
                     data,
+                    from_rows: false,
                 })) {
                     return Ok(false);
                 }

@@ -7,7 +7,9 @@ use std::io::{BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
@@ -157,9 +159,9 @@ impl std::fmt::Debug for OutputWriter {
 }
 
 /// A record to write: its index in the batch, its new text if a stage rewrote it, its
-/// generated id if it had none, and fields a stage adds. Owned, so writing can run on its own
+/// generated id if it had none, and fields stages set. Owned, so writing can run on its own
 /// thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WriteItem {
     /// Index of the record in its batch.
     pub index: usize,
@@ -169,23 +171,92 @@ pub struct WriteItem {
     pub generated_id: Option<String>,
     /// Fields to set: replaced where the record has them, added at the end otherwise. Every
     /// item of a batch should name the same fields (a Parquet column is null where one lacks it).
-    pub extra: Vec<(Arc<str>, FieldValue)>,
+    pub extra: Vec<FieldEdit>,
 }
 
-/// The value of a field added by a stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A field a stage sets on a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldEdit {
+    /// Top-level field, or the object holding the field (`metadata` for `metadata.language`).
+    pub name: Arc<str>,
+    /// The field inside the object `name` (one level: `metadata.language`), if any.
+    pub child: Option<Arc<str>>,
+    /// The value.
+    pub value: FieldValue,
+    /// Set only where the record lacks the field (or holds null there).
+    pub if_absent: bool,
+}
+
+impl FieldEdit {
+    /// Set top-level field `name`.
+    pub fn set(name: Arc<str>, value: FieldValue) -> Self {
+        FieldEdit {
+            name,
+            child: None,
+            value,
+            if_absent: false,
+        }
+    }
+
+    /// A field given as a path: `language` or `metadata.language` (split at the first dot).
+    pub fn at_path(path: &str, value: FieldValue, if_absent: bool) -> Self {
+        let (name, child) = match path.split_once('.') {
+            Some((a, b)) => (Arc::from(a), Some(Arc::from(b))),
+            None => (Arc::from(path), None),
+        };
+        FieldEdit {
+            name,
+            child,
+            value,
+            if_absent,
+        }
+    }
+
+    /// The path as written by [`FieldEdit::at_path`].
+    pub fn path(&self) -> String {
+        match &self.child {
+            Some(c) => format!("{}.{c}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+/// The value of a field set by a stage.
+#[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
     /// A 64-bit integer (Int64 in Parquet).
     Int(i64),
+    /// A finite 64-bit float, written in its shortest exact form (Float64 in Parquet).
+    Float(f64),
     /// A string (Utf8 in Parquet).
     Str(String),
+    /// true or false.
+    Bool(bool),
+    /// null.
+    Null,
 }
 
 impl FieldValue {
     fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             FieldValue::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            FieldValue::Float(f) if f.is_finite() => {
+                // serde_json writes the shortest repr that reads back exactly (as Python does).
+                let _ = serde_json::to_writer(&mut *out, f);
+            }
+            FieldValue::Float(_) | FieldValue::Null => out.extend_from_slice(b"null"),
             FieldValue::Str(s) => write_json_str(out, s),
+            FieldValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        }
+    }
+
+    fn as_text(&self) -> Option<String> {
+        match self {
+            FieldValue::Int(i) => Some(i.to_string()),
+            FieldValue::Float(f) => Some(f.to_string()),
+            FieldValue::Str(s) => Some(s.clone()),
+            FieldValue::Bool(b) => Some(b.to_string()),
+            FieldValue::Null => None,
         }
     }
 }
@@ -323,7 +394,8 @@ impl OutputWriter {
     }
 }
 
-fn check_parent(p: &Path) -> Result<()> {
+/// The directory of an output file must exist.
+pub(crate) fn check_parent(p: &Path) -> Result<()> {
     if let Some(parent) = p.parent() {
         if !parent.as_os_str().is_empty() && !parent.is_dir() {
             return Err(Error::io(
@@ -416,33 +488,38 @@ fn emit_jsonl(
 
 /// Rewrite one JSON record: every field keeps its raw JSON text except the text (when `new_text`
 /// is given), the id (when `generated_id` is given; added at the end if absent) and the `extra`
-/// fields (replaced, or added at the end).
+/// fields (replaced, or added at the end; a field inside an object, such as
+/// `metadata.language`, is set inside that object, whose other fields keep their raw text).
 pub(crate) fn write_json_record(
     out: &mut Vec<u8>,
     fields: &JsonFields<'_>,
     opts: &ExtractOptions,
     new_text: Option<&str>,
     generated_id: Option<&str>,
-    extra: &[(Arc<str>, FieldValue)],
+    extra: &[FieldEdit],
 ) {
     out.push(b'{');
     let mut id_written = false;
-    let mut extra_written = vec![false; extra.len()];
+    let mut parent_written: Vec<&str> = Vec::new();
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>| {
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
     };
-    for (k, v) in &fields.0 {
-        if let Some(e) = extra.iter().position(|(name, _)| **name == **k) {
-            // A repeated key is written once, with the new value.
-            if !std::mem::replace(&mut extra_written[e], true) {
-                sep(out);
-                write_json_str(out, k);
-                out.push(b':');
-                extra[e].1.write_json(out);
+    // A repeated key is written once (its last value is the one JSON readers see).
+    let last_of = |k: &str| fields.0.iter().rposition(|(n, _)| n == k);
+    for (i, (k, v)) in fields.0.iter().enumerate() {
+        let edits: Vec<&FieldEdit> = extra.iter().filter(|e| *e.name == **k).collect();
+        if !edits.is_empty() {
+            if last_of(k) != Some(i) {
+                continue;
             }
+            sep(out);
+            write_json_str(out, k);
+            out.push(b':');
+            write_edited(out, v.get(), &edits);
+            parent_written.push(k);
             continue;
         }
         sep(out);
@@ -463,15 +540,106 @@ pub(crate) fn write_json_record(
         out.push(b':');
         write_json_str(out, id);
     }
-    for ((name, value), done) in extra.iter().zip(extra_written) {
-        if !done {
-            sep(out);
-            write_json_str(out, name);
-            out.push(b':');
-            value.write_json(out);
+    let mut added: Vec<&str> = Vec::new();
+    for e in extra {
+        if parent_written.contains(&&*e.name) || added.contains(&&*e.name) {
+            continue;
         }
+        added.push(&e.name);
+        let edits: Vec<&FieldEdit> = extra.iter().filter(|x| x.name == e.name).collect();
+        sep(out);
+        write_json_str(out, &e.name);
+        out.push(b':');
+        write_edited(out, "null", &edits);
     }
     out.push(b'}');
+}
+
+/// The value of a field after `edits` (all naming that field): a top-level value replaced, or
+/// an object with some of its fields set. `raw` is the current raw JSON value (`null` when
+/// absent). Callers check with [`check_edits`] that objects edited inside are objects or null.
+fn write_edited(out: &mut Vec<u8>, raw: &str, edits: &[&FieldEdit]) {
+    if let Some(top) = edits.iter().rev().find(|e| e.child.is_none()) {
+        if top.if_absent && raw != "null" {
+            out.extend_from_slice(raw.as_bytes());
+        } else {
+            top.value.write_json(out);
+        }
+        return;
+    }
+    let inner: JsonFields<'_> = serde_json::from_str(raw).unwrap_or_default();
+    out.push(b'{');
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    let mut done: Vec<&str> = Vec::new();
+    let last_of = |k: &str| inner.0.iter().rposition(|(n, _)| n == k);
+    for (i, (k, v)) in inner.0.iter().enumerate() {
+        let edit = edits
+            .iter()
+            .rev()
+            .find(|e| e.child.as_deref() == Some(&**k));
+        match edit {
+            Some(e) => {
+                if last_of(k) != Some(i) {
+                    continue;
+                }
+                sep(out);
+                write_json_str(out, k);
+                out.push(b':');
+                if e.if_absent && v.get() != "null" {
+                    out.extend_from_slice(v.get().as_bytes());
+                } else {
+                    e.value.write_json(out);
+                }
+                done.push(k);
+            }
+            None => {
+                sep(out);
+                write_json_str(out, k);
+                out.push(b':');
+                out.extend_from_slice(v.get().as_bytes());
+            }
+        }
+    }
+    for (i, e) in edits.iter().enumerate() {
+        let Some(c) = e.child.as_deref() else {
+            continue;
+        };
+        // The last edit of a field wins; it is written once.
+        if done.contains(&c) || edits[i + 1..].iter().any(|x| x.child.as_deref() == Some(c)) {
+            continue;
+        }
+        sep(out);
+        write_json_str(out, c);
+        out.push(b':');
+        e.value.write_json(out);
+    }
+    out.push(b'}');
+}
+
+/// Edits inside an object (`metadata.language`) need that field to be an object, or absent or
+/// null: the name of the first field in the way.
+pub(crate) fn check_edits(raw: &str, extra: &[FieldEdit]) -> Option<String> {
+    if extra.iter().all(|e| e.child.is_none()) {
+        return None;
+    }
+    let fields: JsonFields<'_> = serde_json::from_str(raw).ok()?;
+    for e in extra.iter().filter(|e| e.child.is_some()) {
+        if extra.iter().any(|x| x.name == e.name && x.child.is_none()) {
+            continue;
+        }
+        if let Some(v) = fields.get(&e.name) {
+            let t = v.get();
+            if t != "null" && !t.starts_with('{') {
+                return Some(e.name.to_string());
+            }
+        }
+    }
+    None
 }
 
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
@@ -595,21 +763,51 @@ fn edit_batch(
     .map_err(|e| e.to_string())
 }
 
-/// The fields stages add to `items`, typed, in first-seen order.
+/// Arrow type of a field's values across a batch: integers, floats (integers among them widen),
+/// booleans, or text.
+fn column_type<'a>(values: impl Iterator<Item = &'a FieldValue>) -> DataType {
+    let mut t: Option<DataType> = None;
+    for v in values {
+        let this = match v {
+            FieldValue::Null => continue,
+            FieldValue::Int(_) => DataType::Int64,
+            FieldValue::Float(_) => DataType::Float64,
+            FieldValue::Bool(_) => DataType::Boolean,
+            FieldValue::Str(_) => DataType::Utf8,
+        };
+        t = Some(match (t, this) {
+            (None, x) => x,
+            (Some(a), b) if a == b => a,
+            (Some(DataType::Int64), DataType::Float64)
+            | (Some(DataType::Float64), DataType::Int64) => DataType::Float64,
+            _ => DataType::Utf8,
+        });
+    }
+    t.unwrap_or(DataType::Utf8)
+}
+
+/// The top-level fields stages add to `items`, typed, in first-seen order.
 fn extra_fields(items: &[WriteItem]) -> Vec<Field> {
-    let mut out: Vec<Field> = Vec::new();
+    let mut names: Vec<&Arc<str>> = Vec::new();
     for it in items {
-        for (name, value) in &it.extra {
-            if out.iter().all(|f| f.name() != name.as_ref()) {
-                let dtype = match value {
-                    FieldValue::Int(_) => DataType::Int64,
-                    FieldValue::Str(_) => DataType::Utf8,
-                };
-                out.push(Field::new(name.as_ref(), dtype, true));
+        for e in &it.extra {
+            if e.child.is_none() && !names.contains(&&e.name) {
+                names.push(&e.name);
             }
         }
     }
-    out
+    names
+        .into_iter()
+        .map(|name| {
+            let values = items.iter().flat_map(|it| {
+                it.extra
+                    .iter()
+                    .filter(|e| &e.name == name)
+                    .map(|e| &e.value)
+            });
+            Field::new(name.as_ref(), column_type(values), true)
+        })
+        .collect()
 }
 
 /// Set the stages' extra fields as columns (replacing same-named ones), in first-seen order.
@@ -618,47 +816,66 @@ fn add_extra_columns(
     fields: &mut Vec<Field>,
     columns: &mut Vec<ArrayRef>,
 ) -> std::result::Result<(), String> {
-    let mut names: Vec<&Arc<str>> = Vec::new();
-    for it in items {
-        for (name, _) in &it.extra {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
+    if let Some(e) = items
+        .iter()
+        .flat_map(|it| &it.extra)
+        .find(|e| e.child.is_some())
+    {
+        return Err(format!(
+            "a stage sets {}, a field inside an object, which needs JSON records: read JSONL",
+            e.path()
+        ));
     }
-    for name in names {
-        let value = |it: &'_ WriteItem| {
-            it.extra
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
+    for field in extra_fields(items) {
+        let name = field.name().as_str();
+        let existing = fields.iter().position(|f| f.name() == name);
+        let value = |i: usize, it: &WriteItem| -> Option<FieldValue> {
+            let e = it.extra.iter().rev().find(|e| &*e.name == name)?;
+            // `if_absent` keeps a value already there.
+            if e.if_absent {
+                if let Some(c) = existing {
+                    if !columns[c].is_null(i) {
+                        return None;
+                    }
+                }
+            }
+            Some(e.value.clone())
         };
-        let is_int = items
+        let set: Vec<Option<FieldValue>> = items
             .iter()
-            .filter_map(value)
-            .all(|v| matches!(v, FieldValue::Int(_)));
-        let (array, dtype): (ArrayRef, DataType) = if is_int {
-            let a: Int64Array = items
-                .iter()
-                .map(|it| match value(it) {
-                    Some(FieldValue::Int(i)) => Some(i),
-                    _ => None,
-                })
-                .collect();
-            (Arc::new(a), DataType::Int64)
-        } else {
-            let a: StringArray = items
-                .iter()
-                .map(|it| match value(it) {
-                    Some(FieldValue::Str(s)) => Some(s),
-                    Some(FieldValue::Int(i)) => Some(i.to_string()),
-                    None => None,
-                })
-                .collect();
-            (Arc::new(a), DataType::Utf8)
+            .enumerate()
+            .map(|(i, it)| value(i, it))
+            .collect();
+        let keep_old = |i: usize| existing.is_some() && set[i].is_none();
+        let array: ArrayRef = match field.data_type() {
+            DataType::Int64 => Arc::new(Int64Array::from_iter(set.iter().map(|v| match v {
+                Some(FieldValue::Int(i)) => Some(*i),
+                _ => None,
+            }))),
+            DataType::Float64 => Arc::new(Float64Array::from_iter(set.iter().map(|v| match v {
+                Some(FieldValue::Int(i)) => Some(*i as f64),
+                Some(FieldValue::Float(f)) => Some(*f),
+                _ => None,
+            }))),
+            DataType::Boolean => Arc::new(BooleanArray::from_iter(set.iter().map(|v| match v {
+                Some(FieldValue::Bool(b)) => Some(*b),
+                _ => None,
+            }))),
+            _ => Arc::new(StringArray::from_iter(
+                set.iter().map(|v| v.as_ref().and_then(FieldValue::as_text)),
+            )),
         };
-        let field = Field::new(name.as_ref(), dtype, true);
-        match fields.iter().position(|f| f.name() == name.as_ref()) {
+        let array = match existing {
+            // Rows whose value is kept take the old one (cast to the new type).
+            Some(c) if (0..items.len()).any(keep_old) => {
+                let old =
+                    arrow_cast::cast(&columns[c], field.data_type()).map_err(|e| e.to_string())?;
+                let mask = BooleanArray::from_iter((0..items.len()).map(|i| Some(keep_old(i))));
+                arrow_select::zip::zip(&mask, &old, &array).map_err(|e| e.to_string())?
+            }
+            _ => array,
+        };
+        match existing {
             Some(i) => {
                 fields[i] = field;
                 columns[i] = array;

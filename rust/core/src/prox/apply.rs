@@ -20,8 +20,8 @@ use crate::error::{json_type_name, Location};
 use crate::io::record::raw_str;
 use crate::io::{
     expand_inputs, extract_docs, read_batches, AtomicFile, Batch, BatchColumns, BatchData,
-    Compression, Doc, DocSource, JsonFields, OnError, Output, OutputFormat, ReadItem,
-    RejectsWriter,
+    Compression, Doc, DocSource, FieldEdit, FieldValue, JsonFields, OnError, Output, OutputFormat,
+    ReadItem, RejectsWriter,
 };
 use crate::pipeline::{run, skip_or_fail, thread_pool, Decision, Progress, RunOptions, Stage};
 use crate::{Error, RecordError, Result, Stats};
@@ -175,7 +175,7 @@ struct Done {
 impl ProxApply {
     /// A stage with these options.
     pub fn new(opts: ApplyOptions) -> Result<Self> {
-        opts.accept.validate()?;
+        crate::options::Options::validate(&opts.accept)?;
         if opts.doc_program_key.is_none() && opts.chunk_program_key.is_none() {
             return Err(Error::Config(
                 "prox apply needs a document program, a chunk program, or both".into(),
@@ -322,10 +322,13 @@ impl Stage for ProxApply {
         self.counters.lines_removed += done.lines_removed;
         self.counters.replacements += done.replacements;
         if let Some(reason) = done.dropped {
-            return Decision::Remove(reason);
+            return Decision::Remove(reason.into());
         }
         let fields = match (&self.opts.raw_key, done.has_raw) {
-            (Some(k), false) => vec![(k.clone(), doc.text.to_string())],
+            (Some(k), false) => vec![FieldEdit::set(
+                Arc::from(k.as_str()),
+                FieldValue::Str(doc.text.to_string()),
+            )],
             _ => Vec::new(),
         };
         if fields.is_empty() && done.text.is_none() {
@@ -541,6 +544,7 @@ pub fn prompts(
                 file,
                 location,
                 message,
+                ..
             } => {
                 stats.documents_read += 1;
                 return skip_or_fail(

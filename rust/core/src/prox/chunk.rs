@@ -11,7 +11,8 @@ use super::prompt::PromptTemplate;
 use crate::Result;
 
 /// How documents are cut into chunks and wrapped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChunkOptions {
     /// Token budget of a chunk (reference: 1500). A chunk may reach it exactly; a line that
     /// alone costs more becomes a chunk of its own.
@@ -35,6 +36,14 @@ impl Default for ChunkOptions {
             open: "[doc]\n".into(),
             close: "\n[/doc]".into(),
         }
+    }
+}
+
+impl crate::options::Options for ChunkOptions {
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        use crate::options::check_range;
+        check_range("max_tokens", self.max_tokens, Some(1), Some(1 << 24))?;
+        check_range("number_width", self.number_width, Some(1), Some(20))
     }
 }
 

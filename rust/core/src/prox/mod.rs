@@ -34,7 +34,8 @@ pub use strict::{parse_program, Arg, Call, ParseError, Value};
 use crate::{Error, Result};
 
 /// How programs are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Exactly what the reference executor returns, quirks included.
     #[default]
@@ -45,6 +46,9 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Both names, as options spell them.
+    pub const NAMES: &'static [&'static str] = &["compat", "strict"];
+
     /// `compat` or `strict`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,7 +80,8 @@ impl std::str::FromStr for Mode {
 /// 4. otherwise return the original text (the whole program is discarded).
 ///
 /// A text without any word is dropped (the reference divides by zero there).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Acceptance {
     /// Reference `1 - threshold_2` with `threshold_2 = 0.95`, computed in floating point as the
     /// reference does: `0.050000000000000044`.
@@ -100,13 +105,19 @@ impl Default for Acceptance {
     }
 }
 
-impl Acceptance {
-    /// Refuse values that cannot be meant (NaN ratios).
-    pub fn validate(&self) -> Result<()> {
-        if self.min_keep_ratio.is_nan() || self.min_edit_ratio.is_nan() {
-            return Err(Error::Config(
-                "ProX acceptance ratios must be numbers".into(),
-            ));
+impl crate::options::Options for Acceptance {
+    /// Refuse values that cannot be meant (NaN or infinite ratios).
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        for (name, v) in [
+            ("min_keep_ratio", self.min_keep_ratio),
+            ("min_edit_ratio", self.min_edit_ratio),
+        ] {
+            if !v.is_finite() {
+                return Err(crate::options::OptionError::new(
+                    name,
+                    format!("must be a number, got {v}"),
+                ));
+            }
         }
         Ok(())
     }

@@ -16,7 +16,8 @@ pub const LLAMA2_SYSTEM: &str = "You are a helpful, respectful and honest assist
 /// filled in and, when `strip_content` is set, is stripped of Python whitespace at both ends
 /// (Llama-2's template strips the system block and user message together, so a trailing
 /// newline of the user message disappears).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PromptTemplate {
     /// Text before the content (Llama-2: `<s>[INST] `).
     pub prefix: String,
@@ -33,6 +34,12 @@ pub struct PromptTemplate {
 impl Default for PromptTemplate {
     fn default() -> Self {
         Self::llama2()
+    }
+}
+
+impl crate::options::Options for PromptTemplate {
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        Ok(())
     }
 }
 

@@ -17,7 +17,10 @@ use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 ///   becomes `0`; every character of general category `P*` (punctuation) is removed; then
 ///   `Whitespace`. Close to datatrove's `simplify_text`, except that punctuation is deleted rather
 ///   than turned into a space and digits are mapped one by one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Normalize {
     /// No normalization.
     #[default]
@@ -29,6 +32,9 @@ pub enum Normalize {
 }
 
 impl Normalize {
+    /// Every mode's name, as options spell it.
+    pub const NAMES: &'static [&'static str] = &["none", "whitespace", "simple"];
+
     /// The name used on the command line and in Python.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -123,6 +123,7 @@ pub(crate) fn for_each_batch(
                         file,
                         location,
                         message,
+                        ..
                     } => {
                         skip_or_fail(
                             opts,
@@ -197,6 +198,21 @@ pub(crate) fn for_each_batch(
     })?;
     progress.finish();
     Ok(summary)
+}
+
+/// Read the texts of `inputs` (JSONL and Parquet records' `text_key`, `.txt` files one document
+/// per non-blank line) in order, calling `each` with every batch of them: how Python's training
+/// and evaluation code reads corpora without parsing records itself.
+pub fn read_texts(
+    inputs: &[String],
+    opts: &CorpusOptions,
+    progress: &dyn Progress,
+    mut each: impl FnMut(Vec<String>) -> Result<()>,
+) -> Result<CorpusSummary> {
+    let pool = crate::pipeline::thread_pool(opts.threads)?;
+    for_each_batch(inputs, opts, &pool, progress, |texts| {
+        each(texts.iter().map(|t| t.text.to_string()).collect())
+    })
 }
 
 fn skip_or_fail(

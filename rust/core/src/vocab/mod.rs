@@ -28,13 +28,15 @@ mod corpus;
 mod extend;
 mod file;
 mod learn;
+mod options;
 mod report;
 #[cfg(test)]
 mod tests;
 
-pub use corpus::{CorpusOptions, CorpusSummary};
+pub use corpus::{read_texts, CorpusOptions, CorpusSummary};
 pub use extend::{extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary};
 pub use file::{MergeFormat, ModelKind, TokenizerFile};
+pub use options::{ExtendOptions, StatsOptions, MAX_NEW_TOKENS};
 pub use report::{
     stats, token_counts, tokenizer_from_json, Change, CorpusReport, Invariance, Metrics, NewTokens,
     Report, StatsConfig, TokenizerInfo,

@@ -21,16 +21,23 @@ use super::shingle::{shingle_hashes_into, Shingling};
 use crate::{Error, Result};
 
 /// How a signature is computed from a document's shingle hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Sketch {
     /// `num_perm` independent permutations of every shingle (classic MinHash, datatrove's).
     #[default]
+    #[serde(rename = "kperm")]
     Permutations,
     /// One permutation, `num_perm` bins, densified (see the module docs).
+    #[serde(rename = "oph")]
     OnePermutation,
 }
 
 impl Sketch {
+    /// Every sketch's name, as options spell it.
+    pub const NAMES: &'static [&'static str] = &["kperm", "oph"];
+
     /// The name used on the command line and in Python.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,46 +112,6 @@ impl MinHashParams {
             )));
         }
         Ok(())
-    }
-
-    /// Parameters from user options: `threshold` picks bands × rows with
-    /// [`optimal_bands_rows`] (and excludes `bands`/`rows`), weighting false negatives with
-    /// `recall_weight` (datasketch's 0.5 by default); otherwise `rows` defaults to 8 and `bands`
-    /// to `num_perm / rows` (14 × 8 for 112 permutations).
-    #[allow(clippy::too_many_arguments)]
-    pub fn resolve(
-        num_perm: usize,
-        bands: Option<usize>,
-        rows: Option<usize>,
-        threshold: Option<f64>,
-        recall_weight: Option<f64>,
-        ngram: usize,
-        shingling: Shingling,
-        seed: u64,
-    ) -> Result<Self> {
-        let (bands, rows) = match threshold {
-            Some(_) if bands.is_some() || rows.is_some() => {
-                return Err(Error::Config(
-                    "give either a threshold or bands and rows, not both".into(),
-                ))
-            }
-            Some(t) => optimal_bands_rows(t, num_perm, recall_weight.unwrap_or(0.5))?,
-            None => {
-                let rows = rows.unwrap_or(8);
-                (bands.unwrap_or((num_perm / rows.max(1)).max(1)), rows)
-            }
-        };
-        let p = MinHashParams {
-            num_perm,
-            bands,
-            rows,
-            ngram,
-            shingling,
-            seed,
-            sketch: Sketch::Permutations,
-        };
-        p.validate()?;
-        Ok(p)
     }
 
     /// The similarity where the S-curve is steepest, about (1/b)^(1/r).

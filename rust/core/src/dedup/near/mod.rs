@@ -18,12 +18,13 @@
 
 pub mod cluster;
 pub mod minhash;
+mod options;
 pub mod shingle;
 pub mod spill;
 pub mod stages;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -33,11 +34,13 @@ pub use minhash::{
     candidate_probability, optimal_bands_rows, s_curve_table, MinHashParams, MinHasher, Scratch,
     Sketch,
 };
+pub use options::{NearOptions, MAX_NGRAM, MAX_NUM_PERM};
 pub use shingle::{jaccard, shingle_hashes, shingle_set, words, Shingling};
 
 use crate::error::json_type_name;
 use crate::io::{
-    expand_inputs, Batch, BatchData, Doc, DocSource, FieldValue, InputFile, JsonFields, Output,
+    expand_inputs, Batch, BatchData, Doc, DocSource, FieldEdit, FieldValue, InputFile, IoOptions,
+    JsonFields, Output,
 };
 use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
 use crate::{Error, RecordError, Result, Stats};
@@ -46,26 +49,6 @@ use crate::{Error, RecordError, Result, Stats};
 pub const CLUSTER_ID_FIELD: &str = "minhash_cluster_id";
 /// See [`CLUSTER_ID_FIELD`].
 pub const CLUSTER_SIZE_FIELD: &str = "minhash_cluster_size";
-
-/// Options of near-duplicate deduplication.
-#[derive(Debug, Clone, Default)]
-pub struct NearConfig {
-    /// Shingling, signature and banding parameters.
-    pub params: MinHashParams,
-    /// Join only candidate pairs whose exact Jaccard similarity is at least this.
-    pub verify: Option<f64>,
-    /// Keep every document and add cluster id and size fields instead of removing.
-    pub annotate: bool,
-    /// Numeric field whose smallest value wins a cluster (missing or null: last); ties and the
-    /// default go to the first document in input order.
-    pub priority: Option<String>,
-    /// Write one JSON line per document of each cluster of two or more here.
-    pub clusters: Option<PathBuf>,
-    /// Bound on the memory for band keys; beyond it they are spilled to `spill_dir`.
-    pub memory_limit: Option<u64>,
-    /// Where spill files go (default: the system temporary directory).
-    pub spill_dir: Option<PathBuf>,
-}
 
 /// Bytes of memory per document in the in-memory mode: the band keys, one band's sort buffer,
 /// the union-find arrays and flags (verification adds the candidate pairs and shingle sets).
@@ -81,7 +64,7 @@ fn spill_budget(params: &MinHashParams, limit: u64) -> usize {
 }
 
 /// A one-paragraph description of the memory plan, printed before a run starts.
-pub fn memory_plan(params: &MinHashParams, config: &NearConfig) -> String {
+pub fn memory_plan(params: &MinHashParams, config: &NearOptions) -> String {
     let per_doc = bytes_per_document(params, config.priority.is_some());
     let mut s = format!(
         "memory: about {per_doc} bytes per document in memory ({:.1} million documents per GB)",
@@ -95,7 +78,7 @@ pub fn memory_plan(params: &MinHashParams, config: &NearConfig) -> String {
             params.bands * 16 + 32
         ));
     }
-    if config.verify.is_some() {
+    if config.verify {
         s.push_str("; --verify also holds the shingle sets of candidate documents");
     }
     s
@@ -190,7 +173,7 @@ pub(crate) fn signature_of(
 }
 
 /// Size and modification time of each input, to detect files that change between passes.
-pub(crate) fn fingerprints(files: &[InputFile]) -> Vec<(u64, Option<std::time::SystemTime>)> {
+pub fn fingerprints(files: &[InputFile]) -> Vec<(u64, Option<std::time::SystemTime>)> {
     files
         .iter()
         .map(|f| {
@@ -321,17 +304,18 @@ fn verify_pairs(
 }
 
 /// Find the clusters of `files` in one process: pass 1 (signatures) and clustering, plus the
-/// verification pass with [`NearConfig::verify`]. Returns the clusters, the valid documents per
+/// verification pass with [`NearOptions::verify`]. Returns the clusters, the valid documents per
 /// file, and the file fingerprints taken before reading.
 #[allow(clippy::type_complexity)]
 pub fn find_clusters(
     files: &[InputFile],
     opts: &RunOptions,
-    config: &NearConfig,
+    config: &NearOptions,
     stats: &mut Stats,
     progress: &dyn Progress,
 ) -> Result<(Clusters, Vec<u64>)> {
-    let params = config.params;
+    let params = config.params()?;
+    let verify = config.verify_threshold();
     let hasher = MinHasher::new(params)?;
     let spill_dir = match config.memory_limit {
         Some(_) => {
@@ -378,7 +362,7 @@ pub fn find_clusters(
     stats.set_counter("spill_runs", store.runs() as u64);
     store.for_each_group(|_, members| {
         grouped += members.len() as u64;
-        if config.verify.is_some() {
+        if verify.is_some() {
             group_pairs(members, &mut pairs);
         } else {
             for &d in &members[1..] {
@@ -389,7 +373,7 @@ pub fn find_clusters(
     })?;
     drop(store);
     drop(spill_dir);
-    if let Some(t) = config.verify {
+    if let Some(t) = verify {
         verify_pairs(files, opts, &params, t, pairs, n, &mut uf, stats, progress)?;
     }
     let clusters = uf.finish();
@@ -403,13 +387,14 @@ pub fn find_clusters(
 /// `None` when there are more documents than in pass 1.
 pub(crate) type Lookup<'a> = Box<dyn FnMut() -> Option<(u64, u32, bool)> + Send + 'a>;
 
-/// The filter stage of pass 2: documents arrive in the same order as in pass 1.
-pub(crate) struct NearFilter<'a> {
+/// The filter stage of pass 2: documents arrive in the same order as in pass 1. Call
+/// [`NearFilter::close`] after the run.
+pub struct NearFilter<'a> {
     // Only `decide` (one thread, `&mut self`) calls it; the mutex makes the stage `Sync`.
     lookup: std::sync::Mutex<Lookup<'a>>,
-    pub annotate: bool,
-    pub clusters_out: Option<ClustersWriter>,
-    pub error: Option<Error>,
+    annotate: bool,
+    clusters_out: Option<ClustersWriter>,
+    error: Option<Error>,
     id_field: Arc<str>,
     size_field: Arc<str>,
 }
@@ -429,6 +414,53 @@ impl<'a> NearFilter<'a> {
             size_field: Arc::from(CLUSTER_SIZE_FIELD),
         }
     }
+}
+
+impl NearFilter<'_> {
+    /// Report a mismatch between the passes, and write the clusters file.
+    pub fn close(mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(w) = self.clusters_out.take() {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// The filter stage over documents clustered by [`find_clusters`], read again in the same order.
+pub fn filter_stage<'a>(clusters: &'a Clusters, options: &NearOptions) -> Result<NearFilter<'a>> {
+    let mut next = 0usize;
+    let lookup = Box::new(move || {
+        let i = next;
+        next += 1;
+        (i < clusters.len()).then(|| {
+            (
+                u64::from(clusters.rep(i)),
+                clusters.size(i),
+                clusters.keep(i),
+            )
+        })
+    });
+    let clusters_out = match &options.clusters {
+        Some(p) => Some(ClustersWriter::create(p)?),
+        None => None,
+    };
+    Ok(NearFilter::new(lookup, options.annotate, clusters_out))
+}
+
+/// Refuse a change of the inputs between two passes over them.
+pub fn check_unchanged(
+    files: &[InputFile],
+    before: &[(u64, Option<std::time::SystemTime>)],
+) -> Result<()> {
+    if fingerprints(files) != before {
+        return Err(Error::Config(
+            "the inputs changed while dedup near was reading them".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Stage for NearFilter<'_> {
@@ -456,14 +488,17 @@ impl Stage for NearFilter<'_> {
             }
         }
         if self.annotate {
-            Decision::Annotate(vec![
-                (self.id_field.clone(), FieldValue::Int(rep as i64)),
-                (self.size_field.clone(), FieldValue::Int(i64::from(size))),
-            ])
+            Decision::Edit {
+                text: None,
+                fields: vec![
+                    FieldEdit::set(self.id_field.clone(), FieldValue::Int(rep as i64)),
+                    FieldEdit::set(self.size_field.clone(), FieldValue::Int(i64::from(size))),
+                ],
+            }
         } else if keep {
             Decision::Keep
         } else {
-            Decision::Remove("near_duplicate")
+            Decision::Remove("near_duplicate".into())
         }
     }
 }
@@ -506,15 +541,13 @@ impl ClustersWriter {
 pub fn near_dedup(
     inputs: &[String],
     output: &Output,
-    opts: &RunOptions,
-    config: &NearConfig,
+    io: &IoOptions,
+    config: &NearOptions,
     progress: &dyn Progress,
 ) -> Result<Stats> {
     let started = std::time::Instant::now();
-    config.params.validate()?;
-    if opts.rejects.is_some() && opts.on_error == crate::io::OnError::Fail {
-        return Err(Error::Config("--rejects needs --on-error skip".into()));
-    }
+    config.params()?;
+    let opts = &io.run_options(None)?;
     let files = expand_inputs(inputs)?;
     refuse_stdin(&files)?;
     crate::pipeline::check_paths(&files, output, opts)?;
@@ -527,36 +560,10 @@ pub fn near_dedup(
         ..opts.clone()
     };
     let (clusters, _counts) = find_clusters(&files, &scan_opts, config, &mut pass1, progress)?;
-    if fingerprints(&files) != before {
-        return Err(Error::Config(
-            "the inputs changed while dedup near was reading them".into(),
-        ));
-    }
-    let clusters = &clusters;
-    let mut next = 0usize;
-    let lookup = Box::new(move || {
-        let i = next;
-        next += 1;
-        (i < clusters.len()).then(|| {
-            (
-                u64::from(clusters.rep(i)),
-                clusters.size(i),
-                clusters.keep(i),
-            )
-        })
-    });
-    let clusters_out = match &config.clusters {
-        Some(p) => Some(ClustersWriter::create(p)?),
-        None => None,
-    };
-    let mut stage = NearFilter::new(lookup, config.annotate, clusters_out);
+    check_unchanged(&files, &before)?;
+    let mut stage = filter_stage(&clusters, config)?;
     let mut stats = run_files("dedup near", files, output, opts, &mut stage, progress)?;
-    if let Some(e) = stage.error.take() {
-        return Err(e);
-    }
-    if let Some(w) = stage.clusters_out.take() {
-        w.finish()?;
-    }
+    stage.close()?;
     for (k, v) in pass1.counters {
         stats.counters.insert(k, v);
     }
@@ -567,8 +574,9 @@ pub fn near_dedup(
 
 /// In-memory near-dedup of a column: per text, its cluster representative (index of the kept
 /// text) and cluster size. `None` texts are not documents: they are their own singletons.
-pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec<u32>, Vec<u32>)> {
-    let params = config.params;
+pub fn near_clusters(texts: &[Option<&str>], config: &NearOptions) -> Result<(Vec<u32>, Vec<u32>)> {
+    let params = config.params()?;
+    let verify = config.verify_threshold();
     let hasher = MinHasher::new(params)?;
     if texts.len() as u64 > u64::from(u32::MAX) {
         return Err(Error::Config("too many texts for one call".into()));
@@ -582,7 +590,7 @@ pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec
     let mut uf = UnionFind::new(texts.len() as u64, None)?;
     let mut pairs = Vec::new();
     store.for_each_group(|_, members| {
-        if config.verify.is_some() {
+        if verify.is_some() {
             group_pairs(members, &mut pairs);
         } else {
             for &d in &members[1..] {
@@ -591,7 +599,7 @@ pub fn near_clusters(texts: &[Option<&str>], config: &NearConfig) -> Result<(Vec
         }
         Ok(())
     })?;
-    if let Some(t) = config.verify {
+    if let Some(t) = verify {
         pairs.par_sort_unstable();
         pairs.dedup();
         let verdicts: Vec<bool> = pairs

@@ -23,16 +23,24 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::text::{is_ascii_symbol, is_punctuation, normalize, simple_for_each, Normalize};
 
 /// What a shingle is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Shingling {
     /// `n` consecutive words.
     #[default]
+    #[serde(alias = "word")]
     Words,
     /// `n` consecutive characters.
+    #[serde(alias = "char")]
     Chars,
 }
 
 impl Shingling {
+    /// Every unit's name, as options spell it.
+    pub const NAMES: &'static [&'static str] = &["words", "chars"];
+
     /// The name used on the command line and in Python.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -29,10 +29,10 @@ use super::cluster::{list_files, merge_groups, BandStore, KeyRange, UnionFind};
 use super::spill::{corrupt, write_records, Kind, RecordReader};
 use super::{
     fingerprints, refuse_stdin, signature_of, ClustersWriter, MinHashParams, MinHasher, NearFilter,
-    Shingling, Sketch,
+    NearOptions, Shingling, Sketch,
 };
-use crate::io::{expand_inputs, InputFile, Output};
-use crate::pipeline::{run_files, scan, Progress, RunOptions};
+use crate::io::{expand_inputs, InputFile, IoOptions, Output};
+use crate::pipeline::{run_files, scan, Progress};
 use crate::{Error, Result, Stats};
 
 /// One shard described in a manifest.
@@ -290,29 +290,44 @@ fn my_files(files: &[InputFile], rank: usize, world_size: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Options of the signatures stage.
-#[derive(Debug, Clone)]
-pub struct SignaturesOptions {
-    /// Shingling, signature and banding parameters.
-    pub params: MinHashParams,
-    /// Priority field (see [`super::NearConfig::priority`]).
-    pub priority: Option<String>,
-    /// Memory bound for buffered band keys (default 1 GiB).
-    pub memory_limit: Option<u64>,
+/// One task of a stage: task `rank` of `world_size` (`--rank`, `--world-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Task {
+    /// This task's index, 0-based.
+    pub rank: usize,
+    /// Number of tasks of the stage.
+    pub world_size: usize,
 }
 
+impl Default for Task {
+    fn default() -> Self {
+        Task {
+            rank: 0,
+            world_size: 1,
+        }
+    }
+}
+
+/// Band keys buffered by a signatures task before they are written out, without a
+/// `memory_limit`.
+const SIGNATURES_MEMORY: u64 = 1 << 30;
+
 /// Stage 1, task `rank` of `world_size`: signatures of the input files `i % world_size == rank`.
+/// Uses the shingling, signature, banding, `priority` and `memory_limit` options.
 pub fn signatures(
     inputs: &[String],
     workdir: &Path,
-    rank: usize,
-    world_size: usize,
-    opts: &RunOptions,
-    sig: &SignaturesOptions,
+    task: Task,
+    io: &IoOptions,
+    options: &NearOptions,
     progress: &dyn Progress,
 ) -> Result<Stats> {
     let started = std::time::Instant::now();
+    let Task { rank, world_size } = task;
     rank_check(rank, world_size)?;
+    let params = options.params()?;
+    let opts = io.run_options(None)?;
     let files = expand_inputs(inputs)?;
     refuse_stdin(&files)?;
     let total =
@@ -320,11 +335,11 @@ pub fn signatures(
     let mine = my_files(&files, rank, world_size);
     let my: Vec<InputFile> = mine.iter().map(|&i| files[i].clone()).collect();
     let prints = fingerprints(&my);
-    let budget = super::spill_budget(&sig.params, sig.memory_limit.unwrap_or(1 << 30));
+    let budget = super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
     let mut writer = SignatureWriter::new(
         workdir,
-        sig.params,
-        sig.priority.clone(),
+        params,
+        options.priority.clone(),
         rank,
         world_size,
         total,
@@ -336,16 +351,16 @@ pub fn signatures(
         input_files: my.len(),
         ..Stats::default()
     };
-    let opts = RunOptions {
+    let opts = crate::pipeline::RunOptions {
         rejects: None,
-        ..opts.clone()
+        ..opts
     };
     let counts = scan(
         &my,
         &opts,
         &mut stats,
         progress,
-        |batch, doc| signature_of(&hasher, sig.priority.as_deref(), batch, doc),
+        |batch, doc| signature_of(&hasher, options.priority.as_deref(), batch, doc),
         |s| {
             writer.push(
                 mine[s.file] as u32,
@@ -703,29 +718,21 @@ pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
         .ok_or_else(|| Error::Config(format!("shard {shard} is not in the manifests")))
 }
 
-/// Options of the filter stage.
-#[derive(Debug, Clone, Default)]
-pub struct FilterOptions {
-    /// Keep everything and add cluster id and size.
-    pub annotate: bool,
-    /// Where to write cluster memberships (JSONL).
-    pub clusters: Option<PathBuf>,
-}
-
 /// Stage 4, task `rank` of `world_size`: write the kept documents of the input files
-/// `i % world_size == rank` to `output` (whose `{rank}` is replaced by the 5-digit rank).
-#[allow(clippy::too_many_arguments)]
+/// `i % world_size == rank` to `output` (whose `{rank}` is replaced by the 5-digit rank). Uses
+/// the `annotate` and `clusters` options.
 pub fn filter(
     inputs: &[String],
     workdir: &Path,
-    rank: usize,
-    world_size: usize,
+    task: Task,
     output: &str,
-    opts: &RunOptions,
-    fopts: &FilterOptions,
+    io: &IoOptions,
+    options: &NearOptions,
     progress: &dyn Progress,
 ) -> Result<Stats> {
+    let Task { rank, world_size } = task;
     rank_check(rank, world_size)?;
+    let opts = &io.run_options(None)?;
     if world_size > 1 && !output.contains("{rank}") {
         return Err(Error::Config(format!(
             "{output}: with several filter tasks the output name needs a {{rank}} placeholder"
@@ -786,19 +793,14 @@ pub fn filter(
             _ => (me, 1, true),
         });
     });
-    super::check_clusters_path(fopts.clusters.as_deref(), &my, &output, opts)?;
-    let clusters_out = match &fopts.clusters {
+    super::check_clusters_path(options.clusters.as_deref(), &my, &output, opts)?;
+    let clusters_out = match &options.clusters {
         Some(p) => Some(ClustersWriter::create(p)?),
         None => None,
     };
-    let mut stage = NearFilter::new(lookup, fopts.annotate, clusters_out);
+    let mut stage = NearFilter::new(lookup, options.annotate, clusters_out);
     let mut stats = run_files("dedup near filter", my, &output, opts, &mut stage, progress)?;
-    if let Some(e) = stage.error.take() {
-        return Err(e);
-    }
-    if let Some(w) = stage.clusters_out.take() {
-        w.finish()?;
-    }
+    stage.close()?;
     stats.input_files = mine.len();
     Ok(stats)
 }

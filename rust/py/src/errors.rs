@@ -1,0 +1,58 @@
+//! Error mapping: every core error becomes a `TamisError` (a `ValueError`) with a stable
+//! `.kind` slug; invalid options become its subclass `ConfigError`, worded in Python's terms.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use tamis_core::options::{OptionError, Options, Surface};
+
+create_exception!(
+    _core,
+    TamisError,
+    PyValueError,
+    "A tamis error. `.kind` is a stable snake_case slug (e.g. `invalid_json`, `io`); bad records \
+     also have `.path` and `.location`."
+);
+create_exception!(
+    _core,
+    ConfigError,
+    TamisError,
+    "An invalid option or configuration, found before any work (`tamis` exits with 2). \
+     `.fields` names the options concerned."
+);
+
+/// The Python exception for a core error.
+pub fn to_py(e: tamis_core::Error) -> PyErr {
+    let (err, fields) = match &e {
+        tamis_core::Error::Options(o) => (
+            ConfigError::new_err(o.render(&Surface::Python)),
+            o.fields.clone(),
+        ),
+        _ => (TamisError::new_err(e.to_string()), Vec::new()),
+    };
+    Python::attach(|py| {
+        let v = err.value(py);
+        let _ = v.setattr("kind", e.slug());
+        let _ = v.setattr("fields", fields);
+        if let tamis_core::Error::Record { path, location, .. } = &e {
+            let _ = v.setattr("path", path.as_str());
+            let _ = v.setattr("location", location.to_string());
+        }
+    });
+    err
+}
+
+/// A `TamisError` with a message.
+pub fn tamis_error(message: impl Into<String>) -> PyErr {
+    to_py(tamis_core::Error::Config(message.into()))
+}
+
+/// The options `T` from their JSON (what a Python dataclass sends).
+pub fn options<T: Options>(json: &str) -> PyResult<T> {
+    T::from_json(json).map_err(|e: OptionError| to_py(e.into()))
+}
+
+/// A `serde_json` value as JSON text.
+pub fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| tamis_error(e.to_string()))
+}

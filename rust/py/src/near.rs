@@ -1,0 +1,414 @@
+//! Near-duplicate dedup (MinHash-LSH): over files, as scheduler stages, from datatrove, and over
+//! in-memory columns. Every function takes the options as one `NearOptions` JSON object.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::UInt32Array;
+use arrow_buffer::ScalarBuffer;
+use arrow_schema::DataType;
+use pyo3::prelude::*;
+use pyo3_arrow::input::AnyArray;
+use pyo3_arrow::PyChunkedArray;
+use tamis_core::dedup::near::stages::{self, ShardInfo, SignatureWriter, Task};
+use tamis_core::dedup::near::{
+    self, band_keys_many, minhash_matrix, minhash_matrix_from_hashes, near_clusters, near_dedup,
+    s_curve_table, NearOptions,
+};
+use tamis_core::io::{mask_to_arrow, string_values, IoOptions, Output};
+use tamis_core::pipeline::{thread_pool, NoProgress};
+
+use crate::arrow::{chunks_of, single_chunk, u64_values, U64Matrix};
+use crate::errors::{options, tamis_error, to_py};
+
+fn near_options(json: &str) -> PyResult<NearOptions> {
+    let o: NearOptions = options(json)?;
+    o.params().map_err(|e| to_py(e.into()))?;
+    Ok(o)
+}
+
+/// Resolved (bands, rows) for the options, and the S-curve as text.
+#[pyfunction]
+pub fn near_bands_rows(options_json: &str) -> PyResult<(usize, usize, String)> {
+    let p = near_options(options_json)?
+        .params()
+        .map_err(|e| to_py(e.into()))?;
+    Ok((p.bands, p.rows, s_curve_table(&p)))
+}
+
+/// Near-duplicate dedup over files; returns the run statistics as JSON.
+#[pyfunction]
+pub fn dedup_near(
+    py: Python<'_>,
+    inputs: Vec<String>,
+    output: String,
+    options_json: &str,
+    io_json: &str,
+) -> PyResult<String> {
+    let o = near_options(options_json)?;
+    let io: IoOptions = options(io_json)?;
+    py.detach(|| near_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress))
+        .map(|s| s.to_json())
+        .map_err(to_py)
+}
+
+/// Stage 1 over files (task `(rank, world_size)`); returns the stats as JSON.
+#[pyfunction]
+pub fn near_signatures(
+    py: Python<'_>,
+    inputs: Vec<String>,
+    workdir: PathBuf,
+    task: (usize, usize),
+    options_json: &str,
+    io_json: &str,
+) -> PyResult<String> {
+    let o = near_options(options_json)?;
+    let io: IoOptions = options(io_json)?;
+    let task = Task {
+        rank: task.0,
+        world_size: task.1,
+    };
+    py.detach(|| stages::signatures(&inputs, &workdir, task, &io, &o, &NoProgress))
+        .map(|s| s.to_json())
+        .map_err(to_py)
+}
+
+/// Stage 2 (task `rank` of `world_size`); returns the stats as JSON.
+#[pyfunction]
+#[pyo3(signature = (workdir, *, rank=0, world_size=1))]
+pub fn near_buckets(
+    py: Python<'_>,
+    workdir: PathBuf,
+    rank: usize,
+    world_size: usize,
+) -> PyResult<String> {
+    py.detach(|| stages::buckets(&workdir, rank, world_size))
+        .map(|s| s.to_json())
+        .map_err(to_py)
+}
+
+/// Stage 3 (single task); returns the stats as JSON.
+#[pyfunction]
+pub fn near_cluster(py: Python<'_>, workdir: PathBuf) -> PyResult<String> {
+    py.detach(|| stages::cluster(&workdir))
+        .map(|s| s.to_json())
+        .map_err(to_py)
+}
+
+/// Stage 4 over files (task `(rank, world_size)`); returns the stats as JSON.
+#[pyfunction]
+pub fn near_filter(
+    py: Python<'_>,
+    inputs: Vec<String>,
+    workdir: PathBuf,
+    output: String,
+    task: (usize, usize),
+    options_json: &str,
+    io_json: &str,
+) -> PyResult<String> {
+    let o: NearOptions = options(options_json)?;
+    let io: IoOptions = options(io_json)?;
+    let task = Task {
+        rank: task.0,
+        world_size: task.1,
+    };
+    py.detach(|| stages::filter(&inputs, &workdir, task, &output, &io, &o, &NoProgress))
+        .map(|s| s.to_json())
+        .map_err(to_py)
+}
+
+/// Shard ids by source path, from the manifests of a work directory.
+#[pyfunction]
+pub fn near_shards(py: Python<'_>, workdir: PathBuf) -> PyResult<Vec<(String, u32, u64)>> {
+    py.detach(|| stages::Manifests::load(&workdir))
+        .map(|m| {
+            m.shards
+                .iter()
+                .map(|s| (s.name.clone(), s.index, s.docs))
+                .collect()
+        })
+        .map_err(to_py)
+}
+
+/// (ordinals, representatives, cluster sizes, first dense index).
+type ShardDecisions = (Vec<u64>, Vec<u32>, Vec<u32>, u64);
+
+/// Per-document decisions of one shard after `near_cluster`: (ordinals, representatives,
+/// cluster sizes) of its documents in clusters of two or more, and the shard's first dense index.
+#[pyfunction]
+pub fn near_shard_decisions(
+    py: Python<'_>,
+    workdir: PathBuf,
+    shard: u32,
+) -> PyResult<ShardDecisions> {
+    py.detach(|| -> tamis_core::Result<_> {
+        let d = stages::shard_decisions(&workdir, shard)?;
+        let offset = stages::shard_offset(&workdir, shard)?;
+        Ok((
+            d.iter().map(|x| x.0).collect(),
+            d.iter().map(|x| x.1).collect(),
+            d.iter().map(|x| x.2).collect(),
+            offset,
+        ))
+    })
+    .map_err(to_py)
+}
+
+/// Signatures of one datatrove task: its documents are pushed in batches from Python, file by
+/// file; each source file is a shard with id `rank << 16 | file number in the task`.
+#[pyclass(module = "tamis._core")]
+pub struct NearSignatureWriter {
+    inner: Option<SignatureWriter>,
+    rank: u32,
+    files: Vec<(String, u64)>,
+    threads: usize,
+}
+
+#[pymethods]
+impl NearSignatureWriter {
+    /// Task `rank` of `world_size` writing to `workdir`; `priority`: documents come with
+    /// priorities (smaller wins a cluster).
+    #[new]
+    #[pyo3(signature = (workdir, rank, world_size, options_json, *, priority=false, threads=0))]
+    fn new(
+        workdir: PathBuf,
+        rank: usize,
+        world_size: usize,
+        options_json: &str,
+        priority: bool,
+        threads: usize,
+    ) -> PyResult<Self> {
+        let o = near_options(options_json)?;
+        let params = o.params().map_err(|e| to_py(e.into()))?;
+        if rank >= 1 << 16 {
+            return Err(tamis_error("at most 65536 signature tasks"));
+        }
+        let budget =
+            (o.memory_limit.unwrap_or(1 << 30) / 2 / (params.bands as u64 * 8 + 9)) as usize;
+        let inner = SignatureWriter::new(
+            &workdir,
+            params,
+            priority.then(|| "priority".to_string()),
+            rank,
+            world_size,
+            0,
+            budget,
+        )
+        .map_err(to_py)?;
+        Ok(NearSignatureWriter {
+            inner: Some(inner),
+            rank: rank as u32,
+            files: Vec::new(),
+            threads,
+        })
+    }
+
+    /// Add the next documents of source file `path` (an Arrow string array or a list of str),
+    /// with optional priorities (smaller wins). A file's documents must come together.
+    #[pyo3(signature = (path, texts, priorities=None))]
+    fn add(
+        &mut self,
+        py: Python<'_>,
+        path: String,
+        texts: AnyArray,
+        priorities: Option<Vec<f64>>,
+    ) -> PyResult<()> {
+        let chunks = chunks_of(texts)?;
+        if self.files.last().is_none_or(|(p, _)| *p != path) {
+            if self.files.iter().any(|(p, _)| *p == path) {
+                return Err(tamis_error(format!(
+                    "documents of {path} are not contiguous"
+                )));
+            }
+            if self.files.len() >= 1 << 16 {
+                return Err(tamis_error("at most 65536 files per task"));
+            }
+            self.files.push((path, 0));
+        }
+        let shard = (self.rank << 16) | (self.files.len() as u32 - 1);
+        let threads = self.threads;
+        let first = self.files.last().map_or(0, |f| f.1);
+        let Some(inner) = self.inner.as_mut() else {
+            return Err(tamis_error("this writer is finished"));
+        };
+        let added = py
+            .detach(|| -> tamis_core::Result<u64> {
+                let values = string_values(&chunks)?;
+                if let Some(p) = &priorities {
+                    if p.len() != values.len() {
+                        return Err(tamis_core::Error::Config(
+                            "priorities and texts differ in length".into(),
+                        ));
+                    }
+                }
+                let pool = thread_pool(threads)?;
+                let hasher = inner.hasher().clone();
+                let keys = pool.install(|| band_keys_many(&hasher, &values));
+                for (i, k) in keys.iter().enumerate() {
+                    let prio = priorities.as_ref().map_or(f64::INFINITY, |p| p[i]);
+                    inner.push(shard, first + i as u64, k.as_deref(), prio)?;
+                }
+                Ok(values.len() as u64)
+            })
+            .map_err(to_py)?;
+        if let Some(f) = self.files.last_mut() {
+            f.1 += added;
+        }
+        Ok(())
+    }
+
+    /// Write the remaining files and the manifest; returns the stats as JSON.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<String> {
+        let Some(mut inner) = self.inner.take() else {
+            return Err(tamis_error("this writer is finished"));
+        };
+        let mut docs = 0;
+        for (i, (path, n)) in self.files.iter().enumerate() {
+            docs += n;
+            inner.add_shard(ShardInfo {
+                index: (self.rank << 16) | i as u32,
+                name: path.clone(),
+                docs: *n,
+                size: 0,
+                mtime_ns: 0,
+                // Rust orders paths component by component; so does this key.
+                order: path
+                    .split('/')
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .map(String::from)
+                    .collect(),
+            });
+        }
+        let mut stats = tamis_core::Stats {
+            command: "dedup near signatures".into(),
+            documents_read: docs,
+            documents_kept: docs,
+            ..Default::default()
+        };
+        py.detach(|| inner.finish(&mut stats)).map_err(to_py)?;
+        Ok(stats.to_json())
+    }
+}
+
+/// MinHash signatures of an Arrow string array (nulls and texts without shingles: all
+/// 2^64 - 1); bands and rows of the options are not used.
+#[pyfunction]
+#[pyo3(signature = (texts, options_json, threads=0))]
+pub fn minhash(
+    py: Python<'_>,
+    texts: AnyArray,
+    options_json: &str,
+    threads: usize,
+) -> PyResult<U64Matrix> {
+    let o: NearOptions = options(options_json)?;
+    let params = o.signature_params().map_err(|e| to_py(e.into()))?;
+    let chunks = chunks_of(texts)?;
+    let (values, rows) = py
+        .detach(|| -> tamis_core::Result<_> {
+            let values = string_values(&chunks)?;
+            let pool = thread_pool(threads)?;
+            Ok((
+                pool.install(|| minhash_matrix(&values, &params))?,
+                values.len(),
+            ))
+        })
+        .map_err(to_py)?;
+    Ok(U64Matrix {
+        values: ScalarBuffer::from(values),
+        rows,
+        cols: params.num_perm,
+    })
+}
+
+/// MinHash signatures of pre-shingled documents: `values` (UInt64 shingle hashes) cut by
+/// `offsets` (n + 1 positions).
+#[pyfunction]
+#[pyo3(signature = (values, offsets, options_json, threads=0))]
+pub fn minhash_hashes(
+    py: Python<'_>,
+    values: AnyArray,
+    offsets: AnyArray,
+    options_json: &str,
+    threads: usize,
+) -> PyResult<U64Matrix> {
+    let o: NearOptions = options(options_json)?;
+    let params = o.signature_params().map_err(|e| to_py(e.into()))?;
+    let values = u64_values(values, "values")?;
+    let offsets = u64_values(offsets, "offsets")?;
+    let rows = offsets.len().saturating_sub(1);
+    let out = py
+        .detach(|| -> tamis_core::Result<_> {
+            let pool = thread_pool(threads)?;
+            pool.install(|| minhash_matrix_from_hashes(&values, &offsets, &params))
+        })
+        .map_err(to_py)?;
+    Ok(U64Matrix {
+        values: ScalarBuffer::from(out),
+        rows,
+        cols: params.num_perm,
+    })
+}
+
+/// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
+#[pyfunction]
+#[pyo3(signature = (texts, options_json, threads=0))]
+pub fn near_clusters_arrow(
+    py: Python<'_>,
+    texts: AnyArray,
+    options_json: &str,
+    threads: usize,
+) -> PyResult<(PyChunkedArray, PyChunkedArray)> {
+    let o = near_options(options_json)?;
+    let chunks = chunks_of(texts)?;
+    let (reps, sizes) = py
+        .detach(|| -> tamis_core::Result<_> {
+            let values = string_values(&chunks)?;
+            let pool = thread_pool(threads)?;
+            pool.install(|| near_clusters(&values, &o))
+        })
+        .map_err(to_py)?;
+    Ok((
+        single_chunk(Arc::new(UInt32Array::from(reps)), DataType::UInt32)?,
+        single_chunk(Arc::new(UInt32Array::from(sizes)), DataType::UInt32)?,
+    ))
+}
+
+/// Keep mask of in-memory near-dedup: true for the text each cluster keeps (nulls kept).
+#[pyfunction]
+#[pyo3(signature = (texts, options_json, threads=0))]
+pub fn near_keep_mask_arrow(
+    py: Python<'_>,
+    texts: AnyArray,
+    options_json: &str,
+    threads: usize,
+) -> PyResult<PyChunkedArray> {
+    let o = near_options(options_json)?;
+    let chunks = chunks_of(texts)?;
+    let mask = py
+        .detach(|| -> tamis_core::Result<_> {
+            let values = string_values(&chunks)?;
+            let pool = thread_pool(threads)?;
+            let (reps, _) = pool.install(|| near_clusters(&values, &o))?;
+            let keep: Vec<bool> = reps
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| r as usize == i)
+                .collect();
+            Ok(mask_to_arrow(&keep))
+        })
+        .map_err(to_py)?;
+    single_chunk(Arc::new(mask), DataType::Boolean)
+}
+
+/// The 64-bit shingle hashes of one text, in order (for inspection and cross-checks).
+#[pyfunction]
+pub fn shingle_hashes(text: &str, options_json: &str) -> PyResult<Vec<u64>> {
+    let o: NearOptions = options(options_json)?;
+    Ok(near::shingle_hashes(text, o.shingle, o.ngram))
+}
+
+/// The words of one text as near-dedup sees them (normalized, CJK split per character).
+#[pyfunction]
+pub fn shingle_words(text: &str) -> Vec<String> {
+    near::words(text)
+}
