@@ -20,8 +20,7 @@ from datatrove.pipeline.writers import JsonlWriter  # noqa: E402
 from tamis.datatrove import (  # noqa: E402
     ExactDedupFilter,
     ExactDedupSignature,
-    path_order_key,
-    read_signature_file,
+    read_signature_header,
 )
 
 # Files in the order the command line reads them: Rust sorts paths component by component, so
@@ -128,9 +127,13 @@ def _filter(data: Path, sigs: Path, out: Path, logs: Path, normalize: str | None
     return _read_ids(out / "kept"), _read_ids(out / "dropped"), filter_stats
 
 
-def test_path_order_is_the_command_lines():
-    assert sorted(FILES, key=path_order_key) == FILES
-    assert sorted(FILES) != FILES  # datatrove's own (string) order differs: the key matters
+def test_path_order_is_the_command_lines(tmp_path):
+    data, sigs = tmp_path / "data", tmp_path / "sigs"
+    _make_corpus(data)
+    _signatures(data, sigs, tmp_path / "logs", "none", 3, 1)
+    table = ExactDedupFilter(str(sigs)).table()
+    assert [Path(p).relative_to(data).as_posix() for p in table.files] == FILES
+    assert sorted(FILES) != FILES  # datatrove's own (string) order differs: the order matters
 
 
 @pytest.mark.parametrize(
@@ -171,18 +174,28 @@ def test_signature_file_contents(tmp_path):
     data, sigs = tmp_path / "data", tmp_path / "sigs"
     order = _make_corpus(data)
     _signatures(data, sigs, tmp_path / "logs", "none", 3, 1)
-    from datatrove.io import get_datafolder
-
-    folder = get_datafolder(str(sigs))
     seen = 0
     for rank in range(3):
-        header, records = read_signature_file(folder, f"{rank:05d}.sig")
+        header = read_signature_header(str(sigs), f"{rank:05d}.sig")
         assert (header["rank"], header["world_size"], header["normalize"]) == (rank, 3, "none")
+        assert header["hash"] == "xxh3-128" and header["score"] is False
         # datatrove deals files round-robin in its (string) order
         assert [Path(p).relative_to(data).as_posix() for p in header["files"]] == sorted(FILES)[rank::3]
-        assert sum(header["counts"]) == len(records) == header["records"]
-        seen += len(records)
+        assert sum(header["counts"]) == header["records"]
+        # 16 bytes of preamble, the header, then 28 bytes per document
+        raw = (sigs / f"{rank:05d}.sig").read_bytes()
+        assert raw[:8] == b"TAMISSIG" and int.from_bytes(raw[8:12], "little") == 2
+        header_len = int.from_bytes(raw[12:16], "little")
+        assert len(raw) == 16 + header_len + 28 * header["records"]
+        seen += header["records"]
     assert seen == len(order)
+    # a damaged file is refused, naming it
+    path = sigs / "00001.sig"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(ValueError, match=r"00001\.sig: truncated"):
+        read_signature_header(str(sigs), "00001.sig")
+    with pytest.raises(ValueError, match=r"00001\.sig: truncated"):
+        list(ExactDedupFilter(str(sigs))(JsonlReader(str(data))()))
 
 
 def test_stale_signatures_are_rejected(tmp_path):
@@ -192,6 +205,49 @@ def test_stale_signatures_are_rejected(tmp_path):
     _signatures(data, sigs, tmp_path / "logs3", "none", 3, 1)  # leaves 00003.sig of the 4-task run
     with pytest.raises(ValueError, match="different numbers of tasks"):
         list(ExactDedupFilter(str(sigs))(JsonlReader(str(data))(), rank=0, world_size=1))
+    (sigs / "00003.sig").unlink()
+    (sigs / "00001.sig").unlink()  # a task that never finished
+    with pytest.raises(ValueError, match=r"missing \[1\]"):
+        list(ExactDedupFilter(str(sigs))(JsonlReader(str(data))(), rank=0, world_size=1))
+    # a file of another run, with other options
+    other = tmp_path / "other"
+    _signatures(data, other, tmp_path / "logs5", "whitespace", 3, 1)
+    (sigs / "00001.sig").write_bytes((other / "00001.sig").read_bytes())
+    with pytest.raises(ValueError, match="mix normalize values"):
+        list(ExactDedupFilter(str(sigs))(JsonlReader(str(data))(), rank=0, world_size=1))
+    for p in sigs.iterdir():
+        p.unlink()
+    with pytest.raises(FileNotFoundError, match="run ExactDedupSignature first"):
+        list(ExactDedupFilter(str(sigs))(JsonlReader(str(data))(), rank=0, world_size=1))
+
+
+def test_format_1_files_are_read(tmp_path):
+    """Signature files written by earlier tamis versions (format 1, no scores) still work."""
+    import struct
+
+    from tamis.text import hash as text_hash
+
+    data, sigs = tmp_path / "data", tmp_path / "sigs"
+    order = _make_corpus(data)
+    sigs.mkdir()
+    for rank in range(2):  # as the numpy writer of tamis 0.1 wrote them
+        files, counts, records = [], [], b""
+        for name in sorted(FILES)[rank::2]:
+            raw = (data / name).read_bytes()
+            lines = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode().splitlines()
+            texts = [json.loads(line)["text"] for line in lines if line]
+            for i, h in enumerate(text_hash(texts)):
+                records += h + struct.pack("<IQ", len(files), i)
+            files.append(str(data / name))
+            counts.append(len(texts))
+        header = {"rank": rank, "world_size": 2, "normalize": "none", "hash": "xxh3-128"}
+        header |= {"files": files, "counts": counts, "records": sum(counts)}
+        blob = json.dumps(header).encode()
+        (sigs / f"{rank:05d}.sig").write_bytes(
+            struct.pack("<8sII", b"TAMISSIG", 1, len(blob)) + blob + records
+        )
+    kept, _, _ = _filter(data, sigs, tmp_path / "out", tmp_path / "logs", None, 2, 1)
+    assert sorted((r["id"] for r in kept), key=order.__getitem__) == _reference(data, "none")
 
 
 def test_mismatches_fail_loudly(tmp_path):

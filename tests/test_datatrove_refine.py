@@ -25,7 +25,8 @@ from tamis.datatrove import (  # noqa: E402
     stage_counts,
     to_datatrove,
 )
-from tamis.pipeline import ConfigError, Pipeline  # noqa: E402
+from tamis.dedup import LinesOptions  # noqa: E402
+from tamis.refine import ConfigError, Pipeline  # noqa: E402
 
 # Rust's path order differs from a string sort here (part/ before part.jsonl).
 FILES = ["a.jsonl", "b/c.jsonl.gz", "part/x.jsonl", "part.jsonl", "z.jsonl.gz"]
@@ -140,7 +141,10 @@ def test_line_dedup_steps_equal_the_cli(
 
     sigs = tmp_path / "sigs"
     LocalPipelineExecutor(
-        [JsonlReader(str(data)), LineDedupSignature(str(sigs), normalize, min_line_chars, batch_size=17)],
+        [
+            JsonlReader(str(data)),
+            LineDedupSignature(str(sigs), normalize=normalize, min_line_chars=min_line_chars, batch_size=17),
+        ],
         tasks=sig_tasks,
         workers=1,
         logging_dir=str(tmp_path / "logs1"),
@@ -151,7 +155,7 @@ def test_line_dedup_steps_equal_the_cli(
             JsonlReader(str(data)),
             LineDedupFilter(
                 str(sigs),
-                max_occurrences,
+                max_occurrences=max_occurrences,
                 batch_size=13,
                 exclusion_writer=JsonlWriter(str(tmp_path / "dropped"), compression=None),
             ),
@@ -178,7 +182,10 @@ def test_line_dedup_mismatches_fail_loudly(tmp_path):
     data, sigs = tmp_path / "data", tmp_path / "sigs"
     _corpus(data, per=10)
     LocalPipelineExecutor(
-        [JsonlReader(str(data)), LineDedupSignature(str(sigs), "whitespace", 5)],
+        [
+            JsonlReader(str(data)),
+            LineDedupSignature(str(sigs), LinesOptions(normalize="whitespace", min_line_chars=5)),
+        ],
         tasks=2,
         workers=1,
         logging_dir=str(tmp_path / "logs"),
@@ -274,7 +281,7 @@ def test_config_errors_are_raised_before_any_work(tmp_path):
         convert([{"type": "dedup_fuzzy"}])
     with pytest.raises(ConfigError, match="unknown parameter 'max_occurence'"):
         convert([{"type": "dedup_lines", "max_occurence": 2}])
-    with pytest.raises(ConfigError, match="max_occurrences must be >= 1"):
+    with pytest.raises(ConfigError, match="max_occurrences must be at least 1, got 0"):
         convert([{"type": "dedup_lines", "max_occurrences": 0}])
     # Without fastText installed the stage is refused for that reason first.
     missing = "no such file" if importlib.util.find_spec("fasttext") else "fastText is not installed"
@@ -301,6 +308,8 @@ def test_no_stage_copies(tmp_path):
     cfg = {"inputs": [str(data)], "output": str(tmp_path / "out"), "stage": [], "compression": "zstd"}
     phases = to_datatrove(cfg, str(tmp_path / "work"))
     assert [p.name for p in phases] == ["01-copy"]
+    # a checked Pipeline converts the same way
+    assert [p.name for p in to_datatrove(Pipeline.from_config(cfg), str(tmp_path / "work"))] == ["01-copy"]
     run_local(cfg, str(tmp_path / "work"), tasks=2)
     out = _read_records(tmp_path / "out")
     assert all(p.name.endswith(".jsonl.zst") for p in (tmp_path / "out").iterdir())
@@ -380,7 +389,7 @@ def test_skipped_prox_stages_are_left_out(tmp_path, monkeypatch):
     data = tmp_path / "data"
     _corpus(data, per=3)
     cfg = {"inputs": [str(data)], "output": str(tmp_path / "o"), "stage": [{"type": "prox_doc"}]}
-    assert Pipeline.from_config(cfg).config.stages[0].note.startswith("skipped")
+    assert Pipeline.from_config(cfg).config["stages"][0]["skipped"].startswith("skipped")
     assert [p.name for p in to_datatrove(cfg, str(tmp_path / "work"))] == ["01-copy"]
 
 
@@ -407,7 +416,7 @@ def test_prox_stages_map_to_prox_steps(tmp_path):
     ]
     step = phases[0].pipeline[2]
     assert isinstance(step, ProxDocStage) and step.model == str(doc) and step.batch_size == 64
-    assert step.refiner_options["device"] == "cpu"
+    assert step.options["device"] == "cpu" and step.options["window"] == 64
     step = phases[2].pipeline[3]
-    assert isinstance(step, ProxChunkStage) and step.refiner_options["constrain"] is False
+    assert isinstance(step, ProxChunkStage) and step.options["constrain"] is False
     assert phases[0].output_folder == str(tmp_path / "work" / "01-prox_doc")

@@ -43,7 +43,8 @@ def test_demo_reports_planted_duplicates(tmp_path):
     ).stdout
     assert "documentation topics" in out
     assert "-> 1 " in out  # every boilerplate line survives exactly once
-    for name in ("corpus.jsonl.gz", "exact.jsonl.gz", "clean.jsonl.gz"):
+    assert len(list((tmp_path / "corpus").glob("part-*.jsonl.gz"))) == 4
+    for name in ("exact.jsonl.gz", "clean.jsonl.gz"):
         assert (tmp_path / name).stat().st_size > 0
 
 

@@ -654,12 +654,13 @@ def test_rejects_requires_skip(tmp_path, run_tamis):
     src = write_jsonl(tmp_path / "a.jsonl", [{"text": "a"}])
     out = tmp_path / "o.jsonl"
     r = run_tamis("dedup", "exact", src, "-o", out, "--rejects", tmp_path / "r.jsonl")
-    assert r.returncode == 1
-    assert "--rejects" in r.stderr
+    assert r.returncode == 2  # a usage error, named with the flags
+    assert "--rejects needs --on-error skip" in r.stderr
     assert not out.exists()
-    with pytest.raises(tamis.TamisError) as ei:
+    with pytest.raises(tamis.ConfigError) as ei:
         tamis.dedup.exact(src, out, rejects=tmp_path / "r.jsonl")
-    assert ei.value.kind == "config"
+    assert ei.value.kind == "invalid_option" and ei.value.fields == ["rejects", "on_error"]
+    assert str(ei.value) == "rejects needs on_error skip"
     assert not out.exists()
 
 
@@ -1112,6 +1113,7 @@ def test_record_error_kinds():
         "key_not_string",
         "missing_field",
         "field_not_string",
+        "field_not_object",
         "corrupt_file",
         "priority_not_number",
     }

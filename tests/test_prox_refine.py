@@ -19,12 +19,13 @@ pytest.importorskip("transformers")
 
 from prox_models import make_model_dir  # noqa: E402
 from tamis import _core  # noqa: E402
+from tamis.prox import Acceptance  # noqa: E402
 from tamis.prox_grammar import ProgramAutomaton, Vocabulary  # noqa: E402
-from tamis.prox_infer import ProxModelError, Refiner, plan_batches, refine_records  # noqa: E402
+from tamis.prox_infer import ProxModelError, Refiner, plan_batches  # noqa: E402
 
 # Two shared cores: torch's thread pool only adds contention for a model this small.
 torch.set_num_threads(1)
-ACCEPT = (11, 1 - 0.95, 0.0, 1)
+ACCEPT = Acceptance()._args()  # the reference rule
 WORDS = "the quick brown fox jumps over lazy dog water boils at degrees Home About Copyright".split()
 
 
@@ -43,6 +44,20 @@ def _docs(n: int, seed: int = 0) -> list[str]:
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("prox_models")
     return make_model_dir(root / "doc", seed=1), make_model_dir(root / "chunk", seed=2)
+
+
+def refine_records(refiner: Refiner, records: list[dict]) -> list[dict]:
+    """What `tamis prox refine` writes, spelled out: refined text, the original in raw_content,
+    the programs in metadata; dropped records left out."""
+    res = refiner.refine([r["text"] for r in records])
+    out = []
+    for r, new, dp, cp in zip(records, res.texts, res.doc_programs, res.chunk_programs, strict=True):
+        if not new:
+            continue
+        r = {**r, "text": new, "raw_content": r["text"]}
+        r["metadata"] = {**r.get("metadata", {}), "doc_program": dp or "", "chunk_program": cp or ""}
+        out.append(r)
+    return out
 
 
 def _refiner(models: tuple[Path, Path], **kw: object) -> Refiner:
@@ -203,7 +218,8 @@ def test_cli_python_polars_agree(models, tmp_path):
     assert all(r["raw_content"] == docs[int(r["id"])] and r["metadata"]["source"] == "x" for r in cli)
     assert all("doc_program" in r["metadata"] and "chunk_program" in r["metadata"] for r in cli)
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["doc"]["documents"] == 6 and stats["chunk"]["kept"] == len(cli)
+    assert stats["documents_read"] == 6 and stats["documents_kept"] == len(cli)
+    assert stats["counters"]["prox_prompts"] > 0
 
     df = pl.DataFrame({"id": [r["id"] for r in records], "text": docs})
     out = df.pipe(prox_refine, refiner=_refiner(models))
@@ -216,7 +232,7 @@ def test_cli_python_polars_agree(models, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "no such directory" in bad.stderr
+    assert bad.returncode == 2 and "no such directory" in bad.stderr
     assert not (tmp_path / "o2.jsonl").exists()
 
 

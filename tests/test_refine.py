@@ -16,7 +16,7 @@ import pytest
 import tamis
 from conftest import TAMIS
 from tamis import dedup
-from tamis.pipeline import ConfigError, Pipeline, filter_files
+from tamis.refine import ConfigError, Pipeline, run_stages
 
 pytest.importorskip("fasttext")
 
@@ -114,9 +114,16 @@ def _write_toml(path: Path, cfg: dict) -> Path:
     [
         ({"type": "dedup_fuzzy"}, "unknown stage type 'dedup_fuzzy'"),
         ({"type": "language", "min_scor": 0.5}, "unknown parameter 'min_scor'"),
-        ({"type": "language", "min_score": 1.5}, "min_score must be <= 1.0"),
+        ({"type": "language", "min_score": 1.5}, (
+            "stage 1 (language): min_score must be from 0 to 1, got 1.5"
+        )),
         ({"type": "dedup_exact", "normalize": "nfc"}, "normalize must be one of none, whitespace, simple"),
-        ({"type": "dedup_near", "ngram": "five"}, "ngram must be an integer"),
+        ({"type": "dedup_near", "ngram": "five"}, 'ngram must be an integer >= 0, got "five"'),
+        ({"type": "dedup_near", "threshold": 0}, "threshold must be greater than 0 and less than 1, got 0"),
+        ({"type": "dedup_near", "threshold": 1.0}, "threshold must be greater than 0 and less than 1"),
+        ({"type": "dedup_near", "rows": 200}, "rows must be from 1 to 112, got 200"),
+        ({"type": "dedup_near", "bands": 20, "rows": 8}, "bands × rows = 20 × 8 needs 160 permutations"),
+        ({"type": "dedup_exact", "key": ""}, "key must name a field"),
         ({"type": "quality", "model": "missing.bin"}, "missing.bin': no such file"),
         ({"type": "quality"}, "model is required"),
         ({"type": "prox_doc", "model": "no/such/dir"}, "no such directory"),
@@ -164,19 +171,19 @@ def test_stage_counts_equal_running_the_stages_one_by_one(tmp_path):
 
     # The same stages, one command at a time.
     s1 = dedup.exact([str(p) for p in inputs], tmp_path / "1.jsonl", normalize="whitespace")
-    s2 = filter_files(
-        {"type": "language", "languages": ["en"], "min_score": 0.5},
-        [str(tmp_path / "1.jsonl")],
-        str(tmp_path / "2.jsonl"),
-    )
+    s2 = run_stages(
+        [{"type": "language", "languages": ["en"], "min_score": 0.5}],
+        tmp_path / "1.jsonl",
+        tmp_path / "2.jsonl",
+    )["stats"]
     s3 = dedup.lines(tmp_path / "2.jsonl", tmp_path / "3.jsonl", min_line_chars=10)
     s4 = dedup.near(tmp_path / "3.jsonl", tmp_path / "4.jsonl", ngram=3)
 
     assert stages["dedup_exact"]["documents_in"] == s1["documents_read"]
     assert stages["dedup_exact"]["documents_out"] == s1["documents_kept"]
     assert stages["dedup_exact"]["dropped"] == {"duplicate": s1["documents_removed"]["duplicate"]}
-    assert stages["language"]["documents_out"] == s2["kept"] > 0
-    assert sum(stages["language"]["dropped"].values()) == sum(s2["dropped"].values()) > 0
+    assert stages["language"]["documents_out"] == s2["documents_kept"] > 0
+    assert stages["language"]["dropped"] == s2["documents_removed"] and s2["documents_removed"]
     assert stages["dedup_lines"]["documents_out"] == s3["documents_kept"]
     assert stages["dedup_lines"]["modified"] == s3["documents_modified"] > 0
     assert stages["dedup_lines"]["counters"]["lines_removed"] == s3["counters"]["lines_removed"]
@@ -268,14 +275,15 @@ def test_bad_records_fail_or_are_skipped_and_counted(tmp_path):
         text=True,
         timeout=60,
     )
-    assert r.returncode == 1 and f"{p}: line 2: field 'text' is missing" in r.stderr
+    assert r.returncode == 1 and f'{p}: line 2: missing text field "text"' in r.stderr
     assert not (tmp_path / "o1" / "data").exists() or not any((tmp_path / "o1" / "data").iterdir())
     rep = Pipeline.from_config(
         _config([p], tmp_path / "o2", [{"type": "dedup_exact"}], on_error="skip")
     ).run()
     assert rep["records_skipped"] == 2 and rep["output"]["documents"] == 1
     rejects = _read(tmp_path / "o2" / "rejects" / "00000.jsonl")
-    assert [x["location"] for x in rejects] == ["line 2", "line 3"]
+    assert [x["line"] for x in rejects] == [2, 3]
+    assert [x["reason"] for x in rejects] == ["missing_text", "invalid_json"]
 
 
 def test_cli_defaults_and_summary(tmp_path):
@@ -459,14 +467,19 @@ def test_filter_train_cli(tmp_path):
             str(tmp_path / "kept.jsonl"),
             "--model",
             str(tmp_path / "m.bin"),
+            "--stats-json",
+            str(tmp_path / "s.json"),
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 0, r.stderr
-    stats = json.loads(r.stderr.strip().splitlines()[-1])
-    assert stats["documents"] == 500 and 190 <= stats["kept"] <= 210 and stats["docs_per_second"] > 0
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["documents_read"] == 500 and 190 <= stats["documents_kept"] <= 210
+    assert stats["documents_removed"] == {"quality_score": 500 - stats["documents_kept"]}
+    kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    assert len(kept) == stats["documents_kept"] and all(r["metadata"]["quality_score"] >= 0.5 for r in kept)
 
 
 # ---------------------------------------------------------------------------------------------

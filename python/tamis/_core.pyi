@@ -1,18 +1,30 @@
-"""The compiled part of tamis (Rust, PyO3). Every function releases the GIL while it works."""
+"""The compiled part of tamis (Rust, PyO3): conversion, GIL release and error mapping over
+tamis-core. Every function releases the GIL while it works. Options cross as the JSON of their
+core types (``*_json`` arguments; :mod:`tamis._options` makes it from the dataclasses)."""
 
-from typing import Any, Final, final
+from collections.abc import Iterator
+from typing import Any, ClassVar, Final, final
 
 __all__ = [
+    "EMBED_ERROR_KINDS",
     "RECORD_ERROR_KINDS",
-    "NearSignatureWriter",
     "TOKENIZER_ERROR_KINDS",
+    "Batch",
+    "ConfigError",
+    "ExactKeepTable",
+    "ExactSignatureWriter",
+    "LineKeepTable",
+    "LineSignatureWriter",
+    "NearPathFilter",
+    "NearSignatureWriter",
     "TamisError",
+    "TextBatches",
     "U64Matrix",
     "__version__",
+    "check_options",
     "dedup_exact",
     "dedup_lines",
     "dedup_near",
-    "EMBED_ERROR_KINDS",
     "embed_init_checkpoint",
     "embed_rows",
     "exact_keep_mask_arrow",
@@ -27,11 +39,8 @@ __all__ = [
     "near_clusters_arrow",
     "near_filter",
     "near_keep_mask_arrow",
-    "near_shard_decisions",
-    "near_shards",
     "near_signatures",
-    "shingle_hashes",
-    "shingle_words",
+    "option_defaults",
     "prox_chunks",
     "prox_doc_prompts",
     "prox_execute_arrow",
@@ -40,6 +49,17 @@ __all__ = [
     "prox_outcomes",
     "prox_render",
     "prox_token_counts",
+    "read_toml",
+    "refine_check",
+    "refine_config",
+    "refine_config_file",
+    "refine_quick_config",
+    "refine_run",
+    "refine_summary",
+    "run_stages",
+    "shingle_hashes",
+    "shingle_words",
+    "stage_types",
     "token_counts_arrow",
     "vocab_extend",
     "vocab_stats",
@@ -59,168 +79,207 @@ class TamisError(ValueError):
     kind: str
     path: str
     location: str
+    fields: list[str]
 
-def main(argv: list[str]) -> int:
-    """Run the ``tamis`` command line with ``argv`` (program name first); returns the exit code."""
+class ConfigError(TamisError):
+    """An invalid option or configuration, found before any work; ``fields`` names the options."""
 
-def dedup_exact(
-    inputs: list[str],
-    output: str,
-    *,
-    normalize: str = "none",
-    key: str | None = None,
-    text_key: str = "text",
-    id_key: str = "id",
-    on_error: str = "fail",
-    rejects: str | None = None,
-    threads: int = 0,
-) -> str:
+# --- the command line, options and the stage registry ------------------------------------------
+
+def main(argv: list[str], stages: Any = None) -> int:
+    """Run the ``tamis`` command line with ``argv`` (program name first); ``stages`` runs the
+    stages that live in Python. Returns the exit code."""
+
+def stage_types() -> str:
+    """The stage registry as JSON."""
+
+def option_defaults() -> str:
+    """The defaults of every options type, by capability, as JSON."""
+
+def check_options(capability: str, options_json: str) -> str:
+    """Options of ``capability`` checked, with every default, as JSON."""
+
+# --- tamis refine -----------------------------------------------------------------------------
+
+def refine_config(config: str, base_dir: str) -> str:
+    """A configuration (JSON) checked without its stages' resources, as JSON."""
+
+def refine_config_file(path: str, output: str | None = None) -> str:
+    """A TOML configuration file read and checked, as JSON."""
+
+def refine_quick_config(inputs: list[str], output: str, options: str) -> str:
+    """The configuration of ``tamis refine INPUT... -o OUTDIR`` with ``options``, as JSON."""
+
+def refine_check(config: str, base_dir: str, stages: Any, *, inputs: bool = True) -> str:
+    """A configuration checked with its stages' resources (and its inputs), as JSON."""
+
+def read_toml(path: str) -> str:
+    """A TOML file as JSON."""
+
+def refine_run(config: str, base_dir: str, stages: Any, *, restart: bool = False) -> str:
+    """Run (or resume) a refinement; returns the report as JSON."""
+
+def refine_summary(report: str) -> str:
+    """A plain-text summary of a report."""
+
+def run_stages(inputs: list[str], output: str, stages_json: str, io_json: str, stages: Any) -> str:
+    """Run shard stages over files into one output; returns stats and per-stage counts (JSON)."""
+
+@final
+class Batch:
+    """Documents handed to a Python stage."""
+
+    @property
+    def ids(self) -> list[str]: ...
+    @property
+    def texts(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    def field(self, name: str) -> list[Any]:
+        """A record field the stage asked for, per document (``None`` where missing)."""
+    def arrow(self) -> Any:
+        """The batch as an Arrow record batch (``id``, ``text``)."""
+
+# --- exact and line dedup ---------------------------------------------------------------------
+
+def dedup_exact(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Exact dedup over files; returns the run statistics as JSON."""
 
-def dedup_lines(
-    inputs: list[str],
-    output: str,
-    *,
-    max_occurrences: int = 1,
-    min_line_chars: int = 0,
-    normalize: str = "none",
-    text_key: str = "text",
-    id_key: str = "id",
-    on_error: str = "fail",
-    rejects: str | None = None,
-    threads: int = 0,
-) -> str:
+def dedup_lines(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Line dedup over files; returns the run statistics as JSON."""
 
-def hash_texts(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
-    """16-byte big-endian XXH3-128 hashes of an Arrow string array or stream (Arrow chunked array)."""
+def hash_texts(texts: Any, options_json: str, threads: int = 0) -> Any:
+    """16-byte content hashes (Arrow binary) of an Arrow string array."""
 
-def line_hashes(
-    texts: Any, *, normalize: str = "none", min_line_chars: int = 0, threads: int = 0
-) -> tuple[bytes, U64Matrix]:
-    """Line-dedup hashes: per line of every text (split on ``\n``) a byte, 1 when eligible for
-    removal; and the XXH3-128 hashes of the eligible lines as an ``m x 2`` (high, low) matrix."""
+def exact_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0) -> Any:
+    """Arrow boolean array: first occurrences are true."""
 
-def exact_keep_mask_arrow(texts: Any, *, normalize: str = "none", threads: int = 0) -> Any:
-    """Keep mask of exact dedup (first occurrences true, nulls kept) as an Arrow chunked array."""
+def line_hashes(texts: Any, options_json: str, threads: int = 0) -> tuple[bytes, U64Matrix]:
+    """Per line, 1 when eligible; and the (high, low) halves of the eligible lines' hashes."""
 
-def near_bands_rows(
-    *,
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-) -> tuple[int, int, str]:
-    """Resolved (bands, rows) for the given options, and the S-curve as text."""
+@final
+class ExactSignatureWriter:
+    """Stage 1 of two-stage exact dedup for one task."""
 
-def dedup_near(
-    inputs: list[str],
-    output: str,
-    *,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-    ngram: int = 5,
-    shingle: str = "words",
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 1,
-    sketch: str = "kperm",
-    verify: bool = False,
-    annotate: bool = False,
-    priority: str | None = None,
-    clusters: str | None = None,
-    memory_limit: int | None = None,
-    spill_dir: str | None = None,
-    text_key: str = "text",
-    id_key: str = "id",
-    on_error: str = "fail",
-    rejects: str | None = None,
-    threads: int = 0,
-) -> str:
+    SUFFIX: ClassVar[str]
+    def __new__(cls, options_json: str, threads: int = 0) -> ExactSignatureWriter: ...
+    def add(self, paths: list[str], texts: Any, scores: list[float] | None = None) -> None: ...
+    def finish(self, rank: int, world_size: int) -> bytes: ...
+    @property
+    def documents(self) -> int: ...
+    @property
+    def files(self) -> int: ...
+
+@final
+class ExactKeepTable:
+    """Stage 2 of two-stage exact dedup: keep decisions from every task's signatures."""
+
+    def __new__(
+        cls, files: list[tuple[str, bytes]], normalize: str | None = None, threads: int = 0
+    ) -> ExactKeepTable: ...
+    def keep(self, paths: list[str], texts: Any) -> list[bool]: ...
+    def reset(self) -> None: ...
+    @property
+    def normalize(self) -> str: ...
+    @property
+    def documents(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def files(self) -> list[str]: ...
+    @staticmethod
+    def read_header(name: str, data: bytes) -> str: ...
+
+@final
+class LineSignatureWriter:
+    """Stage 1 of two-stage line dedup for one task."""
+
+    SUFFIX: ClassVar[str]
+    def __new__(cls, options_json: str, threads: int = 0) -> LineSignatureWriter: ...
+    def add(self, paths: list[str], texts: Any) -> tuple[int, int]: ...
+    def finish(self, rank: int, world_size: int) -> bytes: ...
+    @property
+    def documents(self) -> int: ...
+    @property
+    def eligible_lines(self) -> int: ...
+
+@final
+class LineKeepTable:
+    """Stage 2 of two-stage line dedup: kept lines from every task's signatures."""
+
+    def __new__(
+        cls,
+        files: list[tuple[str, bytes]],
+        max_occurrences: int = 1,
+        normalize: str | None = None,
+        min_line_chars: int | None = None,
+        threads: int = 0,
+    ) -> LineKeepTable: ...
+    def dedup(self, paths: list[str], texts: Any) -> tuple[list[bool], list[str | None], int, int]: ...
+    def reset(self) -> None: ...
+    @property
+    def normalize(self) -> str: ...
+    @property
+    def min_line_chars(self) -> int: ...
+    @property
+    def max_occurrences(self) -> int: ...
+    @property
+    def eligible_lines(self) -> int: ...
+    @property
+    def distinct_lines(self) -> int: ...
+    @property
+    def lines_to_remove(self) -> int: ...
+    @property
+    def files(self) -> list[str]: ...
+    @staticmethod
+    def read_header(name: str, data: bytes) -> str: ...
+
+# --- near-duplicate dedup ---------------------------------------------------------------------
+
+def near_bands_rows(options_json: str) -> tuple[int, int, str]:
+    """Resolved (bands, rows) and the S-curve as text."""
+
+def dedup_near(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Near-duplicate dedup over files; returns the run statistics as JSON."""
 
 def near_signatures(
-    inputs: list[str],
-    workdir: str,
-    *,
-    rank: int = 0,
-    world_size: int = 1,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-    ngram: int = 5,
-    shingle: str = "words",
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 1,
-    sketch: str = "kperm",
-    priority: str | None = None,
-    memory_limit: int | None = None,
-    text_key: str = "text",
-    on_error: str = "fail",
-    threads: int = 0,
+    inputs: list[str], workdir: str, task: tuple[int, int], options_json: str, io_json: str
 ) -> str:
-    """Stage 1 over files (task ``rank`` of ``world_size``); returns the stats as JSON."""
+    """Stage 1 over files (task ``(rank, world_size)``); returns the stats as JSON."""
 
 def near_buckets(workdir: str, *, rank: int = 0, world_size: int = 1) -> str:
-    """Stage 2 (task ``rank`` of ``world_size``); returns the stats as JSON."""
+    """Stage 2; returns the stats as JSON."""
 
 def near_cluster(workdir: str) -> str:
     """Stage 3 (single task); returns the stats as JSON."""
 
 def near_filter(
-    inputs: list[str],
-    workdir: str,
-    output: str,
-    *,
-    rank: int = 0,
-    world_size: int = 1,
-    annotate: bool = False,
-    clusters: str | None = None,
-    text_key: str = "text",
-    id_key: str = "id",
-    on_error: str = "fail",
-    rejects: str | None = None,
-    threads: int = 0,
+    inputs: list[str], workdir: str, output: str, task: tuple[int, int], options_json: str, io_json: str
 ) -> str:
-    """Stage 4 over files (task ``rank`` of ``world_size``); returns the stats as JSON."""
-
-def near_shards(workdir: str) -> list[tuple[str, int, int]]:
-    """(source name, shard id, documents) of every shard in a work directory's manifests."""
-
-def near_shard_decisions(workdir: str, shard: int) -> tuple[list[int], list[int], list[int], int]:
-    """(ordinals, representatives, cluster sizes) of a shard's documents in clusters of two or
-    more, and the shard's first dense index."""
+    """Stage 4 over files; returns the stats as JSON."""
 
 @final
 class NearSignatureWriter:
-    """Signatures of one datatrove task, pushed from Python file by file."""
+    """Stage 1 for a datatrove task: documents pushed file by file."""
 
     def __new__(
         cls,
         workdir: str,
-        *,
         rank: int,
         world_size: int,
-        threshold: float | None = None,
-        recall_weight: float | None = None,
-        ngram: int = 5,
-        shingle: str = "words",
-        num_perm: int = 112,
-        bands: int | None = None,
-        rows: int | None = None,
-        seed: int = 1,
-        sketch: str = "kperm",
+        options_json: str,
+        *,
         priority: bool = False,
-        memory_limit: int | None = None,
         threads: int = 0,
     ) -> NearSignatureWriter: ...
-    def add(self, path: str, texts: Any, priorities: list[float] | None = None) -> None:
-        """Add the next documents of source file ``path``."""
-    def finish(self) -> str:
-        """Write the remaining files and the manifest; returns the stats as JSON."""
+    def add(self, path: str, texts: Any, priorities: list[float] | None = None) -> None: ...
+    def finish(self) -> str: ...
+
+@final
+class NearPathFilter:
+    """Stage 4 for a datatrove task: decisions by source path, in order."""
+
+    def __new__(cls, workdir: str) -> NearPathFilter: ...
+    def decide(self, paths: list[str]) -> tuple[list[bool], list[int], list[int]]: ...
 
 @final
 class U64Matrix:
@@ -234,206 +293,112 @@ class U64Matrix:
     def to_arrow(self) -> Any:
         """The rows as an Arrow ``FixedSizeList<UInt64>`` array."""
 
-def minhash(
-    texts: Any,
-    *,
-    num_perm: int = 112,
-    ngram: int = 5,
-    shingle: str = "words",
-    seed: int = 1,
-    sketch: str = "kperm",
-    threads: int = 0,
-) -> U64Matrix:
+def minhash(texts: Any, options_json: str, threads: int = 0) -> U64Matrix:
     """MinHash signatures of an Arrow string array."""
 
-def near_clusters_arrow(
-    texts: Any,
-    *,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-    ngram: int = 5,
-    shingle: str = "words",
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 1,
-    sketch: str = "kperm",
-    verify: bool = False,
-    threads: int = 0,
-) -> tuple[Any, Any]:
-    """(representative index, cluster size) per row, as Arrow chunked arrays."""
+def minhash_hashes(values: Any, offsets: Any, options_json: str, threads: int = 0) -> U64Matrix:
+    """MinHash signatures of pre-shingled documents."""
 
-def shingle_hashes(text: str, *, ngram: int = 5, shingle: str = "words") -> list[int]:
-    """The 64-bit shingle hashes of one text, in order."""
+def near_clusters_arrow(texts: Any, options_json: str, threads: int = 0) -> tuple[Any, Any]:
+    """(representative, cluster size) per row, as Arrow UInt32 arrays."""
+
+def near_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0) -> Any:
+    """Arrow boolean array: true for each cluster's kept row."""
+
+def shingle_hashes(text: str, options_json: str) -> list[int]:
+    """The 64-bit shingle hashes of one text."""
 
 def shingle_words(text: str) -> list[str]:
     """The words of one text as near-dedup sees them."""
 
-def near_keep_mask_arrow(
-    texts: Any,
-    *,
-    threshold: float | None = None,
-    recall_weight: float | None = None,
-    ngram: int = 5,
-    shingle: str = "words",
-    num_perm: int = 112,
-    bands: int | None = None,
-    rows: int | None = None,
-    seed: int = 1,
-    sketch: str = "kperm",
-    verify: bool = False,
-    threads: int = 0,
-) -> Any:
-    """Keep mask of in-memory near-dedup (each cluster's first text true, nulls kept)."""
+# --- ProX -------------------------------------------------------------------------------------
 
-def minhash_hashes(
-    values: Any,
-    offsets: Any,
-    *,
-    num_perm: int = 112,
-    seed: int = 1,
-    sketch: str = "kperm",
-    threads: int = 0,
-) -> U64Matrix:
-    """MinHash signatures of pre-shingled documents (UInt64 values cut by n + 1 offsets)."""
 def prox_execute_list(
-    level: str,
-    texts: list[str],
-    programs: list[str],
-    mode: str,
-    accept: tuple[int, float, float, int],
-    threads: int = 0,
+    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = 0
 ) -> list[str]:
-    """Run ProX programs (``level`` ``doc`` or ``chunk``) over lists; ``accept`` is
-    ``(min_words, min_keep_ratio, min_edit_ratio, max_errors)``."""
+    """Run programs over lists; ``""`` means dropped."""
 
 def prox_execute_arrow(
-    level: str,
-    texts: Any,
-    programs: Any,
-    mode: str,
-    accept: tuple[int, float, float, int],
-    threads: int = 0,
+    level: str, texts: Any, programs: Any, mode: str, accept_json: str, threads: int = 0
 ) -> Any:
-    """Run ProX programs over Arrow string arrays (Arrow chunked array; nulls give nulls)."""
+    """Run programs over Arrow string arrays; nulls give nulls."""
 
-def prox_explain(
-    level: str, text: str, program: str, mode: str, accept: tuple[int, float, float, int]
-) -> str:
+def prox_explain(level: str, text: str, program: str, mode: str, accept_json: str) -> str:
     """What a program did, as JSON."""
 
 def prox_chunks(
     texts: list[str],
     tokenizer_source: str,
     is_json: bool,
-    chunk: tuple[int, int, bool, str, str],
-    prompt_template: tuple[str, str, str, str, bool] | None = None,
+    chunk_json: str,
+    template_json: str | None = None,
     threads: int = 0,
 ) -> list[list[str]]:
-    """Numbered chunk bodies of each text, or their rendered prompts when a template is given."""
+    """Numbered chunk bodies of each text, or their rendered prompts with a template."""
 
 def prox_doc_prompts(
     texts: list[str],
     tokenizer_source: str,
     is_json: bool,
     max_tokens: int,
-    prompt_template: tuple[str, str, str, str, bool],
+    template_json: str,
     threads: int = 0,
 ) -> list[tuple[list[int], str, bool]]:
-    """Document-stage prompts: ``(token ids, text, truncated)`` for each text."""
-
-def prox_render(user: str, prompt_template: tuple[str, str, str, str, bool]) -> str:
-    """Render one prompt with a template ``(prefix, content, suffix, system, strip_content)``."""
+    """Document-stage prompts: (token ids, text, truncated)."""
 
 def prox_outcomes(
-    level: str,
-    texts: list[str],
-    programs: list[str],
-    mode: str,
-    accept: tuple[int, float, float, int],
-    threads: int = 0,
+    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = 0
 ) -> list[tuple[str, str, str, int]]:
-    """Run ProX programs over lists: ``(text, outcome, reason, program errors)`` for each."""
+    """(result, outcome, reason, program errors) per program."""
 
-def prox_token_counts(
-    texts: list[str], tokenizer_source: str, is_json: bool, threads: int = 0
-) -> list[int]:
-    """Number of tokens of each text (no special tokens added)."""
+def prox_token_counts(texts: list[str], tokenizer_source: str, is_json: bool, threads: int = 0) -> list[int]:
+    """Tokens per text (no special tokens added)."""
+
+def prox_render(user: str, template_json: str) -> str:
+    """One prompt rendered with a template."""
+
+# --- vocabulary and embeddings ----------------------------------------------------------------
+
 def vocab_extend(
-    tokenizer: str,
-    tokenizer_name: str,
+    tokenizer: tuple[str, str],
     corpus: list[str],
-    *,
-    new_tokens: int | None = None,
-    min_frequency: int = 2,
-    char_coverage: float = 0.9995,
-    merge_from: str | None = None,
-    merge_from_name: str = "<merge_from>",
-    protect: list[str] = ...,
-    pad_to_multiple_of: int | None = None,
-    report: bool = False,
-    heldout: list[str] = ...,
-    text_key: str = "text",
-    on_error: str = "fail",
-    threads: int = 0,
+    options_json: str,
+    merge_from: tuple[str, str] | None = None,
+    heldout: list[str] | None = None,
 ) -> tuple[str, str, str | None]:
-    """Extend a BPE tokenizer (JSON text) by continued BPE; returns (new tokenizer JSON, summary
-    JSON, report JSON or None)."""
+    """(new tokenizer JSON, summary JSON, report JSON or None)."""
 
 def vocab_stats(
-    tokenizer: str,
-    tokenizer_name: str,
-    corpus: list[str],
-    *,
-    baseline: str | None = None,
-    baseline_name: str = "<baseline>",
-    protect: list[str] = ...,
-    examples: int = 20,
-    text_key: str = "text",
-    on_error: str = "fail",
-    threads: int = 0,
+    tokenizer: tuple[str, str], corpus: list[str], options_json: str, baseline: tuple[str, str] | None = None
 ) -> tuple[str, str]:
-    """The tokenizer report; returns (report JSON, summary text)."""
+    """(report JSON, summary text)."""
 
 def token_counts_arrow(texts: Any, tokenizer: str, *, threads: int = 0) -> Any:
-    """Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the
-    tokenizer given as JSON text; no special tokens are added."""
+    """Tokens per text (Arrow UInt32)."""
+
+@final
+class TextBatches:
+    """The texts of a corpus, batch by batch, read in Rust."""
+
+    def __new__(cls, inputs: list[str], text_key: str = "text", on_error: str = "fail") -> TextBatches: ...
+    def __iter__(self) -> Iterator[list[str]]: ...
+    def __next__(self) -> list[str]: ...
 
 def embed_init_checkpoint(
     model: str,
-    old_tokenizer: str,
-    old_name: str,
-    new_tokenizer: str,
-    new_name: str,
+    old: tuple[str, str],
+    new: tuple[str, str],
     output: str,
-    *,
-    method: str = "ziptie",
-    output_init: str = "mean",
-    pad_to_multiple_of: int = 64,
-    seed: int = 0,
-    rescale_norm: bool = False,
-    embed_name: str | None = None,
-    lm_head_name: str | None = None,
+    init_json: str,
+    names: tuple[str | None, str | None] = ...,
 ) -> str:
-    """Resize a safetensors model directory's embeddings for an extended tokenizer (JSON texts);
-    returns the summary JSON."""
+    """Resize a safetensors model's embeddings; returns the summary JSON."""
 
 def embed_rows(
-    old_tokenizer: str,
-    old_name: str,
-    new_tokenizer: str,
-    new_name: str,
-    input: bytes,
-    output: bytes | None,
-    dtype: str,
-    rows: int,
-    cols: int,
-    *,
-    method: str = "ziptie",
-    output_init: str = "mean",
-    pad_to_multiple_of: int = 64,
-    seed: int = 0,
-    rescale_norm: bool = False,
+    old: tuple[str, str],
+    new: tuple[str, str],
+    matrices: tuple[bytes, bytes | None],
+    shape: tuple[str, int, int],
+    init_json: str,
 ) -> tuple[int, bytes, bytes | None, str]:
-    """The resized embedding matrices (raw little-endian bytes of `dtype`, `[rows, cols]`) for an
-    extended tokenizer; returns (rows after, input bytes, output bytes or None, summary JSON)."""
+    """(rows after, input bytes, output bytes or None, summary JSON)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, TypeVar
 
@@ -30,15 +31,24 @@ def default(capability: str, name: str) -> Any:
 def _plain(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or infinity: sent as text, the core names the option it cannot read.
+        return repr(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def dumps(value: Any) -> str:
+    """JSON text of plain data for the core (paths as text, non-finite numbers as text)."""
+    return json.dumps(_plain(value))
 
 
 def to_json(options: Any) -> str:
     """A dataclass of options as the JSON its core type reads."""
-    fields = {f.name: _plain(getattr(options, f.name)) for f in dataclasses.fields(options)}
-    return json.dumps(fields)
+    return dumps({f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
 def check(capability: str, options: Any) -> dict[str, Any]:
@@ -57,7 +67,9 @@ def build(cls: type[T], options: T | None, overrides: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise TypeError(f"unknown option {unknown[0]!r} for {cls.__name__} (options: {', '.join(sorted(names))})")
+        raise TypeError(
+            f"unknown option {unknown[0]!r} for {cls.__name__} (options: {', '.join(sorted(names))})"
+        )
     return dataclasses.replace(base, **overrides)  # type: ignore[type-var]
 
 
@@ -89,4 +101,4 @@ class IoOptions:
     threads: int = default("io", "threads")
 
 
-__all__ = ["DEFAULTS", "IoOptions", "build", "check", "default", "split", "to_json"]
+__all__ = ["DEFAULTS", "IoOptions", "build", "check", "default", "dumps", "split", "to_json"]

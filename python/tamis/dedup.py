@@ -193,9 +193,7 @@ def near_filter(
     ``i % world_size == rank``; ``{rank}`` in ``output`` becomes the 5-digit rank. Uses the
     ``annotate`` and ``clusters`` options."""
     o, io = _options(NearOptions, options, kwargs)
-    return _stats(
-        _core.near_filter(_paths(inputs), os.fspath(workdir), output, (rank, world_size), o, io)
-    )
+    return _stats(_core.near_filter(_paths(inputs), os.fspath(workdir), output, (rank, world_size), o, io))
 
 
 def _near_json(options: NearOptions | None, kwargs: dict[str, Any]) -> tuple[str, int]:

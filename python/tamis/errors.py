@@ -22,4 +22,8 @@ class ModelError(ConfigError):
         self.fields: list[str] = []
 
 
-__all__ = ["ConfigError", "ModelError", "TamisError"]
+class ProxModelError(ModelError):
+    """A ProX refining model cannot be found or loaded."""
+
+
+__all__ = ["ConfigError", "ModelError", "ProxModelError", "TamisError"]

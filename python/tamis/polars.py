@@ -31,7 +31,7 @@ Null texts are not documents: they are always kept.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -87,7 +87,9 @@ class TamisExpr:
         """16-byte content hash of each (normalized) text; nulls stay null (keywords:
         ``normalize``)."""
         o = _exact(options, kwargs)
-        return self._expr.map_batches(lambda s: _hash_series(s, o), return_dtype=pl.Binary, is_elementwise=True)
+        return self._expr.map_batches(
+            lambda s: _hash_series(s, o), return_dtype=pl.Binary, is_elementwise=True
+        )
 
     def is_first(self, options: ExactOptions | None = None, **kwargs: Any) -> pl.Expr:
         """``True`` for the first occurrence of each normalized text, in frame order."""
@@ -107,9 +109,13 @@ class TamisExpr:
 
         return self._expr.map_batches(count, return_dtype=pl.UInt32, is_elementwise=True)
 
-    def minhash(self, options: NearOptions | None = None, **kwargs: Any) -> pl.Expr:
+    def minhash(
+        self, num_perm: int | None = None, options: NearOptions | None = None, **kwargs: Any
+    ) -> pl.Expr:
         """MinHash signature of each text (``pl.Array(pl.UInt64, num_perm)``); nulls stay null
-        (keywords: ``num_perm``, ``ngram``, ``shingle``, ``seed``, ``sketch``)."""
+        (keywords: ``ngram``, ``shingle``, ``seed``, ``sketch``)."""
+        if num_perm is not None:
+            kwargs["num_perm"] = num_perm
         o = build(NearOptions, options, kwargs)
         j = to_json(o)
         return self._expr.map_batches(
@@ -147,7 +153,9 @@ def _prox_series(
     return pl.Series(out).alias(texts.name)
 
 
-def exact_dedup(frame: Frame, column: str = "text", options: ExactOptions | None = None, **kwargs: Any) -> Frame:
+def exact_dedup(
+    frame: Frame, column: str = "text", options: ExactOptions | None = None, **kwargs: Any
+) -> Frame:
     """Keep the first occurrence of each normalized ``column`` value, preserving row order.
 
     Works on a DataFrame or a LazyFrame (for ``lf.pipe(tamis.polars.exact_dedup, column=...)``);
@@ -157,7 +165,9 @@ def exact_dedup(frame: Frame, column: str = "text", options: ExactOptions | None
     return frame.filter(TamisExpr(pl.col(column)).is_first(options, **kwargs))
 
 
-def near_dedup(frame: Frame, column: str = "text", options: NearOptions | None = None, **kwargs: Any) -> Frame:
+def near_dedup(
+    frame: Frame, column: str = "text", options: NearOptions | None = None, **kwargs: Any
+) -> Frame:
     """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
 
     For ``lf.pipe(tamis.polars.near_dedup, column="text", threshold=0.8)``; same kept rows as

@@ -163,7 +163,12 @@ def _chunk(chunk: ChunkOptions | None, max_tokens: int | None, kwargs: dict[str,
 
 
 def split_chunks(
-    text: str, tokenizer: Any, max_tokens: int | None = None, *, chunk: ChunkOptions | None = None, **kwargs: Any
+    text: str,
+    tokenizer: Any,
+    max_tokens: int | None = None,
+    *,
+    chunk: ChunkOptions | None = None,
+    **kwargs: Any,
 ) -> list[str]:
     """The numbered chunk bodies of ``text`` (before wrapping): lines split on ``\\n``, numbered
     ``[000]``, ``[001]``, … document-wide, packed greedily while the sum of per-line token counts

@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 
 from tamis import _core
 from tamis._options import default
-from tamis.errors import ModelError
+from tamis.errors import ProxModelError
 from tamis.prox import DEFAULT, LLAMA2, PLAIN, Acceptance, ChunkOptions, Mode, PromptTemplate
 from tamis.prox_grammar import ProgramAutomaton, Vocabulary
 
@@ -63,8 +63,6 @@ class ProxModelOptions:
     max_new_tokens: int | None = default("prox_model", "max_new_tokens")
 
 
-class ProxModelError(ModelError):
-    """A refining model cannot be found or loaded."""
 
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

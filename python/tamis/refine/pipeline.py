@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis import _core
-from tamis._options import IoOptions, build, to_json
+from tamis._options import IoOptions, build, dumps, to_json
 from tamis.refine.stages import PythonStages
 
 PathLike = str | os.PathLike[str]
@@ -26,7 +26,7 @@ class Pipeline:
     """
 
     def __init__(self, raw: dict[str, Any], base_dir: PathLike = ".", *, stages: Any = None) -> None:
-        self._raw = json.dumps(raw)
+        self._raw = dumps(raw)
         self._base = os.fspath(base_dir)
         self._stages = stages if stages is not None else PythonStages(threads=int(raw.get("threads", 0) or 0))
         # Checked now: a bad configuration fails here, before any work.
@@ -66,7 +66,7 @@ class Pipeline:
         if "languages" in quick:
             quick["languages"] = list(quick["languages"])
         raw = json.loads(
-            _core.refine_quick_config([os.fspath(p) for p in inputs], os.fspath(output), json.dumps(quick))
+            _core.refine_quick_config([os.fspath(p) for p in inputs], os.fspath(output), dumps(quick))
         )
         return cls(raw, Path.cwd())
 
@@ -102,7 +102,7 @@ def run_stages(
     paths = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
     o = build(IoOptions, io, kwargs)
     result: dict[str, Any] = json.loads(
-        _core.run_stages(paths, os.fspath(output), json.dumps(list(stages)), to_json(o), PythonStages(o.threads))
+        _core.run_stages(paths, os.fspath(output), dumps(list(stages)), to_json(o), PythonStages(o.threads))
     )
     return result
 

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from tamis import _core
 from tamis._options import check
@@ -50,9 +50,15 @@ class Decisions:
 
 
 class Stage(Protocol):
-    """A stage implementation: decide for a batch of documents."""
+    """A stage implementation: decide for a batch of documents. A stage that reads record fields
+    besides the text lists them in ``fields`` (``url``, ``metadata.source``) and gets their
+    values, per document, as ``decide``'s ``fields`` argument."""
 
-    def decide(self, ids: Sequence[str], texts: Sequence[str]) -> Decisions:
+    fields: Sequence[str]
+
+    def decide(
+        self, ids: Sequence[str], texts: Sequence[str], fields: dict[str, list[Any]] | None = None
+    ) -> Decisions:
         """Decisions for the documents, in order."""
         ...
 
@@ -60,6 +66,8 @@ class Stage(Protocol):
 class LanguageStage:
     """``language``: fastText language identification; writes ``metadata.language`` and
     ``metadata.language_score`` (rounded to 4 digits)."""
+
+    fields: Sequence[str] = ()
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         from tamis.filters import LanguageFilter
@@ -72,7 +80,9 @@ class LanguageStage:
             batch_size=options["batch_size"],
         )
 
-    def decide(self, ids: Sequence[str], texts: Sequence[str]) -> Decisions:
+    def decide(
+        self, ids: Sequence[str], texts: Sequence[str], fields: dict[str, list[Any]] | None = None
+    ) -> Decisions:
         keep, preds = self.filter.apply(texts)
         reasons = [
             "" if k else ("language" if self.languages and lang not in self.languages else "language_score")
@@ -93,6 +103,8 @@ class QualityStage:
     """``quality``: a fastText classifier; writes ``metadata.<name>_score`` (the probability of
     ``keep_label``, rounded to 6 digits); drop reason ``<name>_score``."""
 
+    fields: Sequence[str] = ()
+
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         from tamis.filters import QualityFilter
 
@@ -104,7 +116,9 @@ class QualityStage:
             batch_size=options["batch_size"],
         )
 
-    def decide(self, ids: Sequence[str], texts: Sequence[str]) -> Decisions:
+    def decide(
+        self, ids: Sequence[str], texts: Sequence[str], fields: dict[str, list[Any]] | None = None
+    ) -> Decisions:
         keep, scores = self.filter.apply(texts)
         key = self.filter.score_key
         return Decisions(
@@ -118,9 +132,11 @@ class QualityStage:
 class ProxStage:
     """``prox_doc`` / ``prox_chunk``: a ProX refining model writes a program per document (or
     chunk), run in Rust; the program goes to ``metadata.<level>_program``, the original text of
-    an edited document to ``raw_key`` unless the record has it."""
+    every kept document to ``raw_key`` unless the record has it (as ``tamis prox apply``)."""
 
-    def __init__(self, level: str, options: dict[str, Any], threads: int = 0) -> None:
+    fields: Sequence[str] = ()
+
+    def __init__(self, level: Literal["doc", "chunk"], options: dict[str, Any], threads: int = 0) -> None:
         from tamis.prox_infer import Refiner
 
         self.level, self.options = level, options
@@ -147,7 +163,9 @@ class ProxStage:
             **extra,
         )
 
-    def decide(self, ids: Sequence[str], texts: Sequence[str]) -> Decisions:
+    def decide(
+        self, ids: Sequence[str], texts: Sequence[str], fields: dict[str, list[Any]] | None = None
+    ) -> Decisions:
         window = self.options["window"]
         new: list[str] = []
         programs: list[str | None] = []
@@ -169,7 +187,8 @@ class ProxStage:
             counters=counters,
         )
         if raw_key:
-            out.defaults[raw_key] = [old if t and t != old else None for old, t in zip(texts, new, strict=True)]
+            # Every kept document records its original text, as `tamis prox apply` does.
+            out.defaults[raw_key] = [old if t else None for old, t in zip(texts, new, strict=True)]
         return out
 
 
@@ -245,7 +264,10 @@ def _check_prox(level: str, options: dict[str, Any]) -> Any:
         import transformers  # noqa: F401
     except ImportError as e:
         if options["model"] == "auto":
-            return ("skip", f"skipped: the ProX stages need torch and transformers: pip install 'tamis[prox]' ({e})")
+            return (
+                "skip",
+                f"skipped: the ProX stages need torch and transformers: pip install 'tamis[prox]' ({e})",
+            )
         raise ConfigError(f"needs torch and transformers: pip install 'tamis[prox]' ({e})") from e
     from tamis.prox_infer import resolve_model
 
@@ -312,14 +334,24 @@ class PythonStages:
             raise ConfigError(f"no Python implementation of stage type {kind!r}")
         return impl.check(name, options)
 
-    def process(self, stage_json: str, batch: Any) -> Decisions:
-        """The decisions for one batch (a ``tamis._core.Batch``: ``ids``, ``texts``)."""
-        kind, name, options = _split_stage(stage_json)
+    def _stage(self, stage_json: str) -> Stage:
         stage = self._loaded.get(stage_json)
         if stage is None:
+            kind, name, options = _split_stage(stage_json)
             stage = PYTHON_STAGES[kind].make(name, options, self.threads)
             self._loaded[stage_json] = stage
-        return stage.decide(batch.ids, batch.texts)
+        return stage
+
+    def fields(self, stage_json: str) -> list[str]:
+        """The record fields the stage reads besides the text."""
+        return list(self._stage(stage_json).fields)
+
+    def process(self, stage_json: str, batch: Any) -> Decisions:
+        """The decisions for one batch (a ``tamis._core.Batch``: ``ids``, ``texts``, and
+        ``field(name)`` for the fields the stage reads)."""
+        stage = self._stage(stage_json)
+        fields = {f: batch.field(f) for f in stage.fields}
+        return stage.decide(batch.ids, batch.texts, fields)
 
 
 def stage_options(kind: str, options: dict[str, Any]) -> Any:

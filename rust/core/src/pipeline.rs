@@ -245,7 +245,8 @@ pub fn run_files<S: Stage>(
     )
 }
 
-/// The output writers of a run, opened as their files come.
+/// The output writers of a run, opened as their files come. Finished outputs stay under their
+/// temporary names until the whole run has succeeded ([`Writers::commit`]).
 struct Writers {
     targets: Vec<Output>,
     per_file: bool,
@@ -254,6 +255,7 @@ struct Writers {
     /// Outputs before this index are finished.
     next: usize,
     bytes: u64,
+    closed: Vec<crate::io::AtomicFile>,
 }
 
 impl Writers {
@@ -271,17 +273,32 @@ impl Writers {
         }
     }
 
-    /// Finish the open output and write the empty ones before `end`.
+    /// Close the open output and write the empty ones before `end`.
     fn finish_until(&mut self, end: usize) -> Result<()> {
         if let Some((_, w)) = self.current.take() {
-            self.bytes += w.finish()?;
+            self.close(w)?;
         }
         while self.next < end.min(self.targets.len()) {
             let w = OutputWriter::create(&self.targets[self.next], &self.extract)?;
-            self.bytes += w.finish()?;
+            self.close(w)?;
             self.next += 1;
         }
         Ok(())
+    }
+
+    fn close(&mut self, w: OutputWriter) -> Result<()> {
+        let (bytes, atomic) = w.close()?;
+        self.bytes += bytes;
+        self.closed.extend(atomic);
+        Ok(())
+    }
+
+    /// Move every output into place; returns the bytes written.
+    fn commit(self) -> Result<u64> {
+        for a in self.closed {
+            a.commit()?;
+        }
+        Ok(self.bytes)
     }
 }
 
@@ -365,6 +382,7 @@ pub fn run_to<S: Stage>(
         current: None,
         next: 0,
         bytes: 0,
+        closed: Vec::new(),
     };
     let mut rejects = Rejects {
         paths: rejects,
@@ -392,10 +410,14 @@ pub fn run_to<S: Stage>(
             )
         });
         let writing = scope.spawn(move || -> Result<Writers> {
+            if !writers.per_file {
+                // One output: there from the start (under its temporary name), even for a
+                // stream that is slow to come.
+                writers.for_file(0)?;
+            }
             for (batch, items) in write_rx {
                 writers.for_file(batch.file_index)?.write(&batch, &items)?;
             }
-            writers.finish_until(usize::MAX)?;
             Ok(writers)
         });
         let consumed = consume(
@@ -422,9 +444,11 @@ pub fn run_to<S: Stage>(
         written
     })?;
 
+    let mut writers = writers;
+    writers.finish_until(usize::MAX)?;
     stage.finish(&mut stats);
     stats.input_bytes = bytes_in.load(Ordering::Relaxed);
-    stats.bytes_written = writers.bytes;
+    stats.bytes_written = writers.commit()?;
     rejects.finish()?;
     progress.finish();
     stats.seconds = started.elapsed().as_secs_f64();

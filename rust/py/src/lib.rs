@@ -38,7 +38,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         tamis_core::embed::EmbedError::SLUGS.to_vec(),
     )?;
     m.add_class::<arrow::U64Matrix>()?;
+    m.add_class::<dedup::ExactSignatureWriter>()?;
+    m.add_class::<dedup::ExactKeepTable>()?;
+    m.add_class::<dedup::LineSignatureWriter>()?;
+    m.add_class::<dedup::LineKeepTable>()?;
     m.add_class::<near::NearSignatureWriter>()?;
+    m.add_class::<near::NearPathFilter>()?;
     m.add_class::<refine::Batch>()?;
     m.add_class::<vocab::TextBatches>()?;
     m.add_function(wrap_pyfunction!(refine::main, m)?)?;
@@ -49,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refine::refine_config_file, m)?)?;
     m.add_function(wrap_pyfunction!(refine::refine_quick_config, m)?)?;
     m.add_function(wrap_pyfunction!(refine::refine_check, m)?)?;
+    m.add_function(wrap_pyfunction!(refine::read_toml, m)?)?;
     m.add_function(wrap_pyfunction!(refine::refine_run, m)?)?;
     m.add_function(wrap_pyfunction!(refine::refine_summary, m)?)?;
     m.add_function(wrap_pyfunction!(refine::run_stages, m)?)?;
@@ -63,8 +69,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(near::near_buckets, m)?)?;
     m.add_function(wrap_pyfunction!(near::near_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(near::near_filter, m)?)?;
-    m.add_function(wrap_pyfunction!(near::near_shard_decisions, m)?)?;
-    m.add_function(wrap_pyfunction!(near::near_shards, m)?)?;
     m.add_function(wrap_pyfunction!(near::minhash, m)?)?;
     m.add_function(wrap_pyfunction!(near::minhash_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(near::near_clusters_arrow, m)?)?;

@@ -10,10 +10,10 @@ use arrow_schema::DataType;
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::PyChunkedArray;
-use tamis_core::dedup::near::stages::{self, ShardInfo, SignatureWriter, Task};
+use tamis_core::dedup::near::stages::{self, PathSignatureWriter, Task};
 use tamis_core::dedup::near::{
-    self, band_keys_many, minhash_matrix, minhash_matrix_from_hashes, near_clusters, near_dedup,
-    s_curve_table, NearOptions,
+    self, minhash_matrix, minhash_matrix_from_hashes, near_clusters, near_dedup, s_curve_table,
+    NearOptions,
 };
 use tamis_core::io::{mask_to_arrow, string_values, IoOptions, Output};
 use tamis_core::pipeline::{thread_pool, NoProgress};
@@ -117,51 +117,11 @@ pub fn near_filter(
         .map_err(to_py)
 }
 
-/// Shard ids by source path, from the manifests of a work directory.
-#[pyfunction]
-pub fn near_shards(py: Python<'_>, workdir: PathBuf) -> PyResult<Vec<(String, u32, u64)>> {
-    py.detach(|| stages::Manifests::load(&workdir))
-        .map(|m| {
-            m.shards
-                .iter()
-                .map(|s| (s.name.clone(), s.index, s.docs))
-                .collect()
-        })
-        .map_err(to_py)
-}
-
-/// (ordinals, representatives, cluster sizes, first dense index).
-type ShardDecisions = (Vec<u64>, Vec<u32>, Vec<u32>, u64);
-
-/// Per-document decisions of one shard after `near_cluster`: (ordinals, representatives,
-/// cluster sizes) of its documents in clusters of two or more, and the shard's first dense index.
-#[pyfunction]
-pub fn near_shard_decisions(
-    py: Python<'_>,
-    workdir: PathBuf,
-    shard: u32,
-) -> PyResult<ShardDecisions> {
-    py.detach(|| -> tamis_core::Result<_> {
-        let d = stages::shard_decisions(&workdir, shard)?;
-        let offset = stages::shard_offset(&workdir, shard)?;
-        Ok((
-            d.iter().map(|x| x.0).collect(),
-            d.iter().map(|x| x.1).collect(),
-            d.iter().map(|x| x.2).collect(),
-            offset,
-        ))
-    })
-    .map_err(to_py)
-}
-
 /// Signatures of one datatrove task: its documents are pushed in batches from Python, file by
-/// file; each source file is a shard with id `rank << 16 | file number in the task`.
+/// file (`tamis_core::dedup::near::stages::PathSignatureWriter`).
 #[pyclass(module = "tamis._core")]
 pub struct NearSignatureWriter {
-    inner: Option<SignatureWriter>,
-    rank: u32,
-    files: Vec<(String, u64)>,
-    threads: usize,
+    inner: Option<PathSignatureWriter>,
 }
 
 #[pymethods]
@@ -179,28 +139,10 @@ impl NearSignatureWriter {
         threads: usize,
     ) -> PyResult<Self> {
         let o = near_options(options_json)?;
-        let params = o.params().map_err(|e| to_py(e.into()))?;
-        if rank >= 1 << 16 {
-            return Err(tamis_error("at most 65536 signature tasks"));
-        }
-        let budget =
-            (o.memory_limit.unwrap_or(1 << 30) / 2 / (params.bands as u64 * 8 + 9)) as usize;
-        let inner = SignatureWriter::new(
-            &workdir,
-            params,
-            priority.then(|| "priority".to_string()),
-            rank,
-            world_size,
-            0,
-            budget,
-        )
-        .map_err(to_py)?;
-        Ok(NearSignatureWriter {
-            inner: Some(inner),
-            rank: rank as u32,
-            files: Vec::new(),
-            threads,
-        })
+        let task = Task { rank, world_size };
+        let inner =
+            PathSignatureWriter::new(&workdir, &o, priority, task, threads).map_err(to_py)?;
+        Ok(NearSignatureWriter { inner: Some(inner) })
     }
 
     /// Add the next documents of source file `path` (an Arrow string array or a list of str),
@@ -214,79 +156,63 @@ impl NearSignatureWriter {
         priorities: Option<Vec<f64>>,
     ) -> PyResult<()> {
         let chunks = chunks_of(texts)?;
-        if self.files.last().is_none_or(|(p, _)| *p != path) {
-            if self.files.iter().any(|(p, _)| *p == path) {
-                return Err(tamis_error(format!(
-                    "documents of {path} are not contiguous"
-                )));
-            }
-            if self.files.len() >= 1 << 16 {
-                return Err(tamis_error("at most 65536 files per task"));
-            }
-            self.files.push((path, 0));
-        }
-        let shard = (self.rank << 16) | (self.files.len() as u32 - 1);
-        let threads = self.threads;
-        let first = self.files.last().map_or(0, |f| f.1);
         let Some(inner) = self.inner.as_mut() else {
             return Err(tamis_error("this writer is finished"));
         };
-        let added = py
-            .detach(|| -> tamis_core::Result<u64> {
-                let values = string_values(&chunks)?;
-                if let Some(p) = &priorities {
-                    if p.len() != values.len() {
-                        return Err(tamis_core::Error::Config(
-                            "priorities and texts differ in length".into(),
-                        ));
-                    }
-                }
-                let pool = thread_pool(threads)?;
-                let hasher = inner.hasher().clone();
-                let keys = pool.install(|| band_keys_many(&hasher, &values));
-                for (i, k) in keys.iter().enumerate() {
-                    let prio = priorities.as_ref().map_or(f64::INFINITY, |p| p[i]);
-                    inner.push(shard, first + i as u64, k.as_deref(), prio)?;
-                }
-                Ok(values.len() as u64)
-            })
-            .map_err(to_py)?;
-        if let Some(f) = self.files.last_mut() {
-            f.1 += added;
-        }
-        Ok(())
+        py.detach(|| {
+            let values = string_values(&chunks)?;
+            inner.add(&path, &values, priorities.as_deref())
+        })
+        .map_err(to_py)
     }
 
     /// Write the remaining files and the manifest; returns the stats as JSON.
     fn finish(&mut self, py: Python<'_>) -> PyResult<String> {
-        let Some(mut inner) = self.inner.take() else {
+        let Some(inner) = self.inner.take() else {
             return Err(tamis_error("this writer is finished"));
         };
-        let mut docs = 0;
-        for (i, (path, n)) in self.files.iter().enumerate() {
-            docs += n;
-            inner.add_shard(ShardInfo {
-                index: (self.rank << 16) | i as u32,
-                name: path.clone(),
-                docs: *n,
-                size: 0,
-                mtime_ns: 0,
-                // Rust orders paths component by component; so does this key.
-                order: path
-                    .split('/')
-                    .filter(|c| !c.is_empty() && *c != ".")
-                    .map(String::from)
-                    .collect(),
-            });
-        }
-        let mut stats = tamis_core::Stats {
-            command: "dedup near signatures".into(),
-            documents_read: docs,
-            documents_kept: docs,
-            ..Default::default()
-        };
-        py.detach(|| inner.finish(&mut stats)).map_err(to_py)?;
-        Ok(stats.to_json())
+        py.detach(|| inner.finish())
+            .map(|s| s.to_json())
+            .map_err(to_py)
+    }
+}
+
+/// Stage 4 for a datatrove task (`tamis_core::dedup::near::stages::PathFilter`): decisions for
+/// documents given by their source path, in order.
+#[pyclass(module = "tamis._core")]
+pub struct NearPathFilter {
+    inner: stages::PathFilter,
+}
+
+#[pymethods]
+impl NearPathFilter {
+    /// The decisions of the work directory (after the cluster stage).
+    #[new]
+    fn new(py: Python<'_>, workdir: PathBuf) -> PyResult<Self> {
+        let inner = py
+            .detach(|| stages::PathFilter::new(&workdir))
+            .map_err(to_py)?;
+        Ok(NearPathFilter { inner })
+    }
+
+    /// For the next documents, by source path: (kept, cluster ids, cluster sizes).
+    fn decide(
+        &mut self,
+        py: Python<'_>,
+        paths: Vec<String>,
+    ) -> PyResult<(Vec<bool>, Vec<u64>, Vec<u32>)> {
+        let inner = &mut self.inner;
+        py.detach(|| -> tamis_core::Result<_> {
+            let (mut keep, mut reps, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            for p in &paths {
+                let (rep, size, kept) = inner.next(p)?;
+                keep.push(kept);
+                reps.push(rep);
+                sizes.push(size);
+            }
+            Ok((keep, reps, sizes))
+        })
+        .map_err(to_py)
     }
 }
 

@@ -28,6 +28,7 @@ use crate::errors::{json, tamis_error, to_py};
 pub struct Batch {
     ids: Vec<String>,
     texts: Vec<String>,
+    fields: Vec<(String, Vec<Option<String>>)>,
 }
 
 #[pymethods]
@@ -46,6 +47,25 @@ impl Batch {
 
     fn __len__(&self) -> usize {
         self.texts.len()
+    }
+
+    /// The values of a record field the stage asked for (its `fields`), per document: decoded
+    /// JSON values, `None` where the record lacks it.
+    fn field<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyList>> {
+        let Some((_, values)) = self.fields.iter().find(|(n, _)| n == name) else {
+            return Err(tamis_error(format!(
+                "field {name:?} was not asked for (a stage lists the fields it reads in `fields`)"
+            )));
+        };
+        let loads = py.import("json")?.getattr("loads")?;
+        let decoded = values
+            .iter()
+            .map(|v| match v {
+                Some(text) => loads.call1((text.as_str(),)),
+                None => Ok(py.None().into_bound(py)),
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, decoded)
     }
 
     /// The batch as an Arrow record batch with string columns `id` and `text`.
@@ -170,6 +190,20 @@ fn outcome(d: &Bound<'_, PyAny>) -> PyResult<Outcome> {
 }
 
 impl ExternalStages for PyStages {
+    fn fields(&mut self, stage: &StageConfig) -> tamis_core::Result<Vec<String>> {
+        let r = Python::attach(|py| -> PyResult<Vec<String>> {
+            self.obj
+                .bind(py)
+                .call_method1("fields", (stage_json(stage),))?
+                .extract()
+        });
+        r.map_err(|e| {
+            let message = Python::attach(|py| e.value(py).to_string());
+            self.error.get_or_insert(e);
+            tamis_core::Error::Config(format!("stage {:?}: {message}", stage.name))
+        })
+    }
+
     fn check(&mut self, stage: &StageConfig) -> Result<Checked, String> {
         Python::attach(|py| {
             let r = self
@@ -202,6 +236,7 @@ impl ExternalStages for PyStages {
             let b = Batch {
                 ids: batch.ids.iter().map(|s| s.to_string()).collect(),
                 texts: batch.texts.iter().map(|s| s.to_string()).collect(),
+                fields: batch.fields.clone(),
             };
             let d = self
                 .obj
@@ -285,7 +320,7 @@ pub fn check_options(capability: &str, options_json: &str) -> PyResult<String> {
     }
 }
 
-fn config_of(config: &str, base_dir: &PathBuf) -> tamis_core::Result<RefineConfig> {
+fn config_of(config: &str, base_dir: &std::path::Path) -> tamis_core::Result<RefineConfig> {
     let raw: Value = serde_json::from_str(config)
         .map_err(|e| tamis_core::Error::Config(format!("configuration JSON: {e}")))?;
     RefineConfig::from_value(raw, base_dir)
@@ -322,22 +357,49 @@ pub fn refine_quick_config(inputs: Vec<String>, output: &str, options: &str) -> 
     Ok(q.to_config(&inputs, output).to_string())
 }
 
-/// Check a configuration with its stages' resources (Python's `stages.check`); returns it with
+/// Check a configuration with its stages' resources (Python's `stages.check`) and, with
+/// `inputs`, its inputs and output place (what a run checks before any work); returns it with
 /// skipped stages noted, as JSON (`stages[i].skipped`).
 #[pyfunction]
+#[pyo3(signature = (config, base_dir, stages, *, inputs=true))]
 pub fn refine_check(
     py: Python<'_>,
     config: &str,
     base_dir: PathBuf,
     stages: Py<PyAny>,
+    inputs: bool,
 ) -> PyResult<String> {
     let mut ext = PyStages::new(stages);
     let r = py.detach(|| -> tamis_core::Result<Value> {
-        let c = config_of(config, &base_dir)?;
+        let mut c = config_of(config, &base_dir)?;
+        if !inputs {
+            c.check_stages(&mut ext)?;
+            return Ok(checked_json(&c));
+        }
         let run = Refine::new(c, &mut ext)?;
         Ok(checked_json(run.config()))
     });
     ext.result(r).map(|v| v.to_string())
+}
+
+/// A TOML file as JSON (the configuration before it is checked).
+#[pyfunction]
+pub fn read_toml(path: PathBuf) -> PyResult<String> {
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        to_py(tamis_core::Error::Config(format!(
+            "{}: cannot read: {e}",
+            path.display()
+        )))
+    })?;
+    let v: Value = toml::from_str(&text).map_err(|e| {
+        to_py(tamis_core::Error::Options(
+            tamis_core::options::OptionError {
+                fields: Vec::new(),
+                message: format!("{}: invalid TOML: {}", path.display(), e.message()),
+            },
+        ))
+    })?;
+    json(&v)
 }
 
 fn checked_json(c: &RefineConfig) -> Value {

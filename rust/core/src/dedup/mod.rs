@@ -7,10 +7,12 @@
 //! - [`LineDedup`]: CCNet-style: removes every occurrence of a line beyond the first
 //!   `max_occurrences` across the corpus. State: about 40 bytes per distinct line.
 //! - [`near`]: near-duplicate documents with MinHash-LSH, in one process or as four stages.
+//! - [`signatures`]: exact and line dedup in two stages over many tasks (the datatrove steps).
 
 mod exact;
 mod lines;
 pub mod near;
+pub mod signatures;
 
 pub use exact::{exact_dedup, exact_keep_mask, hash_many, ExactDedup, ExactOptions};
 pub use lines::{line_hashes, line_hashes_many, lines_dedup, LineDedup, LinesOptions};

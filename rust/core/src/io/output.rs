@@ -250,6 +250,13 @@ impl FieldValue {
         }
     }
 
+    /// The value as JSON text.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     fn as_text(&self) -> Option<String> {
         match self {
             FieldValue::Int(i) => Some(i.to_string()),
@@ -365,6 +372,16 @@ impl OutputWriter {
 
     /// Flush, close and move the output into place; returns the bytes written.
     pub fn finish(self) -> Result<u64> {
+        let (bytes, atomic) = self.close()?;
+        if let Some(a) = atomic {
+            a.commit()?;
+        }
+        Ok(bytes)
+    }
+
+    /// Flush and close, leaving the output under its temporary name: the returned guard moves
+    /// it into place on commit and removes it when dropped. Returns the bytes written.
+    pub fn close(self) -> Result<(u64, Option<AtomicFile>)> {
         let display = self.display;
         let bytes = match self.sink {
             Sink::Jsonl(s) => s.finish().map_err(io_err(&display))?,
@@ -387,10 +404,7 @@ impl OutputWriter {
                 }
             }
         };
-        if let Some(a) = self.atomic {
-            a.commit()?;
-        }
-        Ok(bytes)
+        Ok((bytes, self.atomic))
     }
 }
 

@@ -316,6 +316,37 @@ impl RefineConfig {
         })
     }
 
+    /// Check the stages that run outside Rust with `external` (their packages and models): a
+    /// stage that cannot run but may be skipped gets its note ([`StageConfig::skipped`]), one
+    /// whose check resolved something (a model `auto`) gets its new options. Errors are
+    /// configuration errors naming the stage.
+    pub fn check_stages(&mut self, external: &mut dyn super::ExternalStages) -> Result<()> {
+        use super::Checked;
+        for stage in &mut self.stages {
+            let kind = stage.options.kind();
+            if !kind.python {
+                continue;
+            }
+            match external.check(stage) {
+                Ok(Checked::Run(None)) => {}
+                Ok(Checked::Run(Some(Value::Object(m)))) => {
+                    stage.options = kind
+                        .parse(&m)
+                        .map_err(|e| plain(format!("{}: {}", stage.label(), e)))?;
+                }
+                Ok(Checked::Run(Some(_))) => {
+                    return Err(plain(format!(
+                        "{}: bad options from its check",
+                        stage.label()
+                    )))
+                }
+                Ok(Checked::Skip(note)) => stage.skipped = Some(note),
+                Err(message) => return Err(plain(format!("{}: {message}", stage.label()))),
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration as plain data (what `report.json` records).
     pub fn to_value(&self) -> Value {
         serde_json::json!({

@@ -18,6 +18,10 @@ pub struct StageBatch<'a> {
     pub ids: Vec<&'a str>,
     /// Current texts (after the earlier stages of the step).
     pub texts: Vec<&'a str>,
+    /// The record fields the stage asked for ([`ExternalStages::fields`]), per document: the
+    /// field's JSON text (as set by an earlier stage of the step, if one did), or `None` when
+    /// the record lacks it.
+    pub fields: Vec<(String, Vec<Option<String>>)>,
 }
 
 /// Values of one field, per document of a batch (`None`: leave that document's field alone).
@@ -105,6 +109,12 @@ pub trait ExternalStages: Send {
 
     /// Decide for a batch of documents.
     fn process(&mut self, stage: &StageConfig, batch: &StageBatch<'_>) -> Result<Outcome>;
+
+    /// Record fields the stage reads besides the id and the text (`url`, or `metadata.source`
+    /// inside an object); they come with each batch.
+    fn fields(&mut self, _stage: &StageConfig) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// No stage implementations: the standalone `tamis` binary. Stages that can be skipped are
@@ -115,8 +125,14 @@ pub struct NoExternal;
 
 impl ExternalStages for NoExternal {
     fn check(&mut self, stage: &StageConfig) -> std::result::Result<Checked, String> {
-        let why = "runs in the Python package (fastText, torch): install it with `pip install \
-                   tamis` and run the `tamis` command it installs";
+        let (extra, runs_with) = match &stage.options {
+            StageOptions::ProxDoc(_) | StageOptions::ProxChunk(_) => ("prox", "torch"),
+            _ => ("filters", "fastText"),
+        };
+        let why = format!(
+            "runs in the Python package ({runs_with}): install it with `pip install \
+             'tamis[{extra}]'` and run the `tamis` command it installs (or `python -m tamis ...`)"
+        );
         match &stage.options {
             StageOptions::Language(o) if o.if_available => Ok(Checked::Skip(format!(
                 "skipped: language identification {why}"

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::config::StageConfig;
 use super::external::{ExternalStages, StageBatch};
 use super::stats::{Population, StageStats, TokenCounter};
-use crate::io::{Batch, Doc, FieldEdit, FieldValue};
+use crate::io::{Batch, Doc, DocSource, FieldEdit, FieldValue, JsonFields};
 use crate::pipeline::{Decision, Stage};
 use crate::{Result, Stats};
 
@@ -143,6 +143,8 @@ impl<S: Stage> Stage for Observed<'_, S> {
 /// documents the earlier ones kept, with their texts as edited.
 pub(crate) struct Chain<'a> {
     stages: Vec<StageConfig>,
+    /// The record fields each stage reads.
+    wanted: Vec<Vec<String>>,
     external: Mutex<&'a mut dyn ExternalStages>,
     counter: &'a TokenCounter,
     pool: Arc<rayon::ThreadPool>,
@@ -157,10 +159,15 @@ impl<'a> Chain<'a> {
         counter: &'a TokenCounter,
         pool: Arc<rayon::ThreadPool>,
         examples: usize,
-    ) -> Self {
+    ) -> Result<Self> {
         let n = stages.len();
-        Chain {
+        let wanted = stages
+            .iter()
+            .map(|s| external.fields(s))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Chain {
             stages,
+            wanted,
             external: Mutex::new(external),
             counter,
             pool,
@@ -169,6 +176,25 @@ impl<'a> Chain<'a> {
                 stages: vec![StageStats::default(); n],
                 ..Measured::default()
             },
+        })
+    }
+}
+
+/// The JSON text of field `path` (`name` or `object.name`) of a document: as an earlier stage
+/// set it, else as the record holds it.
+fn field_json(doc: &Doc<'_>, edits: &[FieldEdit], path: &str) -> Option<String> {
+    if let Some(e) = edits.iter().rev().find(|e| e.path() == path) {
+        return Some(e.value.to_json());
+    }
+    let DocSource::Json { raw } = &doc.source else {
+        return None;
+    };
+    let fields: JsonFields<'_> = serde_json::from_str(raw).ok()?;
+    match path.split_once('.') {
+        None => fields.get(path).map(|v| v.get().to_string()),
+        Some((object, name)) => {
+            let inner: JsonFields<'_> = serde_json::from_str(fields.get(object)?.get()).ok()?;
+            inner.get(name).map(|v| v.get().to_string())
         }
     }
 }
@@ -236,9 +262,20 @@ impl Stage for Chain<'_> {
                 continue;
             }
             let started = Instant::now();
+            let fields = self.wanted[si]
+                .iter()
+                .map(|f| {
+                    let values = idx
+                        .iter()
+                        .map(|&i| field_json(docs[i], &live[i].fields, f))
+                        .collect();
+                    (f.clone(), values)
+                })
+                .collect();
             let batch = StageBatch {
                 ids: idx.iter().map(|&i| &*docs[i].id).collect(),
                 texts: idx.iter().map(|&i| &*live[i].text).collect(),
+                fields,
             };
             let out = external.process(stage, &batch)?;
             out.check(&stage.name, idx.len())?;

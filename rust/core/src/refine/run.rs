@@ -47,6 +47,17 @@ struct Step {
     global: bool,
 }
 
+/// A step with what it reads and writes: one output per input shard; `first` reads the run's
+/// inputs (and writes rejects), `last` writes the refined shards.
+#[derive(Clone, Copy)]
+struct StepIo<'s> {
+    step: &'s Step,
+    inputs: &'s [InputFile],
+    outputs: &'s [PathBuf],
+    first: bool,
+    last: bool,
+}
+
 /// What a step (or one shard of it) measured; also its completion marker.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct StepResult {
@@ -112,28 +123,7 @@ impl<'a> Refine<'a> {
     /// not standard input), the output (not inside an input, no input inside it) and the report
     /// tokenizer. Errors are configuration errors ([`Error::Options`]).
     pub fn new(mut config: RefineConfig, external: &'a mut dyn ExternalStages) -> Result<Self> {
-        for stage in &mut config.stages {
-            let kind = stage.options.kind();
-            if !kind.python {
-                continue;
-            }
-            match external.check(stage) {
-                Ok(Checked::Run(None)) => {}
-                Ok(Checked::Run(Some(v))) => {
-                    let Value::Object(m) = v else {
-                        return Err(usage(format!(
-                            "{}: bad options from its check",
-                            stage.label()
-                        )));
-                    };
-                    stage.options = kind
-                        .parse(&m)
-                        .map_err(|e| usage(format!("{}: {}", stage.label(), e)))?;
-                }
-                Ok(Checked::Skip(note)) => stage.skipped = Some(note),
-                Err(message) => return Err(usage(format!("{}: {message}", stage.label()))),
-            }
-        }
+        config.check_stages(external)?;
         let files = expand_inputs(&config.inputs).map_err(|e| usage(e.to_string()))?;
         if files.iter().any(|f| f.path.is_none()) {
             return Err(usage(
@@ -304,10 +294,17 @@ impl<'a> Refine<'a> {
                 .map(|i| dir.join(self.shard_name(i, last)))
                 .collect();
             let first = step.index == 0;
+            let io = StepIo {
+                step,
+                inputs: &inputs,
+                outputs: &outputs,
+                first,
+                last,
+            };
             let res = if step.global {
-                self.run_global(step, &inputs, &outputs, first, last, observer)?
+                self.run_global(io, observer)?
             } else {
-                self.run_shards(step, &inputs, &outputs, first, last, observer)?
+                self.run_shards(io, observer)?
             };
             results.push(res);
             if step.index > 0 {
@@ -337,15 +334,14 @@ impl<'a> Refine<'a> {
         Ok(report)
     }
 
-    fn run_shards(
-        &mut self,
-        step: &Step,
-        inputs: &[InputFile],
-        outputs: &[PathBuf],
-        first: bool,
-        last: bool,
-        observer: &dyn RefineObserver,
-    ) -> Result<StepResult> {
+    fn run_shards(&mut self, io: StepIo<'_>, observer: &dyn RefineObserver) -> Result<StepResult> {
+        let StepIo {
+            step,
+            inputs,
+            outputs,
+            first,
+            last,
+        } = io;
         let done = self
             .state()
             .join(format!("step-{:02}", step.index))
@@ -383,7 +379,7 @@ impl<'a> Refine<'a> {
                 &self.counter,
                 pool.clone(),
                 examples,
-            );
+            )?;
             let stats = run_to(
                 "refine",
                 std::slice::from_ref(input),
@@ -400,15 +396,14 @@ impl<'a> Refine<'a> {
         Ok(total)
     }
 
-    fn run_global(
-        &mut self,
-        step: &Step,
-        inputs: &[InputFile],
-        outputs: &[PathBuf],
-        first: bool,
-        last: bool,
-        observer: &dyn RefineObserver,
-    ) -> Result<StepResult> {
+    fn run_global(&mut self, io: StepIo<'_>, observer: &dyn RefineObserver) -> Result<StepResult> {
+        let StepIo {
+            step,
+            inputs,
+            outputs,
+            first,
+            last,
+        } = io;
         let stage = &step.stages[0];
         let step_dir = self.state().join(format!("step-{:02}", step.index));
         let marker = step_dir.join("done.json");
@@ -606,7 +601,7 @@ pub fn run_stages(
     let pool = thread_pool(opts.threads)?;
     let counter = TokenCounter::Words;
     let names: Vec<StageConfig> = stages.clone();
-    let mut chain = Chain::new(stages, external, &counter, pool, 0);
+    let mut chain = Chain::new(stages, external, &counter, pool, 0)?;
     let mut stats =
         crate::pipeline::run_files(command, files, output, &opts, &mut chain, progress)?;
     let result = StepResult::from_measured(chain.measured, &names, 0);

@@ -210,6 +210,30 @@ impl SignatureWriter {
         })
     }
 
+    /// A writer for `options` (its parameters and `memory_limit`, 1 GiB by default, bounding
+    /// the band keys buffered before they are written out); `priority`: documents come with
+    /// priorities. What the datatrove step uses.
+    pub fn for_options(
+        workdir: &Path,
+        options: &NearOptions,
+        priority: bool,
+        task: Task,
+        total_shards: u32,
+    ) -> Result<Self> {
+        let params = options.params()?;
+        let budget =
+            super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
+        Self::new(
+            workdir,
+            params,
+            priority.then(|| "priority".to_string()),
+            task.rank,
+            task.world_size,
+            total_shards,
+            budget,
+        )
+    }
+
     /// The hasher (for computing band keys outside, in parallel).
     pub fn hasher(&self) -> &MinHasher {
         &self.hasher
@@ -276,6 +300,116 @@ impl SignatureWriter {
                 .join(format!("r{:05}.json", self.rank)),
             &manifest,
         )
+    }
+}
+
+/// The signatures of one task whose documents come in batches from elsewhere (a datatrove task),
+/// source file after source file: each source file is a shard with id `rank << 16 | its number
+/// in the task`, ordered among all shards by its path (as the command line orders files).
+#[derive(Debug)]
+pub struct PathSignatureWriter {
+    inner: SignatureWriter,
+    rank: u32,
+    files: Vec<(String, u64)>,
+    threads: usize,
+}
+
+/// Most signature tasks, and source files per task, of a [`PathSignatureWriter`].
+pub const MAX_PATH_TASKS: usize = 1 << 16;
+
+impl PathSignatureWriter {
+    /// Task `task` writing to `workdir`; `priority`: documents come with priorities.
+    pub fn new(
+        workdir: &Path,
+        options: &NearOptions,
+        priority: bool,
+        task: Task,
+        threads: usize,
+    ) -> Result<Self> {
+        if task.rank >= MAX_PATH_TASKS {
+            return Err(Error::Config(format!(
+                "at most {MAX_PATH_TASKS} signature tasks"
+            )));
+        }
+        Ok(PathSignatureWriter {
+            inner: SignatureWriter::for_options(workdir, options, priority, task, 0)?,
+            rank: task.rank as u32,
+            files: Vec::new(),
+            threads,
+        })
+    }
+
+    /// Add the next documents of source file `path` (a file's documents must come together),
+    /// with their priorities when the writer has them (smaller wins).
+    pub fn add(
+        &mut self,
+        path: &str,
+        texts: &[Option<&str>],
+        priorities: Option<&[f64]>,
+    ) -> Result<()> {
+        if self.files.last().is_none_or(|(p, _)| p != path) {
+            if self.files.iter().any(|(p, _)| p == path) {
+                return Err(Error::Config(format!(
+                    "documents of {path} are not contiguous"
+                )));
+            }
+            if self.files.len() >= MAX_PATH_TASKS {
+                return Err(Error::Config(format!(
+                    "at most {MAX_PATH_TASKS} files per task"
+                )));
+            }
+            self.files.push((path.to_string(), 0));
+        }
+        if let Some(p) = priorities {
+            if p.len() != texts.len() {
+                return Err(Error::Config(
+                    "priorities and texts differ in length".into(),
+                ));
+            }
+        }
+        let shard = (self.rank << 16) | (self.files.len() as u32 - 1);
+        let first = self.files.last().map_or(0, |f| f.1);
+        let pool = crate::pipeline::thread_pool(self.threads)?;
+        let hasher = self.inner.hasher().clone();
+        let keys = pool.install(|| super::band_keys_many(&hasher, texts));
+        for (i, k) in keys.iter().enumerate() {
+            let prio = priorities.map_or(f64::INFINITY, |p| p[i]);
+            self.inner
+                .push(shard, first + i as u64, k.as_deref(), prio)?;
+        }
+        if let Some(f) = self.files.last_mut() {
+            f.1 += texts.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Write what is left and the manifest; returns the task's statistics.
+    pub fn finish(mut self) -> Result<Stats> {
+        let mut docs = 0;
+        for (i, (path, n)) in self.files.iter().enumerate() {
+            docs += n;
+            self.inner.add_shard(ShardInfo {
+                index: (self.rank << 16) | i as u32,
+                name: path.clone(),
+                docs: *n,
+                size: 0,
+                mtime_ns: 0,
+                // Rust orders paths component by component; so does this key.
+                order: path
+                    .split('/')
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .map(String::from)
+                    .collect(),
+            });
+        }
+        let mut stats = Stats {
+            command: "dedup near signatures".into(),
+            documents_read: docs,
+            documents_kept: docs,
+            ..Default::default()
+        };
+        self.inner.finish(&mut stats)?;
+        Ok(stats)
     }
 }
 
@@ -716,6 +850,80 @@ pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
     m.position(shard)
         .map(|p| m.offsets()[p])
         .ok_or_else(|| Error::Config(format!("shard {shard} is not in the manifests")))
+}
+
+/// A shard's path, its decisions (ordinal → representative, size) and its dense offset.
+type CurrentShard = (String, std::collections::HashMap<u64, (u32, u32)>, u64);
+
+/// Stage 4 for documents that come from elsewhere (a datatrove task), identified by their
+/// source path and their order in it: per document, its cluster's representative (a 0-based
+/// position in the global order), the cluster's size, and whether it is kept.
+#[derive(Debug)]
+pub struct PathFilter {
+    workdir: PathBuf,
+    /// By path: shard id and documents in the signatures.
+    shards: std::collections::HashMap<String, (u32, u64)>,
+    /// Documents met so far, per path.
+    seen: std::collections::HashMap<String, u64>,
+    /// The current shard.
+    current: Option<CurrentShard>,
+    offsets: std::collections::HashMap<u32, u64>,
+}
+
+impl PathFilter {
+    /// The decisions in `workdir` (after the cluster stage).
+    pub fn new(workdir: &Path) -> Result<Self> {
+        let m = Manifests::load(workdir)?;
+        let offsets = m.offsets();
+        let mut shards = std::collections::HashMap::new();
+        let mut by_shard = std::collections::HashMap::new();
+        for (i, s) in m.shards.iter().enumerate() {
+            shards.insert(s.name.clone(), (s.index, s.docs));
+            by_shard.insert(s.index, offsets[i]);
+        }
+        Ok(PathFilter {
+            workdir: workdir.to_path_buf(),
+            shards,
+            seen: std::collections::HashMap::new(),
+            current: None,
+            offsets: by_shard,
+        })
+    }
+
+    /// The decision for the next document of source file `path`: (representative, cluster
+    /// size, kept). More documents than the signatures saw is an error.
+    pub fn next(&mut self, path: &str) -> Result<(u64, u32, bool)> {
+        let Some(&(shard, docs)) = self.shards.get(path) else {
+            return Err(Error::Config(format!(
+                "{path}: not among the files whose signatures were computed"
+            )));
+        };
+        if self.current.as_ref().map(|c| c.0.as_str()) != Some(path) {
+            let decisions = shard_decisions(&self.workdir, shard)?
+                .into_iter()
+                .map(|(o, rep, size)| (o, (rep, size)))
+                .collect();
+            let offset = self.offsets.get(&shard).copied().unwrap_or(0);
+            self.current = Some((path.to_string(), decisions, offset));
+        }
+        let ordinal = self.seen.entry(path.to_string()).or_insert(0);
+        if *ordinal >= docs {
+            return Err(Error::Config(format!(
+                "{path}: more documents than the signatures stage saw ({docs}): both stages must \
+                 read the same data with the same reader and upstream steps"
+            )));
+        }
+        let o = *ordinal;
+        *ordinal += 1;
+        let Some((_, decisions, offset)) = &self.current else {
+            return Err(Error::Config("no current shard".into()));
+        };
+        let me = offset + o;
+        Ok(match decisions.get(&o) {
+            Some(&(rep, size)) => (u64::from(rep), size, u64::from(rep) == me),
+            None => (me, 1, true),
+        })
+    }
 }
 
 /// Stage 4, task `rank` of `world_size`: write the kept documents of the input files
