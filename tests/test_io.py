@@ -1115,7 +1115,7 @@ def test_record_error_kinds():
         "field_not_string",
         "field_not_object",
         "corrupt_file",
-        "priority_not_number",
+        "keep_field_not_number",
     }
     assert issubclass(tamis.TamisError, ValueError)
 

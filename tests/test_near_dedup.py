@@ -342,7 +342,7 @@ def test_annotate_clusters_and_priority(tmp_path: Path) -> None:
     src2 = write_jsonl(tmp_path / "bad.jsonl", [*records, {"id": "z", "text": "t", "score": "high"}])
     with pytest.raises(tamis.TamisError) as e:
         tamis.dedup.near(src2, tmp_path / "x.jsonl", priority="score")
-    assert e.value.kind == "priority_not_number" and e.value.location == "line 5"
+    assert e.value.kind == "keep_field_not_number" and e.value.location == "line 5"
     assert not (tmp_path / "x.jsonl").exists()
 
 

@@ -114,9 +114,10 @@ def _write_toml(path: Path, cfg: dict) -> Path:
     [
         ({"type": "dedup_fuzzy"}, "unknown stage type 'dedup_fuzzy'"),
         ({"type": "language", "min_scor": 0.5}, "unknown parameter 'min_scor'"),
-        ({"type": "language", "min_score": 1.5}, (
-            "stage 1 (language): min_score must be from 0 to 1, got 1.5"
-        )),
+        (
+            {"type": "language", "min_score": 1.5},
+            ("stage 1 (language): min_score must be from 0 to 1, got 1.5"),
+        ),
         ({"type": "dedup_exact", "normalize": "nfc"}, "normalize must be one of none, whitespace, simple"),
         ({"type": "dedup_near", "ngram": "five"}, 'ngram must be an integer >= 0, got "five"'),
         ({"type": "dedup_near", "threshold": 0}, "threshold must be greater than 0 and less than 1, got 0"),

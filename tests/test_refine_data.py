@@ -257,7 +257,7 @@ def test_key_and_priority_errors_name_the_input(tmp_path):
     write_jsonl(p, [{"text": "a", "url": "u1", "q": 1}, {"text": "b", "q": "high"}])
     for stage, message in (
         ('{"type": "dedup_exact", "key": "url"}', 'line 2: missing key field "url"'),
-        ('{"type": "dedup_near", "priority": "q"}', 'line 2: priority field "q" is a string, not a number'),
+        ('{"type": "dedup_near", "priority": "q"}', 'line 2: keep field "q" is a string, not a number'),
     ):
         cfg = tmp_path / "c.toml"
         body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in json.loads(stage).items())

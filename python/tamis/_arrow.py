@@ -29,6 +29,24 @@ def to_arrow(values: Any) -> Any:
     )
 
 
+def to_arrow_numbers(values: Any) -> Any:
+    """Like :func:`to_arrow` for a numeric column (``None``: missing). A value that is not a
+    number (a bool, a str) is refused with its index, as the Rust core refuses such a field."""
+    if hasattr(values, "__arrow_c_stream__") or hasattr(values, "__arrow_c_array__"):
+        return values
+    if isinstance(values, Sequence) and not isinstance(values, (str, bytes)):
+        items = list(values)
+        for i, v in enumerate(items):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise TypeError(f"values[{i}] is {type(v).__name__}, not a number")
+        import polars as pl
+
+        return pl.Series(values=[None if v is None else float(v) for v in items], dtype=pl.Float64)
+    raise TypeError(
+        f"expected a numeric Arrow array, a polars Series or a list of numbers, got {type(values).__name__}"
+    )
+
+
 def like_input(result: Any, original: Any) -> Any:
     """Convert an Arrow result back to the caller's kind of column."""
     module = type(original).__module__.split(".")[0]

@@ -150,8 +150,8 @@ def dedup_lines(inputs: list[str], output: str, options_json: str, io_json: str)
 def hash_texts(texts: Any, options_json: str, threads: int = 0) -> Any:
     """16-byte content hashes (Arrow binary) of an Arrow string array."""
 
-def exact_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0) -> Any:
-    """Arrow boolean array: first occurrences are true."""
+def exact_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0, values: Any = None) -> Any:
+    """Arrow boolean array: the row each group keeps (``values``: the keep field's column)."""
 
 def line_hashes(texts: Any, options_json: str, threads: int = 0) -> tuple[bytes, U64Matrix]:
     """Per line, 1 when eligible; and the (high, low) halves of the eligible lines' hashes."""
@@ -162,7 +162,7 @@ class ExactSignatureWriter:
 
     SUFFIX: ClassVar[str]
     def __new__(cls, options_json: str, threads: int = 0) -> ExactSignatureWriter: ...
-    def add(self, paths: list[str], texts: Any, scores: list[float] | None = None) -> None: ...
+    def add(self, paths: list[str], texts: Any, values: list[float | None] | None = None) -> None: ...
     def finish(self, rank: int, world_size: int) -> bytes: ...
     @property
     def documents(self) -> int: ...
@@ -268,10 +268,9 @@ class NearSignatureWriter:
         world_size: int,
         options_json: str,
         *,
-        priority: bool = False,
         threads: int = 0,
     ) -> NearSignatureWriter: ...
-    def add(self, path: str, texts: Any, priorities: list[float] | None = None) -> None: ...
+    def add(self, path: str, texts: Any, values: list[float | None] | None = None) -> None: ...
     def finish(self) -> str: ...
 
 @final
@@ -299,10 +298,12 @@ def minhash(texts: Any, options_json: str, threads: int = 0) -> U64Matrix:
 def minhash_hashes(values: Any, offsets: Any, options_json: str, threads: int = 0) -> U64Matrix:
     """MinHash signatures of pre-shingled documents."""
 
-def near_clusters_arrow(texts: Any, options_json: str, threads: int = 0) -> tuple[Any, Any]:
+def near_clusters_arrow(
+    texts: Any, options_json: str, threads: int = 0, values: Any = None
+) -> tuple[Any, Any]:
     """(representative, cluster size) per row, as Arrow UInt32 arrays."""
 
-def near_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0) -> Any:
+def near_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0, values: Any = None) -> Any:
     """Arrow boolean array: true for each cluster's kept row."""
 
 def shingle_hashes(text: str, options_json: str) -> list[int]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tamis import _core
-from tamis._arrow import like_input, to_arrow
+from tamis._arrow import like_input, to_arrow, to_arrow_numbers
 from tamis._options import IoOptions, build, default, split, to_json
 
 Normalize = Literal["none", "whitespace", "simple"]
@@ -30,17 +30,23 @@ OnError = Literal["fail", "skip"]
 Shingle = Literal["words", "chars"]
 # "kperm": num_perm permutations of every shingle; "oph": one permutation in num_perm densified bins.
 Sketch = Literal["kperm", "oph"]
+# Which document of a group of duplicates is kept: "first", "longest", "shortest",
+# "max:FIELD" or "min:FIELD" (largest or smallest value of a numeric field; missing never preferred).
+Keep = str
 PathLike = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
 class ExactOptions:
-    """Exact dedup (``tamis_core::dedup::ExactOptions``): the first occurrence of each document
-    is kept; ``normalize`` applies before hashing, ``key`` dedups on another string field
-    (e.g. ``"url"``) instead of the text."""
+    """Exact dedup (``tamis_core::dedup::ExactOptions``): one document of each group with the
+    same text is kept; ``normalize`` applies before hashing, ``key`` dedups on another string
+    field (e.g. ``"url"``) instead of the text. ``keep`` picks the one kept: ``"first"`` in
+    input order, ``"longest"``, ``"shortest"`` (in characters), ``"max:FIELD"`` or
+    ``"min:FIELD"`` (a numeric field; missing or null never preferred); ties go to the first."""
 
     normalize: Normalize = default("exact", "normalize")
     key: str | None = default("exact", "key")
+    keep: Keep = default("exact", "keep")
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,11 @@ class NearOptions:
     rows. ``threshold`` instead picks bands × rows for that Jaccard similarity as datasketch
     does (false negatives weighted ``recall_weight``, 0.5 when not given; 0.9 finds ≥ 95% of
     pairs 0.05 above the threshold) and is what ``verify`` requires (0.8 when not given). Each
-    cluster keeps its first document in input order, or the one with the smallest ``priority``
-    field. ``annotate`` keeps everything and adds ``minhash_cluster_id`` /
-    ``minhash_cluster_size``; ``memory_limit`` (bytes, or text like ``"8G"``) spills band keys to
-    ``spill_dir`` beyond it. Output is identical in every mode and for any ``threads``."""
+    cluster keeps one document, picked by ``keep`` as :class:`ExactOptions` does (``priority``:
+    the older spelling of ``keep="min:FIELD"``). ``annotate`` keeps everything and adds
+    ``minhash_cluster_id`` / ``minhash_cluster_size``; ``memory_limit`` (bytes, or text like
+    ``"8G"``) spills band keys to ``spill_dir`` beyond it. Output is identical in every mode and
+    for any ``threads``."""
 
     threshold: float | None = default("near", "threshold")
     recall_weight: float | None = default("near", "recall_weight")
@@ -78,10 +85,24 @@ class NearOptions:
     sketch: Sketch = default("near", "sketch")
     verify: bool = default("near", "verify")
     annotate: bool = default("near", "annotate")
+    keep: Keep = default("near", "keep")
     priority: str | None = default("near", "priority")
     clusters: PathLike | None = default("near", "clusters")
     memory_limit: int | str | None = default("near", "memory_limit")
     spill_dir: PathLike | None = default("near", "spill_dir")
+
+
+def keep_field(options: ExactOptions | NearOptions) -> str | None:
+    """The field the keep policy of ``options`` reads (``max:FIELD``, ``min:FIELD``,
+    ``priority``), if any."""
+    kind, _, field = options.keep.partition(":")
+    if kind in ("max", "min") and field:
+        return field
+    return getattr(options, "priority", None)
+
+
+def _values(values: Any) -> Any:
+    return None if values is None else to_arrow_numbers(values)
 
 
 def _paths(inputs: PathLike | Sequence[PathLike]) -> list[str]:
@@ -131,14 +152,18 @@ def lines(
     return _stats(_core.dedup_lines(_paths(inputs), os.fspath(output), o, io))
 
 
-def exact_keep_mask(texts: Any, options: ExactOptions | None = None, **kwargs: Any) -> Any:
-    """``True`` for the first occurrence of each normalized text, ``False`` for repeats.
+def exact_keep_mask(
+    texts: Any, options: ExactOptions | None = None, *, values: Any = None, **kwargs: Any
+) -> Any:
+    """``True`` for the text each group of equal normalized texts keeps (by ``keep``: the first
+    by default), ``False`` for the others.
 
-    ``texts`` is a polars Series, a pyarrow array or a list of str (the result has the same kind).
-    Nulls are not documents and are always kept. Keywords: ``normalize``, ``threads``."""
+    ``texts`` is a polars Series, a pyarrow array or a list of str (the result has the same kind);
+    ``values`` the numeric column a ``max:``/``min:`` keep policy reads (same length). Nulls are
+    not documents and are always kept. Keywords: ``normalize``, ``keep``, ``threads``."""
     threads = kwargs.pop("threads", 0)
     o = to_json(build(ExactOptions, options, kwargs))
-    return like_input(_core.exact_keep_mask_arrow(to_arrow(texts), o, threads), texts)
+    return like_input(_core.exact_keep_mask_arrow(to_arrow(texts), o, threads, _values(values)), texts)
 
 
 def near(
@@ -241,19 +266,25 @@ def minhash_hashes(values: Any, offsets: Any, options: NearOptions | None = None
     return np.asarray(_core.minhash_hashes(arrow(values), arrow(offsets), o, threads))
 
 
-def near_clusters(texts: Any, options: NearOptions | None = None, **kwargs: Any) -> tuple[Any, Any]:
+def near_clusters(
+    texts: Any, options: NearOptions | None = None, *, values: Any = None, **kwargs: Any
+) -> tuple[Any, Any]:
     """Near-duplicate clusters of an in-memory column: per text, the index of its cluster's kept
-    text (its first member) and the cluster size, as two columns of the input's kind."""
+    text (by ``keep``; ``values``: the column a ``max:``/``min:`` policy reads) and the cluster
+    size, as two columns of the input's kind."""
     o, threads = _near_json(options, kwargs)
-    reps, sizes = _core.near_clusters_arrow(to_arrow(texts), o, threads)
+    reps, sizes = _core.near_clusters_arrow(to_arrow(texts), o, threads, _values(values))
     return like_input(reps, texts), like_input(sizes, texts)
 
 
-def near_keep_mask(texts: Any, options: NearOptions | None = None, **kwargs: Any) -> Any:
-    """``True`` for the text each near-duplicate cluster keeps (its first), ``False`` for the
-    others; nulls are kept. Same kept rows as ``tamis dedup near`` over the rows in order."""
+def near_keep_mask(
+    texts: Any, options: NearOptions | None = None, *, values: Any = None, **kwargs: Any
+) -> Any:
+    """``True`` for the text each near-duplicate cluster keeps (by ``keep``, the first by
+    default; ``values``: the column a ``max:``/``min:`` policy reads), ``False`` for the others;
+    nulls are kept. Same kept rows as ``tamis dedup near`` over the rows in order."""
     o, threads = _near_json(options, kwargs)
-    return like_input(_core.near_keep_mask_arrow(to_arrow(texts), o, threads), texts)
+    return like_input(_core.near_keep_mask_arrow(to_arrow(texts), o, threads, _values(values)), texts)
 
 
 def shingle_hashes(text: str, options: NearOptions | None = None, **kwargs: Any) -> list[int]:
@@ -281,6 +312,7 @@ __all__ = [
     "bands_rows",
     "exact",
     "exact_keep_mask",
+    "keep_field",
     "lines",
     "minhash",
     "minhash_hashes",

@@ -8,13 +8,15 @@
   of each text under a tokenizer (a ``tokenizer.json`` path or a ``tokenizers.Tokenizer``),
   counted in parallel in Rust; for corpus statistics such as tokens per character.
 - ``df.tamis.exact_dedup("text")`` / ``lf.tamis.exact_dedup("text")`` and
-  ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep first occurrences, in order.
+  ``lf.pipe(tamis.polars.exact_dedup, column="text")``: keep one row per group of equal texts
+  (the first; ``keep="longest"``, ``"max:score"``, ... as ``tamis dedup exact --keep``, where a
+  field is a column of the frame), in order.
 - ``pl.col("text").tamis.minhash(num_perm=112)``: elementwise MinHash signature
   (``pl.Array(pl.UInt64, num_perm)``), the same as ``tamis dedup near`` computes.
 - ``pl.col("text").tamis.is_near_first(threshold=...)``: ``True`` for the row each near-duplicate
   cluster keeps (a whole-column operation).
 - ``df.tamis.near_dedup("text")`` / ``lf.pipe(tamis.polars.near_dedup, column="text",
-  threshold=0.8)``: keep one row per near-duplicate cluster (the first), in order.
+  threshold=0.8)``: keep one row per near-duplicate cluster (the first, or by ``keep``), in order.
 
 - ``pl.col("text").tamis.prox_execute(pl.col("program"), mode="compat")``: run ProX programs
   (``level="chunk"``, the default, or ``"doc"``); ``""`` means dropped; a null text or program
@@ -37,7 +39,7 @@ import polars as pl
 
 from tamis import _core
 from tamis._options import build, to_json
-from tamis.dedup import ExactOptions, NearOptions
+from tamis.dedup import ExactOptions, NearOptions, keep_field
 from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.vocab import _tokenizer_json
 
@@ -48,16 +50,27 @@ def _exact(options: ExactOptions | None, kwargs: dict[str, Any]) -> str:
     return to_json(build(ExactOptions, options, kwargs))
 
 
-def _near(options: NearOptions | None, kwargs: dict[str, Any]) -> str:
-    return to_json(build(NearOptions, options, kwargs))
+def _whole_column(
+    texts: pl.Expr, options: ExactOptions | NearOptions, values: pl.Expr | str | None, mask: Any
+) -> pl.Expr:
+    """A keep mask over ``texts`` computed by ``mask(texts, options_json, threads, values)``;
+    a ``max:``/``min:`` keep policy reads ``values`` (default: the column its field names)."""
+    o = to_json(options)
+    field = keep_field(options)
+    if field is None:
+        return texts.map_batches(
+            lambda s: pl.Series(mask(s, o, 0, None)).alias(s.name), return_dtype=pl.Boolean
+        )
+    v = pl.col(values if values is not None else field) if not isinstance(values, pl.Expr) else values
+    return pl.map_batches(
+        [texts, v],
+        lambda cols: pl.Series(mask(cols[0], o, 0, cols[1])).alias(cols[0].name),
+        return_dtype=pl.Boolean,
+    )
 
 
 def _hash_series(s: pl.Series, options: str) -> pl.Series:
     return pl.Series(_core.hash_texts(s, options)).alias(s.name)
-
-
-def _is_first_series(s: pl.Series, options: str) -> pl.Series:
-    return pl.Series(_core.exact_keep_mask_arrow(s, options)).alias(s.name)
 
 
 def _minhash_series(s: pl.Series, options: str) -> pl.Series:
@@ -69,10 +82,6 @@ def _minhash_series(s: pl.Series, options: str) -> pl.Series:
         if s.null_count() == 0
         else pl.select(pl.when(s.is_null()).then(None).otherwise(out).alias(s.name)).to_series()
     )
-
-
-def _near_first_series(s: pl.Series, options: str) -> pl.Series:
-    return pl.Series(_core.near_keep_mask_arrow(s, options)).alias(s.name)
 
 
 @pl.api.register_expr_namespace("tamis")
@@ -91,10 +100,14 @@ class TamisExpr:
             lambda s: _hash_series(s, o), return_dtype=pl.Binary, is_elementwise=True
         )
 
-    def is_first(self, options: ExactOptions | None = None, **kwargs: Any) -> pl.Expr:
-        """``True`` for the first occurrence of each normalized text, in frame order."""
-        o = _exact(options, kwargs)
-        return self._expr.map_batches(lambda s: _is_first_series(s, o), return_dtype=pl.Boolean)
+    def is_first(
+        self, options: ExactOptions | None = None, *, values: pl.Expr | str | None = None, **kwargs: Any
+    ) -> pl.Expr:
+        """``True`` for the row each group of equal normalized texts keeps: the first in frame
+        order, or by ``keep`` (``"longest"``, ``"max:score"``, ...; a ``max:``/``min:`` field is
+        read from ``values``, by default the column of that name)."""
+        o = build(ExactOptions, options, kwargs)
+        return _whole_column(self._expr, o, values, _core.exact_keep_mask_arrow)
 
     def token_count(self, tokenizer: Any, *, threads: int = 0) -> pl.Expr:
         """Number of tokens of each text (no special tokens added); nulls stay null.
@@ -122,10 +135,13 @@ class TamisExpr:
             lambda s: _minhash_series(s, j), return_dtype=pl.Array(pl.UInt64, o.num_perm), is_elementwise=True
         )
 
-    def is_near_first(self, options: NearOptions | None = None, **kwargs: Any) -> pl.Expr:
-        """``True`` for the row each near-duplicate cluster keeps (its first), in frame order."""
-        o = _near(options, kwargs)
-        return self._expr.map_batches(lambda s: _near_first_series(s, o), return_dtype=pl.Boolean)
+    def is_near_first(
+        self, options: NearOptions | None = None, *, values: pl.Expr | str | None = None, **kwargs: Any
+    ) -> pl.Expr:
+        """``True`` for the row each near-duplicate cluster keeps (its first, or by ``keep`` as
+        :meth:`is_first`), in frame order."""
+        o = build(NearOptions, options, kwargs)
+        return _whole_column(self._expr, o, values, _core.near_keep_mask_arrow)
 
     def prox_execute(
         self,
@@ -156,7 +172,9 @@ def _prox_series(
 def exact_dedup(
     frame: Frame, column: str = "text", options: ExactOptions | None = None, **kwargs: Any
 ) -> Frame:
-    """Keep the first occurrence of each normalized ``column`` value, preserving row order.
+    """Keep one row per group of equal normalized ``column`` values (the first, or by ``keep``:
+    ``"longest"``, ``"shortest"``, ``"max:COL"``, ``"min:COL"`` reading another column),
+    preserving row order.
 
     Works on a DataFrame or a LazyFrame (for ``lf.pipe(tamis.polars.exact_dedup, column=...)``);
     the result is the same kind of frame. Same kept rows as ``tamis dedup exact`` over the rows in
@@ -168,7 +186,8 @@ def exact_dedup(
 def near_dedup(
     frame: Frame, column: str = "text", options: NearOptions | None = None, **kwargs: Any
 ) -> Frame:
-    """Keep one row per near-duplicate cluster of ``column`` (the first), preserving row order.
+    """Keep one row per near-duplicate cluster of ``column`` (the first, or by ``keep`` as
+    :func:`exact_dedup`), preserving row order.
 
     For ``lf.pipe(tamis.polars.near_dedup, column="text", threshold=0.8)``; same kept rows as
     ``tamis dedup near`` over the rows in the same order (see :func:`tamis.dedup.near`).

@@ -63,8 +63,6 @@ class ProxModelOptions:
     max_new_tokens: int | None = default("prox_model", "max_new_tokens")
 
 
-
-
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

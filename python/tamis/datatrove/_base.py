@@ -96,6 +96,23 @@ def source_paths(batch: list[Document], path_key: str) -> list[str]:
 # (rust/core/src/dedup/signatures/), through tamis._core.
 
 
+def keep_values(batch: list[Document], field: str | None) -> list[float | None] | None:
+    """The values of a ``max:``/``min:`` keep policy's metadata field per document (``None``:
+    missing or null), or ``None`` when the policy reads no field. A value that is not a number
+    is refused naming the document, as the command line refuses the record."""
+    if field is None:
+        return None
+    out: list[float | None] = []
+    for doc in batch:
+        value = doc.metadata.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(
+                f"document {doc.id!r}: metadata[{field!r}] is {type(value).__name__}, not a number"
+            )
+        out.append(None if value is None else float(value))
+    return out
+
+
 def write_signature_file(folder: DataFolder, name: str, data: bytes) -> None:
     """Write one task's signature file (any datatrove/fsspec location)."""
     with folder.open(name, mode="wb") as f:

@@ -18,13 +18,14 @@ from tamis.datatrove._base import (
     PipelineStep,
     check_arrow_builder,
     check_batch_size,
+    keep_values,
     read_signature_files,
     source_paths,
     string_array,
     texts_of,
     write_signature_file,
 )
-from tamis.dedup import ExactOptions
+from tamis.dedup import ExactOptions, keep_field
 from tamis.refine.stages import Decisions
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ class ExactDedupSignature(PipelineStep):
         threads: int = 0,
         **kwargs: Any,
     ) -> None:
-        """``options`` / keywords: :class:`tamis.dedup.ExactOptions` (``normalize``; ``key`` is
-        not supported); ``path_key``: the metadata field naming the source file; ``threads``:
+        """``options`` / keywords: :class:`tamis.dedup.ExactOptions` (``normalize``, ``keep``,
+        whose ``max:``/``min:`` field is read from the metadata; ``key`` is not supported);
+        ``path_key``: the metadata field naming the source file; ``threads``:
         Rust threads per batch (0: one per core; 1 when running one task per core)."""
         from datatrove.io import get_datafolder
 
@@ -95,9 +97,11 @@ class ExactDedupSignature(PipelineStep):
         from datatrove.utils.typeshelper import StatHints
 
         writer = _writer(self.options, self.threads)
+        field = keep_field(self.options)
         for batch in batched(data or (), self.batch_size):
             with self.track_time("batch"):
-                writer.add(source_paths(batch, self.path_key), string_array(texts_of(batch)))
+                values = keep_values(batch, field)
+                writer.add(source_paths(batch, self.path_key), string_array(texts_of(batch)), values)
             self.stat_update(StatHints.total, value=len(batch), unit="batch")
         self.stat_update("input_files", value=writer.files, unit="task")
         write_signature_file(

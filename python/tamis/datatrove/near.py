@@ -16,15 +16,16 @@ from tamis.datatrove._base import (
     PipelineStep,
     check_arrow_builder,
     check_batch_size,
+    keep_values,
     source_path,
     string_array,
     texts_of,
 )
-from tamis.dedup import NearOptions
+from tamis.dedup import NearOptions, keep_field
 from tamis.errors import ConfigError
 
 if TYPE_CHECKING:
-    from datatrove.data import Document, DocumentsPipeline
+    from datatrove.data import DocumentsPipeline
     from datatrove.pipeline.writers.disk_base import DiskWriter
 
 
@@ -53,10 +54,10 @@ class NearDedupSignature(PipelineStep):
     path shared by every task): sorted, checksummed band-key runs and a manifest, last, that
     marks the task done. Each source file (``metadata[path_key]``) is a shard; files sort as the
     command line sorts them, so every stage keeps the same document per cluster as
-    ``tamis dedup near`` over the same folder. With ``priority`` (a numeric metadata field), the
-    smallest value wins a cluster. Terminal step: yields nothing. Then run
-    :class:`NearDedupBuckets` (any number of tasks), :class:`NearDedupCluster` (one task) and
-    :class:`NearDedupFilter` after the same reader.
+    ``tamis dedup near`` over the same folder. ``keep`` picks the document a cluster keeps as
+    on the command line (``max:``/``min:`` read a numeric metadata field). Terminal step: yields
+    nothing. Then run :class:`NearDedupBuckets` (any number of tasks), :class:`NearDedupCluster`
+    (one task) and :class:`NearDedupFilter` after the same reader.
     """
 
     type = "🫂 - DEDUPS"
@@ -82,17 +83,6 @@ class NearDedupSignature(PipelineStep):
         self.path_key = path_key
         self.threads = threads
 
-    def _priority(self, doc: Document) -> float:
-        key = self.options.priority or ""
-        value = doc.metadata.get(key)
-        if value is None:
-            return float("inf")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(
-                f"document {doc.id!r}: metadata[{key!r}] is {type(value).__name__}, not a number"
-            )
-        return float(value)
-
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
         """Compute and write the signatures of this task's documents."""
         from datatrove.utils.batching import batched
@@ -100,9 +90,9 @@ class NearDedupSignature(PipelineStep):
 
         from tamis import _core
 
-        priority = self.options.priority is not None
+        field = keep_field(self.options)
         writer = _core.NearSignatureWriter(
-            self.workdir, rank, world_size, to_json(self.options), priority=priority, threads=self.threads
+            self.workdir, rank, world_size, to_json(self.options), threads=self.threads
         )
         for batch in batched(data or (), self.batch_size):
             with self.track_time("batch"):
@@ -114,8 +104,7 @@ class NearDedupSignature(PipelineStep):
                     while end < len(batch) and source_path(batch[end], self.path_key) == path:
                         end += 1
                     docs = batch[start:end]
-                    prios = [self._priority(d) for d in docs] if priority else None
-                    writer.add(path, string_array(texts_of(docs)), prios)
+                    writer.add(path, string_array(texts_of(docs)), keep_values(docs, field))
                     start = end
             self.stat_update(StatHints.total, value=len(batch), unit="batch")
         writer.finish()

@@ -680,9 +680,14 @@ pub struct MinHashArgs {
     #[arg(long, value_parser = PossibleValuesParser::new(Sketch::NAMES))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sketch: Option<String>,
-    /// Keep, in each cluster, the document with the smallest value of this numeric field
-    /// (missing or null count as largest; ties go to the first in input order).
-    #[arg(long, value_name = "FIELD")]
+    /// Which document of each cluster is kept: first (in input order), longest,
+    /// shortest (in characters), max:FIELD or min:FIELD (largest or smallest value of a numeric
+    /// field; missing or null never preferred). Ties go to the first in input order.
+    #[arg(long, value_name = "POLICY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
+    /// Same as --keep min:FIELD (kept for older command lines).
+    #[arg(long, value_name = "FIELD", conflicts_with = "keep")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
 }
@@ -868,6 +873,12 @@ pub struct ExactArgs {
     #[arg(long, value_name = "FIELD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Which document of each group of duplicates is kept: first (in input order), longest,
+    /// shortest (in characters), max:FIELD or min:FIELD (largest or smallest value of a numeric
+    /// field; missing or null never preferred). Ties go to the first in input order.
+    #[arg(long, value_name = "POLICY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
 }
 
 /// `tamis dedup lines`

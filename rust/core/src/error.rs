@@ -59,9 +59,10 @@ pub enum RecordError {
     /// The file could not be read past this point (truncated or corrupt archive, bad Parquet).
     #[error("unreadable input: {0}")]
     CorruptFile(String),
-    /// The priority field (`dedup near --priority`) is present but not a number.
-    #[error("priority field {key:?} is {found}, not a number")]
-    PriorityNotNumber {
+    /// The field of a `max:`/`min:` keep policy (`--keep`, `--priority`) is present but not a
+    /// number.
+    #[error("keep field {key:?} is {found}, not a number")]
+    KeepFieldNotNumber {
         /// Field name.
         key: String,
         /// JSON type found.
@@ -84,7 +85,7 @@ impl RecordError {
             RecordError::FieldNotString { .. } => "field_not_string",
             RecordError::FieldNotObject(_) => "field_not_object",
             RecordError::CorruptFile(_) => "corrupt_file",
-            RecordError::PriorityNotNumber { .. } => "priority_not_number",
+            RecordError::KeepFieldNotNumber { .. } => "keep_field_not_number",
         }
     }
 
@@ -101,7 +102,7 @@ impl RecordError {
         "field_not_string",
         "field_not_object",
         "corrupt_file",
-        "priority_not_number",
+        "keep_field_not_number",
     ];
 }
 

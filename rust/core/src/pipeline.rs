@@ -52,6 +52,11 @@ pub trait Stage: Sync {
     type Prepared: Send;
     /// Parallel, pure work on one document (normalizing, hashing).
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared;
+    /// [`Stage::prepare`] with the document's batch at hand (to read other fields of a Parquet
+    /// row); the default calls `prepare`.
+    fn prepare_in(&self, _batch: &Batch, doc: &Doc<'_>) -> Self::Prepared {
+        self.prepare(doc)
+    }
     /// Sequential decision, in input order.
     fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision;
     /// Decisions for the valid documents of a batch, in order. The default calls
@@ -491,7 +496,7 @@ fn consume<S: Stage>(
                 let prepared: Vec<Option<S::Prepared>> = docs
                     .par_iter()
                     .with_min_len(64)
-                    .map(|d| d.as_ref().ok().map(|d| shared.prepare(d)))
+                    .map(|d| d.as_ref().ok().map(|d| shared.prepare_in(&batch, d)))
                     .collect();
                 (docs, prepared)
             });

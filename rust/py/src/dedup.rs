@@ -11,10 +11,12 @@ use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::PyChunkedArray;
 use tamis_core::dedup::signatures as sig;
 use tamis_core::dedup::{
-    exact_dedup, exact_keep_mask, hash_many, line_hashes_many, lines_dedup, ExactOptions,
+    exact_dedup, exact_keep_mask_with, hash_many, line_hashes_many, lines_dedup, ExactOptions,
     LinesOptions,
 };
-use tamis_core::io::{hashes_to_arrow, mask_to_arrow, string_values, IoOptions, Output};
+use tamis_core::io::{
+    hashes_to_arrow, mask_to_arrow, number_values, string_values, IoOptions, Output,
+};
 use tamis_core::pipeline::{thread_pool, NoProgress};
 use tamis_core::text::Normalize;
 
@@ -120,24 +122,29 @@ pub fn line_hashes<'py>(
     ))
 }
 
-/// Keep mask of exact dedup over an Arrow string array or stream: first occurrences are true.
+/// Keep mask of exact dedup over an Arrow string array or stream: the document each group
+/// keeps (by `options.keep`; `values`: its field's numeric column) is true.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=0, values=None))]
 pub fn exact_keep_mask_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
     threads: usize,
+    values: Option<AnyArray>,
 ) -> PyResult<PyChunkedArray> {
     let o: ExactOptions = options(options_json)?;
     let chunks = chunks_of(texts)?;
+    let value_chunks = values.map(chunks_of).transpose()?;
     let out = py
         .detach(|| -> tamis_core::Result<_> {
-            let values = string_values(&chunks)?;
+            let texts = string_values(&chunks)?;
+            let values = value_chunks.as_deref().map(number_values).transpose()?;
             let pool = thread_pool(threads)?;
-            Ok(mask_to_arrow(
-                &pool.install(|| exact_keep_mask(&values, o.normalize)),
-            ))
+            let mask = pool.install(|| {
+                exact_keep_mask_with(&texts, o.normalize, &o.keep, values.as_deref())
+            })?;
+            Ok(mask_to_arrow(&mask))
         })
         .map_err(to_py)?;
     single_chunk(Arc::new(out), DataType::Boolean)
@@ -186,24 +193,22 @@ impl ExactSignatureWriter {
     }
 
     /// Add documents: `paths[i]` is the source file of `texts[i]` (an Arrow string array);
-    /// a file's documents come together. `scores`: smaller wins a cluster (default `+inf`).
-    #[pyo3(signature = (paths, texts, scores=None))]
+    /// a file's documents come together. `values`: the keep policy's field per document
+    /// (`max:FIELD`/`min:FIELD`; `None` where missing).
+    #[pyo3(signature = (paths, texts, values=None))]
     fn add(
         &mut self,
         py: Python<'_>,
         paths: Vec<String>,
         texts: AnyArray,
-        scores: Option<Vec<f64>>,
+        values: Option<Vec<Option<f64>>>,
     ) -> PyResult<()> {
         let chunks = chunks_of(texts)?;
         let inner = &mut self.inner;
         py.detach(|| {
             let texts = non_null(string_values(&chunks)?)?;
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-            match &scores {
-                Some(s) => inner.add_scored(&paths, &texts, s),
-                None => inner.add(&paths, &texts),
-            }
+            inner.add(&paths, &texts, values.as_deref())
         })
         .map_err(to_py)
     }

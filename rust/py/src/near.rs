@@ -12,10 +12,10 @@ use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::PyChunkedArray;
 use tamis_core::dedup::near::stages::{self, PathSignatureWriter, Task};
 use tamis_core::dedup::near::{
-    self, minhash_matrix, minhash_matrix_from_hashes, near_clusters, near_dedup, s_curve_table,
-    NearOptions,
+    self, minhash_matrix, minhash_matrix_from_hashes, near_clusters_with, near_dedup,
+    s_curve_table, NearOptions,
 };
-use tamis_core::io::{mask_to_arrow, string_values, IoOptions, Output};
+use tamis_core::io::{mask_to_arrow, number_values, string_values, IoOptions, Output};
 use tamis_core::pipeline::{thread_pool, NoProgress};
 
 use crate::arrow::{chunks_of, single_chunk, u64_values, U64Matrix};
@@ -126,42 +126,41 @@ pub struct NearSignatureWriter {
 
 #[pymethods]
 impl NearSignatureWriter {
-    /// Task `rank` of `world_size` writing to `workdir`; `priority`: documents come with
-    /// priorities (smaller wins a cluster).
+    /// Task `rank` of `world_size` writing to `workdir` (`options.keep` picks what a cluster
+    /// keeps).
     #[new]
-    #[pyo3(signature = (workdir, rank, world_size, options_json, *, priority=false, threads=0))]
+    #[pyo3(signature = (workdir, rank, world_size, options_json, *, threads=0))]
     fn new(
         workdir: PathBuf,
         rank: usize,
         world_size: usize,
         options_json: &str,
-        priority: bool,
         threads: usize,
     ) -> PyResult<Self> {
         let o = near_options(options_json)?;
         let task = Task { rank, world_size };
-        let inner =
-            PathSignatureWriter::new(&workdir, &o, priority, task, threads).map_err(to_py)?;
+        let inner = PathSignatureWriter::new(&workdir, &o, task, threads).map_err(to_py)?;
         Ok(NearSignatureWriter { inner: Some(inner) })
     }
 
-    /// Add the next documents of source file `path` (an Arrow string array or a list of str),
-    /// with optional priorities (smaller wins). A file's documents must come together.
-    #[pyo3(signature = (path, texts, priorities=None))]
+    /// Add the next documents of source file `path` (an Arrow string array), with the keep
+    /// policy's field per document (`max:FIELD`/`min:FIELD`; `None` where missing). A file's
+    /// documents must come together.
+    #[pyo3(signature = (path, texts, values=None))]
     fn add(
         &mut self,
         py: Python<'_>,
         path: String,
         texts: AnyArray,
-        priorities: Option<Vec<f64>>,
+        values: Option<Vec<Option<f64>>>,
     ) -> PyResult<()> {
         let chunks = chunks_of(texts)?;
         let Some(inner) = self.inner.as_mut() else {
             return Err(tamis_error("this writer is finished"));
         };
         py.detach(|| {
-            let values = string_values(&chunks)?;
-            inner.add(&path, &values, priorities.as_deref())
+            let texts = string_values(&chunks)?;
+            inner.add(&path, &texts, values.as_deref())
         })
         .map_err(to_py)
     }
@@ -277,20 +276,23 @@ pub fn minhash_hashes(
 
 /// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=0, values=None))]
 pub fn near_clusters_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
     threads: usize,
+    values: Option<AnyArray>,
 ) -> PyResult<(PyChunkedArray, PyChunkedArray)> {
     let o = near_options(options_json)?;
     let chunks = chunks_of(texts)?;
+    let value_chunks = values.map(chunks_of).transpose()?;
     let (reps, sizes) = py
         .detach(|| -> tamis_core::Result<_> {
-            let values = string_values(&chunks)?;
+            let texts = string_values(&chunks)?;
+            let values = value_chunks.as_deref().map(number_values).transpose()?;
             let pool = thread_pool(threads)?;
-            pool.install(|| near_clusters(&values, &o))
+            pool.install(|| near_clusters_with(&texts, &o, values.as_deref()))
         })
         .map_err(to_py)?;
     Ok((
@@ -299,22 +301,26 @@ pub fn near_clusters_arrow(
     ))
 }
 
-/// Keep mask of in-memory near-dedup: true for the text each cluster keeps (nulls kept).
+/// Keep mask of in-memory near-dedup: true for the text each cluster keeps (by `options.keep`;
+/// `values`: its field's numeric column), nulls kept.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=0, values=None))]
 pub fn near_keep_mask_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
     threads: usize,
+    values: Option<AnyArray>,
 ) -> PyResult<PyChunkedArray> {
     let o = near_options(options_json)?;
     let chunks = chunks_of(texts)?;
+    let value_chunks = values.map(chunks_of).transpose()?;
     let mask = py
         .detach(|| -> tamis_core::Result<_> {
-            let values = string_values(&chunks)?;
+            let texts = string_values(&chunks)?;
+            let values = value_chunks.as_deref().map(number_values).transpose()?;
             let pool = thread_pool(threads)?;
-            let (reps, _) = pool.install(|| near_clusters(&values, &o))?;
+            let (reps, _) = pool.install(|| near_clusters_with(&texts, &o, values.as_deref()))?;
             let keep: Vec<bool> = reps
                 .iter()
                 .enumerate()

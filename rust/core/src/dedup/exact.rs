@@ -1,14 +1,18 @@
 //! Exact document deduplication.
+//!
+//! With the default keep policy (`first`) one pass: the first occurrence of each hash in input
+//! order is kept. With another ([`Keep`]) two: the first pass finds, per hash, the document of
+//! smallest score (ties: the first), the second keeps it.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::HashSet128;
-use crate::io::{Doc, IoOptions, Output};
+use super::{HashMap128, HashSet128, Keep};
+use crate::io::{expand_inputs, Batch, Doc, InputFile, IoOptions, Output};
 use crate::options::{OptionError, Options};
-use crate::pipeline::{run, Decision, Progress, Stage};
+use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
 use crate::text::{hash_text, Hash128, Normalize};
-use crate::{Result, Stats};
+use crate::{Error, RecordError, Result, Stats};
 
 /// Options of exact dedup (`tamis dedup exact`, `tamis.dedup.exact`, the `dedup_exact` stage,
 /// the datatrove steps and polars).
@@ -19,6 +23,10 @@ pub struct ExactOptions {
     pub normalize: Normalize,
     /// Deduplicate on this string field (e.g. `url`) instead of the text.
     pub key: Option<String>,
+    /// Which document of a group of duplicates is kept: `first` (in input order), `longest`,
+    /// `shortest`, `max:FIELD` or `min:FIELD` (missing or null values are never preferred; ties
+    /// go to the first in input order).
+    pub keep: Keep,
 }
 
 impl Options for ExactOptions {
@@ -30,7 +38,8 @@ impl Options for ExactOptions {
     }
 }
 
-/// `tamis dedup exact`: keep the first occurrence of each document of `inputs` in `output`.
+/// `tamis dedup exact`: keep one document of each group of duplicates of `inputs` (the first,
+/// or the best under [`ExactOptions::keep`]) in `output`.
 pub fn exact_dedup(
     inputs: &[String],
     output: &Output,
@@ -40,26 +49,45 @@ pub fn exact_dedup(
 ) -> Result<Stats> {
     options.validate()?;
     let opts = io.run_options(options.key.clone())?;
+    let files = expand_inputs(inputs)?;
     let mut stage = ExactDedup::new(options);
-    run("dedup exact", inputs, output, &opts, &mut stage, progress)
+    if options.keep.scores() {
+        if files.iter().any(|f| f.path.is_none()) {
+            return Err(Error::Config(
+                "--keep other than first reads the input twice and cannot read standard input: \
+                 save it to a file"
+                    .into(),
+            ));
+        }
+        stage.plan(&files, &opts, progress)?;
+    }
+    run_files("dedup exact", files, output, &opts, &mut stage, progress)
 }
 
-/// Exact dedup as a pipeline [`Stage`]: the first occurrence in input order is kept.
+/// Exact dedup as a pipeline [`Stage`]: one document of each hash is kept, the first in input
+/// order; with a keep policy that scores documents, the one [`ExactDedup::plan`] chose.
 #[derive(Debug, Default)]
 pub struct ExactDedup {
     normalize: Normalize,
     use_key: bool,
+    keep: Keep,
     seen: HashSet128,
+    /// Per hash, the ordinal of the document kept (after [`ExactDedup::plan`]).
+    winners: HashMap128<u64>,
+    /// Valid documents decided so far.
+    ordinal: u64,
 }
 
 impl ExactDedup {
     /// A fresh deduplicator. With [`ExactOptions::key`], the run must read that field
-    /// ([`crate::io::ExtractOptions::key`]).
+    /// ([`crate::io::ExtractOptions::key`]); with a keep policy that scores documents, call
+    /// [`ExactDedup::plan`] before the run.
     pub fn new(options: &ExactOptions) -> Self {
         ExactDedup {
             normalize: options.normalize,
             use_key: options.key.is_some(),
-            seen: HashSet128::default(),
+            keep: options.keep.clone(),
+            ..ExactDedup::default()
         }
     }
 
@@ -67,12 +95,8 @@ impl ExactDedup {
     pub fn distinct(&self) -> usize {
         self.seen.len()
     }
-}
 
-impl Stage for ExactDedup {
-    type Prepared = Hash128;
-
-    fn prepare(&self, doc: &Doc<'_>) -> Hash128 {
+    fn hash(&self, doc: &Doc<'_>) -> Hash128 {
         let value = if self.use_key {
             doc.key.as_deref().unwrap_or("")
         } else {
@@ -81,8 +105,77 @@ impl Stage for ExactDedup {
         hash_text(value, self.normalize)
     }
 
-    fn decide(&mut self, _doc: &Doc<'_>, hash: Hash128) -> Decision {
-        if self.seen.insert(hash) {
+    /// The first pass of a keep policy that scores documents: read `files` and choose, per
+    /// hash, the document of smallest score (ties: the first in input order). Bad records are
+    /// passed over here (the run itself reports them).
+    pub fn plan(
+        &mut self,
+        files: &[InputFile],
+        opts: &RunOptions,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let opts = RunOptions {
+            rejects: None,
+            ..opts.clone()
+        };
+        let mut best: HashMap128<(f64, u64)> = HashMap128::default();
+        let mut ordinal = 0u64;
+        let me: &ExactDedup = self;
+        let prepare = |batch: &Batch, doc: &Doc<'_>| -> std::result::Result<_, RecordError> {
+            Ok((me.hash(doc), me.keep.score(batch, doc)?))
+        };
+        scan(
+            files,
+            &opts,
+            &mut Stats::default(),
+            progress,
+            prepare,
+            |s| {
+                let (hash, score) = s.value;
+                let e = best.entry(hash).or_insert((f64::INFINITY, ordinal));
+                // Strictly smaller wins: ties keep the earlier document.
+                if score < e.0 {
+                    *e = (score, ordinal);
+                }
+                ordinal += 1;
+                Ok(())
+            },
+        )?;
+        self.winners = best.into_iter().map(|(h, (_, o))| (h, o)).collect();
+        Ok(())
+    }
+}
+
+impl Stage for ExactDedup {
+    type Prepared = std::result::Result<Hash128, RecordError>;
+
+    fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared {
+        Ok(self.hash(doc))
+    }
+
+    fn prepare_in(&self, batch: &Batch, doc: &Doc<'_>) -> Self::Prepared {
+        // Records the plan refused (a field that is not a number) are refused again, so that
+        // both passes count the same documents.
+        if self.keep.field().is_some() {
+            self.keep.score(batch, doc)?;
+        }
+        Ok(self.hash(doc))
+    }
+
+    fn decide(&mut self, _doc: &Doc<'_>, hash: Self::Prepared) -> Decision {
+        let hash = match hash {
+            Ok(h) => h,
+            Err(e) => return Decision::Reject(e),
+        };
+        let ordinal = self.ordinal;
+        self.ordinal += 1;
+        let first = self.seen.insert(hash);
+        let kept = if self.keep.scores() {
+            self.winners.get(&hash) == Some(&ordinal)
+        } else {
+            first
+        };
+        if kept {
             Decision::Keep
         } else {
             Decision::Remove("duplicate".into())
@@ -101,6 +194,45 @@ pub fn hash_many(texts: &[Option<&str>], normalize: Normalize) -> Vec<Option<Has
         .with_min_len(256)
         .map(|t| t.map(|t| hash_text(t, normalize)))
         .collect()
+}
+
+/// For in-memory columns: `true` for the document each group of duplicates keeps under `keep`
+/// (`values`: the policy's field per row, for `max:`/`min:`), `false` for the others. Missing
+/// texts (`None`) are not documents and are always kept.
+pub fn exact_keep_mask_with(
+    texts: &[Option<&str>],
+    normalize: Normalize,
+    keep: &Keep,
+    values: Option<&[Option<f64>]>,
+) -> Result<Vec<bool>> {
+    if !keep.scores() {
+        return Ok(exact_keep_mask(texts, normalize));
+    }
+    if let Some(v) = values {
+        if v.len() != texts.len() {
+            return Err(Error::Config("values and texts differ in length".into()));
+        }
+    } else if let Some(f) = keep.field() {
+        return Err(Error::Config(format!(
+            "keep {keep} needs the values of {f:?}"
+        )));
+    }
+    let hashes = hash_many(texts, normalize);
+    let mut best: HashMap128<(f64, usize)> = HashMap128::default();
+    for (i, h) in hashes.iter().enumerate() {
+        if let (Some(h), Some(t)) = (h, texts[i]) {
+            let score = keep.score_of(t, values.and_then(|v| v[i]));
+            let e = best.entry(*h).or_insert((f64::INFINITY, i));
+            if score < e.0 {
+                *e = (score, i);
+            }
+        }
+    }
+    Ok(hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| h.is_none_or(|h| best.get(&h).is_some_and(|b| b.1 == i)))
+        .collect())
 }
 
 /// For in-memory columns: `true` for the first occurrence of each (normalized) text, `false` for

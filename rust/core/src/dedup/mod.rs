@@ -10,11 +10,15 @@
 //! - [`signatures`]: exact and line dedup in two stages over many tasks (the datatrove steps).
 
 mod exact;
+mod keep;
 mod lines;
 pub mod near;
 pub mod signatures;
 
-pub use exact::{exact_dedup, exact_keep_mask, hash_many, ExactDedup, ExactOptions};
+pub use exact::{
+    exact_dedup, exact_keep_mask, exact_keep_mask_with, hash_many, ExactDedup, ExactOptions,
+};
+pub use keep::Keep;
 pub use lines::{line_hashes, line_hashes_many, lines_dedup, LineDedup, LinesOptions};
 
 use std::hash::{BuildHasherDefault, Hasher};

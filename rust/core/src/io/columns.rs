@@ -28,6 +28,29 @@ pub fn string_values(chunks: &[ArrayRef]) -> Result<Vec<Option<&str>>> {
     Ok(out)
 }
 
+/// The values of numeric arrays as `f64`, in order; nulls (and NaN) are `None`. Booleans and
+/// other types are refused, as a JSON field that is not a number is.
+pub fn number_values(chunks: &[ArrayRef]) -> Result<Vec<Option<f64>>> {
+    let mut out = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+    for chunk in chunks {
+        let t = chunk.data_type();
+        if *t == DataType::Null {
+            out.extend(std::iter::repeat_n(None, chunk.len()));
+            continue;
+        }
+        if !t.is_numeric() {
+            return Err(Error::Config(format!(
+                "expected a numeric column, got Arrow type {t}"
+            )));
+        }
+        let cast = arrow_cast::cast(chunk, &DataType::Float64)
+            .map_err(|e| Error::Config(format!("numeric column: {e}")))?;
+        let f = cast.as_primitive::<arrow_array::types::Float64Type>();
+        out.extend(f.iter().map(|v| v.filter(|x| !x.is_nan())));
+    }
+    Ok(out)
+}
+
 /// 128-bit hashes as a binary array of 16-byte big-endian values (nulls stay null).
 pub fn hashes_to_arrow(hashes: &[Option<Hash128>]) -> BinaryArray {
     hashes

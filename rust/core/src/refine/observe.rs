@@ -99,6 +99,13 @@ impl<S: Stage> Stage for Observed<'_, S> {
         (self.inner.prepare(doc), self.counter.count(&doc.text))
     }
 
+    fn prepare_in(&self, batch: &Batch, doc: &Doc<'_>) -> Self::Prepared {
+        (
+            self.inner.prepare_in(batch, doc),
+            self.counter.count(&doc.text),
+        )
+    }
+
     fn decide(&mut self, doc: &Doc<'_>, (p, tokens): Self::Prepared) -> Decision {
         let d = self.inner.decide(doc, p);
         let new_tokens = new_text(&d).map(|t| self.counter.count(t));

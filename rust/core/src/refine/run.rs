@@ -454,7 +454,11 @@ impl<'a> Refine<'a> {
         };
         let result = match &stage.options {
             StageOptions::DedupExact(o) => {
-                let mut s = Observed::new(ExactDedup::new(o), counter, pool, examples);
+                let mut dedup = ExactDedup::new(o);
+                if o.keep.scores() {
+                    dedup.plan(inputs, &opts, progress)?;
+                }
+                let mut s = Observed::new(dedup, counter, pool, examples);
                 let stats = run_to("refine", inputs, targets, &opts, &mut s, progress)?;
                 observed(stats, s.measured)
             }

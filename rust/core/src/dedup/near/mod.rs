@@ -5,8 +5,9 @@
 //! 2. **Buckets**: documents sharing a band key are candidates; per band, keys are sorted (in
 //!    memory, or as spilled sorted runs merged with bounded memory) and grouped ([`cluster`]).
 //! 3. **Cluster**: candidates are joined with union-find (optionally only pairs whose exact
-//!    shingle-set Jaccard reaches the threshold, `verify`). Each cluster keeps its best document:
-//!    the smallest priority value, then the first in input order.
+//!    shingle-set Jaccard reaches the threshold, `verify`). Each cluster keeps its best document
+//!    under the keep policy ([`crate::dedup::Keep`]: the smallest score, then the first in input
+//!    order).
 //! 4. **Filter**: the inputs are read again and every document that is not its cluster's
 //!    representative is removed (or, with `annotate`, every document is kept and tagged with
 //!    `minhash_cluster_id` and `minhash_cluster_size`).
@@ -37,11 +38,8 @@ pub use minhash::{
 pub use options::{NearOptions, MAX_NGRAM, MAX_NUM_PERM};
 pub use shingle::{jaccard, shingle_hashes, shingle_set, words, Shingling};
 
-use crate::error::json_type_name;
-use crate::io::{
-    expand_inputs, Batch, BatchData, Doc, DocSource, FieldEdit, FieldValue, InputFile, IoOptions,
-    JsonFields, Output,
-};
+use crate::dedup::Keep;
+use crate::io::{expand_inputs, Batch, Doc, FieldEdit, FieldValue, InputFile, IoOptions, Output};
 use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
 use crate::{Error, RecordError, Result, Stats};
 
@@ -65,7 +63,7 @@ fn spill_budget(params: &MinHashParams, limit: u64) -> usize {
 
 /// A one-paragraph description of the memory plan, printed before a run starts.
 pub fn memory_plan(params: &MinHashParams, config: &NearOptions) -> String {
-    let per_doc = bytes_per_document(params, config.priority.is_some());
+    let per_doc = bytes_per_document(params, config.keep_policy().is_ok_and(|k| k.scores()));
     let mut s = format!(
         "memory: about {per_doc} bytes per document in memory ({:.1} million documents per GB)",
         1e3 / per_doc as f64
@@ -84,61 +82,6 @@ pub fn memory_plan(params: &MinHashParams, config: &NearOptions) -> String {
     s
 }
 
-/// Value of the priority field of a document (missing or null: +∞).
-pub(crate) fn priority_of(
-    batch: &Batch,
-    doc: &Doc<'_>,
-    field: &str,
-) -> std::result::Result<f64, RecordError> {
-    let not_number = |found: &'static str| RecordError::PriorityNotNumber {
-        key: field.to_string(),
-        found,
-    };
-    match &doc.source {
-        DocSource::Json { raw } => {
-            let fields: JsonFields<'_> =
-                serde_json::from_str(raw).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
-            let Some(v) = fields.get(field) else {
-                return Ok(f64::INFINITY);
-            };
-            let text = v.get();
-            if text == "null" {
-                return Ok(f64::INFINITY);
-            }
-            match text.as_bytes().first() {
-                Some(b'-' | b'0'..=b'9') => text
-                    .parse::<f64>()
-                    .map_err(|_| not_number("a number out of range")),
-                _ => Err(not_number(json_type_name(text))),
-            }
-        }
-        DocSource::Row(i) => {
-            let BatchData::Arrow { batch: rb, .. } = &batch.data else {
-                return Ok(f64::INFINITY);
-            };
-            let Some(col) = rb.column_by_name(field) else {
-                return Ok(f64::INFINITY);
-            };
-            if !col.data_type().is_numeric() {
-                return Err(not_number("not a numeric column"));
-            }
-            let one = col.slice(*i, 1);
-            let cast = arrow_cast::cast(&one, &arrow_schema::DataType::Float64)
-                .map_err(|_| not_number("not a numeric column"))?;
-            let f = cast
-                .as_any()
-                .downcast_ref::<arrow_array::Float64Array>()
-                .ok_or_else(|| not_number("not a numeric column"))?;
-            use arrow_array::Array;
-            Ok(if f.is_null(0) {
-                f64::INFINITY
-            } else {
-                f.value(0)
-            })
-        }
-    }
-}
-
 /// What pass 1 computes per document.
 pub(crate) struct Sig {
     pub keys: Option<Vec<u64>>,
@@ -147,14 +90,11 @@ pub(crate) struct Sig {
 
 pub(crate) fn signature_of(
     hasher: &MinHasher,
-    priority: Option<&str>,
+    keep: &Keep,
     batch: &Batch,
     doc: &Doc<'_>,
 ) -> std::result::Result<Sig, RecordError> {
-    let priority = match priority {
-        Some(f) => priority_of(batch, doc, f)?,
-        None => f64::INFINITY,
-    };
+    let priority = keep.score(batch, doc)?;
     thread_local! {
         static SCRATCH: std::cell::RefCell<(Scratch, Vec<u64>)> = Default::default();
     }
@@ -337,14 +277,15 @@ pub fn find_clusters(
         false,
     );
     let mut priorities: Vec<f64> = Vec::new();
-    let want_priority = config.priority.is_some();
+    let keep = config.keep_policy()?;
+    let want_priority = keep.scores();
     let mut no_shingles = 0u64;
     let counts = scan(
         files,
         opts,
         stats,
         progress,
-        |batch, doc| signature_of(&hasher, config.priority.as_deref(), batch, doc),
+        |batch, doc| signature_of(&hasher, &keep, batch, doc),
         |s| {
             if s.value.keys.is_none() {
                 no_shingles += 1;
@@ -397,6 +338,9 @@ pub struct NearFilter<'a> {
     error: Option<Error>,
     id_field: Arc<str>,
     size_field: Arc<str>,
+    /// The keep policy, when it reads a field: documents pass 1 refused for it (a field that is
+    /// not a number) are refused again, so that both passes count the same documents.
+    scored: Option<Keep>,
 }
 
 impl<'a> NearFilter<'a> {
@@ -404,6 +348,7 @@ impl<'a> NearFilter<'a> {
         lookup: Lookup<'a>,
         annotate: bool,
         clusters_out: Option<ClustersWriter>,
+        keep: &Keep,
     ) -> Self {
         NearFilter {
             lookup: std::sync::Mutex::new(lookup),
@@ -412,6 +357,7 @@ impl<'a> NearFilter<'a> {
             error: None,
             id_field: Arc::from(CLUSTER_ID_FIELD),
             size_field: Arc::from(CLUSTER_SIZE_FIELD),
+            scored: keep.field().is_some().then(|| keep.clone()),
         }
     }
 }
@@ -447,7 +393,13 @@ pub fn filter_stage<'a>(clusters: &'a Clusters, options: &NearOptions) -> Result
         Some(p) => Some(ClustersWriter::create(p)?),
         None => None,
     };
-    Ok(NearFilter::new(lookup, options.annotate, clusters_out))
+    let keep = options.keep_policy()?;
+    Ok(NearFilter::new(
+        lookup,
+        options.annotate,
+        clusters_out,
+        &keep,
+    ))
 }
 
 /// Refuse a change of the inputs between two passes over them.
@@ -464,10 +416,19 @@ pub fn check_unchanged(
 }
 
 impl Stage for NearFilter<'_> {
-    type Prepared = ();
-    fn prepare(&self, _doc: &Doc<'_>) {}
+    type Prepared = Option<RecordError>;
+    fn prepare(&self, _doc: &Doc<'_>) -> Option<RecordError> {
+        None
+    }
 
-    fn decide(&mut self, doc: &Doc<'_>, _: ()) -> Decision {
+    fn prepare_in(&self, batch: &Batch, doc: &Doc<'_>) -> Option<RecordError> {
+        self.scored.as_ref()?.score(batch, doc).err()
+    }
+
+    fn decide(&mut self, doc: &Doc<'_>, refused: Option<RecordError>) -> Decision {
+        if let Some(e) = refused {
+            return Decision::Reject(e);
+        }
         let lookup = self
             .lookup
             .get_mut()
@@ -575,7 +536,33 @@ pub fn near_dedup(
 /// In-memory near-dedup of a column: per text, its cluster representative (index of the kept
 /// text) and cluster size. `None` texts are not documents: they are their own singletons.
 pub fn near_clusters(texts: &[Option<&str>], config: &NearOptions) -> Result<(Vec<u32>, Vec<u32>)> {
+    near_clusters_with(texts, config, None)
+}
+
+/// [`near_clusters`] with the values of the keep policy's field per row (`max:`/`min:`).
+pub fn near_clusters_with(
+    texts: &[Option<&str>],
+    config: &NearOptions,
+    values: Option<&[Option<f64>]>,
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let params = config.params()?;
+    let keep = config.keep_policy()?;
+    if let Some(v) = values {
+        if v.len() != texts.len() {
+            return Err(Error::Config("values and texts differ in length".into()));
+        }
+    } else if let Some(f) = keep.field() {
+        return Err(Error::Config(format!(
+            "keep {keep} needs the values of {f:?}"
+        )));
+    }
+    let priorities = keep.scores().then(|| {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| keep.score_of(t.unwrap_or(""), values.and_then(|v| v[i])))
+            .collect::<Vec<f64>>()
+    });
     let verify = config.verify_threshold();
     let hasher = MinHasher::new(params)?;
     if texts.len() as u64 > u64::from(u32::MAX) {
@@ -587,7 +574,7 @@ pub fn near_clusters(texts: &[Option<&str>], config: &NearOptions) -> Result<(Ve
         store.push(0, k.as_deref())?;
     }
     drop(keys);
-    let mut uf = UnionFind::new(texts.len() as u64, None)?;
+    let mut uf = UnionFind::new(texts.len() as u64, priorities)?;
     let mut pairs = Vec::new();
     store.for_each_group(|_, members| {
         if verify.is_some() {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::minhash::{optimal_bands_rows, MinHashParams, Sketch};
 use super::shingle::Shingling;
+use crate::dedup::Keep;
 use crate::options::{check_closed, check_open, check_range, OptionError, Options};
 
 /// Largest accepted `num_perm`: signatures cost 8 bytes × `num_perm` per document and time
@@ -46,8 +47,11 @@ pub struct NearOptions {
     pub verify: bool,
     /// Keep every document and add `minhash_cluster_id` and `minhash_cluster_size` instead.
     pub annotate: bool,
-    /// Numeric field whose smallest value wins a cluster (missing or null: last); ties and the
-    /// default go to the first document in input order.
+    /// Which document a cluster keeps: `first` (in input order), `longest`, `shortest`,
+    /// `max:FIELD` or `min:FIELD` (missing or null values are never preferred; ties go to the
+    /// first in input order).
+    pub keep: Keep,
+    /// The older spelling of `keep = "min:FIELD"`.
     pub priority: Option<String>,
     /// Write one JSON line per member of each cluster of two or more documents here.
     pub clusters: Option<PathBuf>,
@@ -73,6 +77,7 @@ impl Default for NearOptions {
             sketch: p.sketch,
             verify: false,
             annotate: false,
+            keep: Keep::First,
             priority: None,
             clusters: None,
             memory_limit: None,
@@ -141,6 +146,11 @@ impl NearOptions {
         (self.bands.unwrap_or((self.num_perm / rows).max(1)), rows)
     }
 
+    /// Which document a cluster keeps (`keep`, or `priority` as `min:FIELD`).
+    pub fn keep_policy(&self) -> Result<Keep, OptionError> {
+        crate::dedup::keep::resolve(&self.keep, self.priority.as_deref())
+    }
+
     /// The Jaccard similarity verification requires, when `verify` is on.
     pub fn verify_threshold(&self) -> Option<f64> {
         self.verify
@@ -181,11 +191,7 @@ impl Options for NearOptions {
         if let Some(r) = self.rows {
             check_range("rows", r, Some(1), Some(self.num_perm))?;
         }
-        if let Some(p) = &self.priority {
-            if p.is_empty() {
-                return Err(OptionError::new("priority", "must name a field"));
-            }
-        }
+        self.keep_policy()?;
         Ok(())
     }
 }

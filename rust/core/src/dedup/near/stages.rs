@@ -106,6 +106,8 @@ impl ParamsJson {
 struct Manifest {
     format: u32,
     params: ParamsJson,
+    /// The keep policy when documents have scores (`longest`, `min:FIELD`, …): one is stored
+    /// per document. Manifests before keep policies held a field name here (`min:` it).
     priority: Option<String>,
     rank: usize,
     world_size: usize,
@@ -210,23 +212,23 @@ impl SignatureWriter {
         })
     }
 
-    /// A writer for `options` (its parameters and `memory_limit`, 1 GiB by default, bounding
-    /// the band keys buffered before they are written out); `priority`: documents come with
-    /// priorities. What the datatrove step uses.
+    /// A writer for `options` (its parameters, keep policy and `memory_limit`, 1 GiB by default,
+    /// bounding the band keys buffered before they are written out). What the datatrove step
+    /// uses.
     pub fn for_options(
         workdir: &Path,
         options: &NearOptions,
-        priority: bool,
         task: Task,
         total_shards: u32,
     ) -> Result<Self> {
         let params = options.params()?;
+        let keep = options.keep_policy()?;
         let budget =
             super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
         Self::new(
             workdir,
             params,
-            priority.then(|| "priority".to_string()),
+            keep.scores().then(|| keep.to_string()),
             task.rank,
             task.world_size,
             total_shards,
@@ -309,6 +311,7 @@ impl SignatureWriter {
 #[derive(Debug)]
 pub struct PathSignatureWriter {
     inner: SignatureWriter,
+    keep: crate::dedup::Keep,
     rank: u32,
     files: Vec<(String, u64)>,
     threads: usize,
@@ -318,21 +321,16 @@ pub struct PathSignatureWriter {
 pub const MAX_PATH_TASKS: usize = 1 << 16;
 
 impl PathSignatureWriter {
-    /// Task `task` writing to `workdir`; `priority`: documents come with priorities.
-    pub fn new(
-        workdir: &Path,
-        options: &NearOptions,
-        priority: bool,
-        task: Task,
-        threads: usize,
-    ) -> Result<Self> {
+    /// Task `task` writing to `workdir`.
+    pub fn new(workdir: &Path, options: &NearOptions, task: Task, threads: usize) -> Result<Self> {
         if task.rank >= MAX_PATH_TASKS {
             return Err(Error::Config(format!(
                 "at most {MAX_PATH_TASKS} signature tasks"
             )));
         }
         Ok(PathSignatureWriter {
-            inner: SignatureWriter::for_options(workdir, options, priority, task, 0)?,
+            inner: SignatureWriter::for_options(workdir, options, task, 0)?,
+            keep: options.keep_policy()?,
             rank: task.rank as u32,
             files: Vec::new(),
             threads,
@@ -340,12 +338,12 @@ impl PathSignatureWriter {
     }
 
     /// Add the next documents of source file `path` (a file's documents must come together),
-    /// with their priorities when the writer has them (smaller wins).
+    /// with the values of the keep policy's field (`max:FIELD`, `min:FIELD`; `None`: missing).
     pub fn add(
         &mut self,
         path: &str,
         texts: &[Option<&str>],
-        priorities: Option<&[f64]>,
+        values: Option<&[Option<f64>]>,
     ) -> Result<()> {
         if self.files.last().is_none_or(|(p, _)| p != path) {
             if self.files.iter().any(|(p, _)| p == path) {
@@ -360,12 +358,17 @@ impl PathSignatureWriter {
             }
             self.files.push((path.to_string(), 0));
         }
-        if let Some(p) = priorities {
-            if p.len() != texts.len() {
-                return Err(Error::Config(
-                    "priorities and texts differ in length".into(),
-                ));
+        match (self.keep.field(), values) {
+            (Some(f), None) => {
+                return Err(Error::Config(format!(
+                    "keep {} needs the values of field {f:?}",
+                    self.keep
+                )))
             }
+            (_, Some(v)) if v.len() != texts.len() => {
+                return Err(Error::Config("values and texts differ in length".into()))
+            }
+            _ => {}
         }
         let shard = (self.rank << 16) | (self.files.len() as u32 - 1);
         let first = self.files.last().map_or(0, |f| f.1);
@@ -373,9 +376,10 @@ impl PathSignatureWriter {
         let hasher = self.inner.hasher().clone();
         let keys = pool.install(|| super::band_keys_many(&hasher, texts));
         for (i, k) in keys.iter().enumerate() {
-            let prio = priorities.map_or(f64::INFINITY, |p| p[i]);
+            let value = values.and_then(|v| v[i]);
+            let score = self.keep.score_of(texts[i].unwrap_or(""), value);
             self.inner
-                .push(shard, first + i as u64, k.as_deref(), prio)?;
+                .push(shard, first + i as u64, k.as_deref(), score)?;
         }
         if let Some(f) = self.files.last_mut() {
             f.1 += texts.len() as u64;
@@ -470,10 +474,11 @@ pub fn signatures(
     let my: Vec<InputFile> = mine.iter().map(|&i| files[i].clone()).collect();
     let prints = fingerprints(&my);
     let budget = super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
+    let keep = options.keep_policy()?;
     let mut writer = SignatureWriter::new(
         workdir,
         params,
-        options.priority.clone(),
+        keep.scores().then(|| keep.to_string()),
         rank,
         world_size,
         total,
@@ -494,7 +499,7 @@ pub fn signatures(
         &opts,
         &mut stats,
         progress,
-        |batch, doc| signature_of(&hasher, options.priority.as_deref(), batch, doc),
+        |batch, doc| signature_of(&hasher, &keep, batch, doc),
         |s| {
             writer.push(
                 mine[s.file] as u32,
@@ -525,7 +530,7 @@ pub fn signatures(
 pub struct Manifests {
     /// Parameters of the signatures.
     pub params: MinHashParams,
-    /// Priority field, if any.
+    /// The keep policy of the signatures when documents have scores.
     pub priority: Option<String>,
     /// Every shard, in the global document order.
     pub shards: Vec<ShardInfo>,
@@ -1006,7 +1011,14 @@ pub fn filter(
         Some(p) => Some(ClustersWriter::create(p)?),
         None => None,
     };
-    let mut stage = NearFilter::new(lookup, options.annotate, clusters_out);
+    // The policy the signatures were made with: documents they refused are refused again.
+    let keep = match &m.priority {
+        None => crate::dedup::Keep::First,
+        Some(p) => p
+            .parse()
+            .unwrap_or_else(|_| crate::dedup::Keep::Min(p.clone())),
+    };
+    let mut stage = NearFilter::new(lookup, options.annotate, clusters_out, &keep);
     let mut stats = run_files("dedup near filter", my, &output, opts, &mut stage, progress)?;
     stage.close()?;
     stats.input_files = mine.len();

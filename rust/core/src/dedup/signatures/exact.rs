@@ -8,7 +8,7 @@ use super::format::{
     parse_exact, recorded, same_len, show_mode, start_file, Arrivals, ExactHeader, Layout,
     EXACT_MAGIC, EXACT_VERSION, HASH,
 };
-use crate::dedup::ExactOptions;
+use crate::dedup::{ExactOptions, Keep};
 use crate::options::{OptionError, Options};
 use crate::pipeline::thread_pool;
 use crate::text::{hash_text, Hash128, Normalize};
@@ -18,6 +18,7 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct ExactSignatureWriter {
     normalize: Normalize,
+    keep: Keep,
     threads: usize,
     arrivals: Arrivals,
     counts: Vec<u64>,
@@ -40,6 +41,7 @@ impl ExactSignatureWriter {
         }
         Ok(ExactSignatureWriter {
             normalize: options.normalize,
+            keep: options.keep.clone(),
             threads,
             arrivals: Arrivals::default(),
             counts: Vec::new(),
@@ -49,9 +51,32 @@ impl ExactSignatureWriter {
     }
 
     /// Add documents: `paths[i]` is the source file of `texts[i]`; the documents of a file
-    /// must come together, in file order. Hashing runs in parallel.
-    pub fn add(&mut self, paths: &[&str], texts: &[&str]) -> Result<()> {
-        self.push(paths, texts, None)
+    /// must come together, in file order. Hashing runs in parallel. With a keep policy that
+    /// scores documents ([`ExactOptions::keep`]) each gets its score; `values` are its field's
+    /// (`max:FIELD`, `min:FIELD`; `None` where missing).
+    pub fn add(
+        &mut self,
+        paths: &[&str],
+        texts: &[&str],
+        values: Option<&[Option<f64>]>,
+    ) -> Result<()> {
+        if !self.keep.scores() {
+            return self.push(paths, texts, None);
+        }
+        if let Some(v) = values {
+            same_len(paths.len(), v.len(), "values")?;
+        } else if let Some(f) = self.keep.field() {
+            return Err(Error::Config(format!(
+                "keep {} needs the values of field {f:?}",
+                self.keep
+            )));
+        }
+        let scores: Vec<f64> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.keep.score_of(t, values.and_then(|v| v[i])))
+            .collect();
+        self.add_scored(paths, texts, &scores)
     }
 
     /// [`Self::add`] with a score per document (smaller wins a cluster; not NaN).
@@ -329,7 +354,7 @@ mod tests {
     fn exact(normalize: Normalize) -> ExactOptions {
         ExactOptions {
             normalize,
-            key: None,
+            ..Default::default()
         }
     }
 
@@ -351,7 +376,7 @@ mod tests {
             .map(|rank| {
                 let mut w = ExactSignatureWriter::new(&exact(normalize), 2).unwrap();
                 for (path, texts) in by_string.iter().skip(rank).step_by(tasks) {
-                    w.add(&vec![*path; texts.len()], texts).unwrap();
+                    w.add(&vec![*path; texts.len()], texts, None).unwrap();
                 }
                 (
                     file_name(rank, EXACT_SUFFIX),
@@ -413,16 +438,16 @@ mod tests {
     #[test]
     fn scores_pick_the_smallest_then_the_first() {
         let mut w = ExactSignatureWriter::new(&exact(Normalize::None), 1).unwrap();
-        w.add(&["a/1"], &["x"]).unwrap();
+        w.add(&["a/1"], &["x"], None).unwrap();
         w.add_scored(&["a/1", "a/1", "a/1"], &["x", "x", "y"], &[2.0, 1.0, 5.0])
             .unwrap();
-        w.add(&["a/1", "a/1"], &["y", "x"]).unwrap();
+        w.add(&["a/1", "a/1"], &["y", "x"], None).unwrap();
         let bytes = w.to_bytes(0, 2).unwrap();
         let header = read_exact_header("s", &bytes).unwrap();
         assert!(header.score && header.records == 6);
         // Another task, without scores (all +inf), whose file comes first in the order.
         let mut other = ExactSignatureWriter::new(&exact(Normalize::None), 1).unwrap();
-        other.add(&["a/0", "a/0"], &["x", "z"]).unwrap();
+        other.add(&["a/0", "a/0"], &["x", "z"], None).unwrap();
         let files = [
             ("00000.sig".to_string(), bytes),
             ("00001.sig".to_string(), other.to_bytes(1, 2).unwrap()),
@@ -460,7 +485,7 @@ mod tests {
         );
         // the writer's bytes are the same layout, with version 2 and a score flag
         let mut w = ExactSignatureWriter::new(&exact(Normalize::None), 1).unwrap();
-        w.add(&["p/a"; 3], &["x", "y", "x"]).unwrap();
+        w.add(&["p/a"; 3], &["x", "y", "x"], None).unwrap();
         let new = w.to_bytes(0, 1).unwrap();
         let v2 = read_exact_header("n", &new).unwrap();
         assert!(!v2.score);
@@ -543,12 +568,13 @@ mod tests {
         let e = t.keep(&["d/a.jsonl"], &["x", "y"]).unwrap_err().to_string();
         assert!(e.contains("1 paths but 2 texts"), "{e}");
         let mut w = ExactSignatureWriter::new(&exact(Normalize::None), 1).unwrap();
-        w.add(&["a", "b"], &["x", "y"]).unwrap();
-        let e = w.add(&["a"], &["z"]).unwrap_err().to_string();
+        w.add(&["a", "b"], &["x", "y"], None).unwrap();
+        let e = w.add(&["a"], &["z"], None).unwrap_err().to_string();
         assert!(e.contains("documents of a are not contiguous"), "{e}");
         let key = ExactOptions {
             normalize: Normalize::None,
             key: Some("url".into()),
+            ..Default::default()
         };
         let e = ExactSignatureWriter::new(&key, 1).unwrap_err().to_string();
         assert!(e.contains("key is not supported"), "{e}");

@@ -43,9 +43,9 @@
 //! use tamis_core::dedup::ExactOptions;
 //!
 //! let mut task0 = ExactSignatureWriter::new(&ExactOptions::default(), 1)?;
-//! task0.add(&["d/b.jsonl", "d/b.jsonl"], &["x", "y"])?;
+//! task0.add(&["d/b.jsonl", "d/b.jsonl"], &["x", "y"], None)?;
 //! let mut task1 = ExactSignatureWriter::new(&ExactOptions::default(), 1)?;
-//! task1.add(&["d/a.jsonl"], &["y"])?;
+//! task1.add(&["d/a.jsonl"], &["y"], None)?;
 //! let files = vec![
 //!     ("00000.sig".to_string(), task0.to_bytes(0, 2)?),
 //!     ("00001.sig".to_string(), task1.to_bytes(1, 2)?),
