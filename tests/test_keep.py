@@ -313,7 +313,7 @@ def test_a_field_that_is_not_a_number_is_refused(tmp_path: Path, run_tamis) -> N
     with pytest.raises(Exception, match="expected a numeric column"):
         frame.tamis.exact_dedup("text", keep="max:q")
     # a policy that reads a field needs its values
-    with pytest.raises(TamisError, match='needs the values of "q"'):
+    with pytest.raises(TamisError, match='needs the values of field "q"'):
         tamis.dedup.near_keep_mask(["x", "x"], keep="max:q")
 
 

@@ -208,23 +208,14 @@ pub fn exact_keep_mask_with(
     if !keep.scores() {
         return Ok(exact_keep_mask(texts, normalize));
     }
-    if let Some(v) = values {
-        if v.len() != texts.len() {
-            return Err(Error::Config("values and texts differ in length".into()));
-        }
-    } else if let Some(f) = keep.field() {
-        return Err(Error::Config(format!(
-            "keep {keep} needs the values of {f:?}"
-        )));
-    }
+    let scores = keep.scores_of(texts.iter().map(|t| t.unwrap_or("")), values)?;
     let hashes = hash_many(texts, normalize);
     let mut best: HashMap128<(f64, usize)> = HashMap128::default();
     for (i, h) in hashes.iter().enumerate() {
-        if let (Some(h), Some(t)) = (h, texts[i]) {
-            let score = keep.score_of(t, values.and_then(|v| v[i]));
+        if let Some(h) = h {
             let e = best.entry(*h).or_insert((f64::INFINITY, i));
-            if score < e.0 {
-                *e = (score, i);
+            if scores[i] < e.0 {
+                *e = (scores[i], i);
             }
         }
     }

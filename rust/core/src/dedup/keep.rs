@@ -58,6 +58,34 @@ impl Keep {
         }
     }
 
+    /// The scores of documents whose texts are `texts` and whose field holds `values` (one per
+    /// text; required by `max:`/`min:`), for callers that hold columns rather than records.
+    pub fn scores_of<'t>(
+        &self,
+        texts: impl ExactSizeIterator<Item = &'t str>,
+        values: Option<&[Option<f64>]>,
+    ) -> crate::Result<Vec<f64>> {
+        match (values, self.field()) {
+            (Some(v), _) if v.len() != texts.len() => {
+                return Err(crate::Error::Config(format!(
+                    "{} values for {} texts",
+                    v.len(),
+                    texts.len()
+                )))
+            }
+            (None, Some(f)) => {
+                return Err(crate::Error::Config(format!(
+                    "keep {self} needs the values of field {f:?}"
+                )))
+            }
+            _ => {}
+        }
+        Ok(texts
+            .enumerate()
+            .map(|(i, t)| self.score_of(t, values.and_then(|v| v[i])))
+            .collect())
+    }
+
     /// The score of a document of a batch: its field read from its record (JSON, or the row of
     /// a Parquet batch). A field that is present but not a number is a bad record.
     pub fn score(&self, batch: &Batch, doc: &Doc<'_>) -> Result<f64, RecordError> {

@@ -547,22 +547,11 @@ pub fn near_clusters_with(
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let params = config.params()?;
     let keep = config.keep_policy()?;
-    if let Some(v) = values {
-        if v.len() != texts.len() {
-            return Err(Error::Config("values and texts differ in length".into()));
-        }
-    } else if let Some(f) = keep.field() {
-        return Err(Error::Config(format!(
-            "keep {keep} needs the values of {f:?}"
-        )));
-    }
-    let priorities = keep.scores().then(|| {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| keep.score_of(t.unwrap_or(""), values.and_then(|v| v[i])))
-            .collect::<Vec<f64>>()
-    });
+    let priorities = if keep.scores() {
+        Some(keep.scores_of(texts.iter().map(|t| t.unwrap_or("")), values)?)
+    } else {
+        None
+    };
     let verify = config.verify_threshold();
     let hasher = MinHasher::new(params)?;
     if texts.len() as u64 > u64::from(u32::MAX) {

@@ -345,6 +345,9 @@ impl PathSignatureWriter {
         texts: &[Option<&str>],
         values: Option<&[Option<f64>]>,
     ) -> Result<()> {
+        let scores = self
+            .keep
+            .scores_of(texts.iter().map(|t| t.unwrap_or("")), values)?;
         if self.files.last().is_none_or(|(p, _)| p != path) {
             if self.files.iter().any(|(p, _)| p == path) {
                 return Err(Error::Config(format!(
@@ -358,26 +361,12 @@ impl PathSignatureWriter {
             }
             self.files.push((path.to_string(), 0));
         }
-        match (self.keep.field(), values) {
-            (Some(f), None) => {
-                return Err(Error::Config(format!(
-                    "keep {} needs the values of field {f:?}",
-                    self.keep
-                )))
-            }
-            (_, Some(v)) if v.len() != texts.len() => {
-                return Err(Error::Config("values and texts differ in length".into()))
-            }
-            _ => {}
-        }
         let shard = (self.rank << 16) | (self.files.len() as u32 - 1);
         let first = self.files.last().map_or(0, |f| f.1);
         let pool = crate::pipeline::thread_pool(self.threads)?;
         let hasher = self.inner.hasher().clone();
         let keys = pool.install(|| super::band_keys_many(&hasher, texts));
-        for (i, k) in keys.iter().enumerate() {
-            let value = values.and_then(|v| v[i]);
-            let score = self.keep.score_of(texts[i].unwrap_or(""), value);
+        for (i, (k, score)) in keys.iter().zip(scores).enumerate() {
             self.inner
                 .push(shard, first + i as u64, k.as_deref(), score)?;
         }

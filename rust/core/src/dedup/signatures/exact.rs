@@ -63,19 +63,7 @@ impl ExactSignatureWriter {
         if !self.keep.scores() {
             return self.push(paths, texts, None);
         }
-        if let Some(v) = values {
-            same_len(paths.len(), v.len(), "values")?;
-        } else if let Some(f) = self.keep.field() {
-            return Err(Error::Config(format!(
-                "keep {} needs the values of field {f:?}",
-                self.keep
-            )));
-        }
-        let scores: Vec<f64> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.keep.score_of(t, values.and_then(|v| v[i])))
-            .collect();
+        let scores = self.keep.scores_of(texts.iter().copied(), values)?;
         self.add_scored(paths, texts, &scores)
     }
 
