@@ -113,6 +113,57 @@ mod tests {
     }
 
     #[test]
+    fn line_numbers_past_usize_end_at_the_last_line() {
+        let text: String = (0..20).map(|i| format!("line {i}\n")).collect();
+        for end in [
+            "18446744073709551615",
+            "18446744073709551621",
+            "1000000000000000000000000000000",
+            "340282366920938463463374607431768211457",
+        ] {
+            let p = format!("remove_lines(line_start=0, line_end={end})");
+            assert_eq!(run(&text, &p), "", "{end}");
+        }
+        let p = "remove_lines(line_start=18446744073709551621, line_end=18446744073709551625)";
+        assert_eq!(run(&text, p), text);
+    }
+
+    #[test]
+    fn normalize_cannot_grow_a_text_without_bound() {
+        use super::super::exec::{GROWTH_FACTOR, GROWTH_FLOOR};
+        let text = format!("{} {F}", "o".repeat(200_000));
+        let program = "normalize(source_str=\"o\", target_str=\"oo\")\n".repeat(20);
+        let e = explain_chunk(&text, &program, Mode::Compat, &Acceptance::default());
+        let cap = (text.len() * GROWTH_FACTOR).max(GROWTH_FLOOR);
+        // Four doublings fit under 16 times the size; the other 16 calls are errors, so the
+        // program is discarded by the acceptance rule and the original is kept.
+        assert_eq!(e.replacements.iter().filter(|r| r.count > 0).count(), 4);
+        assert_eq!(e.errors.len(), 16);
+        assert!(
+            e.errors[0].message.contains(&format!("cap of {cap}")),
+            "{}",
+            e.errors[0].message
+        );
+        assert_eq!(run(&text, &program), text);
+        // A small text may grow to the floor, no further.
+        let e = explain_chunk(
+            "o o",
+            &"normalize(source_str=\"o\", target_str=\"oooo\")\n".repeat(12),
+            Mode::Compat,
+            &Acceptance {
+                min_words: 0,
+                max_errors: 100,
+                ..Acceptance::default()
+            },
+        );
+        assert!(
+            e.text.len() <= GROWTH_FLOOR && e.text.len() > GROWTH_FLOOR / 4,
+            "{}",
+            e.text.len()
+        );
+    }
+
+    #[test]
     fn doc_programs_drop_on_the_substring() {
         let cases = [
             ("drop_doc()", ""),

@@ -126,10 +126,36 @@ pub(crate) struct Plan {
     pub lines: Vec<String>,
 }
 
-/// `text.replace(from, to)` and the number of occurrences replaced.
-fn replace_count(text: &str, from: &str, to: &str) -> Option<(String, usize)> {
+/// How far `normalize` calls may grow a text: to [`GROWTH_FACTOR`] times its original size or
+/// [`GROWTH_FLOOR`] bytes, whichever is larger. Untrusted programs repeating
+/// `normalize(source_str="o", target_str="oo")` would otherwise double the text per line; a
+/// replacement past the cap is not applied and counts as a program error.
+pub const GROWTH_FACTOR: usize = 16;
+/// See [`GROWTH_FACTOR`].
+pub const GROWTH_FLOOR: usize = 1 << 20;
+
+/// The most bytes replacements may grow a text of `original` bytes to.
+fn growth_cap(original: usize) -> usize {
+    original.saturating_mul(GROWTH_FACTOR).max(GROWTH_FLOOR)
+}
+
+/// `text.replace(from, to)` and the number of occurrences replaced; `Err(len)` with the length
+/// the result would have when it exceeds `cap` bytes (nothing is built).
+fn replace_count(
+    text: &str,
+    from: &str,
+    to: &str,
+    cap: usize,
+) -> Result<Option<(String, usize)>, u128> {
     if from.is_empty() {
-        return None;
+        return Ok(None);
+    }
+    if to.len() > from.len() {
+        let count = text.matches(from).count() as u128;
+        let len = text.len() as u128 + count * (to.len() - from.len()) as u128;
+        if len > cap as u128 {
+            return Err(len);
+        }
     }
     let mut out = String::new();
     let mut last = 0;
@@ -144,10 +170,10 @@ fn replace_count(text: &str, from: &str, to: &str) -> Option<(String, usize)> {
         count += 1;
     }
     if count == 0 {
-        return None;
+        return Ok(None);
     }
     out.push_str(&text[last..]);
-    Some((out, count))
+    Ok(Some((out, count)))
 }
 
 /// `[lo, hi]` of `[start, end]` clipped to lines `0..n`, if any line is left.
@@ -156,7 +182,11 @@ fn clip(start: &PyInt, end: &PyInt, n: usize) -> Option<(usize, usize)> {
         return None;
     }
     let lo = start.small().map_or(0, |s| s.max(0) as usize);
-    let hi = end.small().map_or(n - 1, |e| (e as usize).min(n - 1));
+    // `end >= 0` here; a value past `usize` (or past `i128`) ends at the last line, never wraps.
+    let hi = end
+        .small()
+        .and_then(|e| usize::try_from(e).ok())
+        .map_or(n - 1, |e| e.min(n - 1));
     Some((lo, hi))
 }
 
@@ -231,14 +261,28 @@ pub(crate) fn run_cow<'a>(
 ) -> (Cow<'a, str>, Explanation) {
     let mut replacements = Vec::with_capacity(plan.replacements.len());
     let mut edited: Option<String> = None;
+    let cap = growth_cap(original.len());
     for (source, target) in std::mem::take(&mut plan.replacements) {
         let current = edited.as_deref().unwrap_or(original);
-        let count = match replace_count(current, &source, &target) {
-            Some((next, count)) => {
+        let count = match replace_count(current, &source, &target, cap) {
+            Ok(Some((next, count))) => {
                 edited = Some(next);
                 count
             }
-            None => 0,
+            Ok(None) => 0,
+            Err(len) => {
+                plan.errors.push(ProgramError {
+                    line: None,
+                    source: String::new(),
+                    message: format!(
+                        "normalize {source:?} -> {target:?} not applied: the text would grow to \
+                         {len} bytes, past the cap of {cap} ({GROWTH_FACTOR} times its {} bytes, \
+                         at least {GROWTH_FLOOR})",
+                        original.len()
+                    ),
+                });
+                0
+            }
         };
         replacements.push(Replacement {
             source,
