@@ -235,10 +235,11 @@ def minhash(
 ) -> Any:
     """MinHash signatures of ``texts`` (a list of str, polars Series or Arrow string array).
 
-    ``output="numpy"``: a ``(len(texts), num_perm)`` uint64 array viewing the Rust buffer (no
-    copy); ``"arrow"``: an Arrow ``FixedSizeList<UInt64>[num_perm]`` array object (Arrow PyCapsule
-    interface; ``pyarrow.array(...)`` or ``polars.Series(...)`` take it without copying). Nulls and
-    texts without any word get all ``2**64 - 1``. The same signatures as ``tamis dedup near``.
+    ``output="numpy"`` (needs numpy): a ``(len(texts), num_perm)`` uint64 array viewing the Rust
+    buffer (no copy); ``"arrow"`` (no other package): an Arrow ``FixedSizeList<UInt64>[num_perm]``
+    array object (Arrow PyCapsule interface; ``pyarrow.array(...)`` or ``polars.Series(...)`` take
+    it without copying, ``.to_pylist()`` gives lists of ints). Nulls and texts without any word
+    get all ``2**64 - 1``. The same signatures as ``tamis dedup near``.
     Keywords: the :class:`NearOptions` fields (``num_perm``, ``ngram``, ``shingle``, ``seed``,
     ``sketch``) and ``threads``."""
     o, threads = _near_json(options, kwargs)
@@ -247,7 +248,12 @@ def minhash(
         return matrix.to_arrow()
     if output != "numpy":
         raise ValueError(f"output must be 'numpy' or 'arrow', got {output!r}")
-    import numpy as np
+    try:
+        import numpy as np
+    except ImportError as e:
+        raise ImportError(
+            "minhash(output='numpy') needs numpy (pip install numpy); output='arrow' needs nothing else"
+        ) from e
 
     return np.asarray(matrix)
 

@@ -4,16 +4,23 @@ use crate::vocab::TokenizerFile;
 /// A SentencePiece-style BPE with byte fallback whose old vocabulary has the three UTF-8 bytes
 /// of 龍 (E9 BE 8D); the new one adds 龍 itself.
 fn byte_fallback(new: bool) -> TokenizerFile {
+    TokenizerFile::from_json(
+        if new { "new.json" } else { "old.json" },
+        &byte_fallback_json(new),
+    )
+    .expect("tokenizer")
+}
+
+fn byte_fallback_json(new: bool) -> String {
     let extra = if new { r#", "龍": 6"# } else { "" };
-    let json = format!(
+    format!(
         r#"{{"version":"1.0","added_tokens":[{{"id":0,"content":"<unk>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}}],
         "normalizer":null,"pre_tokenizer":{{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":false}},
         "post_processor":null,"decoder":null,
         "model":{{"type":"BPE","dropout":null,"unk_token":"<unk>","continuing_subword_prefix":null,"end_of_word_suffix":null,
         "fuse_unk":true,"byte_fallback":true,"ignore_merges":false,
         "vocab":{{"<unk>":0,"<0xE9>":1,"<0xBE>":2,"<0x8D>":3,"▁":4,"a":5{extra}}},"merges":[]}}}}"#
-    );
-    TokenizerFile::from_json(if new { "new.json" } else { "old.json" }, &json).expect("tokenizer")
+    )
 }
 
 /// The same on a byte-level BPE: E9 is `é`, BE is `¾`, 8D is `į` in GPT-2's byte alphabet.
@@ -301,126 +308,22 @@ fn refuses_non_extensions_and_small_matrices() {
     assert!(Matrix::new(&data, Dtype::F32, 4, 4).is_err());
 }
 
-/// A checkpoint on disk whose matrices have padding rows (Qwen-style, 8 rows for 6 ids) that the
-/// new token lands on, with another tensor between them: the written file equals the rows
-/// computed in memory, so runs of old rows copied file to file line up with computed ones.
+/// An added token moved to a new id in the file (its vocabulary entry left in place): the
+/// tokenizers library would still give it the old id, other loaders the new one; refused.
 #[test]
-fn checkpoint_rows_copied_from_the_file_equal_rows_computed_in_memory() {
-    use safetensors::tensor::{Dtype as StDtype, TensorView};
-    let dir = tempfile::tempdir().expect("dir");
-    let model = dir.path().join("model");
-    std::fs::create_dir(&model).expect("mkdir");
-    let mut rows: Vec<[f32; 4]> = SP_ROWS.to_vec();
-    rows.push([9.0, 9.0, 9.0, 9.0]); // padding row 6: the new id lands here
-    rows.push([7.0, 7.0, 7.0, 7.0]); // padding row 7: stays
-    let out_rows: Vec<[f32; 4]> = rows.iter().map(|r| r.map(|v| -2.0 * v + 0.25)).collect();
-    let (embed, head) = (bytes(&rows, Dtype::BF16), bytes(&out_rows, Dtype::BF16));
-    let other: Vec<u8> = (0..24u8).collect();
-    let tensors = [
-        (
-            "model.embed_tokens.weight",
-            TensorView::new(StDtype::BF16, vec![8, 4], &embed).expect("view"),
-        ),
-        (
-            "model.layers.0.other",
-            TensorView::new(StDtype::U8, vec![24], &other).expect("view"),
-        ),
-        (
-            "lm_head.weight",
-            TensorView::new(StDtype::BF16, vec![8, 4], &head).expect("view"),
-        ),
-    ];
-    safetensors::serialize_to_file(tensors, None, &model.join("model.safetensors")).expect("write");
-    std::fs::write(
-        model.join("config.json"),
-        r#"{"model_type": "llama", "vocab_size": 8, "tie_word_embeddings": false}"#,
-    )
-    .expect("config");
-    let (old, new) = (byte_fallback(false), byte_fallback(true));
-    let cfg = CheckpointConfig {
-        init: InitConfig {
-            pad_to_multiple_of: 8,
-            ..InitConfig::default()
-        },
-        ..CheckpointConfig::default()
-    };
-    let out = dir.path().join("out");
-    init_checkpoint(&model, &old, &new, &out, &cfg).expect("init");
-
-    let plan = Plan::new(&old, &new).expect("plan");
-    let m = Matrix::new(&embed, Dtype::BF16, 8, 4).expect("m");
-    let o = Matrix::new(&head, Dtype::BF16, 8, 4).expect("o");
-    let init = Initializer::new("m", &plan, &cfg.init, m, Some(o)).expect("init");
-    let written = std::fs::read(out.join("model.safetensors")).expect("read");
-    let st = safetensors::SafeTensors::deserialize(&written).expect("safetensors");
-    let e = st.tensor("model.embed_tokens.weight").expect("embed");
-    assert_eq!(e.shape(), [8, 4]);
-    assert_eq!(e.data(), init.rows(Which::Input, 0, 8).as_slice());
-    assert_eq!(
-        st.tensor("lm_head.weight").expect("head").data(),
-        init.rows(Which::Output, 0, 8).as_slice()
+fn refuses_an_old_token_moved_to_a_new_id() {
+    let json = byte_fallback_json(false).replace(
+        r#"{"id":0,"content":"<unk>""#,
+        r#"{"id":6,"content":"<unk>""#,
     );
-    assert_eq!(
-        st.tensor("model.layers.0.other").expect("other").data(),
-        &other[..]
+    let e = TokenizerFile::from_json("moved.json", &json)
+        .map(|_| ())
+        .expect_err("moved");
+    assert_eq!(e.slug(), "invalid_tokenizer");
+    let m = e.to_string();
+    assert!(
+        m.contains("moved.json")
+            && m.contains("\"<unk>\" has id 6 in the file, but the tokenizer gives it id 0"),
+        "{m}"
     );
-    // Row 6 was overwritten with 龍's row, row 7 kept bit for bit.
-    let e = floats(e.data(), Dtype::BF16);
-    assert_eq!(
-        &e[24..28],
-        &[1.0 / 3.0, 2.0 / 3.0, 1.0, 0.0].map(|v| half::bf16::from_f32(v).to_f32())
-    );
-    assert_eq!(&e[28..32], &[7.0; 4]);
-}
-
-/// The branch-free bf16 cast equals `half`'s on special values and on a spread of bit patterns.
-#[test]
-fn bf16_cast_matches_half() {
-    let mut specials = vec![
-        0u32,
-        0x8000_0000,
-        0x7F80_0000,
-        0xFF80_0000,
-        0x7FC0_0000,
-        0x7F80_0001,
-        0xFFFF_FFFF,
-        0x7F7F_FFFF,
-        0x3F80_8000,
-        0x3F81_8000,
-        0x3F80_8001,
-        0x3F80_7FFF,
-        0x0000_8000,
-        0x0001_8000,
-    ];
-    specials.extend((0..=u32::MAX).step_by(65_521));
-    for x in specials {
-        let v = f32::from_bits(x);
-        let mut ours = [0u8; 2];
-        Dtype::BF16.write(&[v], &mut ours);
-        assert_eq!(
-            u16::from_le_bytes(ours),
-            half::bf16::from_f32(v).to_bits(),
-            "{x:#010x}"
-        );
-    }
-}
-
-/// Writing block after block (the next block computed while one is written) gives the rows
-/// computed in one piece, across several blocks and a short last one.
-#[test]
-fn blockwise_writing_equals_rows() {
-    let (old, new) = (byte_fallback(false), byte_fallback(true));
-    let plan = Plan::new(&old, &new).expect("plan");
-    let rows: Vec<[f32; 4]> = (0..2500).map(|i| [i as f32, 0.5, -1.0, 2.0]).collect();
-    let data = bytes(&rows, Dtype::BF16);
-    let m = Matrix::new(&data, Dtype::BF16, rows.len(), 4).expect("matrix");
-    let cfg = InitConfig {
-        pad_to_multiple_of: 64,
-        ..InitConfig::default()
-    };
-    let init = Initializer::new("m", &plan, &cfg, m, None).expect("init");
-    let mut out: Vec<u8> = Vec::new();
-    init.write_matrix(Which::Input, &mut out).expect("write");
-    assert_eq!(init.rows_out(), 2500); // three blocks, the last one short
-    assert_eq!(out, init.rows(Which::Input, 0, init.rows_out()));
 }

@@ -59,6 +59,9 @@ pub struct TokenizerFile {
     merges_span: (usize, usize),
 }
 
+/// Ids may leave gaps, but no more than this beyond twice the ids in use.
+pub const MAX_ID_GAP: u64 = 1 << 16;
+
 impl std::fmt::Debug for TokenizerFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenizerFile")
@@ -183,6 +186,55 @@ impl TokenizerFile {
         let max_model = vocab.values().copied().max();
         let max_added = tokenizer.get_added_tokens_decoder().keys().copied().max();
         let next_id = max_model.max(max_added).map_or(0, |m| m + 1);
+        // The tokenizers library numbers an added token by the vocabulary (or after it),
+        // whatever id the file gives it; other loaders take the file's id. A file where the two
+        // differ means two things, so it is refused rather than read one way.
+        #[derive(serde::Deserialize)]
+        struct Declared {
+            id: u32,
+            content: String,
+        }
+        if let Some(raw) = top.get("added_tokens").filter(|v| v.get() != "null") {
+            let declared: Vec<Declared> = serde_json::from_str(raw.get())
+                .map_err(|e| malformed(format!("\"added_tokens\": {e}")))?;
+            for d in declared {
+                let given = tokenizer.token_to_id(&d.content);
+                if given != Some(d.id) {
+                    return Err(malformed(format!(
+                        "added token {:?} has id {} in the file, but the tokenizer gives it id \
+                         {} (the vocabulary, or the next id after it, decides); other loaders \
+                         would use {}",
+                        d.content,
+                        d.id,
+                        given.map_or("none".to_string(), |g| g.to_string()),
+                        d.id
+                    )));
+                }
+            }
+        }
+        // Tables are indexed by id, so ids must be nearly dense: a single id of 4e9 would
+        // otherwise cost 16 bytes for every id below it.
+        let mut ids: std::collections::HashSet<u32> = vocab.values().copied().collect();
+        ids.extend(tokenizer.get_added_tokens_decoder().keys().copied());
+        let dense_limit = (ids.len() as u64).saturating_mul(2) + MAX_ID_GAP;
+        if u64::from(next_id) > dense_limit {
+            let (token, id) = vocab
+                .iter()
+                .map(|(t, &i)| (t.clone(), i))
+                .chain(
+                    tokenizer
+                        .get_added_tokens_decoder()
+                        .iter()
+                        .map(|(&i, t)| (t.content.clone(), i)),
+                )
+                .max_by_key(|&(_, i)| i)
+                .unwrap_or_default();
+            return Err(malformed(format!(
+                "token {token:?} has id {id}, far past the {} ids in the file \
+                 (ids must stay below {dense_limit}: twice the ids in use plus {MAX_ID_GAP})",
+                ids.len()
+            )));
+        }
 
         let section = |k: &str| -> serde_json::Value {
             top.get(k)
@@ -527,6 +579,22 @@ mod tests {
     ]
   }
 }"#;
+
+    #[test]
+    fn an_id_far_past_the_others_is_refused_before_any_table_is_built() {
+        let sparse = PRETTY.replace("\"ab\": 2", "\"ab\": 4000000000");
+        let e = TokenizerFile::from_json("t.json", &sparse)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("t.json") && e.contains("\"ab\" has id 4000000000"),
+            "{e}"
+        );
+        // Gaps up to the limit are fine (some real tokenizers leave holes).
+        let gap = PRETTY.replace("\"ab\": 2", &format!("\"ab\": {}", 6 + MAX_ID_GAP - 1));
+        let f = TokenizerFile::from_json("t.json", &gap).expect("a gap is allowed");
+        assert_eq!(u64::from(f.next_id()), 6 + MAX_ID_GAP);
+    }
 
     #[test]
     fn splicing_keeps_the_layout() {
