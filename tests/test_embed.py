@@ -289,6 +289,14 @@ def test_errors_leave_nothing(llama, gpt2, tmp_path, run_tamis):
     base = ["--model", model_dir, "--old-tokenizer", old, "--new-tokenizer", new]
     fails("--model", model_dir, "--old-tokenizer", new, "--new-tokenizer", old, expect="not an extension")
     fails(*base, "--embed-name", "nope.weight", expect="no tensor nope.weight")
+    # An untied model: the lm_head named must be its output matrix, and the one resized.
+    fails(*base, "--lm-head-name", "model.embed_tokens.weight", expect="is the input embedding")
+    fails(
+        *base,
+        "--lm-head-name",
+        "model.layers.0.mlp.down_proj.weight",
+        expect="also stores lm_head.weight, which would be left with the old number of rows",
+    )
     g_model, g_old, g_new = gpt2
     fails(
         "--model",

@@ -62,7 +62,7 @@ def init_checkpoint(
     ``old_tokenizer`` (paths to ``tokenizer.json`` or ``tokenizers.Tokenizer`` objects), which
     is written as its ``tokenizer.json``. ``output`` must not exist (or be empty); it appears
     complete or not at all. Returns the summary. Raises :class:`tamis.TamisError` (``.kind``:
-    ``not_an_extension``, ``too_few_rows``, ``unknown_tensor``, ``missing_file``,
+    ``not_an_extension``, ``too_few_rows``, ``unknown_tensor``, ``wrong_tensor``, ``missing_file``,
     ``pickle_checkpoint``, ``invalid_checkpoint``, ...). Keywords: :class:`InitOptions` fields.
     """
     old, old_name = _tokenizer_json(old_tokenizer, "old_tokenizer")

@@ -267,6 +267,34 @@ pub fn init_checkpoint_with<T: Borrow<TokenizerFile>>(
         Some(t) => t,
         None => lm_head.is_none(),
     };
+    if !tied {
+        // An untied model's output matrix must be resized with its input: naming the input as
+        // the lm_head, or another tensor while a usual lm_head is stored, would leave the real
+        // one short of the rows config.json is about to promise.
+        if let Some((n, _)) = lm_head.as_ref().filter(|(n, _)| *n == embed_name) {
+            return Err(fail(
+                model_dir,
+                EmbedError::WrongTensor(format!(
+                    "--lm-head-name {n} is the input embedding, but config.json says \
+                     tie_word_embeddings is false: give the output matrix"
+                )),
+            ));
+        }
+        if let (Some((n, _)), Some(other)) = (
+            &lm_head,
+            LM_HEAD_NAMES
+                .iter()
+                .find(|d| Some(**d) != lm_head.as_ref().map(|l| l.0.as_str()) && find(d).is_some()),
+        ) {
+            return Err(fail(
+                model_dir,
+                EmbedError::WrongTensor(format!(
+                    "--lm-head-name {n} is given, but the model also stores {other}, which \
+                     would be left with the old number of rows"
+                )),
+            ));
+        }
+    }
     if !tied && lm_head.is_none() {
         return Err(fail(
             model_dir,

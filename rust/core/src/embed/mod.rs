@@ -52,6 +52,9 @@ pub enum EmbedError {
     /// A tensor name that the checkpoint does not hold.
     #[error("no tensor {0}")]
     UnknownTensor(String),
+    /// A tensor that exists but cannot play the role it was given.
+    #[error("{0}")]
+    WrongTensor(String),
     /// A file the model directory must have.
     #[error("missing {0}")]
     MissingFile(String),
@@ -73,6 +76,7 @@ impl EmbedError {
             EmbedError::NotAnExtension(_) => "not_an_extension",
             EmbedError::TooFewRows { .. } => "too_few_rows",
             EmbedError::UnknownTensor(_) => "unknown_tensor",
+            EmbedError::WrongTensor(_) => "wrong_tensor",
             EmbedError::MissingFile(_) => "missing_file",
             EmbedError::Pickle => "pickle_checkpoint",
             EmbedError::Malformed(_) => "invalid_checkpoint",
