@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -572,7 +573,9 @@ def test_bad_jsonl_record_skipped(tmp_path, run_tamis, case):
     if slug != "invalid_utf8":
         assert rej[0]["record"] == bad.rstrip(b"\n").decode()
     else:
-        assert isinstance(rej[0]["record"], str)
+        # Not UTF-8: the exact bytes, base64-encoded, never a lossy copy.
+        assert "record" not in rej[0]
+        assert base64.b64decode(rej[0]["record_base64"]) == bad.rstrip(b"\n")
 
 
 def test_skip_mode_many_bad_records_and_files(tmp_path, run_tamis):

@@ -38,16 +38,7 @@ pub fn check_stats_path(io: &IoArgs) -> Result<()> {
     let Some(stats) = &io.stats_json else {
         return Ok(());
     };
-    let parent = stats
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        bail!(
-            "{}: the directory for --stats-json does not exist",
-            stats.display()
-        );
-    }
+    check_stats_dir(Some(stats))?;
     let target = resolved(stats);
     let mut taken: Vec<PathBuf> = expand_inputs(&io.inputs)?
         .iter()
@@ -64,6 +55,35 @@ pub fn check_stats_path(io: &IoArgs) -> Result<()> {
             stats.display()
         );
     }
+    Ok(())
+}
+
+/// That a --stats-json file can be created where it is asked for: its directory exists and
+/// takes a new file (checked by creating and removing one), before any work is done.
+pub fn check_stats_dir(stats: Option<&Path>) -> Result<()> {
+    let Some(stats) = stats else {
+        return Ok(());
+    };
+    let parent = stats
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        bail!(
+            "{}: the directory for --stats-json does not exist",
+            stats.display()
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(".tamis-stats-probe")
+        .tempfile_in(parent)
+        .with_context(|| {
+            format!(
+                "{}: cannot create --stats-json in {}",
+                stats.display(),
+                parent.display()
+            )
+        })?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use tamis_core::dedup::near::stages::{self, Task};
 use tamis_core::dedup::near::{self, memory_plan, s_curve_table, NearOptions};
 use tamis_core::io::{IoOptions, Output};
 
-use super::dedup::{check_stats_path, report};
+use super::dedup::{check_stats_dir, check_stats_path, report};
 use crate::args::{GlobalArgs, NearCmd, NearStage, NearTaskArgs};
 use crate::opts::{given, io_options, options};
 use crate::progress::Bar;
@@ -32,6 +32,7 @@ pub fn run(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
     match &cmd.stage {
         None => single(g, cmd),
         Some(NearStage::Signatures(a)) => {
+            check_stats_dir(a.stats_json.as_deref())?;
             let o = near_options(g, given(a))?;
             let io: IoOptions = options(&[json!({
                 "text_key": a.text_key, "on_error": a.on_error, "threads": g.threads,
@@ -50,10 +51,12 @@ pub fn run(g: &GlobalArgs, cmd: &NearCmd) -> Result<()> {
             report(g, a.stats_json.as_deref(), &stats)
         }
         Some(NearStage::Buckets(a)) => {
+            check_stats_dir(a.stats_json.as_deref())?;
             let stats = stages::buckets(&a.task.workdir, a.task.rank, a.task.world_size)?;
             report(g, a.stats_json.as_deref(), &stats)
         }
         Some(NearStage::Cluster(a)) => {
+            check_stats_dir(a.stats_json.as_deref())?;
             let stats = stages::cluster(&a.workdir)?;
             report(g, a.stats_json.as_deref(), &stats)
         }

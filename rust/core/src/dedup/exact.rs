@@ -12,7 +12,7 @@ use crate::io::{expand_inputs, Batch, Doc, InputFile, IoOptions, Output};
 use crate::options::{OptionError, Options};
 use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
 use crate::text::{hash_text, Hash128, Normalize};
-use crate::{Error, RecordError, Result, Stats};
+use crate::{RecordError, Result, Stats};
 
 /// Options of exact dedup (`tamis dedup exact`, `tamis.dedup.exact`, the `dedup_exact` stage,
 /// the datatrove steps and polars).
@@ -52,13 +52,7 @@ pub fn exact_dedup(
     let files = expand_inputs(inputs)?;
     let mut stage = ExactDedup::new(options);
     if options.keep.scores() {
-        if files.iter().any(|f| f.path.is_none()) {
-            return Err(Error::Config(
-                "--keep other than first reads the input twice and cannot read standard input: \
-                 save it to a file"
-                    .into(),
-            ));
-        }
+        crate::io::require_rereadable(&files, &format!("dedup exact --keep {}", options.keep))?;
         stage.plan(&files, &opts, progress)?;
     }
     run_files("dedup exact", files, output, &opts, &mut stage, progress)

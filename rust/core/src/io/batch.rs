@@ -202,6 +202,17 @@ fn rows_to_json(batch: Batch) -> std::result::Result<Batch, ReadItem> {
     })
 }
 
+/// The compression whose magic bytes `head` starts with.
+fn sniff(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
 fn open_jsonl(
     file: &InputFile,
     compression: Compression,
@@ -214,10 +225,14 @@ fn open_jsonl(
                 inner: f,
                 counter: counter.clone(),
             };
-            (
-                Box::new(BufReader::with_capacity(1 << 16, counting)),
-                compression,
-            )
+            let mut r = BufReader::with_capacity(1 << 16, counting);
+            // A compressed file named like a plain one (`x.jsonl` holding gzip) is read by its
+            // magic bytes, as stdin is: no JSON text starts with them.
+            let compression = match compression {
+                Compression::None => sniff(r.fill_buf().map_err(|e| Error::io(&file.display, e))?),
+                c => c,
+            };
+            (Box::new(r), compression)
         }
         None => {
             let mut stdin = Counting {
@@ -235,13 +250,7 @@ fn open_jsonl(
                     Err(e) => return Err(Error::io(&file.display, e)),
                 }
             }
-            let sniffed = if head.starts_with(&[0x1f, 0x8b]) {
-                Compression::Gzip
-            } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                Compression::Zstd
-            } else {
-                Compression::None
-            };
+            let sniffed = sniff(&head);
             let r = BufReader::with_capacity(1 << 16, std::io::Cursor::new(head).chain(stdin));
             (Box::new(r), sniffed)
         }

@@ -173,6 +173,27 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, text: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuse inputs that cannot be read twice, for commands that do (`what` names the command in
+/// the message): standard input, pipes and other files that are not regular files.
+pub fn require_rereadable(files: &[InputFile], what: &str) -> Result<()> {
+    for f in files {
+        let kind = match &f.path {
+            None => Some("standard input"),
+            Some(p) => match std::fs::metadata(p) {
+                Ok(m) if !m.is_file() => Some("not a regular file (a pipe or device)"),
+                _ => None,
+            },
+        };
+        if let Some(kind) = kind {
+            return Err(Error::Config(format!(
+                "{}: {what} reads its inputs more than once, and this is {kind}: save it to a file",
+                f.display
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Resolve command-line inputs into files, in order.
 pub fn expand_inputs<S: AsRef<str>>(specs: &[S]) -> Result<Vec<InputFile>> {
     expand(specs, false)

@@ -17,7 +17,9 @@ mod rejects;
 pub use atomic::AtomicFile;
 pub use batch::{read_batches, read_batches_with, Batch, BatchData, LineSpan, ReadItem};
 pub use columns::{hashes_to_arrow, mask_to_arrow, number_values, string_values};
-pub use input::{expand_inputs, expand_text_inputs, Compression, InputFile, InputFormat};
+pub use input::{
+    expand_inputs, expand_text_inputs, require_rereadable, Compression, InputFile, InputFormat,
+};
 pub(crate) use output::{check_edits, check_parent};
 pub use output::{FieldEdit, FieldValue, Output, OutputFormat, OutputWriter, WriteItem};
 pub use record::{extract_docs, BatchColumns, Doc, DocSource, ExtractOptions, JsonFields};

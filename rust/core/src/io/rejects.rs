@@ -1,5 +1,6 @@
 //! The rejects file: one JSON object per skipped record, naming its file, line or row, the
-//! reason slug and message, and the raw record (JSONL input) so nothing is lost.
+//! reason slug and message, and the raw record (JSONL input) so nothing is lost: `record` as
+//! text, or `record_base64` (its exact bytes) when it is not valid UTF-8.
 
 use std::path::Path;
 
@@ -20,6 +21,8 @@ struct Reject<'a> {
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_base64: Option<String>,
 }
 
 /// Writes rejected records as JSONL, atomically.
@@ -54,13 +57,23 @@ impl RejectsWriter {
             Location::Row(n) => (None, Some(n)),
             Location::File => (None, None),
         };
+        use base64::Engine;
+        let (record, record_base64) = match raw.map(std::str::from_utf8) {
+            None => (None, None),
+            Some(Ok(text)) => (Some(text.to_string()), None),
+            Some(Err(_)) => (
+                None,
+                raw.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
+            ),
+        };
         let rec = Reject {
             file,
             line,
             row,
             reason: error.slug(),
             error: error.to_string(),
-            record: raw.map(|r| String::from_utf8_lossy(r).into_owned()),
+            record,
+            record_base64,
         };
         let mut line = serde_json::to_vec(&rec).map_err(|e| Error::Output {
             path: self.display.clone(),

@@ -125,12 +125,7 @@ impl<'a> Refine<'a> {
     pub fn new(mut config: RefineConfig, external: &'a mut dyn ExternalStages) -> Result<Self> {
         config.check_stages(external)?;
         let files = expand_inputs(&config.inputs).map_err(|e| usage(e.to_string()))?;
-        if files.iter().any(|f| f.path.is_none()) {
-            return Err(usage(
-                "refine reads its inputs more than once and cannot read standard input: save it to a file"
-                    .into(),
-            ));
-        }
+        crate::io::require_rereadable(&files, "refine").map_err(|e| usage(e.to_string()))?;
         check_output_place(&config, &files)?;
         let counter = TokenCounter::new(config.report.tokenizer.as_deref())
             .map_err(|e| usage(format!("[report]: {e}")))?;

@@ -159,13 +159,7 @@ pub(crate) fn check_clusters_path(
 }
 
 fn refuse_stdin(files: &[InputFile]) -> Result<()> {
-    if files.iter().any(|f| f.path.is_none()) {
-        return Err(Error::Config(
-            "dedup near reads its input twice and cannot read standard input: save it to a file"
-                .into(),
-        ));
-    }
-    Ok(())
+    crate::io::require_rereadable(files, "dedup near")
 }
 
 /// Candidate pairs of a group, for verification: each member with the first one and with the
