@@ -230,103 +230,109 @@ pub enum VocabCommand {
 }
 
 /// Corpus reading options of `tamis vocab`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct CorpusArgs {
     /// Field holding the text in JSONL and Parquet (.txt files are one document per line).
-    #[arg(long, default_value = "text", value_name = "FIELD")]
-    pub text_key: String,
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_key: Option<String>,
     /// Fail on the first bad record, or skip bad records and count them.
-    #[arg(long, default_value = "fail", value_parser = PossibleValuesParser::new(OnError::NAMES))]
-    pub on_error: String,
-}
-
-impl CorpusArgs {
-    /// Core corpus options.
-    pub fn options(&self, threads: usize) -> tamis_core::vocab::CorpusOptions {
-        tamis_core::vocab::CorpusOptions {
-            text_key: self.text_key.clone(),
-            on_error: if self.on_error == "skip" {
-                OnError::Skip
-            } else {
-                OnError::Fail
-            },
-            threads,
-            ..Default::default()
-        }
-    }
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
 }
 
 /// `tamis vocab extend`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct VocabExtendArgs {
     /// The base tokenizer.json (BPE: byte-level, or SentencePiece-style with byte fallback).
     #[arg(long, value_name = "BASE.json")]
+    #[serde(skip)]
     pub tokenizer: PathBuf,
     /// Target-language text to learn from: JSONL (.gz, .zst), Parquet or .txt files,
     /// directories or globs.
     #[arg(long, num_args = 1.., value_name = "FILES")]
+    #[serde(skip)]
     pub corpus: Vec<String>,
     /// Number of new tokens to add (required with --corpus; without it, --merge-from adds all).
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub new_tokens: Option<usize>,
     /// The extended tokenizer.json to write.
     #[arg(short, long, value_name = "NEW.json")]
+    #[serde(skip)]
     pub output: PathBuf,
     /// Stop when the most frequent pair occurs fewer times than this.
-    #[arg(long, default_value_t = 2, value_name = "F")]
-    pub min_frequency: u64,
+    #[arg(long, value_name = "F")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_frequency: Option<u64>,
     /// Byte-fallback models: add missing characters until this share of character occurrences
     /// is covered.
-    #[arg(long, default_value_t = 0.9995, value_name = "SHARE")]
-    pub char_coverage: f64,
+    #[arg(long, value_name = "SHARE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub char_coverage: Option<f64>,
     /// Append the merges of another BPE tokenizer of the same kind first (old merges keep
     /// priority; tokens the old merges never form are reported and left out).
     #[arg(long, value_name = "OTHER.json")]
+    #[serde(skip)]
     pub merge_from: Option<PathBuf>,
     /// Report the embedding rows the model needs, rounded up to a multiple of this.
-    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "M")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pad_to_multiple_of: Option<u32>,
     /// Write the tokenizer report (JSON) comparing the base and the result.
     #[arg(long, value_name = "R.json")]
+    #[serde(skip)]
     pub report: Option<PathBuf>,
     /// Old-language text whose ids must not change: merges that would fire on it (and, with
     /// byte fallback, characters in it) are not added; the report checks its invariance.
     #[arg(long, num_args = 1.., value_name = "FILES")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
     /// Held-out target text for the report (default: the --corpus).
     #[arg(long, num_args = 1.., value_name = "FILES", requires = "report")]
+    #[serde(skip)]
     pub heldout: Vec<String>,
     /// Corpus reading options.
     #[command(flatten)]
+    #[serde(flatten)]
     pub corpus_args: CorpusArgs,
 }
 
 /// `tamis vocab stats`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct VocabStatsArgs {
     /// The tokenizer.json to measure.
     #[arg(long, value_name = "T.json")]
+    #[serde(skip)]
     pub tokenizer: PathBuf,
     /// A tokenizer.json to compare with (e.g. the base of an extension).
     #[arg(long, value_name = "B.json")]
+    #[serde(skip)]
     pub baseline: Option<PathBuf>,
     /// Target-language text (held out from training).
     #[arg(long, required = true, num_args = 1.., value_name = "FILES")]
+    #[serde(skip)]
     pub corpus: Vec<String>,
     /// Old-language text whose ids should not change (needs --baseline for the invariance rate).
     #[arg(long, num_args = 1.., value_name = "FILES")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "R.json")]
+    #[serde(skip)]
     pub report: Option<PathBuf>,
     /// Print the JSON report instead of the summary table.
     #[arg(long)]
+    #[serde(skip)]
     pub json: bool,
     /// Examples of changed protected documents to keep.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub examples: usize,
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub examples: Option<usize>,
     /// Corpus reading options.
     #[command(flatten)]
+    #[serde(flatten)]
     pub corpus_args: CorpusArgs,
 }
 
@@ -340,7 +346,8 @@ pub enum EmbedCommand {
 }
 
 /// How new rows are made.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum EmbedMethodArg {
     /// Mean of the old rows of the old tokenizer's pieces of the token.
     Ziptie,
@@ -353,7 +360,8 @@ pub enum EmbedMethodArg {
 }
 
 /// How lm_head rows of untied models are made.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OutputInitArg {
     /// The method on the lm_head rows.
     Mean,
@@ -364,43 +372,55 @@ pub enum OutputInitArg {
 }
 
 /// `tamis embed init`
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct EmbedInitArgs {
     /// Hugging Face model directory (config.json and safetensors weights).
     #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
     pub model: PathBuf,
     /// The tokenizer.json the model was trained with.
     #[arg(long, value_name = "OLD.json")]
+    #[serde(skip)]
     pub old_tokenizer: PathBuf,
     /// Its extension (`tamis vocab extend`); copied into the output as tokenizer.json.
     #[arg(long, value_name = "NEW.json")]
+    #[serde(skip)]
     pub new_tokenizer: PathBuf,
     /// Output model directory (must not exist, or be empty).
     #[arg(short, long, value_name = "OUT_DIR")]
+    #[serde(skip)]
     pub output: PathBuf,
     /// How new rows are made.
-    #[arg(long, value_enum, default_value_t = EmbedMethodArg::Ziptie)]
-    pub method: EmbedMethodArg,
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<EmbedMethodArg>,
     /// How lm_head rows of untied models are made.
-    #[arg(long, value_enum, default_value_t = OutputInitArg::Mean)]
-    pub output_init: OutputInitArg,
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_init: Option<OutputInitArg>,
     /// Round the number of rows up to a multiple of this when they grow.
-    #[arg(long, default_value_t = 64, value_name = "M", value_parser = clap::value_parser!(u32).range(1..))]
-    pub pad_to_multiple_of: u32,
+    #[arg(long, value_name = "M")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pad_to_multiple_of: Option<u32>,
     /// Seed of mean-resizing and random.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Scale each new row to the median L2 norm of the old rows of its matrix.
     #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rescale_norm: bool,
     /// Name of the input embedding tensor (default: Llama/Mistral/Qwen2 or GPT-2 names).
     #[arg(long, value_name = "NAME")]
+    #[serde(skip)]
     pub embed_name: Option<String>,
     /// Name of the lm_head tensor (default: lm_head.weight).
     #[arg(long, value_name = "NAME")]
+    #[serde(skip)]
     pub lm_head_name: Option<String>,
     /// Write the summary (JSON) to this file.
     #[arg(long, value_name = "S.json")]
+    #[serde(skip)]
     pub summary: Option<PathBuf>,
 }
 

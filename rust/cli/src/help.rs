@@ -5,9 +5,11 @@ use clap::{Command, CommandFactory};
 use serde_json::Value;
 use tamis_core::dedup::near::NearOptions;
 use tamis_core::dedup::{ExactOptions, LinesOptions};
+use tamis_core::embed::InitConfig;
 use tamis_core::io::IoOptions;
 use tamis_core::options::Options;
 use tamis_core::refine::stage_type;
+use tamis_core::vocab::{ExtendOptions, StatsOptions};
 
 use crate::args::Cli;
 
@@ -23,6 +25,9 @@ fn defaults(path: &[String]) -> Vec<Value> {
         ["filter", "language"] => stage("language"),
         ["filter", "quality"] => stage("quality"),
         ["prox", "refine"] => stage("prox_doc"),
+        ["vocab", "extend"] => ExtendOptions::defaults(),
+        ["vocab", "stats"] => StatsOptions::defaults(),
+        ["embed", "init"] => InitConfig::defaults(),
         _ => Value::Null,
     });
     out

@@ -1,29 +1,15 @@
 //! `tamis embed init` (`tamis embed eval` is Python).
 
 use anyhow::Result;
-use tamis_core::embed::{init_checkpoint_with, CheckpointConfig, InitConfig, Method, OutputInit};
+use tamis_core::embed::{init_checkpoint_with, CheckpointConfig, InitConfig};
 use tamis_core::vocab::{write_atomic, TokenizerFile};
 
-use crate::args::{EmbedInitArgs, EmbedMethodArg, GlobalArgs, OutputInitArg};
+use crate::args::{EmbedInitArgs, GlobalArgs};
+use crate::opts::{given, options};
 
 pub fn init(g: &GlobalArgs, a: &EmbedInitArgs) -> Result<()> {
     let cfg = CheckpointConfig {
-        init: InitConfig {
-            method: match a.method {
-                EmbedMethodArg::Ziptie => Method::Ziptie,
-                EmbedMethodArg::Mean => Method::Mean,
-                EmbedMethodArg::MeanResizing => Method::MeanResizing,
-                EmbedMethodArg::Random => Method::Random,
-            },
-            output_init: match a.output_init {
-                OutputInitArg::Mean => OutputInit::Mean,
-                OutputInitArg::First => OutputInit::First,
-                OutputInitArg::Tie => OutputInit::Tie,
-            },
-            pad_to_multiple_of: a.pad_to_multiple_of,
-            seed: a.seed,
-            rescale_norm: a.rescale_norm,
-        },
+        init: options::<InitConfig>(&[given(a)])?,
         embed_name: a.embed_name.clone(),
         lm_head_name: a.lm_head_name.clone(),
     };

@@ -6,11 +6,12 @@ use anyhow::{bail, Result};
 use tamis_core::io::expand_text_inputs;
 use tamis_core::pipeline::resolved;
 use tamis_core::vocab::{
-    extend as extend_vocab, extension_report, stats as measure, write_atomic, ExtendConfig,
-    StatsConfig, TokenizerFile,
+    extend as extend_vocab, extension_report, stats as measure, write_atomic, ExtendOptions,
+    StatsConfig, StatsOptions, TokenizerFile,
 };
 
 use crate::args::{GlobalArgs, VocabExtendArgs, VocabStatsArgs};
+use crate::opts::{given, options};
 use crate::progress::Bar;
 
 /// Refuse outputs that would overwrite an input or each other, before any work is done.
@@ -55,15 +56,9 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
         .as_deref()
         .map(TokenizerFile::open)
         .transpose()?;
-    let corpus = a.corpus_args.options(g.threads);
-    let cfg = ExtendConfig {
-        new_tokens: a.new_tokens,
-        min_frequency: a.min_frequency,
-        char_coverage: a.char_coverage,
-        pad_to_multiple_of: a.pad_to_multiple_of,
-        protect: a.protect.clone(),
-        corpus: corpus.clone(),
-    };
+    let o: ExtendOptions = options(&[given(a), serde_json::json!({ "threads": g.threads })])?;
+    let cfg = o.config();
+    let corpus = cfg.corpus.clone();
     let bar = Bar::new(g.quiet);
     let ext = extend_vocab(&base, &a.corpus, other.as_ref(), &cfg, &bar)?;
     let report = match &a.report {
@@ -123,10 +118,8 @@ pub fn stats(g: &GlobalArgs, a: &VocabStatsArgs) -> Result<()> {
     check_outputs(&outputs, &[&a.corpus, &a.protect], &tokenizers)?;
     let tokenizer = TokenizerFile::open(&a.tokenizer)?;
     let baseline = a.baseline.as_deref().map(TokenizerFile::open).transpose()?;
-    let cfg = StatsConfig {
-        corpus: a.corpus_args.options(g.threads),
-        examples: a.examples,
-    };
+    let o: StatsOptions = options(&[given(a), serde_json::json!({ "threads": g.threads })])?;
+    let cfg = o.config();
     let bar = Bar::new(g.quiet);
     let report = measure(
         &tokenizer,
