@@ -147,13 +147,13 @@ def dedup_exact(inputs: list[str], output: str, options_json: str, io_json: str)
 def dedup_lines(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Line dedup over files; returns the run statistics as JSON."""
 
-def hash_texts(texts: Any, options_json: str, threads: int = 0) -> Any:
+def hash_texts(texts: Any, options_json: str, threads: int = ...) -> Any:
     """16-byte content hashes (Arrow binary) of an Arrow string array."""
 
-def exact_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0, values: Any = None) -> Any:
+def exact_keep_mask_arrow(texts: Any, options_json: str, threads: int = ..., values: Any = None) -> Any:
     """Arrow boolean array: the row each group keeps (``values``: the keep field's column)."""
 
-def line_hashes(texts: Any, options_json: str, threads: int = 0) -> tuple[bytes, U64Matrix]:
+def line_hashes(texts: Any, options_json: str, threads: int = ...) -> tuple[bytes, U64Matrix]:
     """Per line, 1 when eligible; and the (high, low) halves of the eligible lines' hashes."""
 
 @final
@@ -161,7 +161,7 @@ class ExactSignatureWriter:
     """Stage 1 of two-stage exact dedup for one task."""
 
     SUFFIX: ClassVar[str]
-    def __new__(cls, options_json: str, threads: int = 0) -> ExactSignatureWriter: ...
+    def __new__(cls, options_json: str, threads: int = ...) -> ExactSignatureWriter: ...
     def add(self, paths: list[str], texts: Any, values: list[float | None] | None = None) -> None: ...
     def finish(self, rank: int, world_size: int) -> bytes: ...
     @property
@@ -174,7 +174,7 @@ class ExactKeepTable:
     """Stage 2 of two-stage exact dedup: keep decisions from every task's signatures."""
 
     def __new__(
-        cls, files: list[tuple[str, bytes]], normalize: str | None = None, threads: int = 0
+        cls, files: list[tuple[str, bytes]], normalize: str | None = None, threads: int = ...
     ) -> ExactKeepTable: ...
     def keep(self, paths: list[str], texts: Any) -> list[bool]: ...
     def reset(self) -> None: ...
@@ -194,7 +194,7 @@ class LineSignatureWriter:
     """Stage 1 of two-stage line dedup for one task."""
 
     SUFFIX: ClassVar[str]
-    def __new__(cls, options_json: str, threads: int = 0) -> LineSignatureWriter: ...
+    def __new__(cls, options_json: str, threads: int = ...) -> LineSignatureWriter: ...
     def add(self, paths: list[str], texts: Any) -> tuple[int, int]: ...
     def finish(self, rank: int, world_size: int) -> bytes: ...
     @property
@@ -212,7 +212,7 @@ class LineKeepTable:
         max_occurrences: int = 1,
         normalize: str | None = None,
         min_line_chars: int | None = None,
-        threads: int = 0,
+        threads: int = ...,
     ) -> LineKeepTable: ...
     def dedup(self, paths: list[str], texts: Any) -> tuple[list[bool], list[str | None], int, int]: ...
     def reset(self) -> None: ...
@@ -242,18 +242,18 @@ def dedup_near(inputs: list[str], output: str, options_json: str, io_json: str) 
     """Near-duplicate dedup over files; returns the run statistics as JSON."""
 
 def near_signatures(
-    inputs: list[str], workdir: str, task: tuple[int, int], options_json: str, io_json: str
+    inputs: list[str], workdir: str, task_json: str, options_json: str, io_json: str
 ) -> str:
-    """Stage 1 over files (task ``(rank, world_size)``); returns the stats as JSON."""
+    """Stage 1 over files (task ``{"rank", "world_size"}`` as JSON); returns the stats as JSON."""
 
-def near_buckets(workdir: str, *, rank: int = 0, world_size: int = 1) -> str:
+def near_buckets(workdir: str, task_json: str) -> str:
     """Stage 2; returns the stats as JSON."""
 
 def near_cluster(workdir: str) -> str:
     """Stage 3 (single task); returns the stats as JSON."""
 
 def near_filter(
-    inputs: list[str], workdir: str, output: str, task: tuple[int, int], options_json: str, io_json: str
+    inputs: list[str], workdir: str, output: str, task_json: str, options_json: str, io_json: str
 ) -> str:
     """Stage 4 over files; returns the stats as JSON."""
 
@@ -268,7 +268,7 @@ class NearSignatureWriter:
         world_size: int,
         options_json: str,
         *,
-        threads: int = 0,
+        threads: int = ...,
     ) -> NearSignatureWriter: ...
     def add(self, path: str, texts: Any, values: list[float | None] | None = None) -> None: ...
     def finish(self) -> str: ...
@@ -292,18 +292,18 @@ class U64Matrix:
     def to_arrow(self) -> Any:
         """The rows as an Arrow ``FixedSizeList<UInt64>`` array."""
 
-def minhash(texts: Any, options_json: str, threads: int = 0) -> U64Matrix:
+def minhash(texts: Any, options_json: str, threads: int = ...) -> U64Matrix:
     """MinHash signatures of an Arrow string array."""
 
-def minhash_hashes(values: Any, offsets: Any, options_json: str, threads: int = 0) -> U64Matrix:
+def minhash_hashes(values: Any, offsets: Any, options_json: str, threads: int = ...) -> U64Matrix:
     """MinHash signatures of pre-shingled documents."""
 
 def near_clusters_arrow(
-    texts: Any, options_json: str, threads: int = 0, values: Any = None
+    texts: Any, options_json: str, threads: int = ..., values: Any = None
 ) -> tuple[Any, Any]:
     """(representative, cluster size) per row, as Arrow UInt32 arrays."""
 
-def near_keep_mask_arrow(texts: Any, options_json: str, threads: int = 0, values: Any = None) -> Any:
+def near_keep_mask_arrow(texts: Any, options_json: str, threads: int = ..., values: Any = None) -> Any:
     """Arrow boolean array: true for each cluster's kept row."""
 
 def shingle_hashes(text: str, options_json: str) -> list[int]:
@@ -315,12 +315,12 @@ def shingle_words(text: str) -> list[str]:
 # --- ProX -------------------------------------------------------------------------------------
 
 def prox_execute_list(
-    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = 0
+    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = ...
 ) -> list[str]:
     """Run programs over lists; ``""`` means dropped."""
 
 def prox_execute_arrow(
-    level: str, texts: Any, programs: Any, mode: str, accept_json: str, threads: int = 0
+    level: str, texts: Any, programs: Any, mode: str, accept_json: str, threads: int = ...
 ) -> Any:
     """Run programs over Arrow string arrays; nulls give nulls."""
 
@@ -333,7 +333,7 @@ def prox_chunks(
     is_json: bool,
     chunk_json: str,
     template_json: str | None = None,
-    threads: int = 0,
+    threads: int = ...,
 ) -> list[list[str]]:
     """Numbered chunk bodies of each text, or their rendered prompts with a template."""
 
@@ -343,16 +343,16 @@ def prox_doc_prompts(
     is_json: bool,
     max_tokens: int,
     template_json: str,
-    threads: int = 0,
+    threads: int = ...,
 ) -> list[tuple[list[int], str, bool]]:
     """Document-stage prompts: (token ids, text, truncated)."""
 
 def prox_outcomes(
-    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = 0
+    level: str, texts: list[str], programs: list[str], mode: str, accept_json: str, threads: int = ...
 ) -> list[tuple[str, str, str, int]]:
     """(result, outcome, reason, program errors) per program."""
 
-def prox_token_counts(texts: list[str], tokenizer_source: str, is_json: bool, threads: int = 0) -> list[int]:
+def prox_token_counts(texts: list[str], tokenizer_source: str, is_json: bool, threads: int = ...) -> list[int]:
     """Tokens per text (no special tokens added)."""
 
 def prox_render(user: str, template_json: str) -> str:
@@ -374,7 +374,7 @@ def vocab_stats(
 ) -> tuple[str, str]:
     """(report JSON, summary text)."""
 
-def token_counts_arrow(texts: Any, tokenizer: str, *, threads: int = 0) -> Any:
+def token_counts_arrow(texts: Any, tokenizer: str, *, threads: int = ...) -> Any:
     """Tokens per text (Arrow UInt32)."""
 
 @final

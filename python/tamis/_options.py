@@ -51,6 +51,14 @@ def to_json(options: Any) -> str:
     return dumps({f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
+def argument(name: str, value: Any, cls: type) -> str:
+    """The JSON of ``value``, an options dataclass given as argument ``name``; anything else is a
+    ``TypeError`` naming the argument and the class it takes."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a tamis {cls.__name__}, got {type(value).__name__}: {value!r}")
+    return to_json(value)
+
+
 def check(capability: str, options: Any) -> dict[str, Any]:
     """Check a dataclass of options with its core type (``ConfigError`` naming the option when
     a value is wrong); returns the options with every default, as a dict."""
@@ -101,4 +109,4 @@ class IoOptions:
     threads: int = default("io", "threads")
 
 
-__all__ = ["DEFAULTS", "IoOptions", "build", "check", "default", "dumps", "split", "to_json"]
+__all__ = ["DEFAULTS", "IoOptions", "argument", "build", "check", "default", "dumps", "split", "to_json"]

@@ -179,6 +179,11 @@ def near(
     return _stats(_core.dedup_near(_paths(inputs), os.fspath(output), o, io))
 
 
+def _task(rank: int, world_size: int) -> str:
+    """The task as JSON for core, which checks it (``rank`` below ``world_size``, both ints)."""
+    return json.dumps({"rank": rank, "world_size": world_size})
+
+
 def near_signatures(
     inputs: PathLike | Sequence[PathLike],
     workdir: PathLike,
@@ -191,12 +196,12 @@ def near_signatures(
     """Stage 1 of the multi-task workflow (``tamis dedup near signatures``): task ``rank`` of
     ``world_size`` writes the signatures of input files ``i % world_size == rank`` to ``workdir``."""
     o, io = _options(NearOptions, options, kwargs)
-    return _stats(_core.near_signatures(_paths(inputs), os.fspath(workdir), (rank, world_size), o, io))
+    return _stats(_core.near_signatures(_paths(inputs), os.fspath(workdir), _task(rank, world_size), o, io))
 
 
 def near_buckets(workdir: PathLike, *, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
     """Stage 2 (``tamis dedup near buckets``): candidate pairs of this task's bands."""
-    return _stats(_core.near_buckets(os.fspath(workdir), rank=rank, world_size=world_size))
+    return _stats(_core.near_buckets(os.fspath(workdir), _task(rank, world_size)))
 
 
 def near_cluster(workdir: PathLike) -> dict[str, Any]:
@@ -218,7 +223,8 @@ def near_filter(
     ``i % world_size == rank``; ``{rank}`` in ``output`` becomes the 5-digit rank. Uses the
     ``annotate`` and ``clusters`` options."""
     o, io = _options(NearOptions, options, kwargs)
-    return _stats(_core.near_filter(_paths(inputs), os.fspath(workdir), output, (rank, world_size), o, io))
+    task = _task(rank, world_size)
+    return _stats(_core.near_filter(_paths(inputs), os.fspath(workdir), output, task, o, io))
 
 
 def _near_json(options: NearOptions | None, kwargs: dict[str, Any]) -> tuple[str, int]:

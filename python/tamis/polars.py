@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from tamis import _core
-from tamis._options import build, to_json
+from tamis._options import argument, build, to_json
 from tamis.dedup import ExactOptions, NearOptions, keep_field
 from tamis.prox import DEFAULT, Acceptance, Level, Mode
 from tamis.vocab import _tokenizer_json
@@ -165,7 +165,7 @@ class TamisExpr:
 def _prox_series(
     texts: pl.Series, programs: pl.Series, level: Level, mode: Mode, accept: Acceptance
 ) -> pl.Series:
-    out = _core.prox_execute_arrow(level, texts, programs, mode, accept._args())
+    out = _core.prox_execute_arrow(level, texts, programs, mode, argument("accept", accept, Acceptance))
     return pl.Series(out).alias(texts.name)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from tamis import _core
 from tamis._arrow import like_input
-from tamis._options import default, to_json
+from tamis._options import argument, default, to_json
 
 Mode = Literal["compat", "strict"]
 Level = Literal["doc", "chunk"]
@@ -104,15 +104,17 @@ def execute_doc(text: str, program: str, mode: Mode = "compat") -> str:
 
 def execute_chunk(text: str, program: str, mode: Mode = "compat", accept: Acceptance = DEFAULT) -> str:
     """Run a chunk (document-wide) program: the edited text, the original text, or ``""`` if dropped."""
-    return _core.prox_execute_list("chunk", [text], [program], mode, accept._args(), 1)[0]
+    a = argument("accept", accept, Acceptance)
+    return _core.prox_execute_list("chunk", [text], [program], mode, a, 1)[0]
 
 
 def _execute_many(
     level: Level, texts: Any, programs: Any, mode: Mode, accept: Acceptance, threads: int
 ) -> Any:
+    a = argument("accept", accept, Acceptance)
     if isinstance(texts, list) and isinstance(programs, list):
-        return _core.prox_execute_list(level, texts, programs, mode, accept._args(), threads)
-    result = _core.prox_execute_arrow(level, texts, programs, mode, accept._args(), threads)
+        return _core.prox_execute_list(level, texts, programs, mode, a, threads)
+    result = _core.prox_execute_arrow(level, texts, programs, mode, a, threads)
     return like_input(result, texts)
 
 
@@ -138,7 +140,8 @@ def explain(
     ``too_few_words``, ``accepted``, ``too_many_errors``, ``below_edit_ratio``), ``words_before``,
     ``words_after``, ``removed_lines`` (inclusive 0-based ranges), ``replacements`` (source,
     target, count) and ``errors`` (line, source, message)."""
-    result: dict[str, Any] = json.loads(_core.prox_explain(level, text, program, mode, accept._args()))
+    a = argument("accept", accept, Acceptance)
+    result: dict[str, Any] = json.loads(_core.prox_explain(level, text, program, mode, a))
     result["removed_lines"] = [tuple(r) for r in result["removed_lines"]]
     return result
 

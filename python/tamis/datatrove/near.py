@@ -130,7 +130,8 @@ class NearDedupBuckets(PipelineStep):
         from tamis import _core
 
         with self.track_time():
-            stats = json.loads(_core.near_buckets(self.workdir, rank=rank, world_size=world_size))
+            task = json.dumps({"rank": rank, "world_size": world_size})
+            stats = json.loads(_core.near_buckets(self.workdir, task))
         self.stat_update("candidate_pairs", value=stats["counters"].get("candidate_pairs", 0))
 
 

@@ -129,6 +129,9 @@ impl Default for RunOptions {
 /// The rayon pool for `threads` (0 = one per core). Pools are built once per size and shared,
 /// since building one costs far more than a small in-memory call from Python.
 pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    // Every pool is built here: no caller can start more threads than this allows.
+    crate::options::check_range("threads", threads, None, Some(crate::io::MAX_THREADS))
+        .map_err(Error::Options)?;
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut pools = pools

@@ -21,7 +21,7 @@ use tamis_core::pipeline::{thread_pool, NoProgress};
 use tamis_core::text::Normalize;
 
 use crate::arrow::{chunks_of, single_chunk, U64Matrix};
-use crate::errors::{json, options, to_py};
+use crate::errors::{json, options, to_py, Threads};
 
 /// Exact dedup over files (`options`: ExactOptions JSON, `io`: IoOptions JSON); returns the
 /// run statistics as JSON.
@@ -59,19 +59,19 @@ pub fn dedup_lines(
 /// 128-bit hashes (16-byte big-endian binary) of an Arrow string array or stream, normalized
 /// as `options` (ExactOptions JSON) says.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0)))]
 pub fn hash_texts(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<PyChunkedArray> {
     let o: ExactOptions = options(options_json)?;
     let chunks = chunks_of(texts)?;
     let out = py
         .detach(|| -> tamis_core::Result<_> {
             let values = string_values(&chunks)?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             Ok(hashes_to_arrow(
                 &pool.install(|| hash_many(&values, o.normalize)),
             ))
@@ -84,12 +84,12 @@ pub fn hash_texts(
 /// `\n`), one byte, 1 when the line is eligible for removal; and the 128-bit hashes of the
 /// eligible lines, in order, as a `m × 2` matrix of (high, low) halves.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0)))]
 pub fn line_hashes<'py>(
     py: Python<'py>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<(Bound<'py, PyBytes>, U64Matrix)> {
     let config: LinesOptions = options(options_json)?;
     let chunks = chunks_of(texts)?;
@@ -100,7 +100,7 @@ pub fn line_hashes<'py>(
                 .into_iter()
                 .map(|t| t.ok_or_else(|| tamis_core::Error::Config("null text".into())))
                 .collect::<tamis_core::Result<Vec<&str>>>()?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             let hashes = pool.install(|| line_hashes_many(&texts, &config));
             let eligible: Vec<u8> = hashes.iter().map(|h| u8::from(h.is_some())).collect();
             let halves: Vec<u64> = hashes
@@ -125,12 +125,12 @@ pub fn line_hashes<'py>(
 /// Keep mask of exact dedup over an Arrow string array or stream: the document each group
 /// keeps (by `options.keep`; `values`: its field's numeric column) is true.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0, values=None))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0), values=None))]
 pub fn exact_keep_mask_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
     values: Option<AnyArray>,
 ) -> PyResult<PyChunkedArray> {
     let o: ExactOptions = options(options_json)?;
@@ -140,7 +140,7 @@ pub fn exact_keep_mask_arrow(
         .detach(|| -> tamis_core::Result<_> {
             let texts = string_values(&chunks)?;
             let values = value_chunks.as_deref().map(number_values).transpose()?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             let mask = pool.install(|| {
                 exact_keep_mask_with(&texts, o.normalize, &o.keep, values.as_deref())
             })?;
@@ -185,10 +185,10 @@ impl ExactSignatureWriter {
 
     /// `options_json`: ExactOptions JSON (`key` is refused); `threads`: 0 is one per core.
     #[new]
-    #[pyo3(signature = (options_json, threads=0))]
-    fn new(options_json: &str, threads: usize) -> PyResult<Self> {
+    #[pyo3(signature = (options_json, threads=Threads(0)))]
+    fn new(options_json: &str, threads: Threads) -> PyResult<Self> {
         let o: ExactOptions = options(options_json)?;
-        let inner = sig::ExactSignatureWriter::new(&o, threads).map_err(to_py)?;
+        let inner = sig::ExactSignatureWriter::new(&o, threads.0).map_err(to_py)?;
         Ok(ExactSignatureWriter { inner })
     }
 
@@ -251,12 +251,12 @@ impl ExactKeepTable {
     /// `files`: `(name, contents)` of every signature file of one stage-1 run; `normalize`:
     /// the mode expected (`None`: the recorded one).
     #[new]
-    #[pyo3(signature = (files, normalize=None, threads=0))]
+    #[pyo3(signature = (files, normalize=None, threads=Threads(0)))]
     fn new(
         py: Python<'_>,
         files: Vec<(String, Bound<'_, PyBytes>)>,
         normalize: Option<&str>,
-        threads: usize,
+        threads: Threads,
     ) -> PyResult<Self> {
         let normalize = mode_of(normalize)?;
         let views: Vec<(String, &[u8])> = files
@@ -264,7 +264,7 @@ impl ExactKeepTable {
             .map(|(name, data)| (name.clone(), data.as_bytes()))
             .collect();
         let inner = py
-            .detach(|| sig::ExactKeepTable::load(&views, normalize, threads))
+            .detach(|| sig::ExactKeepTable::load(&views, normalize, threads.0))
             .map_err(to_py)?;
         Ok(ExactKeepTable { inner })
     }
@@ -333,10 +333,10 @@ impl LineSignatureWriter {
 
     /// `options_json`: LinesOptions JSON (`normalize`, `min_line_chars`).
     #[new]
-    #[pyo3(signature = (options_json, threads=0))]
-    fn new(options_json: &str, threads: usize) -> PyResult<Self> {
+    #[pyo3(signature = (options_json, threads=Threads(0)))]
+    fn new(options_json: &str, threads: Threads) -> PyResult<Self> {
         let o: LinesOptions = options(options_json)?;
-        let inner = sig::LineSignatureWriter::new(&o, threads).map_err(to_py)?;
+        let inner = sig::LineSignatureWriter::new(&o, threads.0).map_err(to_py)?;
         Ok(LineSignatureWriter { inner })
     }
 
@@ -396,14 +396,14 @@ impl LineKeepTable {
     /// `max_occurrences` of each line; `normalize`, `min_line_chars`: the values expected
     /// (`None`: the recorded ones).
     #[new]
-    #[pyo3(signature = (files, max_occurrences=1, normalize=None, min_line_chars=None, threads=0))]
+    #[pyo3(signature = (files, max_occurrences=1, normalize=None, min_line_chars=None, threads=Threads(0)))]
     fn new(
         py: Python<'_>,
         files: Vec<(String, Bound<'_, PyBytes>)>,
         max_occurrences: u32,
         normalize: Option<&str>,
         min_line_chars: Option<usize>,
-        threads: usize,
+        threads: Threads,
     ) -> PyResult<Self> {
         let normalize = mode_of(normalize)?;
         let views: Vec<(String, &[u8])> = files
@@ -417,7 +417,7 @@ impl LineKeepTable {
                     max_occurrences,
                     normalize,
                     min_line_chars,
-                    threads,
+                    threads.0,
                 )
             })
             .map_err(to_py)?;

@@ -56,3 +56,29 @@ pub fn options<T: Options>(json: &str) -> PyResult<T> {
 pub fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| tamis_error(e.to_string()))
 }
+
+/// A `threads` argument: any Python int, checked here so that a negative or huge value is a
+/// `ConfigError` naming `threads` rather than an `OverflowError` (core bounds it again).
+#[derive(Debug, Clone, Copy)]
+pub struct Threads(pub usize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Threads {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let max = tamis_core::io::MAX_THREADS;
+        let bad = |got: String| {
+            to_py(tamis_core::Error::Options(OptionError::new(
+                "threads",
+                format!("must be an integer from 0 to {max}, got {got}"),
+            )))
+        };
+        if obj.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(bad(obj.repr()?.to_string()));
+        }
+        match obj.extract::<i64>() {
+            Ok(v) if (0..=max as i64).contains(&v) => Ok(Threads(v as usize)),
+            _ => Err(bad(obj.repr()?.to_string())),
+        }
+    }
+}

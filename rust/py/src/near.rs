@@ -19,7 +19,7 @@ use tamis_core::io::{mask_to_arrow, number_values, string_values, IoOptions, Out
 use tamis_core::pipeline::{thread_pool, NoProgress};
 
 use crate::arrow::{chunks_of, single_chunk, u64_values, U64Matrix};
-use crate::errors::{options, tamis_error, to_py};
+use crate::errors::{options, tamis_error, to_py, Threads};
 
 fn near_options(json: &str) -> PyResult<NearOptions> {
     let o: NearOptions = options(json)?;
@@ -58,31 +58,23 @@ pub fn near_signatures(
     py: Python<'_>,
     inputs: Vec<String>,
     workdir: PathBuf,
-    task: (usize, usize),
+    task_json: &str,
     options_json: &str,
     io_json: &str,
 ) -> PyResult<String> {
     let o = near_options(options_json)?;
     let io: IoOptions = options(io_json)?;
-    let task = Task {
-        rank: task.0,
-        world_size: task.1,
-    };
+    let task: Task = options(task_json)?;
     py.detach(|| stages::signatures(&inputs, &workdir, task, &io, &o, &NoProgress))
         .map(|s| s.to_json())
         .map_err(to_py)
 }
 
-/// Stage 2 (task `rank` of `world_size`); returns the stats as JSON.
+/// Stage 2 (task `rank` of `world_size`, as JSON); returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (workdir, *, rank=0, world_size=1))]
-pub fn near_buckets(
-    py: Python<'_>,
-    workdir: PathBuf,
-    rank: usize,
-    world_size: usize,
-) -> PyResult<String> {
-    py.detach(|| stages::buckets(&workdir, rank, world_size))
+pub fn near_buckets(py: Python<'_>, workdir: PathBuf, task_json: &str) -> PyResult<String> {
+    let task: Task = options(task_json)?;
+    py.detach(|| stages::buckets(&workdir, task.rank, task.world_size))
         .map(|s| s.to_json())
         .map_err(to_py)
 }
@@ -102,16 +94,13 @@ pub fn near_filter(
     inputs: Vec<String>,
     workdir: PathBuf,
     output: String,
-    task: (usize, usize),
+    task_json: &str,
     options_json: &str,
     io_json: &str,
 ) -> PyResult<String> {
     let o: NearOptions = options(options_json)?;
     let io: IoOptions = options(io_json)?;
-    let task = Task {
-        rank: task.0,
-        world_size: task.1,
-    };
+    let task: Task = options(task_json)?;
     py.detach(|| stages::filter(&inputs, &workdir, task, &output, &io, &o, &NoProgress))
         .map(|s| s.to_json())
         .map_err(to_py)
@@ -129,17 +118,17 @@ impl NearSignatureWriter {
     /// Task `rank` of `world_size` writing to `workdir` (`options.keep` picks what a cluster
     /// keeps).
     #[new]
-    #[pyo3(signature = (workdir, rank, world_size, options_json, *, threads=0))]
+    #[pyo3(signature = (workdir, rank, world_size, options_json, *, threads=Threads(0)))]
     fn new(
         workdir: PathBuf,
         rank: usize,
         world_size: usize,
         options_json: &str,
-        threads: usize,
+        threads: Threads,
     ) -> PyResult<Self> {
         let o = near_options(options_json)?;
         let task = Task { rank, world_size };
-        let inner = PathSignatureWriter::new(&workdir, &o, task, threads).map_err(to_py)?;
+        let inner = PathSignatureWriter::new(&workdir, &o, task, threads.0).map_err(to_py)?;
         Ok(NearSignatureWriter { inner: Some(inner) })
     }
 
@@ -218,12 +207,12 @@ impl NearPathFilter {
 /// MinHash signatures of an Arrow string array (nulls and texts without shingles: all
 /// 2^64 - 1); bands and rows of the options are not used.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0)))]
 pub fn minhash(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<U64Matrix> {
     let o: NearOptions = options(options_json)?;
     let params = o.signature_params().map_err(|e| to_py(e.into()))?;
@@ -231,7 +220,7 @@ pub fn minhash(
     let (values, rows) = py
         .detach(|| -> tamis_core::Result<_> {
             let values = string_values(&chunks)?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             Ok((
                 pool.install(|| minhash_matrix(&values, &params))?,
                 values.len(),
@@ -248,13 +237,13 @@ pub fn minhash(
 /// MinHash signatures of pre-shingled documents: `values` (UInt64 shingle hashes) cut by
 /// `offsets` (n + 1 positions).
 #[pyfunction]
-#[pyo3(signature = (values, offsets, options_json, threads=0))]
+#[pyo3(signature = (values, offsets, options_json, threads=Threads(0)))]
 pub fn minhash_hashes(
     py: Python<'_>,
     values: AnyArray,
     offsets: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<U64Matrix> {
     let o: NearOptions = options(options_json)?;
     let params = o.signature_params().map_err(|e| to_py(e.into()))?;
@@ -263,7 +252,7 @@ pub fn minhash_hashes(
     let rows = offsets.len().saturating_sub(1);
     let out = py
         .detach(|| -> tamis_core::Result<_> {
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             pool.install(|| minhash_matrix_from_hashes(&values, &offsets, &params))
         })
         .map_err(to_py)?;
@@ -276,12 +265,12 @@ pub fn minhash_hashes(
 
 /// In-memory near-dedup of an Arrow string array: (representative index, cluster size) per row.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0, values=None))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0), values=None))]
 pub fn near_clusters_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
     values: Option<AnyArray>,
 ) -> PyResult<(PyChunkedArray, PyChunkedArray)> {
     let o = near_options(options_json)?;
@@ -291,7 +280,7 @@ pub fn near_clusters_arrow(
         .detach(|| -> tamis_core::Result<_> {
             let texts = string_values(&chunks)?;
             let values = value_chunks.as_deref().map(number_values).transpose()?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             pool.install(|| near_clusters_with(&texts, &o, values.as_deref()))
         })
         .map_err(to_py)?;
@@ -304,12 +293,12 @@ pub fn near_clusters_arrow(
 /// Keep mask of in-memory near-dedup: true for the text each cluster keeps (by `options.keep`;
 /// `values`: its field's numeric column), nulls kept.
 #[pyfunction]
-#[pyo3(signature = (texts, options_json, threads=0, values=None))]
+#[pyo3(signature = (texts, options_json, threads=Threads(0), values=None))]
 pub fn near_keep_mask_arrow(
     py: Python<'_>,
     texts: AnyArray,
     options_json: &str,
-    threads: usize,
+    threads: Threads,
     values: Option<AnyArray>,
 ) -> PyResult<PyChunkedArray> {
     let o = near_options(options_json)?;
@@ -319,7 +308,7 @@ pub fn near_keep_mask_arrow(
         .detach(|| -> tamis_core::Result<_> {
             let texts = string_values(&chunks)?;
             let values = value_chunks.as_deref().map(number_values).transpose()?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             let (reps, _) = pool.install(|| near_clusters_with(&texts, &o, values.as_deref()))?;
             let keep: Vec<bool> = reps
                 .iter()

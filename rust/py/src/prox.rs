@@ -17,7 +17,7 @@ use tamis_core::prox::prompt::{cached_tokenizer, doc_prompt, PromptTemplate, Tok
 use tamis_core::prox::{self, Acceptance, Mode};
 
 use crate::arrow::chunks_of;
-use crate::errors::{options, tamis_error, to_py};
+use crate::errors::{options, tamis_error, to_py, Threads};
 
 fn mode_of(s: &str) -> PyResult<Mode> {
     s.parse().map_err(to_py)
@@ -49,7 +49,7 @@ fn check_level(level: &str) -> PyResult<()> {
 
 /// Run ProX programs over lists of texts and programs (same length), in parallel.
 #[pyfunction]
-#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=0))]
+#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=Threads(0)))]
 pub fn prox_execute_list<'py>(
     py: Python<'py>,
     level: &str,
@@ -57,7 +57,7 @@ pub fn prox_execute_list<'py>(
     programs: Vec<String>,
     mode: &str,
     accept_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<Bound<'py, PyList>> {
     check_level(level)?;
     let mode: Mode = mode_of(mode)?;
@@ -72,7 +72,7 @@ pub fn prox_execute_list<'py>(
     let out = py
         .detach(|| -> tamis_core::Result<Vec<std::borrow::Cow<'_, str>>> {
             use rayon::prelude::*;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             Ok(pool.install(|| {
                 texts
                     .par_iter()
@@ -91,7 +91,7 @@ pub fn prox_execute_list<'py>(
 
 /// Run ProX programs over Arrow string arrays; a null text or program gives a null.
 #[pyfunction]
-#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=0))]
+#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=Threads(0)))]
 pub fn prox_execute_arrow(
     py: Python<'_>,
     level: &str,
@@ -99,7 +99,7 @@ pub fn prox_execute_arrow(
     programs: AnyArray,
     mode: &str,
     accept_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<PyChunkedArray> {
     check_level(level)?;
     let mode: Mode = mode_of(mode)?;
@@ -117,7 +117,7 @@ pub fn prox_execute_arrow(
                     p.len()
                 )));
             }
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             // One output chunk per block of documents, built in place: each result is written
             // once, straight into its chunk (no per-document string, no final concatenation).
             const BLOCK: usize = 2048;
@@ -179,7 +179,7 @@ fn tokenizer(
 
 /// Numbered chunk bodies of each text (`prompts=False`) or their rendered prompts.
 #[pyfunction]
-#[pyo3(signature = (texts, tokenizer_source, is_json, chunk_json, template_json=None, threads=0))]
+#[pyo3(signature = (texts, tokenizer_source, is_json, chunk_json, template_json=None, threads=Threads(0)))]
 pub fn prox_chunks(
     py: Python<'_>,
     texts: Vec<String>,
@@ -187,7 +187,7 @@ pub fn prox_chunks(
     is_json: bool,
     chunk_json: &str,
     template_json: Option<&str>,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<Vec<Vec<String>>> {
     let opts: ChunkOptions = options(chunk_json)?;
     let template: Option<PromptTemplate> = template_json.map(options).transpose()?;
@@ -195,7 +195,7 @@ pub fn prox_chunks(
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
         let counter = LineCounter::shared(&tok);
-        let pool = thread_pool(threads)?;
+        let pool = thread_pool(threads.0)?;
         pool.install(|| {
             texts
                 .par_iter()
@@ -212,7 +212,7 @@ pub fn prox_chunks(
 
 /// Document-stage prompts: `(token ids, text, truncated)` for each text.
 #[pyfunction]
-#[pyo3(signature = (texts, tokenizer_source, is_json, max_tokens, template_json, threads=0))]
+#[pyo3(signature = (texts, tokenizer_source, is_json, max_tokens, template_json, threads=Threads(0)))]
 pub fn prox_doc_prompts(
     py: Python<'_>,
     texts: Vec<String>,
@@ -220,13 +220,13 @@ pub fn prox_doc_prompts(
     is_json: bool,
     max_tokens: usize,
     template_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<Vec<(Vec<u32>, String, bool)>> {
     let tpl: PromptTemplate = options(template_json)?;
     py.detach(|| -> tamis_core::Result<Vec<(Vec<u32>, String, bool)>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
-        let pool = thread_pool(threads)?;
+        let pool = thread_pool(threads.0)?;
         pool.install(|| {
             texts
                 .par_iter()
@@ -246,7 +246,7 @@ type OutcomeRow = (String, &'static str, &'static str, usize);
 /// Run ProX programs over lists and report, for each, the result with its outcome, reason and
 /// number of program errors (what `explain` gives, without the details), in parallel.
 #[pyfunction]
-#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=0))]
+#[pyo3(signature = (level, texts, programs, mode, accept_json, threads=Threads(0)))]
 pub fn prox_outcomes(
     py: Python<'_>,
     level: &str,
@@ -254,7 +254,7 @@ pub fn prox_outcomes(
     programs: Vec<String>,
     mode: &str,
     accept_json: &str,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<Vec<OutcomeRow>> {
     check_level(level)?;
     let mode: Mode = mode_of(mode)?;
@@ -268,7 +268,7 @@ pub fn prox_outcomes(
     }
     py.detach(|| -> tamis_core::Result<Vec<OutcomeRow>> {
         use rayon::prelude::*;
-        let pool = thread_pool(threads)?;
+        let pool = thread_pool(threads.0)?;
         Ok(pool.install(|| {
             texts
                 .par_iter()
@@ -294,19 +294,19 @@ pub fn prox_outcomes(
 
 /// Number of tokens of each text (no special tokens added), in parallel.
 #[pyfunction]
-#[pyo3(signature = (texts, tokenizer_source, is_json, threads=0))]
+#[pyo3(signature = (texts, tokenizer_source, is_json, threads=Threads(0)))]
 pub fn prox_token_counts(
     py: Python<'_>,
     texts: Vec<String>,
     tokenizer_source: &str,
     is_json: bool,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<Vec<usize>> {
     py.detach(|| -> tamis_core::Result<Vec<usize>> {
         use rayon::prelude::*;
         let tok = tokenizer(tokenizer_source, is_json)?;
         let counter = LineCounter::shared(&tok);
-        let pool = thread_pool(threads)?;
+        let pool = thread_pool(threads.0)?;
         pool.install(|| {
             texts
                 .par_iter()

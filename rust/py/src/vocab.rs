@@ -15,7 +15,7 @@ use tamis_core::vocab::{
 };
 
 use crate::arrow::{chunks_of, single_chunk};
-use crate::errors::{options, to_py};
+use crate::errors::{options, to_py, Threads};
 
 /// A tokenizer given as `(name, JSON text)`.
 type Named = (String, String);
@@ -102,19 +102,19 @@ pub fn vocab_stats(
 /// Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the
 /// tokenizer given as JSON text; no special tokens are added.
 #[pyfunction]
-#[pyo3(signature = (texts, tokenizer, *, threads=0))]
+#[pyo3(signature = (texts, tokenizer, *, threads=Threads(0)))]
 pub fn token_counts_arrow(
     py: Python<'_>,
     texts: AnyArray,
     tokenizer: String,
-    threads: usize,
+    threads: Threads,
 ) -> PyResult<PyChunkedArray> {
     let chunks = chunks_of(texts)?;
     let out = py
         .detach(|| -> tamis_core::Result<_> {
             let tok = tokenizer_from_json(&tokenizer)?;
             let values = string_values(&chunks)?;
-            let pool = thread_pool(threads)?;
+            let pool = thread_pool(threads.0)?;
             let counts = pool.install(|| token_counts(&tok, &values))?;
             Ok(arrow_array::UInt32Array::from(counts))
         })

@@ -118,12 +118,8 @@ struct Manifest {
 const FORMAT: u32 = 1;
 
 fn rank_check(rank: usize, world_size: usize) -> Result<()> {
-    if world_size == 0 || rank >= world_size {
-        return Err(Error::Config(format!(
-            "--rank {rank} must be below --world-size {world_size} (and the world size at least 1)"
-        )));
-    }
-    Ok(())
+    use crate::options::Options;
+    Task { rank, world_size }.validate().map_err(Error::Options)
 }
 
 fn mkdir(p: &Path) -> Result<()> {
@@ -425,6 +421,25 @@ pub struct Task {
     pub rank: usize,
     /// Number of tasks of the stage.
     pub world_size: usize,
+}
+
+/// Most tasks a stage may be split into (one shard file per task and band group).
+pub const MAX_WORLD_SIZE: usize = 1 << 20;
+
+impl crate::options::Options for Task {
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        crate::options::check_range("world_size", self.world_size, Some(1), Some(MAX_WORLD_SIZE))?;
+        if self.rank >= self.world_size {
+            return Err(crate::options::OptionError::with_fields(
+                &["rank", "world_size"],
+                format!(
+                    "{{0}} {} must be below {{1}} {}",
+                    self.rank, self.world_size
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Task {
