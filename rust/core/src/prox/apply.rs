@@ -248,8 +248,9 @@ impl ProxApply {
                 done.dropped = Some(Reason::DropDoc.as_str());
                 return Ok(done);
             }
-            if doc.text.is_empty() && self.opts.chunk_program_key.is_none() {
-                // Already empty: as the reference's next stage does, drop it.
+            if self.opts.chunk_program_key.is_none() && super::pyrt::word_count(&doc.text) == 0 {
+                // No words (empty or only whitespace): the reference's next stage would divide
+                // by zero on it; drop it, as the chunk stage does.
                 done.dropped = Some(Reason::NoWords.as_str());
                 return Ok(done);
             }
