@@ -352,7 +352,9 @@ def prox_outcomes(
 ) -> list[tuple[str, str, str, int]]:
     """(result, outcome, reason, program errors) per program."""
 
-def prox_token_counts(texts: list[str], tokenizer_source: str, is_json: bool, threads: int = ...) -> list[int]:
+def prox_token_counts(
+    texts: list[str], tokenizer_source: str, is_json: bool, threads: int = ...
+) -> list[int]:
     """Tokens per text (no special tokens added)."""
 
 def prox_render(user: str, template_json: str) -> str:

@@ -12,7 +12,16 @@ import sys
 
 def main() -> None:
     """Run the command line with ``sys.argv`` and exit with its code."""
-    argv = sys.argv[1:]
+    try:
+        _main(sys.argv[1:])
+    except KeyboardInterrupt:
+        # Ctrl-C outside the Rust work (while Python starts, or in a Python-only command): one
+        # line and 130, as the Rust command line does, never a traceback.
+        sys.stderr.write("tamis: interrupted by SIGINT: stopped\n")
+        sys.exit(130)
+
+
+def _main(argv: list[str]) -> None:
     if argv[:2] == ["filter", "train"]:
         from tamis.filters import cli_train
 

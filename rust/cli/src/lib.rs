@@ -1,7 +1,8 @@
 //! The `tamis` command line, as a library so that the Python package can ship the same CLI
 //! (`tamis._core.main`) as `cargo install --path rust/cli`.
 //!
-//! Exit codes: 0 success (and a broken pipe on stdout), 1 runtime error, 2 usage error.
+//! Exit codes: 0 success (and a broken pipe on stdout), 1 runtime error, 2 usage error,
+//! 128 + N when stopped by signal N (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
 
 mod args;
 mod cmd;
@@ -45,8 +46,24 @@ where
             return code;
         }
     };
-    match cmd::dispatch(&cli, external) {
+    // Ctrl-C, SIGTERM and SIGHUP stop the work at the next batch: nothing is committed and
+    // temporary files go with the error; a second signal exits at once.
+    let guard = tamis_core::interrupt::Guard::command_line();
+    let result = cmd::dispatch(&cli, external);
+    // Whatever error the stop surfaced as (a cancelled write, an interrupted read), the signal
+    // is what happened.
+    let signal = tamis_core::interrupt::received();
+    drop(guard);
+    match result {
         Ok(()) => 0,
+        Err(_) if signal.is_some() => {
+            let signal = signal.unwrap_or_default();
+            eprintln!(
+                "tamis: interrupted by {}: stopped; nothing was written and the previous output is untouched",
+                tamis_core::interrupt::signal_name(signal)
+            );
+            128 + signal
+        }
         Err(e) => match e.downcast_ref::<tamis_core::Error>() {
             Some(tamis_core::Error::BrokenPipe) => 0,
             // Options the user gave are wrong: a usage error, named as the user wrote it.

@@ -248,6 +248,10 @@ pub enum Error {
     /// Writing to standard output failed because the reader went away (e.g. `| head`).
     #[error("broken pipe")]
     BrokenPipe,
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) received while working
+    /// ([`crate::interrupt`]); nothing was committed.
+    #[error("interrupted by {}", crate::interrupt::signal_name(*.0))]
+    Interrupted(i32),
 }
 
 impl Error {
@@ -265,6 +269,7 @@ impl Error {
             Error::Embed { error, .. } => error.slug(),
             Error::EmptyCorpus(_) => "empty_corpus",
             Error::BrokenPipe => "broken_pipe",
+            Error::Interrupted(_) => "interrupted",
         }
     }
 

@@ -126,6 +126,21 @@ impl Default for RunOptions {
     }
 }
 
+/// The items of `rx`, with [`crate::interrupt::check`] before each and every 100 ms while
+/// waiting (a reader blocked on a slow input must not delay an interrupt).
+fn interruptible<T>(rx: &crossbeam_channel::Receiver<T>) -> impl Iterator<Item = Result<T>> + '_ {
+    std::iter::from_fn(move || loop {
+        if let Err(e) = crate::interrupt::check() {
+            return Some(Err(e));
+        }
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(item) => return Some(Ok(item)),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+        }
+    })
+}
+
 /// The rayon pool for `threads` (0 = one per core). Pools are built once per size and shared,
 /// since building one costs far more than a small in-memory call from Python.
 pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
@@ -474,8 +489,8 @@ fn consume<S: Stage>(
     pool: &rayon::ThreadPool,
     (progress, bytes_in): (&dyn Progress, &AtomicU64),
 ) -> Result<()> {
-    for item in rx {
-        let batch = match item {
+    for item in interruptible(rx) {
+        let batch = match item? {
             ReadItem::Batch(b) => b,
             ReadItem::Corrupt {
                 file,
@@ -668,8 +683,8 @@ pub fn scan<T: Send>(
             current
         };
         let mut run = || -> Result<()> {
-            for item in &rx {
-                let batch = match item {
+            for item in interruptible(&rx) {
+                let batch = match item? {
                     ReadItem::Batch(b) => b,
                     ReadItem::Corrupt {
                         file,

@@ -21,7 +21,7 @@ use tamis_core::pipeline::{thread_pool, NoProgress};
 use tamis_core::text::Normalize;
 
 use crate::arrow::{chunks_of, single_chunk, U64Matrix};
-use crate::errors::{json, options, to_py, Threads};
+use crate::errors::{interruptible, json, options, to_py, Threads};
 
 /// Exact dedup over files (`options`: ExactOptions JSON, `io`: IoOptions JSON); returns the
 /// run statistics as JSON.
@@ -35,9 +35,10 @@ pub fn dedup_exact(
 ) -> PyResult<String> {
     let o: ExactOptions = options(options_json)?;
     let io: IoOptions = options(io_json)?;
-    py.detach(|| exact_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || {
+        exact_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress)
+    })
+    .map(|s| s.to_json())
 }
 
 /// Line dedup over files; returns the run statistics as JSON.
@@ -51,9 +52,10 @@ pub fn dedup_lines(
 ) -> PyResult<String> {
     let o: LinesOptions = options(options_json)?;
     let io: IoOptions = options(io_json)?;
-    py.detach(|| lines_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || {
+        lines_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress)
+    })
+    .map(|s| s.to_json())
 }
 
 /// 128-bit hashes (16-byte big-endian binary) of an Arrow string array or stream, normalized

@@ -8,7 +8,7 @@ use pyo3::types::PyBytes;
 use tamis_core::embed::{CheckpointConfig, InitConfig};
 use tamis_core::vocab::TokenizerFile;
 
-use crate::errors::{options, tamis_error, to_py};
+use crate::errors::{interruptible, options, tamis_error, to_py};
 
 /// A tokenizer given as `(name, JSON text)`.
 type Named = (String, String);
@@ -31,7 +31,7 @@ pub fn embed_init_checkpoint(
         embed_name: names.0,
         lm_head_name: names.1,
     };
-    py.detach(|| -> tamis_core::Result<String> {
+    interruptible(py, || -> tamis_core::Result<String> {
         // Parsed while the tensors they do not affect are being copied.
         let load = || {
             Ok((
@@ -42,7 +42,6 @@ pub fn embed_init_checkpoint(
         let s = tamis_core::embed::init_checkpoint_with(&model, load, &output, &cfg)?;
         serde_json::to_string(&s).map_err(|e| tamis_core::Error::Config(e.to_string()))
     })
-    .map_err(to_py)
 }
 
 /// Rows after, input bytes, output bytes, summary JSON.

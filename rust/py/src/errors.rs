@@ -82,3 +82,29 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Threads {
         }
     }
 }
+
+/// Run long core work without the GIL, stoppable with Ctrl-C: while it runs, SIGINT is noted
+/// for the core (which stops at its next batch, committing nothing) and passed on to Python's
+/// handler; the call then raises that `KeyboardInterrupt`.
+pub fn interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> tamis_core::Result<T> + Send,
+) -> PyResult<T> {
+    let guard = tamis_core::interrupt::Guard::python_call();
+    let result = py.detach(work);
+    let signal = tamis_core::interrupt::received();
+    drop(guard);
+    match result {
+        Ok(v) => Ok(v),
+        Err(_) if signal.is_some() => Err(keyboard_interrupt(py)),
+        Err(e) => Err(to_py(e)),
+    }
+}
+
+/// The `KeyboardInterrupt` of a SIGINT that stopped core work: Python's own, raised by its
+/// handler now, or a new one.
+pub fn keyboard_interrupt(py: Python<'_>) -> PyErr {
+    py.check_signals()
+        .err()
+        .unwrap_or_else(|| pyo3::exceptions::PyKeyboardInterrupt::new_err(()))
+}

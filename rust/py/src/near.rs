@@ -19,7 +19,7 @@ use tamis_core::io::{mask_to_arrow, number_values, string_values, IoOptions, Out
 use tamis_core::pipeline::{thread_pool, NoProgress};
 
 use crate::arrow::{chunks_of, single_chunk, u64_values, U64Matrix};
-use crate::errors::{options, tamis_error, to_py, Threads};
+use crate::errors::{interruptible, options, tamis_error, to_py, Threads};
 
 fn near_options(json: &str) -> PyResult<NearOptions> {
     let o: NearOptions = options(json)?;
@@ -47,9 +47,10 @@ pub fn dedup_near(
 ) -> PyResult<String> {
     let o = near_options(options_json)?;
     let io: IoOptions = options(io_json)?;
-    py.detach(|| near_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || {
+        near_dedup(&inputs, &Output::parse(&output)?, &io, &o, &NoProgress)
+    })
+    .map(|s| s.to_json())
 }
 
 /// Stage 1 over files (task `(rank, world_size)`); returns the stats as JSON.
@@ -65,26 +66,23 @@ pub fn near_signatures(
     let o = near_options(options_json)?;
     let io: IoOptions = options(io_json)?;
     let task: Task = options(task_json)?;
-    py.detach(|| stages::signatures(&inputs, &workdir, task, &io, &o, &NoProgress))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || {
+        stages::signatures(&inputs, &workdir, task, &io, &o, &NoProgress)
+    })
+    .map(|s| s.to_json())
 }
 
 /// Stage 2 (task `rank` of `world_size`, as JSON); returns the stats as JSON.
 #[pyfunction]
 pub fn near_buckets(py: Python<'_>, workdir: PathBuf, task_json: &str) -> PyResult<String> {
     let task: Task = options(task_json)?;
-    py.detach(|| stages::buckets(&workdir, task.rank, task.world_size))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || stages::buckets(&workdir, task.rank, task.world_size)).map(|s| s.to_json())
 }
 
 /// Stage 3 (single task); returns the stats as JSON.
 #[pyfunction]
 pub fn near_cluster(py: Python<'_>, workdir: PathBuf) -> PyResult<String> {
-    py.detach(|| stages::cluster(&workdir))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || stages::cluster(&workdir)).map(|s| s.to_json())
 }
 
 /// Stage 4 over files (task `(rank, world_size)`); returns the stats as JSON.
@@ -101,9 +99,10 @@ pub fn near_filter(
     let o: NearOptions = options(options_json)?;
     let io: IoOptions = options(io_json)?;
     let task: Task = options(task_json)?;
-    py.detach(|| stages::filter(&inputs, &workdir, task, &output, &io, &o, &NoProgress))
-        .map(|s| s.to_json())
-        .map_err(to_py)
+    interruptible(py, || {
+        stages::filter(&inputs, &workdir, task, &output, &io, &o, &NoProgress)
+    })
+    .map(|s| s.to_json())
 }
 
 /// Signatures of one datatrove task: its documents are pushed in batches from Python, file by

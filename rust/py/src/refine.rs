@@ -20,7 +20,7 @@ use tamis_core::refine::{
     Refine, RefineConfig, StageBatch, StageConfig,
 };
 
-use crate::errors::{json, tamis_error, to_py};
+use crate::errors::{json, keyboard_interrupt, tamis_error, to_py};
 
 /// A batch of documents handed to a Python stage: `ids` and `texts` (lists of str), or the
 /// same as an Arrow record batch (`arrow()`: columns `id` and `text`).
@@ -425,11 +425,17 @@ pub fn refine_run(
     restart: bool,
 ) -> PyResult<String> {
     let mut ext = PyStages::new(stages);
+    let guard = tamis_core::interrupt::Guard::python_call();
     let r = py.detach(|| -> tamis_core::Result<Value> {
         let c = config_of(config, &base_dir)?;
         let mut run = Refine::new(c, &mut ext)?;
         run.run(restart, &Quiet)
     });
+    let signal = tamis_core::interrupt::received();
+    drop(guard);
+    if signal.is_some() && r.is_err() {
+        return Err(keyboard_interrupt(py));
+    }
     ext.result(r).and_then(|v| json(&v))
 }
 
@@ -468,6 +474,7 @@ pub fn run_stages(
         });
     }
     let mut ext = PyStages::new(stages);
+    let guard = tamis_core::interrupt::Guard::python_call();
     let r = py.detach(|| {
         let output = tamis_core::io::Output::parse(&output)?;
         tamis_core::refine::run_stages(
@@ -480,6 +487,11 @@ pub fn run_stages(
             &tamis_core::pipeline::NoProgress,
         )
     });
+    let signal = tamis_core::interrupt::received();
+    drop(guard);
+    if signal.is_some() && r.is_err() {
+        return Err(keyboard_interrupt(py));
+    }
     let (stats, per_stage) = ext.result(r)?;
     json(&serde_json::json!({"stats": stats, "stages": per_stage}))
 }

@@ -15,7 +15,7 @@ use tamis_core::vocab::{
 };
 
 use crate::arrow::{chunks_of, single_chunk};
-use crate::errors::{options, to_py, Threads};
+use crate::errors::{interruptible, options, to_py, Threads};
 
 /// A tokenizer given as `(name, JSON text)`.
 type Named = (String, String);
@@ -37,7 +37,7 @@ pub fn vocab_extend(
     heldout: Option<Vec<String>>,
 ) -> PyResult<(String, String, Option<String>)> {
     let o: ExtendOptions = options(options_json)?;
-    py.detach(|| -> tamis_core::Result<_> {
+    interruptible(py, || -> tamis_core::Result<_> {
         let base = file(&tokenizer)?;
         let other = merge_from.as_ref().map(file).transpose()?;
         let cfg = o.config();
@@ -69,7 +69,6 @@ pub fn vocab_extend(
         };
         Ok((ext.json, summary, rep))
     })
-    .map_err(to_py)
 }
 
 /// The tokenizer report; returns (report JSON, summary text).
@@ -83,7 +82,7 @@ pub fn vocab_stats(
     baseline: Option<Named>,
 ) -> PyResult<(String, String)> {
     let o: StatsOptions = options(options_json)?;
-    py.detach(|| -> tamis_core::Result<_> {
+    interruptible(py, || -> tamis_core::Result<_> {
         let t = file(&tokenizer)?;
         let b = baseline.as_ref().map(file).transpose()?;
         let r = stats(
@@ -96,7 +95,6 @@ pub fn vocab_stats(
         )?;
         Ok((r.to_json(), r.summary()))
     })
-    .map_err(to_py)
 }
 
 /// Tokens per text of an Arrow string array or stream (UInt32; nulls stay null), with the

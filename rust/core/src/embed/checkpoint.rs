@@ -421,6 +421,9 @@ pub fn init_checkpoint_with<T: Borrow<TokenizerFile>>(
                 scope.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
+                        if crate::interrupt::received().is_some() {
+                            break; // reported below, once every worker has stopped
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let (Some(s), Some(layout)) = (shards.get(i), layouts.get(i)) else {
                             break;
@@ -471,6 +474,7 @@ pub fn init_checkpoint_with<T: Borrow<TokenizerFile>>(
         }
         (loaded, done)
     });
+    crate::interrupt::check()?;
     let (_, new) = loaded?;
     let new: &TokenizerFile = new.borrow();
     let (Some(plan), Some(init)) = (plan_cell.get(), init_cell.get()) else {

@@ -825,6 +825,10 @@ impl<'a> Initializer<'a> {
         let mut stop = (start + BLOCK).min(end);
         self.rows_into(which, start, stop, &mut cur);
         while stop < end {
+            if crate::interrupt::received().is_some() {
+                // Not ErrorKind::Interrupted, which writers retry.
+                return Err(std::io::Error::other("interrupted"));
+            }
             let (from, to) = (stop, (stop + BLOCK).min(end));
             let (written, ()) = rayon::join(
                 || w.write_all(&cur),

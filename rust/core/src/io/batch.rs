@@ -202,6 +202,50 @@ fn rows_to_json(batch: Batch) -> std::result::Result<Batch, ReadItem> {
     })
 }
 
+/// Standard input, read without Rust's own buffer so that waiting can be interrupted: on Unix
+/// each read first waits for data in slices of 100 ms, checking for an interrupt between them
+/// (a pipe that stays open and silent must not keep a stopped run alive).
+struct InterruptibleStdin;
+
+impl Read for InterruptibleStdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::FromRawFd;
+            loop {
+                if crate::interrupt::received().is_some() {
+                    // Not ErrorKind::Interrupted, which readers retry.
+                    return Err(std::io::Error::other("interrupted"));
+                }
+                let mut fds = libc::pollfd {
+                    fd: libc::STDIN_FILENO,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let ready = unsafe { libc::poll(&mut fds, 1, 100) };
+                if ready > 0 {
+                    break;
+                }
+                if ready < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+            // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop never closes it.
+            let mut f =
+                std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(libc::STDIN_FILENO) });
+            f.read(buf)
+        }
+        #[cfg(not(unix))]
+        {
+            std::io::stdin().read(buf)
+        }
+    }
+}
+
 /// The compression whose magic bytes `head` starts with.
 fn sniff(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -236,7 +280,7 @@ fn open_jsonl(
         }
         None => {
             let mut stdin = Counting {
-                inner: std::io::stdin(),
+                inner: InterruptibleStdin,
                 counter: counter.clone(),
             };
             // Sniff the magic bytes, reading until 4 bytes or the end even if they trickle in.

@@ -399,6 +399,7 @@ pub fn extend(
     };
     if corpus_summary.is_some() && added < budget {
         added += learner.learn(budget - added, cfg.min_frequency);
+        crate::interrupt::check()?;
         stopped_by = if added >= budget {
             "new_tokens"
         } else {

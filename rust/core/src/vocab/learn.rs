@@ -269,6 +269,10 @@ impl<'m> Learner<'m> {
     pub fn learn(&mut self, budget: usize, min_frequency: u64) -> usize {
         let mut added = 0;
         while added < budget {
+            // An interrupt stops learning; the caller turns it into an error.
+            if added % 64 == 0 && crate::interrupt::received().is_some() {
+                break;
+            }
             let Some(top) = self.heap.pop() else { break };
             let current = self.pairs.get(&top.pair).map_or(0, |s| s.count);
             if current != top.count {
