@@ -6,11 +6,17 @@ cd "$(dirname "$0")/.."
 # Nothing here reads input; cargo's rustc probes must not inherit a caller's stdin.
 exec </dev/null
 
-# Real Traditional Chinese and Dutch text for the vocabulary tests and example: Debian's
-# translated manual pages.
-if ! { dpkg -s manpages-zh && dpkg -s manpages-nl; } >/dev/null 2>&1 \
+# Real text in many languages, Debian's translated manual pages: Traditional Chinese and Dutch
+# for the vocabulary tests and example, and 24 languages for the language-ID equality test.
+MANPAGES="manpages-zh manpages-nl manpages-de manpages-fr manpages-es manpages-it manpages-pl
+  manpages-pt-br manpages-ru manpages-uk manpages-ro manpages-cs manpages-da manpages-fi
+  manpages-hu manpages-id manpages-mk manpages-nb manpages-sr manpages-sv manpages-vi
+  manpages-el manpages-ja"
+# shellcheck disable=SC2086
+if ! dpkg -s $MANPAGES >/dev/null 2>&1 \
     && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq manpages-zh manpages-nl >/dev/null
+    # shellcheck disable=SC2086
+    apt-get update -qq && apt-get install -y -qq $MANPAGES >/dev/null
 fi
 
 python3 -m venv .venv

@@ -2,6 +2,7 @@
 tamis-core. Every function releases the GIL while it works. Options cross as the JSON of their
 core types (``*_json`` arguments; :mod:`tamis._options` makes it from the dataclasses)."""
 
+import os
 from collections.abc import Iterator
 from typing import Any, ClassVar, Final, final
 
@@ -13,6 +14,7 @@ __all__ = [
     "ConfigError",
     "ExactKeepTable",
     "ExactSignatureWriter",
+    "FastText",
     "LineKeepTable",
     "LineSignatureWriter",
     "NearPathFilter",
@@ -138,6 +140,21 @@ class Batch:
         """A record field the stage asked for, per document (``None`` where missing)."""
     def arrow(self) -> Any:
         """The batch as an Arrow record batch (``id``, ``text``)."""
+
+# --- fastText ---------------------------------------------------------------------------------
+
+@final
+class FastText:
+    """A fastText supervised model (``.bin`` or quantized ``.ftz``), read and run in Rust."""
+
+    def __new__(cls, path: str | os.PathLike[str]) -> FastText: ...
+    @property
+    def labels(self) -> list[str]:
+        """The labels, in the model's order."""
+    def predict(
+        self, texts: list[str], k: int = 1, threshold: float = 0.0, threads: int = ...
+    ) -> list[list[tuple[str, float]]]:
+        """The ``k`` most likely labels of each text with their probabilities, most likely first."""
 
 # --- exact and line dedup ---------------------------------------------------------------------
 

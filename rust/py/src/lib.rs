@@ -11,6 +11,7 @@ mod arrow;
 mod dedup;
 mod embed;
 mod errors;
+mod fasttext;
 mod near;
 mod prox;
 mod refine;
@@ -38,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         tamis_core::embed::EmbedError::SLUGS.to_vec(),
     )?;
     m.add_class::<arrow::U64Matrix>()?;
+    m.add_class::<fasttext::FastText>()?;
     m.add_class::<dedup::ExactSignatureWriter>()?;
     m.add_class::<dedup::ExactKeepTable>()?;
     m.add_class::<dedup::LineSignatureWriter>()?;
