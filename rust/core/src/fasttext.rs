@@ -18,6 +18,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
 use crate::{Error, Result};
 
 const MAGIC: i32 = 793_712_314;
@@ -154,12 +156,12 @@ pub struct FastText {
     bucket: u64,
     loss: Loss,
     nwords: usize,
-    words: HashMap<Vec<u8>, usize>,
+    words: HashMap<Vec<u8>, usize, Xxh3DefaultBuilder>,
     /// Row lists of vocabulary words: the word and its character n-grams.
     subwords: Vec<Vec<usize>>,
     labels: Vec<String>,
     /// `None`: not pruned; otherwise n-gram hash -> row offset after the words.
-    prune: Option<HashMap<i64, i64>>,
+    prune: Option<HashMap<i64, i64, Xxh3DefaultBuilder>>,
     input: Matrix,
     output: Matrix,
     tree: Vec<Node>,
@@ -358,7 +360,8 @@ impl FastText {
         if nwords < 0 || nlabels < 0 || nwords as i64 + nlabels as i64 != size as i64 {
             return Err(r.bad("dictionary counts disagree"));
         }
-        let mut words = HashMap::with_capacity(nwords as usize);
+        let mut words =
+            HashMap::with_capacity_and_hasher(nwords as usize, Xxh3DefaultBuilder::default());
         let mut word_list: Vec<Vec<u8>> = Vec::with_capacity(nwords as usize);
         let mut labels = Vec::with_capacity(nlabels as usize);
         let mut counts = Vec::with_capacity(nlabels as usize);
@@ -385,7 +388,7 @@ impl FastText {
         }
         let prune = if prune_size >= 0 {
             let n = r.count(prune_size, 8, "pruning index size")?;
-            let mut m = HashMap::with_capacity(n);
+            let mut m = HashMap::with_capacity_and_hasher(n, Xxh3DefaultBuilder::default());
             for _ in 0..n {
                 let (a, b) = (r.i32()?, r.i32()?);
                 m.insert(i64::from(a), i64::from(b));
