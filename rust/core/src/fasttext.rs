@@ -100,6 +100,21 @@ impl Matrix {
         }
     }
 
+    /// The codes of row `i` of a quantized matrix and its norm (1 without norm codes).
+    fn quant_row(&self, i: usize) -> (&[u8], f32) {
+        match self {
+            Matrix::Quant {
+                codes, pq, norms, ..
+            } => (
+                &codes[i * pq.nsubq..(i + 1) * pq.nsubq],
+                norms
+                    .as_ref()
+                    .map_or(1.0, |(n, npq)| npq.centroid(0, n[i])[0]),
+            ),
+            Matrix::Dense { .. } => (&[], 1.0),
+        }
+    }
+
     fn add_row(&self, x: &mut [f32], i: usize) {
         match self {
             Matrix::Dense { cols, data } => {
@@ -107,13 +122,9 @@ impl Matrix {
                     *a += b;
                 }
             }
-            Matrix::Quant {
-                codes, pq, norms, ..
-            } => {
-                let alpha = norms
-                    .as_ref()
-                    .map_or(1.0, |(n, npq)| npq.centroid(0, n[i])[0]);
-                pq.add(x, &codes[i * pq.nsubq..(i + 1) * pq.nsubq], alpha);
+            Matrix::Quant { pq, .. } => {
+                let (codes, alpha) = self.quant_row(i);
+                pq.add(x, codes, alpha);
             }
         }
     }
@@ -125,13 +136,9 @@ impl Matrix {
                 .zip(x)
                 .map(|(a, b)| a * b)
                 .sum(),
-            Matrix::Quant {
-                codes, pq, norms, ..
-            } => {
-                let alpha = norms
-                    .as_ref()
-                    .map_or(1.0, |(n, npq)| npq.centroid(0, n[i])[0]);
-                pq.dot(x, &codes[i * pq.nsubq..(i + 1) * pq.nsubq], alpha)
+            Matrix::Quant { pq, .. } => {
+                let (codes, alpha) = self.quant_row(i);
+                pq.dot(x, codes, alpha)
             }
         }
     }
@@ -347,7 +354,7 @@ impl FastText {
         if model != 3 {
             return Err(r.bad("not a supervised (classification) model"));
         }
-        if !(1..=1 << 16).contains(&dim) || bucket < 0 || minn < 0 || maxn < 0 || maxn > 64 {
+        if !(1..=1 << 16).contains(&dim) || bucket < 0 || minn < 0 || !(0..=64).contains(&maxn) {
             return Err(r.bad("dimensions out of range"));
         }
         let (dim, bucket) = (dim as usize, bucket as u64);
@@ -360,8 +367,7 @@ impl FastText {
         if nwords < 0 || nlabels < 0 || nwords as i64 + nlabels as i64 != size as i64 {
             return Err(r.bad("dictionary counts disagree"));
         }
-        let mut words =
-            HashMap::with_capacity_and_hasher(nwords as usize, Xxh3DefaultBuilder::default());
+        let mut words = HashMap::with_capacity_and_hasher(nwords as usize, Xxh3DefaultBuilder);
         let mut word_list: Vec<Vec<u8>> = Vec::with_capacity(nwords as usize);
         let mut labels = Vec::with_capacity(nlabels as usize);
         let mut counts = Vec::with_capacity(nlabels as usize);
@@ -388,7 +394,7 @@ impl FastText {
         }
         let prune = if prune_size >= 0 {
             let n = r.count(prune_size, 8, "pruning index size")?;
-            let mut m = HashMap::with_capacity_and_hasher(n, Xxh3DefaultBuilder::default());
+            let mut m = HashMap::with_capacity_and_hasher(n, Xxh3DefaultBuilder);
             for _ in 0..n {
                 let (a, b) = (r.i32()?, r.i32()?);
                 m.insert(i64::from(a), i64::from(b));
