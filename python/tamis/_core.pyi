@@ -31,6 +31,7 @@ __all__ = [
     "embed_rows",
     "exact_keep_mask_arrow",
     "hash_texts",
+    "keep_field",
     "line_hashes",
     "main",
     "minhash",
@@ -163,6 +164,9 @@ def dedup_exact(inputs: list[str], output: str, options_json: str, io_json: str)
 
 def dedup_lines(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Line dedup over files; returns the run statistics as JSON."""
+
+def keep_field(capability: str, options_json: str) -> str | None:
+    """The record field the keep policy of ``exact`` or ``near`` options reads, if any."""
 
 def hash_texts(texts: Any, options_json: str, threads: int = ...) -> Any:
     """16-byte content hashes (Arrow binary) of an Arrow string array."""

@@ -94,11 +94,9 @@ class NearOptions:
 
 def keep_field(options: ExactOptions | NearOptions) -> str | None:
     """The field the keep policy of ``options`` reads (``max:FIELD``, ``min:FIELD``,
-    ``priority``), if any."""
-    kind, _, field = options.keep.partition(":")
-    if kind in ("max", "min") and field:
-        return field
-    return getattr(options, "priority", None)
+    ``priority``), if any, as the core reads the policy."""
+    capability = "exact" if isinstance(options, ExactOptions) else "near"
+    return _core.keep_field(capability, to_json(options))
 
 
 def _values(values: Any) -> Any:

@@ -41,6 +41,25 @@ pub fn dedup_exact(
     .map(|s| s.to_json())
 }
 
+/// The record field a keep policy reads (`max:FIELD`, `min:FIELD`, or near dedup's `priority`),
+/// if any, from the options of `capability` (`exact` or `near`) as JSON: the surfaces that
+/// hold columns ask here rather than parse the policy themselves.
+#[pyfunction]
+pub fn keep_field(capability: &str, options_json: &str) -> PyResult<Option<String>> {
+    let keep = match capability {
+        "exact" => options::<ExactOptions>(options_json)?.keep,
+        "near" => options::<tamis_core::dedup::near::NearOptions>(options_json)?
+            .keep_policy()
+            .map_err(|e| to_py(e.into()))?,
+        other => {
+            return Err(to_py(tamis_core::Error::Config(format!(
+                "no keep policy in {other} options"
+            ))))
+        }
+    };
+    Ok(keep.field().map(str::to_string))
+}
+
 /// Line dedup over files; returns the run statistics as JSON.
 #[pyfunction]
 pub fn dedup_lines(

@@ -62,6 +62,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refine::run_stages, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup::keep_field, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::hash_texts, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::exact_keep_mask_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::line_hashes, m)?)?;
