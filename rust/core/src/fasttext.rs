@@ -286,6 +286,11 @@ impl<'a> Reader<'a> {
         let codesize = self.count(codesize.into(), 1, "code size")?;
         let codes = self.take(codesize)?.to_vec();
         let pq = self.pq()?;
+        // Centroids are added into a vector of the model's dimension: the quantizer must cover
+        // exactly that many (a hostile file could otherwise index past it).
+        if (pq.nsubq - 1) * pq.dsub + pq.lastdsub != dim {
+            return Err(self.bad("the quantizer's dimension is not the model's"));
+        }
         let rows = self.count(m, 0, "row count")?;
         if pq.nsubq.checked_mul(rows) != Some(codesize) {
             return Err(self.bad("codes do not match the rows"));
@@ -796,6 +801,34 @@ mod tests {
         let rows_at = b.len() - (1 + 8 + 8 + 6 * 4) - 12 * 4 - 8 - 8;
         b[rows_at..rows_at + 8].copy_from_slice(&(1i64 << 60).to_le_bytes());
         assert!(FastText::from_bytes("bad.ftz", &b).is_err());
+    }
+
+    #[test]
+    fn a_quantizer_of_another_dimension_is_refused() {
+        let mut b = vec![0u8]; // no norm codes
+        b.extend(1i64.to_le_bytes());
+        b.extend(2i64.to_le_bytes());
+        b.extend(1i32.to_le_bytes());
+        b.push(0);
+        for v in [4i32, 1, 4, 4] {
+            b.extend(v.to_le_bytes()); // dim 4, one sub-quantizer of 4: the model has 2
+        }
+        b.extend(vec![0u8; 4 * KSUB * 4]);
+        let mut r = Reader {
+            data: &b,
+            at: 0,
+            name: "q.ftz",
+        };
+        let e = r.matrix(true, 2).expect_err("dimension");
+        assert!(e.to_string().contains("quantizer's dimension"), "{e}");
+        // The same block in a model of dimension 4 (4 columns) is fine.
+        b[9..17].copy_from_slice(&4i64.to_le_bytes());
+        let mut r = Reader {
+            data: &b,
+            at: 0,
+            name: "q.ftz",
+        };
+        assert!(r.matrix(true, 4).is_ok());
     }
 
     #[test]
