@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from tamis import _core, filters  # noqa: E402
+from tamis import _core  # noqa: E402
 from test_fasttext_rust import LANGUAGES, _sentences  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     base += [line for line in english if len(line) >= 40][:400]
     lines = [base[i % len(base)] for i in range(a.sentences)]
     mb = sum(len(s.encode()) for s in lines) / 1e6
-    path = filters.embedded_lid_model()
+    path = Path(__file__).resolve().parents[1] / "rust" / "core" / "assets" / "lid.176.ftz"
     ours = _core.FastText(path)
     theirs = fasttext.load_model(str(path))
     os.environ["OMP_NUM_THREADS"] = "1"

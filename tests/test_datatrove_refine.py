@@ -337,12 +337,8 @@ def _labelled(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_fasttext_config_equals_refine(tmp_path):
     pytest.importorskip("fasttext")
-    from tamis.filters import FilterConfigError, embedded_lid_model, train
+    from tamis.filters import train
 
-    try:
-        embedded_lid_model()
-    except FilterConfigError as e:
-        pytest.skip(str(e))
     pos, neg = _labelled(tmp_path)
     train([pos], [neg], tmp_path / "q.bin", bucket=5000, dim=16, epoch=10, threads=1, seed=7)
     data = tmp_path / "data"

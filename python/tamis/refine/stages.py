@@ -64,38 +64,27 @@ class Stage(Protocol):
 
 
 class LanguageStage:
-    """``language``: fastText language identification; writes ``metadata.language`` and
-    ``metadata.language_score`` (rounded to 4 digits)."""
+    """``language``: fastText language identification, run in Rust (the same code as ``tamis
+    refine``); writes ``metadata.language`` and ``metadata.language_score`` (rounded to 4
+    digits). Used by the datatrove step and the Python API."""
 
     fields: Sequence[str] = ()
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], threads: int = 0) -> None:
         from tamis.filters import LanguageFilter
 
-        self.languages = set(options["languages"])
-        self.filter = LanguageFilter(
-            options["languages"],
-            min_score=options["min_score"],
-            model=options["model"],
-            batch_size=options["batch_size"],
-        )
+        self.filter = LanguageFilter(**options)
+        self.threads = threads
 
     def decide(
         self, ids: Sequence[str], texts: Sequence[str], fields: dict[str, list[Any]] | None = None
     ) -> Decisions:
-        keep, preds = self.filter.apply(texts)
-        reasons = [
-            "" if k else ("language" if self.languages and lang not in self.languages else "language_score")
-            for k, (lang, _) in zip(keep, preds, strict=True)
-        ]
+        keep, reasons, langs, scores, details = self.filter.identifier().outcome(list(texts), self.threads)
         return Decisions(
             keep=keep,
             reasons=reasons,
-            fields={
-                "metadata.language": [lang for lang, _ in preds],
-                "metadata.language_score": [round(score, 4) for _, score in preds],
-            },
-            details=[f"{lang} {score:.2f}" for lang, score in preds],
+            fields={"metadata.language": langs, "metadata.language_score": scores},
+            details=details,
         )
 
 
@@ -210,15 +199,14 @@ def _find_prox_model(level: str) -> str | None:
 
 
 def _check_language(options: dict[str, Any]) -> Any:
+    from pathlib import Path
+
     from tamis import filters
 
-    # Language ID runs in Rust: only the model file is needed.
-    if options["model"] is None and options["if_available"]:
-        try:
-            filters.embedded_lid_model()
-        except ModelError as e:
-            return ("skip", f"skipped: {e}")
-    filters.LanguageFilter(options["languages"], min_score=options["min_score"], model=options["model"])
+    model = options["model"]
+    if model is not None and options["if_available"] and not Path(model).exists():
+        return ("skip", f"skipped: language model {model} not found")
+    filters.LanguageFilter(**options)
     return None
 
 
@@ -283,12 +271,14 @@ class PythonStage:
     make: Callable[[str, dict[str, Any], int], Stage]
 
 
-#: The Python side of every Python-run stage type of the core's registry.
+#: The Python side of every shard stage type of the core's registry: the Python-run ones
+#: (``quality``, ProX) and, for the datatrove step and the Python API, ``language`` (which
+#: ``tamis refine`` runs in Rust, as this wrapper does).
 PYTHON_STAGES: dict[str, PythonStage] = {
     "language": PythonStage(
         "tamis.filters.LanguageOptions",
         lambda name, o: _check_language(o),
-        lambda name, o, threads: LanguageStage(name, o),
+        lambda name, o, threads: LanguageStage(name, o, threads),
     ),
     "quality": PythonStage(
         "tamis.filters.QualityOptions",

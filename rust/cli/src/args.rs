@@ -171,7 +171,8 @@ pub struct FilterLanguageArgs {
     #[arg(long, value_name = "S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_score: Option<f64>,
-    /// A fastText language-ID model (default: the embedded lid.176.ftz).
+    /// A fastText language-ID model (default: fastText's lid.176.ftz, built in; CC BY-SA 3.0,
+    /// see rust/core/assets/README.md).
     #[arg(long, value_name = "MODEL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,

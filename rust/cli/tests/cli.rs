@@ -251,12 +251,26 @@ fn demo_runs_on_the_built_in_text() {
         text.contains("built-in sample text") && text.contains("dedup_near"),
         "{text}"
     );
-    assert!(text.contains("language       skipped"), "{text}");
     assert!(dir.path().join("refined").join("report.html").is_file());
     let report =
         std::fs::read_to_string(dir.path().join("refined").join("report.json")).expect("report");
     let report: serde_json::Value = serde_json::from_str(&report).expect("json");
     assert_eq!(report["shards"], 4);
+    // Language ID runs in the binary (lid.176.ftz built in): the planted documents in other
+    // languages are identified and dropped, and the report has the distribution.
+    let language = report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == "language")
+        .expect("language stage");
+    assert_eq!(language["status"], "ran", "{language}");
+    assert!(language["dropped"]["language"].as_u64().unwrap_or(0) >= 3);
+    let langs = report["languages"].as_object().expect("languages");
+    assert!(langs["en"]["kept"].as_u64().unwrap_or(0) > 30, "{langs:?}");
+    for other in ["fr", "de", "es"] {
+        assert_eq!(langs[other]["kept"], 0, "{langs:?}");
+    }
     let o = Command::new(env!("CARGO_BIN_EXE_tamis"))
         .args(["demo", "--dedup-only", "--out-dir"])
         .arg(dir.path().join("d"))
@@ -598,23 +612,82 @@ fn vocab_extend_and_stats() {
 }
 
 #[test]
-fn refine_and_filter_point_to_the_python_package() {
+fn language_id_runs_in_the_binary() {
     let dir = tempfile::tempdir().expect("tmp");
-    for args in [
-        &["refine", "in.jsonl", "-o", "out", "--languages", "en"][..],
-        &["filter", "language", "in.jsonl", "-o", "out.jsonl"][..],
-    ] {
-        let o = tamis(dir.path(), args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr(&o).contains("pip install 'tamis[filters]'"),
-            "{}",
-            stderr(&o)
-        );
-        assert!(stderr(&o).contains("python -m tamis"), "{}", stderr(&o));
-    }
-    assert!(!dir.path().join("out").exists());
-    assert!(!dir.path().join("out.jsonl").exists());
+    let docs = [
+        (
+            "a",
+            "The weather is lovely today, so we are going for a long walk by the river.",
+        ),
+        (
+            "b",
+            "Il fait très beau aujourd'hui, nous allons faire une longue promenade.",
+        ),
+        (
+            "c",
+            "Het weer is vandaag prachtig, dus we gaan een lange wandeling maken.",
+        ),
+    ];
+    let body: String = docs
+        .iter()
+        .map(|(id, t)| serde_json::json!({"id": id, "text": t}).to_string() + "\n")
+        .collect();
+    write(dir.path(), "in.jsonl", &body);
+    let o = tamis(
+        dir.path(),
+        &[
+            "filter",
+            "language",
+            "in.jsonl",
+            "-o",
+            "out.jsonl",
+            "--languages",
+            "en,nl",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("out");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().expect("id"),
+                r["metadata"]["language"].as_str().expect("language"),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("a", "en"), ("c", "nl")]);
+    assert!(
+        rows[0]["metadata"]["language_score"]
+            .as_f64()
+            .expect("score")
+            > 0.65
+    );
+    // refine with a language list runs the stage too.
+    let o = tamis(
+        dir.path(),
+        &["refine", "in.jsonl", "-o", "out", "--languages", "fr"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The quality stage needs the fastText package: the binary says where it runs.
+    let o = tamis(
+        dir.path(),
+        &[
+            "filter", "quality", "in.jsonl", "-o", "q.jsonl", "--model", "q.bin",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("pip install 'tamis[filters]'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("python -m tamis"), "{}", stderr(&o));
+    assert!(!dir.path().join("q.jsonl").exists());
 }
 
 #[test]

@@ -16,11 +16,58 @@
 //! allocated: a hostile model is an error, never an abort.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use crate::{Error, Result};
+
+/// The name of the built-in language-ID model.
+pub const LID_176_NAME: &str = "lid.176.ftz";
+
+/// fastText's `lid.176.ftz` (176 languages, CC BY-SA 3.0, Facebook AI Research), built into
+/// every tamis program so that language ID needs nothing installed or downloaded; source,
+/// license and checksum in `rust/core/assets/README.md`.
+pub static LID_176_FTZ: &[u8] = include_bytes!("../assets/lid.176.ftz");
+
+/// The built-in `lid.176.ftz`, read once per process.
+pub fn embedded_lid() -> Result<Arc<FastText>> {
+    static MODEL: OnceLock<std::result::Result<Arc<FastText>, String>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            FastText::from_bytes(&format!("(built-in) {LID_176_NAME}"), LID_176_FTZ)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(Error::Config)
+}
+
+/// The model at `path`, or the built-in `lid.176.ftz` for `None`, read once per process while
+/// the file stays the same (length and modification time): a refine run loads it once, not
+/// once per shard.
+pub fn shared(path: Option<&Path>) -> Result<Arc<FastText>> {
+    type Key = (PathBuf, u64, Option<SystemTime>);
+    type Cache = Mutex<Vec<(Key, Arc<FastText>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let Some(path) = path else {
+        return embedded_lid();
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(m.clone());
+    }
+    let model = Arc::new(FastText::open(path)?);
+    // A few models per process at most (language and quality stages); drop stale versions.
+    cache.retain(|(k, _)| k.0 != key.0);
+    cache.push((key, model.clone()));
+    Ok(model)
+}
 
 const MAGIC: i32 = 793_712_314;
 const VERSION: i32 = 12;
@@ -718,6 +765,27 @@ fn huffman(counts: &[i64]) -> Vec<Node> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedded_model_is_the_published_file() {
+        // The checksum assets/README.md states (as xxh3-64 here; SHA-256 there).
+        assert_eq!(LID_176_FTZ.len(), 938_013);
+        assert_eq!(
+            xxhash_rust::xxh3::xxh3_64(LID_176_FTZ),
+            0xd958_bea1_490f_b5da
+        );
+        let m = embedded_lid().unwrap();
+        assert_eq!(m.labels().len(), 176);
+        let top = m.predict(
+            "the cat sat on the mat and looked out of the window",
+            1,
+            0.0,
+        );
+        assert_eq!(top[0].0, "__label__en");
+        let top = m.predict("de kat zat op de mat en keek uit het raam", 1, 0.0);
+        assert_eq!(top[0].0, "__label__nl");
+        assert!(Arc::ptr_eq(&m, &shared(None).unwrap()));
+    }
 
     /// A small dense model: words `a`, `</s>`; labels `x` (count 5), `y` (3), `z` (1);
     /// dimension 2, 4 buckets of character n-grams (2 to 3), hierarchical softmax.

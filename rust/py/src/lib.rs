@@ -40,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add_class::<arrow::U64Matrix>()?;
     m.add_class::<fasttext::FastText>()?;
+    m.add_class::<fasttext::LanguageIdentifier>()?;
     m.add_class::<dedup::ExactSignatureWriter>()?;
     m.add_class::<dedup::ExactKeepTable>()?;
     m.add_class::<dedup::LineSignatureWriter>()?;

@@ -318,7 +318,7 @@ fn demo_config(corpus: &Path, out: &Path, a: &DemoArgs, threads: usize) -> serde
     let mut stages = vec![
         serde_json::json!({"type": "dedup_exact", "normalize": "whitespace"}),
         // Documentation pages hold code, which lowers language-ID scores: a lenient threshold.
-        serde_json::json!({"type": "language", "languages": ["en"], "min_score": 0.3, "if_available": true}),
+        serde_json::json!({"type": "language", "languages": ["en"], "min_score": 0.3}),
     ];
     if let Some(m) = &a.quality_model {
         stages.push(serde_json::json!({"type": "quality", "model": m}));

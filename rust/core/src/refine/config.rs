@@ -324,10 +324,7 @@ impl RefineConfig {
         use super::Checked;
         for stage in &mut self.stages {
             let kind = stage.options.kind();
-            if !kind.python {
-                continue;
-            }
-            match external.check(stage) {
+            match super::external::check_stage(stage, external) {
                 Ok(Checked::Run(None)) => {}
                 Ok(Checked::Run(Some(Value::Object(m)))) => {
                     stage.options = kind

@@ -117,9 +117,22 @@ pub trait ExternalStages: Send {
     }
 }
 
-/// No stage implementations: the standalone `tamis` binary. Stages that can be skipped are
-/// (language identification that only annotates, ProX stages looking for a model); others
-/// are configuration errors pointing to the Python package.
+/// Check a shard stage before any work: Rust stages (`language`) here, the others with
+/// `external`.
+pub fn check_stage(
+    stage: &StageConfig,
+    external: &mut dyn ExternalStages,
+) -> std::result::Result<Checked, String> {
+    match &stage.options {
+        StageOptions::Language(o) => super::language::check(o),
+        _ if stage.options.kind().python => external.check(stage),
+        _ => Ok(Checked::Run(None)),
+    }
+}
+
+/// No stage implementations: the standalone `tamis` binary. ProX stages looking for a model
+/// are skipped; the other Python stages are configuration errors pointing to the Python
+/// package.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoExternal;
 
@@ -127,16 +140,13 @@ impl ExternalStages for NoExternal {
     fn check(&mut self, stage: &StageConfig) -> std::result::Result<Checked, String> {
         let (extra, runs_with) = match &stage.options {
             StageOptions::ProxDoc(_) | StageOptions::ProxChunk(_) => ("prox", "torch"),
-            _ => ("filters", "fastText"),
+            _ => ("filters", "the fastText package"),
         };
         let why = format!(
             "runs in the Python package ({runs_with}): install it with `pip install \
              'tamis[{extra}]'` and run the `tamis` command it installs (or `python -m tamis ...`)"
         );
         match &stage.options {
-            StageOptions::Language(o) if o.if_available => Ok(Checked::Skip(format!(
-                "skipped: language identification {why}"
-            ))),
             StageOptions::ProxDoc(o) | StageOptions::ProxChunk(o) if o.model == "auto" => {
                 Ok(Checked::Skip(format!("skipped: ProX inference {why}")))
             }

@@ -17,6 +17,7 @@ mod config;
 mod external;
 pub mod fingerprint;
 mod html;
+pub mod language;
 mod observe;
 mod report;
 mod run;

@@ -10,6 +10,8 @@ use rayon::prelude::*;
 
 use super::config::StageConfig;
 use super::external::{ExternalStages, StageBatch};
+use super::language::LanguageStage;
+use super::stages::StageOptions;
 use super::stats::{Population, StageStats, TokenCounter};
 use crate::io::{Batch, Doc, DocSource, FieldEdit, FieldValue, JsonFields};
 use crate::pipeline::{Decision, Stage};
@@ -153,6 +155,8 @@ pub(crate) struct Chain<'a> {
     /// The record fields each stage reads.
     wanted: Vec<Vec<String>>,
     external: Mutex<&'a mut dyn ExternalStages>,
+    /// The stages run in Rust (`language`), by position.
+    core: Vec<Option<LanguageStage>>,
     counter: &'a TokenCounter,
     pool: Arc<rayon::ThreadPool>,
     examples: usize,
@@ -168,13 +172,21 @@ impl<'a> Chain<'a> {
         examples: usize,
     ) -> Result<Self> {
         let n = stages.len();
-        let wanted = stages
-            .iter()
-            .map(|s| external.fields(s))
-            .collect::<Result<Vec<_>>>()?;
+        let mut wanted = Vec::with_capacity(n);
+        let mut core = Vec::with_capacity(n);
+        for s in &stages {
+            if let StageOptions::Language(o) = &s.options {
+                core.push(Some(LanguageStage::new(o)?));
+                wanted.push(Vec::new());
+            } else {
+                core.push(None);
+                wanted.push(external.fields(s)?);
+            }
+        }
         Ok(Chain {
             stages,
             wanted,
+            core,
             external: Mutex::new(external),
             counter,
             pool,
@@ -284,7 +296,10 @@ impl Stage for Chain<'_> {
                 texts: idx.iter().map(|&i| &*live[i].text).collect(),
                 fields,
             };
-            let out = external.process(stage, &batch)?;
+            let out = match &self.core[si] {
+                Some(lang) => self.pool.install(|| lang.outcome(&batch.texts)),
+                None => external.process(stage, &batch)?,
+            };
             out.check(&stage.name, idx.len())?;
             let counter = self.counter;
             let new_tokens: Vec<Option<u32>> = match &out.texts {

@@ -576,7 +576,7 @@ pub fn run_stages(
     progress: &dyn Progress,
 ) -> Result<(Stats, BTreeMap<String, StageStats>)> {
     for stage in &mut stages {
-        match external.check(stage) {
+        match super::external::check_stage(stage, external) {
             Ok(Checked::Run(None)) => {}
             Ok(Checked::Run(Some(Value::Object(m)))) => {
                 stage.options = stage

@@ -23,7 +23,8 @@ pub enum Scope {
     Global,
 }
 
-/// Options of the `language` stage: fastText language identification (Python, `tamis[filters]`).
+/// Options of the `language` stage: fastText language identification, run in Rust
+/// ([`super::language`]) on the built-in `lid.176.ftz` or a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LanguageOptions {
@@ -32,11 +33,12 @@ pub struct LanguageOptions {
     pub languages: Vec<String>,
     /// Smallest score of the predicted language that keeps a document.
     pub min_score: f64,
-    /// A fastText language-ID model; default: the embedded `lid.176.ftz`.
+    /// A fastText language-ID model file; default: the built-in `lid.176.ftz`.
     pub model: Option<PathBuf>,
-    /// Documents per fastText call.
+    /// Documents per batch (the datatrove step's batch; `tamis refine` uses its own).
     pub batch_size: usize,
-    /// Skip the stage (with a note) when fastText or the default model is not installed.
+    /// Skip the stage (with a note) when `model` names a file that does not exist (the
+    /// built-in model is always there).
     pub if_available: bool,
 }
 
@@ -376,7 +378,7 @@ pub static STAGE_TYPES: &[StageType] = &[
     StageType {
         name: "language",
         scope: Scope::Shard,
-        python: true,
+        python: false,
         reasons: &["language", "language_score"],
         language_field: Some("metadata.language"),
         refine_defaults: &[],
