@@ -1,4 +1,4 @@
-//! Exact token counts of short texts, faster than `Tokenizer::encode_fast(..).len()`.
+//! Exact token counts and ids, faster than `Tokenizer::encode_fast`.
 //!
 //! Chunking costs every numbered line `len(tokenizer.encode(line))`. With a Llama-shaped
 //! tokenizer (a `▁` normalizer and no pre-tokenizer) a whole line is one BPE "word": the model
@@ -20,6 +20,12 @@
 //! truncation or padding. Otherwise, and for any text that contains an added token's content
 //! (added tokens are split out before normalization) or on any error, the count is
 //! `encode_fast(..).len()` itself.
+//!
+//! [`LineCounter::encode`] gives the ids the same way (a piece's ids are cached, and the ids of
+//! a text are its pieces' ids end to end), with the post-processor's special tokens around
+//! them. GPT-2's byte-level pre-tokenizer (its regex, no prefix space, no normalizer) is run by
+//! [`gpt2_words`], a hand-written scanner of the same pattern, and each word's ids are cached
+//! whole: what the library does with an Oniguruma search and offset tracking per word.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +36,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tokenizers::models::bpe::BPE;
 use tokenizers::{
     Model, ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, OffsetReferential,
-    OffsetType, PostProcessor, PreTokenizedString, PreTokenizer, Tokenizer,
+    OffsetType, PostProcessor, PreTokenizedString, PreTokenizer, PreTokenizerWrapper, Tokenizer,
 };
 
 use crate::{Error, Result};
@@ -65,6 +71,11 @@ struct Fast {
     added: Option<AhoCorasick>,
     /// Tokens the post-processor adds to a single sequence.
     special: usize,
+    /// The ids the post-processor puts before and after a single sequence, when it only wraps
+    /// it (templates, BERT/RoBERTa, byte-level); `None`: ids with special tokens are encoded.
+    wrap: Option<(Vec<u32>, Vec<u32>)>,
+    /// GPT-2's byte-level pre-tokenizer (regex, no prefix space) and no normalizer.
+    gpt2: bool,
 }
 
 /// A normalizer step whose output text is a plain string function of its input, applied
@@ -147,10 +158,25 @@ fn apply_edits(edits: &[Edit], text: &str) -> String {
 struct Cache {
     owner: u64,
     counts: FxHashMap<Box<str>, u32>,
+    ids: FxHashMap<Box<str>, Box<[u32]>>,
+}
+
+impl Cache {
+    fn for_owner(&mut self, owner: u64) {
+        if self.owner != owner {
+            self.counts.clear();
+            self.ids.clear();
+            self.owner = owner;
+        }
+    }
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache { owner: 0, counts: FxHashMap::default() });
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        owner: 0,
+        counts: FxHashMap::default(),
+        ids: FxHashMap::default(),
+    });
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -228,6 +254,26 @@ impl<'a> LineCounter<'a> {
         self.encode_count(text, add_special_tokens)
     }
 
+    /// `tokenizer.encode_fast(text, add_special_tokens).get_ids()` into `out` (cleared first).
+    pub fn encode(&self, text: &str, add_special_tokens: bool, out: &mut Vec<u32>) -> Result<()> {
+        encode_ids(
+            self.tok,
+            self.fast.as_deref(),
+            text,
+            add_special_tokens,
+            out,
+        )
+    }
+
+    /// Whether ids go through the cached path (see [`LineCounter::is_fast`]) and, with
+    /// `gpt2`, through the GPT-2 scanner.
+    pub fn paths(&self) -> (bool, bool) {
+        (
+            self.fast.is_some(),
+            self.fast.as_ref().is_some_and(|f| f.gpt2),
+        )
+    }
+
     /// The count from a full `encode_fast` (the fallback, and the reference in tests).
     pub fn encode_count(&self, text: &str, add_special_tokens: bool) -> Result<usize> {
         Ok(self
@@ -236,6 +282,74 @@ impl<'a> LineCounter<'a> {
             .map_err(tok_err)?
             .len())
     }
+}
+
+/// A tokenizer that owns its fast-path tables: [`LineCounter::encode`] for a tokenizer held in
+/// an `Arc` (`tamis tokenize` encodes with one for the whole run).
+#[derive(Clone)]
+pub struct IdEncoder {
+    tok: Arc<Tokenizer>,
+    fast: Option<Arc<Fast>>,
+}
+
+impl std::fmt::Debug for IdEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdEncoder")
+            .field("fast", &self.fast.is_some())
+            .finish()
+    }
+}
+
+impl IdEncoder {
+    /// Build the tables of `tok` (once: milliseconds for a 32k vocabulary).
+    pub fn new(tok: Arc<Tokenizer>) -> Self {
+        let fast = Fast::new(&tok).map(Arc::new);
+        IdEncoder { tok, fast }
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tok
+    }
+
+    /// `tokenizer.encode_fast(text, add_special_tokens).get_ids()` into `out` (cleared first).
+    pub fn encode(&self, text: &str, add_special_tokens: bool, out: &mut Vec<u32>) -> Result<()> {
+        encode_ids(
+            &self.tok,
+            self.fast.as_deref(),
+            text,
+            add_special_tokens,
+            out,
+        )
+    }
+}
+
+fn encode_ids(
+    tok: &Tokenizer,
+    fast: Option<&Fast>,
+    text: &str,
+    add_special_tokens: bool,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    out.clear();
+    if let Some(fast) = fast {
+        let wrap = if add_special_tokens {
+            fast.wrap.as_ref()
+        } else {
+            Some(&(Vec::new(), Vec::new()))
+        };
+        if let Some((before, after)) = wrap {
+            out.extend_from_slice(before);
+            if fast.ids(tok, text, out).is_some() {
+                out.extend_from_slice(after);
+                return Ok(());
+            }
+            out.clear();
+        }
+    }
+    let e = tok.encode_fast(text, add_special_tokens).map_err(tok_err)?;
+    out.extend_from_slice(e.get_ids());
+    Ok(())
 }
 
 impl Fast {
@@ -309,7 +423,14 @@ impl Fast {
             .map_or(0, |p| p.added_tokens(false));
         let mut edits = Vec::new();
         let edits = plain_edits(tok.get_normalizer(), &mut edits).then_some(edits);
+        let gpt2 = tok.get_normalizer().is_none()
+            && matches!(
+                tok.get_pre_tokenizer(),
+                Some(PreTokenizerWrapper::ByteLevel(b)) if b.use_regex && !b.add_prefix_space
+            );
         Some(Fast {
+            wrap: wrap_of(tok),
+            gpt2,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             ascii,
             chars,
@@ -366,10 +487,7 @@ impl Fast {
         }
         CACHE.with(|cell| {
             let mut cache = cell.borrow_mut();
-            if cache.owner != self.id {
-                cache.counts.clear();
-                cache.owner = self.id;
-            }
+            cache.for_owner(self.id);
             let counts = &mut cache.counts;
             let Some(pre) = tok.get_pre_tokenizer() else {
                 return self.count_word(bpe, normalized.get(), counts);
@@ -392,6 +510,112 @@ impl Fast {
             }
             Some(total)
         })
+    }
+
+    /// The ids of `text` without special tokens appended to `out`, or `None` where
+    /// `encode_fast` must decide.
+    fn ids(&self, tok: &Tokenizer, text: &str, out: &mut Vec<u32>) -> Option<()> {
+        let ModelWrapper::BPE(bpe) = tok.get_model() else {
+            return None;
+        };
+        if text.is_empty() || self.has_added(text) {
+            return None;
+        }
+        if self.gpt2 {
+            return CACHE.with(|cell| {
+                let mut cache = cell.borrow_mut();
+                cache.for_owner(self.id);
+                let ids = &mut cache.ids;
+                let mut ok = true;
+                let mut mapped = String::new();
+                gpt2_words(text, |word| {
+                    if !ok {
+                        return;
+                    }
+                    if let Some(cached) = ids.get(word) {
+                        out.extend_from_slice(cached);
+                        return;
+                    }
+                    mapped.clear();
+                    mapped.extend(word.bytes().map(byte_char));
+                    match bpe.tokenize(&mapped) {
+                        Ok(tokens) => {
+                            let start = out.len();
+                            out.extend(tokens.iter().map(|t| t.id));
+                            if word.len() <= MAX_CACHED_LEN {
+                                if ids.len() >= CACHE_CAPACITY {
+                                    ids.clear();
+                                }
+                                ids.insert(word.into(), out[start..].into());
+                            }
+                        }
+                        Err(_) => ok = false,
+                    }
+                });
+                ok.then_some(())
+            });
+        }
+        let normalized = match &self.edits {
+            Some(edits) => Normalized::Plain(apply_edits(edits, text)),
+            None => {
+                let mut n = NormalizedString::from(text);
+                if let Some(normalizer) = tok.get_normalizer() {
+                    normalizer.normalize(&mut n).ok()?;
+                }
+                Normalized::Tracked(n)
+            }
+        };
+        if self.has_added(normalized.get()) {
+            return None;
+        }
+        CACHE.with(|cell| {
+            let mut cache = cell.borrow_mut();
+            cache.for_owner(self.id);
+            let ids = &mut cache.ids;
+            let Some(pre) = tok.get_pre_tokenizer() else {
+                return self.word_ids(bpe, normalized.get(), ids, out);
+            };
+            let mut pretok = PreTokenizedString::from(match normalized {
+                Normalized::Plain(s) => NormalizedString::from(s),
+                Normalized::Tracked(n) => n,
+            });
+            pre.pre_tokenize(&mut pretok).ok()?;
+            for (word, _, tokens) in
+                pretok.get_splits(OffsetReferential::Original, OffsetType::None)
+            {
+                if tokens.is_some() {
+                    return None;
+                }
+                self.word_ids(bpe, word, ids, out)?;
+            }
+            Some(())
+        })
+    }
+
+    /// The ids of one pre-token: its pieces' ids between safe boundaries, end to end.
+    fn word_ids(
+        &self,
+        bpe: &BPE,
+        word: &str,
+        ids: &mut FxHashMap<Box<str>, Box<[u32]>>,
+        out: &mut Vec<u32>,
+    ) -> Option<()> {
+        let mut start = 0;
+        let mut prev: Option<(char, bool)> = None;
+        for (i, c) in word.char_indices() {
+            let known = self.known(c);
+            if let Some((p, p_known)) = prev {
+                if p_known && known && !self.in_token(p, c) {
+                    piece_ids(bpe, &word[start..i], ids, out)?;
+                    start = i;
+                }
+            }
+            prev = Some((c, known));
+        }
+        if start < word.len() {
+            piece_ids(bpe, &word[start..], ids, out)?;
+        }
+        Some(())
     }
 
     /// Tokens of one pre-token: the sum over its pieces between safe boundaries.
@@ -437,6 +661,157 @@ impl Fast {
             counts.insert(piece.into(), u32::try_from(n).ok()?);
         }
         Some(n)
+    }
+}
+
+fn piece_ids(
+    bpe: &BPE,
+    piece: &str,
+    ids: &mut FxHashMap<Box<str>, Box<[u32]>>,
+    out: &mut Vec<u32>,
+) -> Option<()> {
+    if let Some(cached) = ids.get(piece) {
+        out.extend_from_slice(cached);
+        return Some(());
+    }
+    let start = out.len();
+    out.extend(bpe.tokenize(piece).ok()?.iter().map(|t| t.id));
+    if piece.len() <= MAX_CACHED_LEN {
+        if ids.len() >= CACHE_CAPACITY {
+            ids.clear();
+        }
+        ids.insert(piece.into(), out[start..].into());
+    }
+    Some(())
+}
+
+/// The ids a post-processor puts around a single sequence, found by post-processing one
+/// marker id: `None` unless the marker comes back once, unchanged, between them.
+fn wrap_of(tok: &Tokenizer) -> Option<(Vec<u32>, Vec<u32>)> {
+    const MARK: u32 = u32::MAX - 7;
+    let enc = tokenizers::Encoding::from_tokens(
+        vec![tokenizers::Token::new(MARK, String::new(), (0, 0))],
+        0,
+    );
+    let ids = tok.post_process(enc, None, true).ok()?.get_ids().to_vec();
+    let at = ids.iter().position(|&i| i == MARK)?;
+    if ids.iter().filter(|&&i| i == MARK).count() != 1 {
+        return None;
+    }
+    Some((ids[..at].to_vec(), ids[at + 1..].to_vec()))
+}
+
+/// GPT-2's byte-to-character map: printable Latin-1 bytes stand for themselves, the others for
+/// U+0100 onwards, in byte order.
+fn byte_char(b: u8) -> char {
+    static TABLE: OnceLock<[char; 256]> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = ['\0'; 256];
+        let mut next = 256u32;
+        for (i, slot) in t.iter_mut().enumerate() {
+            let b = i as u8;
+            let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+            let code = if printable {
+                u32::from(b)
+            } else {
+                next += 1;
+                next - 1
+            };
+            *slot = char::from_u32(code).unwrap_or('\u{FFFD}');
+        }
+        t
+    });
+    table[b as usize]
+}
+
+/// What GPT-2's pattern sees in a character.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Letter,
+    Number,
+    Space,
+    Other,
+}
+
+fn class(c: char) -> Class {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    if c.is_ascii() {
+        return match c {
+            'a'..='z' | 'A'..='Z' => Class::Letter,
+            '0'..='9' => Class::Number,
+            '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' => Class::Space,
+            _ => Class::Other,
+        };
+    }
+    if c.is_whitespace() {
+        return Class::Space;
+    }
+    match get_general_category(c) {
+        G::UppercaseLetter
+        | G::LowercaseLetter
+        | G::TitlecaseLetter
+        | G::ModifierLetter
+        | G::OtherLetter => Class::Letter,
+        G::DecimalNumber | G::LetterNumber | G::OtherNumber => Class::Number,
+        _ => Class::Other,
+    }
+}
+
+/// The words of GPT-2's pre-tokenizer, in order: the matches of
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, tried in
+/// that order at each position (every character matches one alternative).
+pub(crate) fn gpt2_words(text: &str, mut word: impl FnMut(&str)) {
+    let mut chars: Vec<(usize, Class)> = Vec::with_capacity(text.len());
+    chars.extend(text.char_indices().map(|(i, c)| (i, class(c))));
+    let n = chars.len();
+    let at = |k: usize| if k < n { chars[k].0 } else { text.len() };
+    // The end of the run of `class` starting at character `k`.
+    let run = |mut k: usize, c: Class| {
+        while k < n && chars[k].1 == c {
+            k += 1;
+        }
+        k
+    };
+    let mut k = 0;
+    while k < n {
+        let rest = &text[chars[k].0..];
+        if rest.starts_with('\'') {
+            let contraction = ["s", "t", "re", "ve", "m", "ll", "d"]
+                .iter()
+                .find(|s| rest[1..].starts_with(**s));
+            if let Some(s) = contraction {
+                let end = k + 1 + s.len();
+                word(&text[at(k)..at(end)]);
+                k = end;
+                continue;
+            }
+        }
+        let space = rest.starts_with(' ');
+        let (first, next) = if space && k + 1 < n {
+            (chars[k + 1].1, k + 1)
+        } else {
+            (chars[k].1, k)
+        };
+        let end = match first {
+            // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: the optional space, then a run.
+            Class::Letter | Class::Number | Class::Other
+                if next > k || chars[k].1 != Class::Space =>
+            {
+                run(next, first)
+            }
+            _ => {
+                // White space: `\s+(?!\S)` leaves the last one to the word that follows;
+                // `\s+` takes a single one before a non-space.
+                let end = run(k, Class::Space);
+                if end < n && end - k >= 2 {
+                    end - 1
+                } else {
+                    end
+                }
+            }
+        };
+        word(&text[at(k)..at(end)]);
+        k = end;
     }
 }
 
@@ -501,6 +876,22 @@ mod tests {
         "  ",
         "   ",
         "\t",
+        "\n",
+        "\n\n",
+        "\r\n",
+        " \n ",
+        "'s",
+        "'ll",
+        "'T",
+        "'re",
+        "\u{a0}",
+        "\u{2003}",
+        "\u{85}",
+        "\u{1c}",
+        "\u{3000}",
+        "²",
+        "Ⅻ",
+        "٣",
         "▁",
         "▁▁",
         ".",
@@ -700,6 +1091,7 @@ mod tests {
         assert_eq!(counter.is_fast(), expect_fast, "{name}");
         let mut rng = Rng(0xD1B5_4A32_D192_ED03);
         let mut fast_lines = 0;
+        let mut ids = Vec::new();
         for i in 0..2500 {
             let line = random_line(&mut rng);
             if let Some(fast) = &counter.fast {
@@ -712,6 +1104,13 @@ mod tests {
                     .len();
                 let got = counter.count(&line, special).expect("count");
                 assert_eq!(got, want, "{name}: line {i} {line:?} special={special}");
+                let want = tok.encode_fast(line.as_str(), special).expect("encode");
+                counter.encode(&line, special, &mut ids).expect("ids");
+                assert_eq!(
+                    ids,
+                    want.get_ids(),
+                    "{name}: ids of line {i} {line:?} special={special}"
+                );
             }
         }
         // Most lines must take the fast path, or this test would prove nothing about it.
@@ -741,7 +1140,54 @@ mod tests {
 
     #[test]
     fn counts_equal_encode_for_gpt2_like_bpe() {
-        assert_exact("gpt2-like", &gpt2_like(), true);
+        let tok = gpt2_like();
+        assert_eq!(LineCounter::new(&tok).paths(), (true, true));
+        assert_exact("gpt2-like", &tok, true);
+    }
+
+    #[test]
+    fn gpt2_words_are_the_byte_level_pre_tokenizers() {
+        let pre = ByteLevel::new(false, true, true);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let extra = [
+            "don't",
+            "I'LL",
+            " 's",
+            "''",
+            "a  b",
+            "a\n\n b",
+            "\t\t",
+            "x \u{a0}y",
+            "1,000.5",
+            "٣٤",
+            "Ⅻ²",
+            "  ",
+            "\u{2003}\u{2003}z",
+            "é",
+            "e\u{301}",
+            "🙂🙂",
+            "a\u{1c}b",
+            "\u{85}\u{85}",
+        ];
+        for i in 0..4000 {
+            let line = if i < extra.len() {
+                extra[i].to_string()
+            } else {
+                random_line(&mut rng)
+            };
+            let mut pretok = PreTokenizedString::from(line.as_str());
+            pre.pre_tokenize(&mut pretok).expect("pre-tokenize");
+            let want: Vec<String> = pretok
+                .get_splits(OffsetReferential::Original, OffsetType::None)
+                .into_iter()
+                .map(|(w, _, _)| w.to_string())
+                .collect();
+            let mut got = Vec::new();
+            gpt2_words(&line, |w| {
+                got.push(w.bytes().map(byte_char).collect::<String>())
+            });
+            assert_eq!(got, want, "line {i} {line:?}");
+        }
     }
 
     #[test]
