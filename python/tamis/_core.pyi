@@ -22,6 +22,7 @@ __all__ = [
     "NearSignatureWriter",
     "TamisError",
     "TextBatches",
+    "TextShardWriter",
     "U64Matrix",
     "__version__",
     "check_options",
@@ -37,6 +38,8 @@ __all__ = [
     "main",
     "minhash",
     "minhash_hashes",
+    "mix",
+    "mix_to_shards",
     "near_bands_rows",
     "near_buckets",
     "near_cluster",
@@ -65,6 +68,7 @@ __all__ = [
     "shingle_words",
     "stage_types",
     "token_counts_arrow",
+    "tokenize",
     "vocab_extend",
     "vocab_stats",
 ]
@@ -172,6 +176,36 @@ class LanguageIdentifier:
         self, texts: list[str], threads: int = ...
     ) -> tuple[list[bool], list[str], list[str], list[float], list[str]]:
         """Keep, reasons, languages, scores rounded to 4 digits, details: as ``tamis refine``."""
+
+# --- mixing ----------------------------------------------------------------------------------
+
+def mix(options_json: str, io_json: str, output: str) -> str:
+    """Mix sources to a token budget into ``output``; returns the manifest as JSON."""
+
+def mix_to_shards(options_json: str, tokenize_json: str, io_json: str, outdir: str | os.PathLike[str]) -> str:
+    """Mix sources straight into token shards; returns ``{"mix", "shards"}`` as JSON."""
+
+# --- tokenization into shards ----------------------------------------------------------------
+
+def tokenize(inputs: list[str], output: str, tokenizer: str, options_json: str, io_json: str) -> str:
+    """Tokenize ``inputs`` into shards in the directory ``output``; returns the manifest as JSON."""
+
+@final
+class TextShardWriter:
+    """Texts in, token shards ``{prefix}_NNNNN`` out, in ``output`` (as ``tokenize`` writes them)."""
+
+    def __new__(
+        cls,
+        output: str | os.PathLike[str],
+        tokenizer: str | os.PathLike[str],
+        options_json: str,
+        prefix: str,
+        threads: int = ...,
+    ) -> TextShardWriter: ...
+    def add(self, texts: Any) -> None: ...
+    def finish(self) -> str: ...
+    @property
+    def documents(self) -> int: ...
 
 # --- exact and line dedup ---------------------------------------------------------------------
 

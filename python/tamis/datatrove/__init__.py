@@ -17,6 +17,9 @@
   (:mod:`tamis.refine.stages`): :class:`LanguageFilter`, :class:`QualityFilter` (fastText),
   :class:`ProxDocStage`, :class:`ProxChunkStage` (ProX models); and :class:`ProxApply` (stored
   ProX programs).
+- Tokenization into training shards (:mod:`.tokenize`): :class:`TokenizeShards` writes each
+  task's documents as the Megatron, nanotron or numpy files of ``tamis tokenize``, shards named
+  ``{rank:05d}_shard_NNNNN`` with a manifest per task.
 - A whole ``tamis refine`` configuration as datatrove phases (:mod:`.config`):
   :func:`to_datatrove`, :func:`run_local`, :func:`stage_counts`.
 
@@ -36,6 +39,7 @@ from tamis.datatrove.fasttext import LanguageFilter, QualityFilter
 from tamis.datatrove.lines import LINE_SIGNATURE_SUFFIX, LineDedupFilter, LineDedupSignature
 from tamis.datatrove.near import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
 from tamis.datatrove.prox import ProxApply, ProxChunkStage, ProxDocStage
+from tamis.datatrove.tokenize import TokenizeShards, task_manifest, task_prefix
 
 __all__ = [
     "LINE_SIGNATURE_SUFFIX",
@@ -56,9 +60,12 @@ __all__ = [
     "ProxChunkStage",
     "ProxDocStage",
     "QualityFilter",
+    "TokenizeShards",
     "apply_decisions",
     "read_signature_header",
     "run_local",
     "stage_counts",
+    "task_manifest",
+    "task_prefix",
     "to_datatrove",
 ]

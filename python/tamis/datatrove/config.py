@@ -250,6 +250,25 @@ def _prox(plan: Plan, s: dict[str, Any]) -> None:
     plan.shard(s["name"], cls(options=o, exclusion_writer=plan.excluded(s["name"]), threads=plan.threads))
 
 
+def _tokenize_phase(plan: Plan, s: dict[str, Any]) -> DatatrovePhase:
+    """The ``tokenize`` stage (always last): a phase reading the refined output and writing
+    token shards to ``<output>/tokens`` (:class:`tamis.datatrove.TokenizeShards`, one set of
+    shards per task), as ``tamis refine`` writes ``OUTPUT/tokens``."""
+    from datatrove.pipeline.readers import JsonlReader
+
+    from tamis.datatrove.tokenize import TokenizeShards
+    from tamis.tokenize import TokenizeOptions
+
+    o = _options(s)
+    tokenizer = o.pop("tokenizer")
+    out = plan._output
+    if "://" in out:
+        raise ConfigError(f"stage {s['name']!r}: token shards are written to a local folder, got {out!r}")
+    reader = JsonlReader(out, text_key=plan.config["text_key"], id_key=plan.config["id_key"])
+    step = TokenizeShards(plan.join(out, "tokens"), tokenizer, TokenizeOptions(**o), threads=plan.threads)
+    return DatatrovePhase(name=s["name"], pipeline=[reader, step], stages=[s["name"]])
+
+
 #: How each stage type of ``tamis refine`` becomes datatrove steps, by stage type (the core's
 #: registry, ``tamis.refine.REGISTRY``, says which are global; their builders add phases).
 BUILDERS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
@@ -260,6 +279,7 @@ BUILDERS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "quality": _quality,
     "prox_doc": _prox,
     "prox_chunk": _prox,
+    "tokenize": lambda plan, s: None,  # a phase of its own after the output (_tokenize_phase)
 }
 
 
@@ -382,6 +402,9 @@ def to_datatrove(
         except ConfigError as e:
             raise ConfigError(f"stage {s['name']!r}: {e}") from e
     plan.close(final=True)
+    tokenize = [s for s in cfg["stages"] if s["type"] == "tokenize" and not s.get("skipped")]
+    if tokenize:
+        plan.phases.append(_tokenize_phase(plan, tokenize[0]))
     return plan.phases
 
 

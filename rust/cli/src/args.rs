@@ -78,6 +78,89 @@ pub enum Command {
     /// fastText language and quality filters, and classifier training.
     #[command(subcommand)]
     Filter(FilterCommand),
+    /// Tokenize documents into training shards (Megatron .bin/.idx, datatrove/nanotron .ds,
+    /// numpy .npy) with a manifest; resumable per shard (see docs/tokenize.md).
+    Tokenize(TokenizeArgs),
+    /// Mix sources to a token budget in given proportions (new data and replay), repeating a
+    /// small source for up to --max-epochs epochs; writes the chosen documents and a manifest.
+    Mix(MixArgs),
+}
+
+/// `tamis tokenize INPUT... -o OUTDIR --tokenizer T.json`
+#[derive(Debug, Args, Serialize)]
+pub struct TokenizeArgs {
+    /// Input files, directories (read recursively, sorted), glob patterns, or - for stdin.
+    /// JSONL (.jsonl, .jsonl.gz, .jsonl.zst) or Parquet.
+    #[arg(required = true, value_name = "INPUT")]
+    #[serde(skip)]
+    pub inputs: Vec<String>,
+    /// The output directory (created when missing): shards, manifest.json, and the markers
+    /// that let a re-run of the same command resume.
+    #[arg(short, long, value_name = "OUTDIR")]
+    #[serde(skip)]
+    pub output: PathBuf,
+    /// The tokenizer.json (Hugging Face tokenizers format).
+    #[arg(long, value_name = "T.json")]
+    #[serde(skip)]
+    pub tokenizer: PathBuf,
+    /// Shard layout.
+    #[arg(long, value_parser = PossibleValuesParser::new(tamis_core::tokenize::Format::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Put a BOS token before each document (default: as the tokenizer's post-processor does).
+    #[arg(long, overrides_with = "no_bos")]
+    #[serde(skip)]
+    pub bos: bool,
+    /// Put no BOS token before documents.
+    #[arg(long, overrides_with = "bos")]
+    #[serde(skip)]
+    pub no_bos: bool,
+    /// Put an EOS token after each document (default: the post-processor's, else the
+    /// tokenizer's end-of-text token when it has one).
+    #[arg(long, overrides_with = "no_eos")]
+    #[serde(skip)]
+    pub eos: bool,
+    /// Put no EOS token after documents.
+    #[arg(long, overrides_with = "eos")]
+    #[serde(skip)]
+    pub no_eos: bool,
+    /// The BOS token, e.g. "<s>" (replaces the post-processor's).
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bos_token: Option<String>,
+    /// The EOS token, e.g. "<|endoftext|>" (replaces the post-processor's).
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eos_token: Option<String>,
+    /// Shuffle the documents inside each shard (with --seed).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle: bool,
+    /// Seed of the shuffle.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Start a new shard before a document that would take a shard past N tokens.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_shard_tokens: Option<i64>,
+    /// Width of a stored id (auto: uint16 when every id is below 65536).
+    #[arg(long, value_parser = PossibleValuesParser::new(tamis_core::tokenize::Dtype::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
+    /// Field holding the document text.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip)]
+    pub text_key: Option<String>,
+    /// Fail on the first bad record, or skip bad records and count them.
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip)]
+    pub on_error: Option<String>,
+    /// With --on-error skip: write skipped records (file, line, reason, raw record) to this
+    /// JSONL file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub rejects: Option<PathBuf>,
 }
 
 /// `tamis refine CONFIG.toml` or `tamis refine INPUT... -o OUTDIR`
@@ -972,4 +1055,72 @@ mod tests {
         let c = Cli::try_parse_from(["tamis", "dedup", "near", "cluster", "--workdir", "w"]);
         assert!(c.is_ok());
     }
+}
+
+/// `tamis mix --source NAME=INPUT:WEIGHT... --tokens N --tokenizer T.json -o OUTPUT`
+#[derive(Debug, Args, Serialize)]
+pub struct MixArgs {
+    /// A source: NAME=INPUT:WEIGHT (INPUT: files, directories or globs, comma-separated;
+    /// WEIGHT: its share, relative to the others). Repeat for each source.
+    #[arg(long = "source", required = true, value_name = "NAME=INPUT:WEIGHT")]
+    #[serde(skip)]
+    pub sources: Vec<String>,
+    /// The total token budget.
+    #[arg(long, value_name = "N", required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// The tokenizer.json that counts tokens (with its special tokens, as training sees them).
+    #[arg(long, value_name = "T.json", required = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
+    /// The most times a source is read.
+    #[arg(long, value_name = "E")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_epochs: Option<u32>,
+    /// Seed of the documents a partial epoch takes.
+    #[arg(long, value_name = "S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Output file; the extension picks the format (.jsonl, .jsonl.gz, .jsonl.zst, .parquet).
+    /// With --format: the directory of the token shards.
+    #[arg(short, long, value_name = "OUTPUT", required = true)]
+    #[serde(skip)]
+    pub output: String,
+    /// Write token shards (as `tamis tokenize` does, with its BOS/EOS defaults) instead of
+    /// documents: megatron, nanotron or numpy.
+    #[arg(long, value_parser = PossibleValuesParser::new(tamis_core::tokenize::Format::NAMES))]
+    #[serde(skip)]
+    pub format: Option<String>,
+    /// With --format: shuffle the documents inside each shard (with --seed).
+    #[arg(long, requires = "format")]
+    #[serde(skip)]
+    pub shuffle: bool,
+    /// With --format: start a new shard before a document that would pass this many tokens.
+    #[arg(long, value_name = "N", requires = "format")]
+    #[serde(skip)]
+    pub max_shard_tokens: Option<u64>,
+    /// With --format: width of a stored id (auto, uint16, uint32).
+    #[arg(long, value_parser = PossibleValuesParser::new(tamis_core::tokenize::Dtype::NAMES), requires = "format")]
+    #[serde(skip)]
+    pub dtype: Option<String>,
+    /// Where the manifest goes (default: OUTPUT.manifest.json; with --format, OUTDIR/mix.json).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub manifest: Option<PathBuf>,
+    /// Field holding the document text.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip)]
+    pub text_key: Option<String>,
+    /// Field holding the document id.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip)]
+    pub id_key: Option<String>,
+    /// Fail on the first bad record, or skip bad records and count them.
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip)]
+    pub on_error: Option<String>,
+    /// With --on-error skip: write skipped records to this JSONL file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub rejects: Option<PathBuf>,
 }

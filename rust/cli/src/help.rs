@@ -28,6 +28,7 @@ fn defaults(path: &[String]) -> Vec<Value> {
         ["vocab", "extend"] => ExtendOptions::defaults(),
         ["vocab", "stats"] => StatsOptions::defaults(),
         ["embed", "init"] => InitConfig::defaults(),
+        ["tokenize"] => tamis_core::tokenize::TokenizeOptions::defaults(),
         _ => Value::Null,
     });
     out

@@ -752,3 +752,58 @@ fn embed_eval_points_to_python_and_init_reports_missing_files() {
     assert!(stderr(&o).contains("pickle checkpoint"), "{}", stderr(&o));
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn tokenize_writes_megatron_shards_and_resumes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(dir.path(), "tok.json", TINY_BPE);
+    write(
+        dir.path(),
+        "c.jsonl",
+        "{\"text\":\"ab c\"}\n{\"text\":\"c c ab\"}\n{\"text\":\"a\"}\n",
+    );
+    let args = [
+        "tokenize",
+        "c.jsonl",
+        "-o",
+        "out",
+        "--tokenizer",
+        "tok.json",
+        "--max-shard-tokens",
+        "3",
+    ];
+    let o = tamis(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    // No EOS in this vocabulary: [3, 2] | [2, 2, 3] | [0].
+    let bins: Vec<Vec<u8>> = (0..3)
+        .map(|i| std::fs::read(out.join(format!("shard_0000{i}.bin"))).expect("bin"))
+        .collect();
+    assert_eq!(bins, [vec![3, 0, 2, 0], vec![2, 0, 2, 0, 3, 0], vec![0, 0]]);
+    let idx = std::fs::read(out.join("shard_00001.idx")).expect("idx");
+    assert_eq!(&idx[..9], b"MMIDIDX\x00\x00");
+    let manifest = std::fs::read(out.join("manifest.json")).expect("manifest");
+    std::fs::remove_file(out.join(".tamis-tokenize/shard_00002.json")).expect("rm");
+    let o = tamis(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(out.join("manifest.json")).expect("m"),
+        manifest
+    );
+    let mut other = args.to_vec();
+    other[7] = "4";
+    let o = tamis(dir.path(), &other);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("max_shard_tokens (3 before, 4 now)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tamis(
+        dir.path(),
+        &["tokenize", "c.jsonl", "-o", "x", "--tokenizer", "nope.json"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.json"), "{}", stderr(&o));
+    assert!(!dir.path().join("x").exists());
+}

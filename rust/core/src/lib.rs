@@ -9,6 +9,8 @@
 //! - [`dedup`]: exact document deduplication and CCNet-style line deduplication.
 //! - [`vocab`]: tokenizer vocabulary extension for a new language (continued BPE on a
 //!   `tokenizer.json`) and the tokenizer report (fertility, invariance, reachability).
+//! - [`tokenize`]: tokenization into training shards (Megatron, datatrove/nanotron, numpy),
+//!   resumable, with a manifest.
 //! - [`embed`]: embedding rows for the new tokens of an extended vocabulary (zip-tie and
 //!   baselines) on safetensors checkpoints.
 //! - [`options`]: one serde options type per capability, with defaults and checks, and errors
@@ -31,12 +33,14 @@ mod error;
 pub mod fasttext;
 pub mod interrupt;
 pub mod io;
+pub mod mix;
 pub mod options;
 pub mod pipeline;
 pub mod prox;
 pub mod refine;
 pub mod stats;
 pub mod text;
+pub mod tokenize;
 pub mod vocab;
 
 pub use error::{Error, Location, RecordError, Result, TokenizerError};

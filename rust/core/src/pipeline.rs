@@ -128,7 +128,9 @@ impl Default for RunOptions {
 
 /// The items of `rx`, with [`crate::interrupt::check`] before each and every 100 ms while
 /// waiting (a reader blocked on a slow input must not delay an interrupt).
-fn interruptible<T>(rx: &crossbeam_channel::Receiver<T>) -> impl Iterator<Item = Result<T>> + '_ {
+pub(crate) fn interruptible<T>(
+    rx: &crossbeam_channel::Receiver<T>,
+) -> impl Iterator<Item = Result<T>> + '_ {
     std::iter::from_fn(move || loop {
         if let Err(e) = crate::interrupt::check() {
             return Some(Err(e));

@@ -175,7 +175,7 @@ pub fn exact_keep_mask_arrow(
 // Signature files of the two-stage (datatrove) exact and line dedup: tamis_core::dedup::signatures
 
 /// The strings of an Arrow string column that has no nulls.
-fn non_null(values: Vec<Option<&str>>) -> tamis_core::Result<Vec<&str>> {
+pub(crate) fn non_null(values: Vec<Option<&str>>) -> tamis_core::Result<Vec<&str>> {
     values
         .into_iter()
         .map(|t| t.ok_or_else(|| tamis_core::Error::Config("null text".into())))

@@ -12,9 +12,11 @@ mod dedup;
 mod embed;
 mod errors;
 mod fasttext;
+mod mix;
 mod near;
 mod prox;
 mod refine;
+mod tokenize;
 mod vocab;
 
 use pyo3::prelude::*;
@@ -49,6 +51,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<near::NearPathFilter>()?;
     m.add_class::<refine::Batch>()?;
     m.add_class::<vocab::TextBatches>()?;
+    m.add_class::<tokenize::TextShardWriter>()?;
     m.add_function(wrap_pyfunction!(refine::main, m)?)?;
     m.add_function(wrap_pyfunction!(refine::stage_types, m)?)?;
     m.add_function(wrap_pyfunction!(refine::option_defaults, m)?)?;
@@ -61,6 +64,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refine::refine_run, m)?)?;
     m.add_function(wrap_pyfunction!(refine::refine_summary, m)?)?;
     m.add_function(wrap_pyfunction!(refine::run_stages, m)?)?;
+    m.add_function(wrap_pyfunction!(mix::mix, m)?)?;
+    m.add_function(wrap_pyfunction!(mix::mix_to_shards, m)?)?;
+    m.add_function(wrap_pyfunction!(tokenize::tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_lines, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::keep_field, m)?)?;

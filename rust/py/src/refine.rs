@@ -278,6 +278,8 @@ pub fn option_defaults() -> String {
         "extend": tamis_core::vocab::ExtendOptions::defaults(),
         "stats": tamis_core::vocab::StatsOptions::defaults(),
         "init": tamis_core::embed::InitConfig::defaults(),
+        "tokenize": tamis_core::tokenize::TokenizeOptions::defaults(),
+        "mix": tamis_core::mix::MixOptions::defaults(),
         "report": serde_json::to_value(ReportOptions::default()).unwrap_or(Value::Null),
     })
     .to_string()
@@ -316,6 +318,10 @@ pub fn check_options(capability: &str, options_json: &str) -> PyResult<String> {
         "extend" => again(parse::<tamis_core::vocab::ExtendOptions>(options_json)?),
         "stats" => again(parse::<tamis_core::vocab::StatsOptions>(options_json)?),
         "init" => again(parse::<tamis_core::embed::InitConfig>(options_json)?),
+        "tokenize" => again(parse::<tamis_core::tokenize::TokenizeOptions>(
+            options_json,
+        )?),
+        "mix" => again(parse::<tamis_core::mix::MixOptions>(options_json)?),
         other => Err(tamis_error(format!("no options type {other:?}"))),
     }
 }

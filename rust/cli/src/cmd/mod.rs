@@ -3,9 +3,11 @@
 mod dedup;
 mod demo;
 mod embed;
+mod mix;
 mod near;
 mod prox;
 mod refine;
+mod tokenize;
 mod vocab;
 
 use anyhow::Result;
@@ -41,6 +43,8 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
         Command::Refine(a) => refine::refine(&cli.global, a, external),
         Command::Filter(FilterCommand::Language(a)) => refine::language(&cli.global, a, external),
         Command::Filter(FilterCommand::Quality(a)) => refine::quality(&cli.global, a, external),
+        Command::Mix(a) => mix::run(&cli.global, a),
+        Command::Tokenize(a) => tokenize::run(&cli.global, a),
         Command::Filter(FilterCommand::Train(_)) => {
             python_only("filter train", "[filters]", "fastText trains in Python")
         }

@@ -299,6 +299,27 @@ impl RefineConfig {
                 skipped: None,
             });
         }
+        // Shards are made of the refined corpus: tokenization comes last, once.
+        if let Some(t) = stages
+            .iter()
+            .position(|s| matches!(s.options, StageOptions::Tokenize(_)))
+        {
+            if t + 1 != stages.len() {
+                return Err(plain(format!(
+                    "stage {} (tokenize): tokenize must be the last stage",
+                    stages[t].position
+                )));
+            }
+            if let StageOptions::Tokenize(o) = &stages[t].options {
+                if !o.tokenizer.is_file() {
+                    return Err(plain(format!(
+                        "stage {} (tokenize): tokenizer '{}': no such file",
+                        stages[t].position,
+                        o.tokenizer.display()
+                    )));
+                }
+            }
+        }
         Ok(RefineConfig {
             inputs: top
                 .inputs
@@ -381,6 +402,9 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
                     o.model = p.display().to_string();
                 }
             }
+        }
+        StageOptions::Tokenize(o) => {
+            o.tokenizer = resolve_path(base, &o.tokenizer.to_string_lossy());
         }
         StageOptions::DedupExact(_) | StageOptions::DedupLines(_) => {}
     }

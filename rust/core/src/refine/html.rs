@@ -328,6 +328,58 @@ fn examples(stage: &Value) -> String {
     out
 }
 
+/// The `tokens` section: the training shards of a run ending with `tokenize`.
+fn tokens_html(t: &Value) -> String {
+    let rows: String = arr(t, "shards")
+        .iter()
+        .map(|s| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(s.get("name")),
+                num(s.get("documents")),
+                num(s.get("tokens"))
+            )
+        })
+        .collect();
+    let inputs: String = arr(t, "inputs")
+        .iter()
+        .map(|s| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e(s.get("path")),
+                num(s.get("documents")),
+                num(s.get("tokens"))
+            )
+        })
+        .collect();
+    let lengths = t.get("lengths").cloned().unwrap_or(Value::Null);
+    let hist = serde_json::json!({
+        "edges": lengths.get("edges"),
+        "before": [],
+        "after": lengths.get("documents"),
+        "unit": "tokens",
+    });
+    let chart = histogram_svg(&hist)
+        .replacen("id=\"histogram\"", "id=\"token-lengths\"", 1)
+        .replace(
+            "grey: before, blue: after",
+            "documents by length as written",
+        );
+    format!(
+        "<section id=\"tokens\"><p>{} documents, {} tokens in {} {} shards ({}) in {}.</p>\
+         <table id=\"token-shards\"><thead><tr><th>shard</th><th>documents</th><th>tokens</th>\
+         </tr></thead><tbody>{rows}</tbody></table>\
+         <table id=\"token-inputs\"><thead><tr><th>refined shard</th><th>documents</th>\
+         <th>tokens</th></tr></thead><tbody>{inputs}</tbody></table>{chart}</section>",
+        num(t.get("documents")),
+        num(t.get("tokens")),
+        arr(t, "shards").len(),
+        e(t.get("format")),
+        e(t.get("dtype")),
+        e(t.get("dir")),
+    )
+}
+
 /// The refine report (`report.json` as a JSON value) as one self-contained HTML document: inline
 /// CSS and SVG charts (funnel, length histogram, languages), the stages table and the examples
 /// of what each stage removed or changed. Missing keys count as empty or zero.
@@ -418,7 +470,7 @@ pub fn render_html(report: &Value) -> String {
 {hist}
 <h2>Languages</h2>
 <section id=\"languages\">{langs}</section>
-<h2>What each stage removed</h2>
+{tokens}<h2>What each stage removed</h2>
 <section id=\"examples\">{examples}</section>
 </body></html>
 ",
@@ -432,6 +484,10 @@ pub fn render_html(report: &Value) -> String {
         dir = e(out.get("dir")),
         funnel = funnel_svg(funnel, &s(report.get("token_unit"))),
         hist = histogram_svg(report.get("histograms").unwrap_or(&null)),
+        tokens = match report.get("tokens") {
+            Some(t) if t.is_object() => format!("<h2>Training shards</h2>\n{}\n", tokens_html(t)),
+            _ => String::new(),
+        },
     )
 }
 

@@ -23,6 +23,7 @@ mod report;
 mod run;
 pub mod stages;
 mod stats;
+mod tokens;
 
 pub use config::{
     resolve_path, QuickOptions, RefineConfig, ReportOptions, ShardCompression, StageConfig,
@@ -34,6 +35,6 @@ pub use report::summary;
 pub use run::{run_stages, Quiet, Refine, RefineObserver};
 pub use stages::{
     registry_json, stage_type, Backend, Dtype, LanguageOptions, ProxModelOptions, QualityOptions,
-    Scope, StageOptions, StageType, STAGE_TYPES,
+    Scope, StageOptions, StageType, TokenizeStageOptions, STAGE_TYPES,
 };
 pub use stats::{hist_edges, StageStats, TokenCounter};

@@ -42,6 +42,9 @@ pub(crate) fn build_report(
         json!({"stage": "input", "documents": first.input.documents, "tokens": first.input.tokens}),
     );
     for s in &config.stages {
+        if matches!(s.options, super::stages::StageOptions::Tokenize(_)) {
+            continue; // not a filter: its section is `tokens`
+        }
         let kind = s.options.kind();
         let scope = serde_json::to_value(kind.scope).unwrap_or(Value::Null);
         if let Some(note) = &s.skipped {

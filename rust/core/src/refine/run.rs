@@ -150,7 +150,13 @@ impl<'a> Refine<'a> {
     fn steps(&self) -> Vec<Step> {
         let mut steps: Vec<Step> = Vec::new();
         let mut run: Vec<StageConfig> = Vec::new();
-        for s in self.config.stages.iter().filter(|s| s.skipped.is_none()) {
+        // `tokenize` runs after the steps, on the refined shards ([`Refine::tokenize`]).
+        let stages = self
+            .config
+            .stages
+            .iter()
+            .filter(|s| s.skipped.is_none() && !matches!(s.options, StageOptions::Tokenize(_)));
+        for s in stages {
             if s.options.kind().scope == Scope::Global {
                 if !run.is_empty() {
                     steps.push(Step {
@@ -316,7 +322,8 @@ impl<'a> Refine<'a> {
         let files: Vec<PathBuf> = (0..self.files.len())
             .map(|i| out.join("data").join(self.shard_name(i, true)))
             .collect();
-        let report = build_report(
+        let tokens = self.tokenize(&files, observer)?;
+        let mut report = build_report(
             &self.config,
             &self.files,
             &results,
@@ -324,9 +331,45 @@ impl<'a> Refine<'a> {
             &files,
             started.elapsed().as_secs_f64(),
         );
+        if let (Some(t), Value::Object(m)) = (tokens, &mut report) {
+            m.insert("tokens".into(), t);
+        }
         write_json(&out.join("report.json"), &report)?;
         write_text(&out.join("report.html"), &super::html::render_html(&report))?;
         Ok(report)
+    }
+
+    /// The `tokenize` stage, if there is one: the refined shards into training shards in
+    /// `OUTPUT/tokens/` (resumable by itself, as `tamis tokenize` is); returns the report's
+    /// `tokens` section.
+    fn tokenize(&self, files: &[PathBuf], observer: &dyn RefineObserver) -> Result<Option<Value>> {
+        let Some(StageOptions::Tokenize(o)) = self
+            .config
+            .stages
+            .iter()
+            .map(|s| &s.options)
+            .find(|o| matches!(o, StageOptions::Tokenize(_)))
+        else {
+            return Ok(None);
+        };
+        observer.message("tokenizing the refined shards");
+        let io = crate::io::IoOptions {
+            text_key: self.config.text_key.clone(),
+            id_key: self.config.id_key.clone(),
+            threads: self.config.threads,
+            ..Default::default()
+        };
+        let inputs: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        let dir = self.config.output.join("tokens");
+        let manifest = crate::tokenize::tokenize(
+            &inputs,
+            &dir,
+            &o.tokenizer,
+            &io,
+            &o.shards,
+            observer.progress(),
+        )?;
+        Ok(Some(super::tokens::section(&manifest, &dir)?))
     }
 
     fn run_shards(&mut self, io: StepIo<'_>, observer: &dyn RefineObserver) -> Result<StepResult> {

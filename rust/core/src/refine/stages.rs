@@ -12,6 +12,7 @@ use crate::dedup::near::NearOptions;
 use crate::dedup::{ExactOptions, LinesOptions};
 use crate::options::{check_closed, check_range, OptionError, Options};
 use crate::prox::Mode;
+use crate::tokenize::TokenizeOptions;
 
 /// Whether a stage needs one document at a time or the whole corpus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +63,63 @@ impl Options for LanguageOptions {
             return Err(OptionError::new("languages", "must not hold an empty name"));
         }
         Ok(())
+    }
+}
+
+/// Options of the `tokenize` stage: the refined corpus into training shards in
+/// `OUTPUT/tokens/`, as `tamis tokenize` writes them (its options, plus the `tokenizer`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizeStageOptions {
+    /// The `tokenizer.json` (required).
+    pub tokenizer: PathBuf,
+    /// Format, BOS/EOS, shuffle, shard size, dtype.
+    pub shards: TokenizeOptions,
+}
+
+impl TokenizeStageOptions {
+    fn parse(v: Value) -> Result<StageOptions, OptionError> {
+        let Value::Object(mut m) = v else {
+            return Err(OptionError::new("tokenize", "must be a table"));
+        };
+        let tokenizer = match m.remove("tokenizer") {
+            Some(Value::String(t)) if !t.is_empty() => PathBuf::from(t),
+            Some(Value::Null) | None => {
+                return Err(OptionError::new(
+                    "tokenizer",
+                    "is required (a tokenizer.json)",
+                ))
+            }
+            Some(other) => {
+                return Err(OptionError::new(
+                    "tokenizer",
+                    format!("must be a path, got {other}"),
+                ))
+            }
+        };
+        let shards = TokenizeOptions::from_value(Value::Object(m))?;
+        Ok(StageOptions::Tokenize(TokenizeStageOptions {
+            tokenizer,
+            shards,
+        }))
+    }
+
+    fn to_value(&self) -> Value {
+        let mut v = self.shards.to_value();
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "tokenizer".into(),
+                Value::from(self.tokenizer.display().to_string()),
+            );
+        }
+        v
+    }
+
+    fn defaults() -> Value {
+        let mut v = TokenizeOptions::defaults();
+        if let Value::Object(m) = &mut v {
+            m.insert("tokenizer".into(), Value::Null);
+        }
+        v
     }
 }
 
@@ -221,6 +279,8 @@ pub enum StageOptions {
     ProxDoc(ProxModelOptions),
     /// `prox_chunk`.
     ProxChunk(ProxModelOptions),
+    /// `tokenize` (the last stage).
+    Tokenize(TokenizeStageOptions),
 }
 
 impl StageOptions {
@@ -232,6 +292,7 @@ impl StageOptions {
             StageOptions::DedupNear(o) => o.to_value(),
             StageOptions::Language(o) => o.to_value(),
             StageOptions::Quality(o) => o.to_value(),
+            StageOptions::Tokenize(o) => o.to_value(),
             StageOptions::ProxDoc(o) | StageOptions::ProxChunk(o) => {
                 let mut v = o.to_value();
                 if let Value::Object(m) = &mut v {
@@ -258,6 +319,7 @@ impl StageOptions {
             StageOptions::Quality(_) => "quality",
             StageOptions::ProxDoc(_) => "prox_doc",
             StageOptions::ProxChunk(_) => "prox_chunk",
+            StageOptions::Tokenize(_) => "tokenize",
         };
         stage_type(name).unwrap_or(&STAGE_TYPES[0])
     }
@@ -439,6 +501,16 @@ pub static STAGE_TYPES: &[StageType] = &[
         refine_defaults: &[],
         parse: |v| prox_stage(v, false),
         defaults: || prox_defaults(false),
+    },
+    StageType {
+        name: "tokenize",
+        scope: Scope::Global,
+        python: false,
+        reasons: &[],
+        language_field: None,
+        refine_defaults: &[],
+        parse: TokenizeStageOptions::parse,
+        defaults: TokenizeStageOptions::defaults,
     },
 ];
 
