@@ -165,7 +165,7 @@ def digest_ids(files: list[Path], dtype: str) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def bench(name: str, tokenizer: Path, parts: list[Path], threads: int) -> list[dict]:
+def bench(name: str, tokenizer: Path, parts: list[Path], threads: int, skip: set[str]) -> list[dict]:
     tamis = REPO / "target" / "release" / "tamis"
     mb = sum(p.stat().st_size for p in parts) / 1e6
     rows = []
@@ -183,18 +183,29 @@ def bench(name: str, tokenizer: Path, parts: list[Path], threads: int) -> list[d
     ]
     r.update(name="tamis tokenize", check=digest_ids(files, dtype))
     rows.append(r)
+    print(f"{name} tamis: {r['wall']:.1f} s, {r['rss_mib']:.0f} MiB, {r['check']}", flush=True)
+    if "encode_batch" in skip:
+        return _done(rows, mb, name)
     # tokenizers encode_batch
     ids = out / "encode_batch.bin"
     r = timed([sys.executable, "-c", WORKER_ENCODE, str(tokenizer), str(ids), *map(str, parts)],
               env={"RAYON_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "true"})  # fmt: skip
     r.update(name="tokenizers encode_batch", check=digest_ids([ids], dtype))
     rows.append(r)
+    print(f"{name} encode_batch: {r['wall']:.1f} s, {r['rss_mib']:.0f} MiB, {r['check']}", flush=True)
+    if "datatrove" in skip:
+        return _done(rows, mb, name)
     # datatrove
     r = timed([sys.executable, "-c", WORKER_DATATROVE, str(tokenizer), str(parts[0].parent), str(out / "dt"),
                str(out / "dt-logs"), str(threads)], env={"RAYON_NUM_THREADS": "1"})  # fmt: skip
     dt_files = sorted((out / "dt").glob("*.ds"))
     r.update(name="datatrove DocumentTokenizer", check=digest_ids(dt_files, dtype))
     rows.append(r)
+    print(f"{name} datatrove: {r['wall']:.1f} s, {r['rss_mib']:.0f} MiB, {r['check']}", flush=True)
+    return _done(rows, mb, name)
+
+
+def _done(rows: list[dict], mb: float, name: str) -> list[dict]:
     for row in rows:
         row["mb_s"] = mb / row["wall"]
         row["tokenizer"] = name
@@ -207,6 +218,7 @@ def main() -> None:
     a.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     a.add_argument("--only", choices=["gpt2", "llama"])
     a.add_argument("--record", action="store_true")
+    a.add_argument("--skip", default="", help="contenders to leave out: encode_batch,datatrove")
     args = a.parse_args()
     corpus = DATA / "corpus.jsonl"
     if not corpus.exists():
@@ -223,7 +235,7 @@ def main() -> None:
     for name, tok in toks.items():
         if args.only and name != args.only:
             continue
-        rows += bench(name, tok, parts, args.threads)
+        rows += bench(name, tok, parts, args.threads, set(args.skip.split(",")) - {""})
     mb = sum(p.stat().st_size for p in parts) / 1e6
     lines = [
         f"{mb:,.0f} MB of JSONL in {PARTS} files, {args.threads} threads, "
@@ -243,13 +255,18 @@ def main() -> None:
         t = by.get((name, "tamis tokenize"))
         if t is None:
             continue
-        e, d = by[(name, "tokenizers encode_batch")], by[(name, "datatrove DocumentTokenizer")]
-        same = t["check"] == e["check"] == d["check"]
+        others = [
+            r
+            for r in (
+                by.get((name, "tokenizers encode_batch")),
+                by.get((name, "datatrove DocumentTokenizer")),
+            )
+            if r
+        ]
+        same = all(r["check"] == t["check"] for r in others)
+        ratios = ", ".join(f"{r['wall'] / t['wall']:.2f}× {r['name']}" for r in others)
         lines.append("")
-        lines.append(
-            f"{name}: tamis {e['wall'] / t['wall']:.2f}× encode_batch, "
-            f"{d['wall'] / t['wall']:.2f}× datatrove; same ids in all three: {same}"
-        )
+        lines.append(f"{name}: tamis {ratios}; same ids: {same}")
     text = "\n".join(lines)
     print(text)
     if args.record:
