@@ -4,7 +4,8 @@
 //! several times; replay against forgetting).
 //!
 //! Two passes over each source. The first counts each document's tokens with the tokenizer
-//! (4 bytes per document are kept: the only memory that grows with the corpus). Each source's
+//! (4 bytes per document are kept, plus 1 per document of a source with a partial epoch, and
+//! 16 more while that epoch's order is drawn: the memory that grows with the corpus). Each source's
 //! budget is `tokens × weight / Σ weights`; a source gives `⌊budget / its tokens⌋` whole epochs
 //! (at most `max_epochs`), then, for the rest, documents in a seeded random order until the
 //! rest is reached (the last one may pass it by one document). A source whose `max_epochs`
