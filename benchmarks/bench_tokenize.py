@@ -9,13 +9,15 @@ Contenders, each in its own subprocess under GNU ``time`` (wall, CPU, peak RSS):
 * ``encode_batch``     Python reads the JSONL (orjson), ``Tokenizer.encode_batch`` on batches of
                        1,000 documents (``RAYON_NUM_THREADS=N``), ids written to one file (uint16
                        or uint32, as tamis writes them);
-* ``datatrove``        ``LocalPipelineExecutor(tasks=N, workers=N)``: ``JsonlReader`` then
-                       ``DocumentTokenizer`` (no shuffling, no EOS), one task per input part.
+* ``datatrove``        ``LocalPipelineExecutor(tasks=8, workers=N)``: ``JsonlReader`` then
+                       ``DocumentTokenizer`` (no shuffling, no EOS), one task per input part,
+                       N at a time (so its output files are in input order).
 
 The corpus is ``benchmarks/data/corpus.jsonl`` (``gen_corpus.py``, 1.1 GB), split into 8 parts so
 that datatrove's tasks (one per file) can use every core. Tokenizers: GPT-2 (``vocab_data``) and a
 Llama-2-like SentencePiece-style BPE with byte fallback and 32,000 tokens, trained here on the
-first 40 MB of the corpus (``tokenizers`` BpeTrainer, Metaspace).
+first 40 MB of the corpus (``tokenizers`` BpeTrainer, split at ``▁`` as SentencePiece does,
+then saved in the shape of Llama-2's ``tokenizer.json``: no pre-tokenizer, ``▁`` normalizer).
 
 Checks: the three write the same token sequence (blake2b of the ids in input order: tamis and
 encode_batch in document order; datatrove's files by task, which is input order without
@@ -67,9 +69,14 @@ def split_corpus(corpus: Path) -> list[Path]:
 
 
 def llama_tokenizer(corpus: Path, path: Path) -> Path:
+    """Llama-2's ``tokenizer.json`` shape (``▁`` prepended and spaces replaced by ``▁`` in the
+    normalizer, no pre-tokenizer, byte fallback, 32,000 ids, pieces of at most 16 characters),
+    trained on the first 40 MB of the corpus. As in SentencePiece, training splits at ``▁`` so
+    merges never cross a word start; the file is then used as Llama's is, whole documents as one
+    BPE word."""
     if path.exists():
         return path
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     texts = []
     with corpus.open() as f:
@@ -80,13 +87,20 @@ def llama_tokenizer(corpus: Path, path: Path) -> Path:
             if read > 40_000_000:
                 break
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
     trainer = trainers.BpeTrainer(
-        vocab_size=32_000, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens], show_progress=False
+        vocab_size=32_000,
+        special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
+        show_progress=False,
+        max_token_length=16,
     )
     tok.train_from_iterator(texts, trainer)
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    tok.pre_tokenizer = None
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     path.write_text(tok.to_str())
     return path
 
@@ -121,7 +135,8 @@ import json, sys, time
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.tokens import DocumentTokenizer
-tokenizer, data, out, logs, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+tokenizer, data, out, logs = sys.argv[1:5]
+n, tasks = int(sys.argv[5]), int(sys.argv[6])
 t0 = time.perf_counter()
 LocalPipelineExecutor(
     pipeline=[
@@ -129,7 +144,7 @@ LocalPipelineExecutor(
         DocumentTokenizer(out, tokenizer_name_or_path=tokenizer, eos_token=None,
                           shuffle_documents=False, batch_size=1000),
     ],
-    tasks=n, workers=n, logging_dir=logs,
+    tasks=tasks, workers=n, logging_dir=logs,
 ).run()
 print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
@@ -197,7 +212,8 @@ def bench(name: str, tokenizer: Path, parts: list[Path], threads: int, skip: set
         return _done(rows, mb, name)
     # datatrove
     r = timed([sys.executable, "-c", WORKER_DATATROVE, str(tokenizer), str(parts[0].parent), str(out / "dt"),
-               str(out / "dt-logs"), str(threads)], env={"RAYON_NUM_THREADS": "1"})  # fmt: skip
+               str(out / "dt-logs"), str(threads), str(len(parts))],
+              env={"RAYON_NUM_THREADS": "1"})  # fmt: skip
     dt_files = sorted((out / "dt").glob("*.ds"))
     r.update(name="datatrove DocumentTokenizer", check=digest_ids(dt_files, dtype))
     rows.append(r)

@@ -12,6 +12,9 @@ training.
    byte (``tamis.embed.bits_per_byte``) on held-out Chinese and English pages, then trains each
    one for ``--continue-steps`` steps (same seed, same batches, mostly Chinese) and measures
    again. A reference row continues the original model with the original tokenizer.
+   ``--freeze-old-rows``: the continued training of each method updates only the new rows of the
+   input embedding and lm_head (``tamis.embed.freeze_old_rows``; the rest of the model trains as
+   before); the reference row, which has no new rows, trains as usual.
 
 Held-out text is whole pages (``vocab_data.is_heldout``), never seen by tokenizer or model
 training. Results are deterministic for a given ``--threads``. Needs torch, transformers,
@@ -211,6 +214,22 @@ def train(
     return done, time.perf_counter() - start
 
 
+def embedding_weights(model: Any) -> list[Any]:
+    """The input embedding and, if it is another matrix, the lm_head."""
+    emb = model.get_input_embeddings().weight
+    out = model.get_output_embeddings()
+    return [emb] if out is None or out.weight is emb else [emb, out.weight]
+
+
+def continued_training(freeze: bool, old_vocab_size: int) -> str:
+    if not freeze:
+        return "every parameter trains (no --freeze-old-rows)"
+    return (
+        f"--freeze-old-rows: the input embedding and lm_head rows of the {old_vocab_size} old ids "
+        "stay fixed, new rows and the rest of the model train; the reference row trains every parameter"
+    )
+
+
 def bpb(model: Any, tokenizer: Path, corpus: Path, seq_len: int, device: str) -> float:
     r = tamis.embed.bits_per_byte(model, tokenizer, corpus, max_length=seq_len, device=device)
     return r["bits_per_byte"]
@@ -243,6 +262,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", nargs="+", default=[m[0] for m in METHODS],
                    choices=[m[0] for m in METHODS], metavar="LABEL")
+    p.add_argument(
+        "--freeze-old-rows",
+        action="store_true",
+        help="continued training of each method updates only the new embedding and lm_head "
+        "rows (old rows stay bit-identical); the reference row trains as usual",
+    )
     return p.parse_args(argv)
 
 
@@ -337,19 +362,33 @@ def main(
 
     rows: list[dict[str, Any]] = []
 
-    def evaluate_and_continue(label: str, model_dir: Path, tok: Path, batches: Callable[[int], Any]) -> None:
+    # The ids below the first new one are the old tokenizer's (rows the extension kept in place).
+    old_vocab_size: int = s["first_new_id"]
+
+    def evaluate_and_continue(
+        label: str, model_dir: Path, tok: Path, batches: Callable[[int], Any], freeze: bool = False
+    ) -> None:
         m = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False)
         row: dict[str, Any] = {"init": label}
         row["zh_before"] = bpb(m, tok, zh_held, a.seq_len, a.device)
         row["en_before"] = bpb(m, tok, en_held, a.seq_len, a.device)
         torch.manual_seed(a.seed)
         m.to(a.device)
+        n = old_vocab_size if freeze else 0
+        kept = [w.detach()[:n].clone() for w in embedding_weights(m)]
+        frozen = tamis.embed.freeze_old_rows(m, n) if freeze else None
         _, secs = train(m, batches, a.continue_steps, a.continue_lr, log=lambda _: None)
+        if frozen is not None:
+            frozen.remove()
+            pairs = zip(embedding_weights(m), kept, strict=True)
+            row["old_rows_unchanged"] = all(torch.equal(w.detach()[:n], k) for w, k in pairs)
+        row["frozen_old_rows"] = n
         row["zh_after"] = bpb(m, tok, zh_held, a.seq_len, a.device)
         row["en_after"] = bpb(m, tok, en_held, a.seq_len, a.device)
         row["seconds"] = secs
         say(f"{label}: zh {row['zh_before']:.3f} -> {row['zh_after']:.3f}, "
-            f"en {row['en_before']:.3f} -> {row['en_after']:.3f} ({secs:.0f} s training)")
+            f"en {row['en_before']:.3f} -> {row['en_after']:.3f} ({secs:.0f} s training"
+            f"{f', {n} old rows frozen' if n else ''})")
         rows.append(row)
 
     # Reference: the original model and tokenizer, continued on the same pages.
@@ -370,7 +409,9 @@ def main(
         tamis.embed.init_checkpoint(
             base, old_tok, new_tok, model_dir, method=method, output_init=output_init, seed=a.seed  # type: ignore[arg-type]
         )
-        evaluate_and_continue(label, model_dir, new_tok, mixed(zh_rows_new, en_rows_new))
+        evaluate_and_continue(
+            label, model_dir, new_tok, mixed(zh_rows_new, en_rows_new), freeze=a.freeze_old_rows
+        )
 
     result = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
@@ -383,10 +424,13 @@ def main(
         "zh_heldout_bytes_per_token": zh_bpt,
         "en_heldout_pages": len(en.heldout),
         "en_heldout_pages_unchanged": unchanged,
+        "old_vocab_size": old_vocab_size,
+        "continued_training": continued_training(a.freeze_old_rows, old_vocab_size),
         "rows": rows,
         "total_seconds": time.perf_counter() - t0,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    log(f"continued training: {result['continued_training']}")
     log(table(result))
     return result
 

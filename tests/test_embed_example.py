@@ -91,3 +91,35 @@ def test_ziptie_chinese_example_tiny(tmp_path):
     table = printed[-1]
     assert table.startswith("| initialization | zh bpb before |")
     assert all(f"| {label} |" in table for label in labels)
+    assert all(r["frozen_old_rows"] == 0 for r in rows)
+    assert printed[-2] == "continued training: every parameter trains (no --freeze-old-rows)"
+
+
+def test_ziptie_chinese_example_freeze_old_rows(tmp_path):
+    """--freeze-old-rows, one method, a smaller extension (a few seconds): the old rows of the
+    extended model stay as they were, the new ones still learn Chinese."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    ex = _example()
+    installed = any(Path("/usr/share/man/zh_TW").glob("man1/*.gz"))
+    args = list(TINY)
+    args[args.index("--chinese-bytes") + 1] = "40000"
+    args[args.index("--new-tokens") + 1] = "60"
+    printed: list[str] = []
+    result = ex.main(
+        [*args, "--out", str(tmp_path), "--methods", "ziptie, output mean", "--freeze-old-rows"],
+        zh_pages=None if installed else FALLBACK_ZH,
+        log=printed.append,
+    )
+    assert result["settings"]["freeze_old_rows"] is True
+    n = result["old_vocab_size"]
+    assert 0 < n < result["extension"]["embedding_rows"]
+    ref, zt = result["rows"]
+    assert ref["init"] == ex.REFERENCE and ref["frozen_old_rows"] == 0 and "old_rows_unchanged" not in ref
+    assert zt["init"] == "ziptie, output mean"
+    assert zt["frozen_old_rows"] == n and zt["old_rows_unchanged"] is True
+    for r in (ref, zt):
+        assert r["zh_after"] < r["zh_before"], r
+    assert printed[-2].startswith("continued training: --freeze-old-rows:"), printed[-2]
+    assert f"rows of the {n} old ids stay fixed" in printed[-2]

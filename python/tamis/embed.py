@@ -12,6 +12,8 @@ bit-identical; rows are padded to a multiple of ``pad_to_multiple_of``.
 
 :func:`init_checkpoint` works on a safetensors model directory (the Rust core, streaming, no
 torch needed); :func:`init_embeddings` resizes an in-memory ``transformers`` model;
+:func:`freeze_old_rows` makes continued training update only the new rows (old rows of the
+input embedding and lm_head stay bit-identical, whatever the optimizer);
 :func:`bits_per_byte` evaluates a model on held-out text (torch). See docs/embed.md.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -147,6 +150,119 @@ def init_embeddings(
     return result
 
 
+class FrozenRows:
+    """Handle returned by :func:`freeze_old_rows`: ``old_vocab_size``, ``tied`` (input embedding
+    and lm_head are one Parameter, frozen once), ``nbytes`` (memory of the kept copies).
+    :meth:`remove` ends the freeze (also on leaving a ``with`` block); :meth:`restore` writes
+    the old rows back, for an optimizer that is not a ``torch.optim.Optimizer``."""
+
+    def __init__(self, old_vocab_size: int, weights: Sequence[Any], tied: bool) -> None:
+        import torch
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        n = old_vocab_size
+        self.old_vocab_size = n
+        self.tied = tied
+        # (weak reference to the weight, exact copy of its old rows): the global step hook must
+        # not keep a dropped model alive; it removes itself once every weight is gone.
+        self._kept: list[tuple[weakref.ref[Any], Any]] = []
+        self._handles: list[Any] = []
+
+        def zero_old_rows(grad: Any) -> Any:
+            if grad.layout == torch.sparse_coo:  # nn.Embedding(sparse=True)
+                g = grad.coalesce()
+                keep = g.indices()[0] >= n
+                return torch.sparse_coo_tensor(
+                    g.indices()[:, keep], g.values()[keep], g.shape, is_coalesced=True, check_invariants=False
+                )
+            grad = grad.clone()
+            grad[:n] = 0
+            return grad
+
+        for w in weights:
+            self._kept.append((weakref.ref(w), w.detach()[:n].clone()))
+            if w.requires_grad:
+                self._handles.append(w.register_hook(zero_old_rows))
+        self.nbytes = sum(c.numel() * c.element_size() for _, c in self._kept)
+        self._handles.append(register_optimizer_step_post_hook(self._after_step))
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Copy the kept old rows back into each frozen weight (under ``torch.no_grad()``)."""
+        import torch
+
+        alive = False
+        with torch.no_grad():
+            for i, (ref, kept) in enumerate(self._kept):
+                w = ref()
+                if w is None:
+                    continue
+                alive = True
+                if kept.device != w.device or kept.dtype != w.dtype:  # the model was moved or cast
+                    kept = kept.to(device=w.device, dtype=w.dtype)
+                    self._kept[i] = (ref, kept)
+                w[: self.old_vocab_size].copy_(kept)
+        if not alive:
+            self.remove()
+
+    def remove(self) -> None:
+        """Remove the gradient and optimizer hooks and drop the copies (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._kept = []
+
+    def __enter__(self) -> FrozenRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def freeze_old_rows(model: Any, old_vocab_size: int) -> FrozenRows:
+    """Make continued training of a ``transformers`` model update only the new rows (ids ``>=
+    old_vocab_size``) of its input embedding and output head (lm_head; tied or untied, or none),
+    with any ``torch.optim`` optimizer. Call it after resizing and before training.
+
+    A gradient hook zeroes the old rows' gradients, so they count as constants for gradient
+    clipping and the optimizer's moments stay zero for them. That alone is not enough: weight
+    decay (decoupled as in AdamW, or added to the gradient inside SGD or Adam) and momentum from
+    earlier steps still move a row whose gradient is zero, so a global optimizer post-step hook
+    (``torch.optim.optimizer.register_optimizer_step_post_hook``) also copies the old rows back,
+    bit for bit, after every step of any optimizer.
+
+    Memory: one copy of the old rows per distinct matrix (``old_vocab_size × hidden``, its dtype
+    and device; tied weights are one matrix), and a gradient-sized buffer during backward.
+    Returns a :class:`FrozenRows`; call ``.remove()`` to train the old rows again.
+    Raises ``ValueError`` if ``old_vocab_size`` is not an int in ``1..rows`` of each matrix, or
+    the model has no input embeddings."""
+    import torch
+
+    if isinstance(old_vocab_size, bool) or not isinstance(old_vocab_size, int):
+        raise ValueError(f"old_vocab_size must be an int, not {type(old_vocab_size).__name__}")
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError) as e:
+        raise ValueError(f"the model has no input embeddings ({e})") from e
+    if emb is None:
+        raise ValueError("the model has no input embeddings (get_input_embeddings() returned None)")
+    get_out = getattr(model, "get_output_embeddings", None)
+    out = get_out() if callable(get_out) else None
+    weights = [("input embedding", getattr(emb, "weight", None))]
+    if out is not None and getattr(out, "weight", None) is not weights[0][1]:
+        weights.append(("output embedding (lm_head)", getattr(out, "weight", None)))
+    for name, w in weights:
+        if not isinstance(w, torch.Tensor) or w.dim() != 2:
+            raise ValueError(f"the {name} has no 2-D weight")
+        if not 1 <= old_vocab_size <= w.shape[0]:
+            raise ValueError(
+                f"old_vocab_size={old_vocab_size} is not in 1..{w.shape[0]} (the rows of the {name})"
+            )
+    return FrozenRows(old_vocab_size, [w for _, w in weights], tied=out is not None and len(weights) == 1)
+
+
 def _read_texts(paths: Sequence[PathLike], text_key: str) -> Iterator[str]:
     """Documents of JSONL/Parquet records (``text_key``) and ``.txt`` files (one per line), read
     and parsed in Rust."""
@@ -262,4 +378,11 @@ def cli_eval(argv: Sequence[str]) -> int:
     return 0
 
 
-__all__ = ["InitOptions", "bits_per_byte", "init_checkpoint", "init_embeddings"]
+__all__ = [
+    "FrozenRows",
+    "InitOptions",
+    "bits_per_byte",
+    "freeze_old_rows",
+    "init_checkpoint",
+    "init_embeddings",
+]

@@ -117,6 +117,10 @@ class ExtendOptions:
     char_coverage: float = default("extend", "char_coverage")
     pad_to_multiple_of: int | None = default("extend", "pad_to_multiple_of")
     protect: list[str] = default("extend", "protect")
+    target: Literal["auto", "all"] = default("extend", "target")
+    scripts: list[str] = default("extend", "scripts")
+    reference: list[str] = default("extend", "reference")
+    reference_ratio: float = default("extend", "reference_ratio")
     text_key: str = default("extend", "text_key")
     on_error: OnError = default("extend", "on_error")
     threads: int = default("extend", "threads")
@@ -148,7 +152,12 @@ def extend(
 
     ``merge_from`` appends another BPE tokenizer's merges first (old merges keep priority; tokens
     the old merges never form are counted in ``summary["merge_from"]`` and left out).
-    ``protect``: old-language text whose ids must not change. ``report``: ``True`` to compute the
+    ``protect``: old-language text whose ids must not change. ``target="auto"`` (the default)
+    learns merges only where the new language is: inside words of the scripts the base covers
+    poorly (detected, or ``scripts=["Han", ...]``), and only pairs at least ``reference_ratio``
+    times more frequent than in ``reference`` (files; default a built-in English word list);
+    ``summary["selection"]`` says what was chosen. ``target="all"``: every word.
+    ``report``: ``True`` to compute the
     report (on ``heldout``, default the corpus, and ``protect``), or a path to also write it as
     JSON. The result is written to ``output`` (atomically) when given; on error nothing is
     written and :class:`tamis.TamisError` is raised (``.kind``: ``unsupported_model``,
@@ -157,8 +166,9 @@ def extend(
     """
     base, base_name = _tokenizer_json(tokenizer, "tokenizer")
     other = _tokenizer_json(merge_from, "merge_from") if merge_from is not None else None
-    if "protect" in kwargs:
-        kwargs["protect"] = _paths(kwargs["protect"])
+    for key in ("protect", "reference"):
+        if key in kwargs:
+            kwargs[key] = _paths(kwargs[key])
     o = to_json(build(ExtendOptions, options, kwargs))
     new_json, summary, report_json = _core.vocab_extend(
         (base_name, base),

@@ -373,6 +373,27 @@ pub struct VocabExtendArgs {
     #[arg(long, num_args = 1.., value_name = "FILES")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protect: Vec<String>,
+    /// Where merges are learned: auto (default: only where the new language is: words of the
+    /// scripts the base covers poorly, pairs much more frequent than in the reference) or all
+    /// (every word: plain continued BPE).
+    #[arg(long, value_name = "auto|all")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// auto: learn only inside words of these Unicode scripts, e.g. Han,Hiragana,Katakana
+    /// (default: detected from the corpus).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "SCRIPTS")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scripts: Vec<String>,
+    /// auto: base-language text whose frequent pairs are not learned (default: the built-in
+    /// English word list).
+    #[arg(long, num_args = 1.., value_name = "FILES")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reference: Vec<String>,
+    /// auto: learn a pair only where it is at least this many times more frequent per word
+    /// in the corpus than in the reference.
+    #[arg(long, value_name = "R")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_ratio: Option<f64>,
     /// Held-out target text for the report (default: the --corpus).
     #[arg(long, num_args = 1.., value_name = "FILES", requires = "report")]
     #[serde(skip)]

@@ -62,8 +62,16 @@ pub fn vocab_extend(
                     ..Default::default()
                 };
                 Some(
-                    extension_report(&base, &ext, target, &o.protect, &scfg, &NoProgress)?
-                        .to_json(),
+                    extension_report(
+                        &base,
+                        &ext,
+                        target,
+                        &o.protect,
+                        &o.reference,
+                        &scfg,
+                        &NoProgress,
+                    )?
+                    .to_json(),
                 )
             }
         };
@@ -90,6 +98,7 @@ pub fn vocab_stats(
             b.as_ref(),
             &corpus,
             &o.protect,
+            &[],
             &o.config(),
             &NoProgress,
         )?;

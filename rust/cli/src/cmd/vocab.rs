@@ -49,7 +49,11 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
     outputs.extend(a.report.as_deref());
     let mut tokenizers = vec![a.tokenizer.as_path()];
     tokenizers.extend(a.merge_from.as_deref());
-    check_outputs(&outputs, &[&a.corpus, &a.protect, &a.heldout], &tokenizers)?;
+    check_outputs(
+        &outputs,
+        &[&a.corpus, &a.protect, &a.heldout, &a.reference],
+        &tokenizers,
+    )?;
     let base = TokenizerFile::open(&a.tokenizer)?;
     let other = a
         .merge_from
@@ -76,7 +80,13 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
                 ..StatsConfig::default()
             };
             Some(extension_report(
-                &base, &ext, heldout, &a.protect, &scfg, &bar,
+                &base,
+                &ext,
+                heldout,
+                &a.protect,
+                &o.reference,
+                &scfg,
+                &bar,
             )?)
         }
         None => None,
@@ -98,6 +108,9 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
             s.embedding_rows,
             a.output.display()
         );
+        if let Some(sel) = &s.selection {
+            eprintln!("{}", selection_line(sel));
+        }
         if let Some(r) = &report {
             eprint!("{}", r.summary());
         }
@@ -109,6 +122,32 @@ pub fn extend(g: &GlobalArgs, a: &VocabExtendArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line on what target selection chose.
+fn selection_line(sel: &tamis_core::vocab::Selection) -> String {
+    let scripts = if sel.scripts.is_empty() {
+        "every word (no poorly covered script)".to_string()
+    } else {
+        format!(
+            "words in {} ({})",
+            sel.scripts.join(", "),
+            if sel.scripts_given {
+                "given"
+            } else {
+                "detected"
+            }
+        )
+    };
+    let share = sel.occurrences_used as f64 / sel.occurrences.max(1) as f64;
+    let inv = &sel.reference_invariance;
+    format!(
+        "target auto: learned from {scripts}, {:.1}% of word occurrences; reference {}: {:.3}% of its word occurrences keep their ids ({} pairs skipped as too frequent there)",
+        share * 100.0,
+        sel.reference,
+        inv.rate * 100.0,
+        sel.reference_skipped
+    )
 }
 
 pub fn stats(g: &GlobalArgs, a: &VocabStatsArgs) -> Result<()> {
@@ -126,6 +165,7 @@ pub fn stats(g: &GlobalArgs, a: &VocabStatsArgs) -> Result<()> {
         baseline.as_ref(),
         &a.corpus,
         &a.protect,
+        &[],
         &cfg,
         &bar,
     )?;

@@ -701,9 +701,18 @@ fn wrap_of(tok: &Tokenizer) -> Option<(Vec<u32>, Vec<u32>)> {
     Some((ids[..at].to_vec(), ids[at + 1..].to_vec()))
 }
 
+/// The byte a character of GPT-2's byte-level alphabet stands for (`None` outside it).
+pub(crate) fn char_byte(c: char) -> Option<u8> {
+    static TABLE: OnceLock<FxHashMap<char, u8>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| (0..=255u8).map(|b| (byte_char(b), b)).collect())
+        .get(&c)
+        .copied()
+}
+
 /// GPT-2's byte-to-character map: printable Latin-1 bytes stand for themselves, the others for
 /// U+0100 onwards, in byte order.
-fn byte_char(b: u8) -> char {
+pub(crate) fn byte_char(b: u8) -> char {
     static TABLE: OnceLock<[char; 256]> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut t = ['\0'; 256];

@@ -10,7 +10,11 @@ use tokenizers::{Model, ModelWrapper, Tokenizer};
 
 use super::corpus::{count_words, CorpusOptions, CorpusSummary, WordCounts};
 use super::file::{MergeFormat, ModelKind, TokenizerFile};
-use super::learn::{Learner, Refusal};
+use super::learn::{Learner, ReferenceWords, Refusal};
+use super::target::{
+    builtin_reference, in_scripts, parse_scripts, script_stats, word_text, Allowed, ScriptStat,
+    Target, BUILTIN_REFERENCE,
+};
 use crate::pipeline::{thread_pool, Progress};
 use crate::{Error, Result, TokenizerError};
 
@@ -32,6 +36,16 @@ pub struct ExtendConfig {
     /// Old-language text whose ids must not change: merges whose pair meets in its old
     /// segmentation, and characters that occur in it, are not added. Empty: no constraint.
     pub protect: Vec<String>,
+    /// Where merges are learned: `Auto` (the new language only) or `All` (every word).
+    pub target: Target,
+    /// `Auto`: learn only inside words holding these scripts (empty: detect the scripts the
+    /// base covers poorly; none found means every word).
+    pub scripts: Vec<String>,
+    /// `Auto`: base-language text (empty: the built-in English word list).
+    pub reference: Vec<String>,
+    /// `Auto`: a pair (or, with byte fallback, a character) is learned only where its rate per
+    /// word occurrence in the corpus is at least this many times its rate in the reference.
+    pub reference_ratio: f64,
     /// How the corpus is read.
     pub corpus: CorpusOptions,
 }
@@ -44,9 +58,78 @@ impl Default for ExtendConfig {
             char_coverage: 0.9995,
             pad_to_multiple_of: None,
             protect: Vec::new(),
+            target: Target::Auto,
+            scripts: Vec::new(),
+            reference: Vec::new(),
+            reference_ratio: DEFAULT_REFERENCE_RATIO,
             corpus: CorpusOptions::default(),
         }
     }
+}
+
+/// Default of [`ExtendConfig::reference_ratio`].
+pub const DEFAULT_REFERENCE_RATIO: f64 = 50.0;
+
+/// What target selection (`target = auto`) chose.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Selection {
+    /// Scripts whose words merges were learned in (empty: every word).
+    pub scripts: Vec<String>,
+    /// Whether they were given (`scripts`) rather than detected.
+    pub scripts_given: bool,
+    /// Every script of the corpus: share, base tokens per character, selected or not.
+    pub script_stats: Vec<ScriptStat>,
+    /// Distinct corpus words merges were learned from, of all distinct words.
+    pub words_used: usize,
+    /// Word occurrences merges were learned from, of all word occurrences.
+    pub occurrences_used: u64,
+    /// All word occurrences of the corpus.
+    pub occurrences: u64,
+    /// The reference: its files, or the built-in list.
+    pub reference: String,
+    /// Word occurrences of the reference.
+    pub reference_occurrences: u64,
+    /// The ratio used.
+    pub reference_ratio: f64,
+    /// Candidate pairs skipped because they are too frequent in the reference.
+    pub reference_skipped: u64,
+    /// Candidate pairs skipped because their token is outside the target: with scripts, it
+    /// holds no character of them (text the base language writes too: ASCII, `’`, `“`);
+    /// without, it holds no letter (punctuation, digits, spaces).
+    pub outside_skipped: u64,
+    /// Characters (byte fallback) not added because they are too frequent in the reference.
+    pub characters_skipped: usize,
+    /// How the reference's words fare: the share of its word occurrences whose ids are
+    /// unchanged, with the most frequent changed words and the merge that changed each.
+    pub reference_invariance: WordInvariance,
+}
+
+/// Base-language invariance per word occurrence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordInvariance {
+    /// Word occurrences.
+    pub occurrences: u64,
+    /// Occurrences whose ids are unchanged.
+    pub unchanged: u64,
+    /// `unchanged / occurrences`.
+    pub rate: f64,
+    /// The most frequent changed words.
+    pub examples: Vec<WordChange>,
+}
+
+/// One changed base-language word.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordChange {
+    /// The word as text.
+    pub word: String,
+    /// Its occurrences.
+    pub occurrences: u64,
+    /// The new merge that changed it (`None`: a new character token).
+    pub merge: Option<[String; 2]>,
+    /// Its tokens before and after.
+    pub before: Vec<String>,
+    /// Its tokens after.
+    pub after: Vec<String>,
 }
 
 /// What `--merge-from` did with the other tokenizer's merges.
@@ -110,6 +193,10 @@ pub struct ExtendSummary {
     pub unreachable_skipped: u64,
     /// Candidate pairs skipped because they meet in the protected text.
     pub protected_skipped: u64,
+    /// Where merges were learned (`auto` or `all`).
+    pub target: Target,
+    /// What target selection chose (`target = auto` with a corpus).
+    pub selection: Option<Selection>,
     /// The protected text read, when one was given.
     pub protected: Option<CorpusSummary>,
     /// Distinct words of the corpus.
@@ -267,6 +354,16 @@ pub fn extend(
     };
     let protected_chars: HashSet<char> = protected_counts.keys().flat_map(|w| w.chars()).collect();
 
+    // Target selection: the words merges are learned from, and the reference.
+    let distinct_words = counts.len();
+    let occurrences: u64 = counts.values().sum();
+    let auto = cfg.target == Target::Auto && corpus_summary.is_some();
+    let (counts, reference_counts, mut selection) = if auto {
+        select(base, counts, occurrences, cfg, &pool, progress)?
+    } else {
+        (counts, WordCounts::default(), None)
+    };
+
     // Byte-fallback models first get the characters they lack: merges can only join tokens,
     // and `<0xXX>` pieces never merge.
     let mut chars: Vec<String> = Vec::new();
@@ -287,7 +384,21 @@ pub fn extend(
             }
             from_other_chars = chars.len();
         }
-        for c in select_chars(&counts, base.vocab(), cfg.char_coverage, cfg.min_frequency) {
+        let mut candidates =
+            select_chars(&counts, base.vocab(), cfg.char_coverage, cfg.min_frequency);
+        if let Some(sel) = selection.as_mut() {
+            let (target, target_total) = char_counts(&counts);
+            let (reference, reference_total) = char_counts(&reference_counts);
+            let before = candidates.len();
+            candidates.retain(|c| {
+                let ch = c.chars().next().unwrap_or(' ');
+                let t = target.get(&ch).copied().unwrap_or(0) as f64;
+                let r = reference.get(&ch).copied().unwrap_or(0) as f64;
+                t * reference_total >= cfg.reference_ratio * r * target_total
+            });
+            sel.characters_skipped = before - candidates.len();
+        }
+        for c in candidates {
             if seen.insert(c.clone()) {
                 chars.push(c);
             }
@@ -339,12 +450,21 @@ pub fn extend(
                 .collect()
         })
     };
-    let distinct_words = counts.len();
     let segmented: Vec<(Vec<u32>, u64)> = segment(counts)
         .into_iter()
         .map(|(_, ids, c)| (ids, c))
         .collect();
+    let target_words = segmented.len();
     let protected_words = segment(protected_counts);
+    let reference_words = segment(reference_counts);
+    let reference = selection.as_ref().map(|sel| ReferenceWords {
+        words: reference_words
+            .iter()
+            .map(|(_, ids, c)| (ids.clone(), *c))
+            .collect(),
+        total: sel.reference_occurrences,
+        ratio: cfg.reference_ratio,
+    });
     let mut vocab = base.vocab().clone();
     vocab.extend(char_entries.iter().cloned());
     let mut learner = Learner::new(
@@ -353,7 +473,16 @@ pub fn extend(
         first_new_id + char_entries.len() as u32,
         base.merge_format() == MergeFormat::Strings,
         segmented,
+        reference,
     );
+    if let Some(sel) = &selection {
+        let rule = if sel.scripts.is_empty() {
+            Allowed::Letters
+        } else {
+            Allowed::Scripts(parse_scripts(&sel.scripts)?)
+        };
+        learner.allow_only(base.kind(), rule);
+    }
     learner.protect(
         protected_words
             .iter()
@@ -407,6 +536,20 @@ pub fn extend(
         };
     }
 
+    if let Some(sel) = selection.as_mut() {
+        sel.reference_skipped = learner.reference_skipped;
+        sel.outside_skipped = learner.outside_skipped;
+        sel.reference_invariance = reference_invariance(
+            base,
+            &learner,
+            &reference_words,
+            learner.words_from(target_words),
+            sel.reference_occurrences,
+            !char_entries.is_empty(),
+            &pool,
+        );
+    }
+
     let merges: Vec<(String, String)> = learner
         .merges()
         .iter()
@@ -443,6 +586,8 @@ pub fn extend(
         stopped_by: stopped_by.to_string(),
         unreachable_skipped: learner.unreachable_skipped,
         protected_skipped: learner.protected_skipped,
+        target: cfg.target,
+        selection,
         protected: protected_summary,
         distinct_words,
         corpus: corpus_summary,
@@ -454,6 +599,201 @@ pub fn extend(
         tokens,
         summary,
     })
+}
+
+type Selected = (WordCounts, WordCounts, Option<Selection>);
+
+/// Script detection looks at this many of the corpus's most frequent words.
+const DETECT_WORDS: usize = 20_000;
+
+/// Target selection: keep the corpus words of the selected scripts (given, or detected as
+/// poorly covered by the base), and read the reference.
+fn select(
+    base: &TokenizerFile,
+    counts: WordCounts,
+    occurrences: u64,
+    cfg: &ExtendConfig,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<Selected> {
+    let kind = base.kind();
+    let given = parse_scripts(&cfg.scripts)?;
+    let model = base.bpe();
+    let measured: Vec<(String, usize, u64)> = pool.install(|| {
+        // The most frequent words tell how well the base covers each script.
+        let mut words: Vec<(&String, &u64)> = counts.iter().collect();
+        words.sort_unstable_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        words.truncate(DETECT_WORDS);
+        words
+            .par_iter()
+            .with_min_len(256)
+            .map(|(w, &c)| {
+                let tokens = model.tokenize(w).map(|t| t.len()).unwrap_or(0);
+                (word_text(kind, w), tokens, c)
+            })
+            .collect()
+    });
+    let mut stats = script_stats(&measured);
+    let scripts = if given.is_empty() {
+        let names: Vec<String> = stats
+            .iter()
+            .filter(|s| s.selected)
+            .map(|s| s.script.clone())
+            .collect();
+        parse_scripts(&names)?
+    } else {
+        for s in &mut stats {
+            s.selected = given.iter().any(|g| g.full_name() == s.script);
+        }
+        given.clone()
+    };
+    let counts: WordCounts = if scripts.is_empty() {
+        counts
+    } else {
+        counts
+            .into_iter()
+            .filter(|(w, _)| in_scripts(&word_text(kind, w), &scripts))
+            .collect()
+    };
+    if counts.is_empty() {
+        return Err(Error::Config(format!(
+            "no word of the corpus is written in {}: give other --scripts, or --target all",
+            scripts
+                .iter()
+                .map(|s| s.full_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // With scripts, new tokens hold their characters (or bytes), which ASCII words never do:
+    // those reference words cannot change and are only counted.
+    let relevant = |w: &str| scripts.is_empty() || !w.is_ascii();
+    let (reference, reference_occurrences, name) = if cfg.reference.is_empty() {
+        let (c, total) = builtin_reference(base.tokenizer(), kind, pool, |w| relevant(w))?;
+        (c, total, BUILTIN_REFERENCE.to_string())
+    } else {
+        let (c, _) = count_words(
+            base.tokenizer(),
+            kind,
+            &cfg.reference,
+            &cfg.corpus,
+            pool,
+            progress,
+        )?;
+        let total = c.values().sum();
+        let c = c
+            .into_iter()
+            .filter(|(w, _)| relevant(&word_text(kind, w)))
+            .collect();
+        (c, total, cfg.reference.join(" "))
+    };
+    let selection = Selection {
+        scripts: scripts.iter().map(|s| s.full_name().to_string()).collect(),
+        scripts_given: !given.is_empty(),
+        script_stats: stats,
+        words_used: counts.len(),
+        occurrences_used: counts.values().sum(),
+        occurrences,
+        reference: name,
+        reference_occurrences,
+        reference_ratio: cfg.reference_ratio,
+        reference_skipped: 0,
+        outside_skipped: 0,
+        characters_skipped: 0,
+        reference_invariance: WordInvariance {
+            occurrences: 0,
+            unchanged: 0,
+            rate: 1.0,
+            examples: Vec::new(),
+        },
+    };
+    Ok((counts, reference, Some(selection)))
+}
+
+/// Character occurrences of the words, and their total.
+fn char_counts(counts: &WordCounts) -> (HashMap<char, u64>, f64) {
+    let mut out: HashMap<char, u64> = HashMap::new();
+    let mut total = 0u64;
+    for (w, &c) in counts {
+        for ch in w.chars() {
+            *out.entry(ch).or_default() += c;
+            total += c;
+        }
+    }
+    (out, total as f64)
+}
+
+/// Examples of changed reference words kept in the summary.
+const WORD_EXAMPLES: usize = 20;
+
+/// The reference's word occurrences whose ids changed: base segmentation against the final
+/// one, with the first new merge that fired on each changed word.
+fn reference_invariance(
+    base: &TokenizerFile,
+    learner: &Learner<'_>,
+    words: &[(String, Vec<u32>, u64)],
+    finals: &[Vec<u32>],
+    occurrences: u64,
+    chars_added: bool,
+    pool: &rayon::ThreadPool,
+) -> WordInvariance {
+    let ranks: HashMap<(u32, u32), usize> = learner
+        .merges()
+        .iter()
+        .enumerate()
+        .map(|(r, &(a, b, _))| ((a, b), r))
+        .collect();
+    let model = base.bpe();
+    let kind = base.kind();
+    let mut changed: Vec<WordChange> = pool.install(|| {
+        words
+            .par_iter()
+            .zip(finals)
+            .filter_map(|((w, start, c), end)| {
+                // New characters change the segmentation before any merge: compare with the
+                // base model's then.
+                let before: Vec<u32> = if chars_added {
+                    model
+                        .tokenize(w)
+                        .map(|t| t.into_iter().map(|t| t.id).collect())
+                        .unwrap_or_default()
+                } else {
+                    start.clone()
+                };
+                if before == *end {
+                    return None;
+                }
+                let merge = start
+                    .windows(2)
+                    .filter_map(|p| ranks.get(&(p[0], p[1])))
+                    .min()
+                    .map(|&r| {
+                        let (a, b, _) = learner.merges()[r];
+                        [learner.token(a), learner.token(b)]
+                    });
+                Some(WordChange {
+                    word: word_text(kind, w),
+                    occurrences: *c,
+                    merge,
+                    before: before.iter().map(|&i| learner.token(i)).collect(),
+                    after: end.iter().map(|&i| learner.token(i)).collect(),
+                })
+            })
+            .collect()
+    });
+    let changed_occurrences: u64 = changed.iter().map(|c| c.occurrences).sum();
+    changed.sort_by(|a, b| b.occurrences.cmp(&a.occurrences).then(a.word.cmp(&b.word)));
+    changed.truncate(WORD_EXAMPLES);
+    WordInvariance {
+        occurrences,
+        unchanged: occurrences - changed_occurrences,
+        rate: if occurrences == 0 {
+            1.0
+        } else {
+            (occurrences - changed_occurrences) as f64 / occurrences as f64
+        },
+        examples: changed,
+    }
 }
 
 /// Reload the result with `tokenizers` and check the invariants users rely on.

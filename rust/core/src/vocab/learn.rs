@@ -11,12 +11,19 @@
 //! skipped when its concatenation is already a token (old or new), when either side is a byte
 //! fallback `<0xXX>` or unknown token, or when the new token would be unreachable: encoding its
 //! own string with the old merges and the new ones learned so far must end as exactly this pair.
+//!
+//! Target selection: the learner may also hold reference words (base-language text, weight in
+//! `reference` only). Their pairs are counted and merged like the others, so each pair's
+//! reference count is exact for the current state; a pair is skipped while its rate per word
+//! occurrence in the target is below `ratio` times its rate in the reference.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use tokenizers::models::bpe::BPE;
+
+use super::target::{token_allowed, Allowed};
 use tokenizers::Model;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
@@ -26,6 +33,8 @@ type FastMap<K, V> = HashMap<K, V, Xxh3DefaultBuilder>;
 #[derive(Default)]
 struct PairStat {
     count: i64,
+    /// Occurrences in the reference words.
+    reference: i64,
     /// Words that held the pair at some point (may hold stale or repeated entries).
     words: Vec<u32>,
 }
@@ -70,11 +79,26 @@ pub(crate) enum Refusal {
     Protected,
 }
 
+/// Reference words and how much more frequent than there a pair must be in the target.
+pub(crate) struct ReferenceWords {
+    /// Segmented words with their counts.
+    pub words: Vec<(Vec<u32>, u64)>,
+    /// Word occurrences of the whole reference (words left out because no new merge can fire
+    /// on them included).
+    pub total: u64,
+    /// Target rate / reference rate a pair needs.
+    pub ratio: f64,
+}
+
 /// The learner's state.
 pub(crate) struct Learner<'m> {
     model: &'m BPE,
     words: Vec<Vec<u32>>,
     counts: Vec<i64>,
+    /// Reference weight of each word (0 for target words).
+    reference_counts: Vec<i64>,
+    /// Target and reference word occurrences, and the ratio; `None` without a reference.
+    reference: Option<(f64, f64, f64)>,
     pairs: FastMap<Pair, PairStat>,
     heap: BinaryHeap<Candidate>,
     strings: Vec<Option<Arc<str>>>,
@@ -89,6 +113,13 @@ pub(crate) struct Learner<'m> {
     pub unreachable_skipped: u64,
     /// Pairs skipped during learning because they meet in protected text.
     pub protected_skipped: u64,
+    /// Pairs skipped during learning because they are too frequent in the reference.
+    pub reference_skipped: u64,
+    /// Pairs skipped during learning because their token is outside the target (target
+    /// selection's [`Allowed`] rule).
+    pub outside_skipped: u64,
+    /// Only merges whose token the rule allows.
+    allowed: Option<(super::file::ModelKind, Allowed)>,
     protected_pairs: std::collections::HashSet<Pair, Xxh3DefaultBuilder>,
     protected_words: std::collections::HashSet<String, Xxh3DefaultBuilder>,
 }
@@ -102,6 +133,7 @@ impl<'m> Learner<'m> {
         next_id: u32,
         no_space: bool,
         words: Vec<(Vec<u32>, u64)>,
+        reference: Option<ReferenceWords>,
     ) -> Self {
         let size = next_id as usize;
         let mut strings: Vec<Option<Arc<str>>> = vec![None; size];
@@ -120,6 +152,8 @@ impl<'m> Learner<'m> {
             model,
             words: Vec::with_capacity(words.len()),
             counts: Vec::with_capacity(words.len()),
+            reference_counts: Vec::with_capacity(words.len()),
+            reference: None,
             pairs: FastMap::default(),
             heap: BinaryHeap::new(),
             strings,
@@ -131,19 +165,36 @@ impl<'m> Learner<'m> {
             ranks: FastMap::default(),
             unreachable_skipped: 0,
             protected_skipped: 0,
+            reference_skipped: 0,
+            outside_skipped: 0,
+            allowed: None,
             protected_pairs: Default::default(),
             protected_words: Default::default(),
         };
-        for (w, (ids, count)) in words.into_iter().enumerate() {
+        let target_total: u64 = words.iter().map(|(_, c)| c).sum();
+        let (reference_words, ratio, reference_total) = match reference {
+            Some(r) => (r.words, Some(r.ratio), r.total),
+            None => (Vec::new(), None, 0),
+        };
+        if let Some(ratio) = ratio.filter(|_| reference_total > 0) {
+            learner.reference = Some((target_total as f64, reference_total as f64, ratio));
+        }
+        let all = words
+            .into_iter()
+            .map(|(ids, c)| (ids, c, 0))
+            .chain(reference_words.into_iter().map(|(ids, c)| (ids, 0, c)));
+        for (w, (ids, count, reference)) in all.enumerate() {
             for p in ids.windows(2) {
                 let stat = learner.pairs.entry((p[0], p[1])).or_default();
                 stat.count += count as i64;
+                stat.reference += reference as i64;
                 if stat.words.last() != Some(&(w as u32)) {
                     stat.words.push(w as u32);
                 }
             }
             learner.words.push(ids);
             learner.counts.push(count as i64);
+            learner.reference_counts.push(reference as i64);
         }
         let pairs: Vec<(Pair, i64)> = learner.pairs.iter().map(|(p, s)| (*p, s.count)).collect();
         for (p, count) in pairs {
@@ -165,6 +216,11 @@ impl<'m> Learner<'m> {
                 self.protected_words.insert(w.to_string());
             }
         }
+    }
+
+    /// Learn only merges whose token `rule` allows.
+    pub fn allow_only(&mut self, kind: super::file::ModelKind, rule: Allowed) {
+        self.allowed = Some((kind, rule));
     }
 
     fn string(&self, id: u32) -> Arc<str> {
@@ -193,6 +249,12 @@ impl<'m> Learner<'m> {
     /// The id of a token string, old or new.
     pub fn id_of(&self, s: &str) -> Option<u32> {
         self.vocab.get(s).copied()
+    }
+
+    /// The current segmentation of every word from index `start` on (reference words follow
+    /// the target words).
+    pub fn words_from(&self, start: usize) -> &[Vec<u32>] {
+        self.words.get(start..).unwrap_or(&[])
     }
 
     /// New merges as (left, right, result) ids, in rank order.
@@ -282,6 +344,21 @@ impl<'m> Learner<'m> {
             if (current as u64) < min_frequency.max(1) {
                 break;
             }
+            if let Some((target_total, reference_total, ratio)) = self.reference {
+                let reference = self.pairs.get(&top.pair).map_or(0, |s| s.reference);
+                // target rate < ratio × reference rate, without dividing.
+                if (current as f64) * reference_total < ratio * (reference as f64) * target_total {
+                    self.reference_skipped += 1;
+                    continue;
+                }
+            }
+            if let Some((kind, rule)) = &self.allowed {
+                let s = format!("{}{}", self.string(top.pair.0), self.string(top.pair.1));
+                if !token_allowed(*kind, &s, rule) {
+                    self.outside_skipped += 1;
+                    continue;
+                }
+            }
             match self.check(top.pair) {
                 Ok(()) => {
                     self.apply(top.pair);
@@ -341,12 +418,14 @@ impl<'m> Learner<'m> {
                 delta.entry((p[0], p[1])).or_default().1 += 1;
             }
             let count = self.counts[w as usize];
+            let reference = self.reference_counts[w as usize];
             for (&p, &(before, after)) in &delta {
                 if before == after {
                     continue;
                 }
                 let stat = self.pairs.entry(p).or_default();
                 stat.count += (after - before) * count;
+                stat.reference += (after - before) * reference;
                 if before == 0 {
                     stat.words.push(w);
                 }

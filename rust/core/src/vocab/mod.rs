@@ -30,30 +30,43 @@ mod file;
 mod learn;
 mod options;
 mod report;
+mod target;
 #[cfg(test)]
 mod tests;
 
 pub use corpus::{read_texts, CorpusOptions, CorpusSummary};
-pub use extend::{extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary};
+pub use extend::{
+    extend, write_atomic, ExtendConfig, ExtendSummary, Extension, MergeFromSummary, Selection,
+    WordChange, WordInvariance, DEFAULT_REFERENCE_RATIO,
+};
 pub use file::{MergeFormat, ModelKind, TokenizerFile};
 pub use options::{ExtendOptions, StatsOptions, MAX_NEW_TOKENS};
 pub use report::{
     stats, token_counts, tokenizer_from_json, Change, CorpusReport, Invariance, Metrics, NewTokens,
     Report, StatsConfig, TokenizerInfo,
 };
+pub use target::{ScriptStat, Target, BUILTIN_REFERENCE};
 
 /// The report of an extension: [`stats`] of the result against its base, on `corpus` (held-out
-/// target text) and `protect` (old-language text), with what [`extend`] did.
+/// target text), `protect` and, with target selection, `reference` (old-language text), with
+/// what [`extend`] did.
 pub fn extension_report(
     base: &TokenizerFile,
     extension: &Extension,
     corpus: &[String],
     protect: &[String],
+    reference: &[String],
     cfg: &StatsConfig,
     progress: &dyn crate::pipeline::Progress,
 ) -> crate::Result<Report> {
     let new = TokenizerFile::from_json(base.name(), &extension.json)?;
-    let mut report = stats(&new, Some(base), corpus, protect, cfg, progress)?;
+    let reference = extension
+        .summary
+        .selection
+        .as_ref()
+        .map(|_| reference)
+        .unwrap_or_default();
+    let mut report = stats(&new, Some(base), corpus, protect, reference, cfg, progress)?;
     report.extension = Some(extension.summary.clone());
     Ok(report)
 }

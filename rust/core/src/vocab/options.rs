@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::corpus::CorpusOptions;
 use super::extend::ExtendConfig;
 use super::report::StatsConfig;
+use super::target::Target;
 use crate::io::{OnError, MAX_THREADS};
 use crate::options::{check_closed, check_range, OptionError, Options};
 
@@ -24,6 +25,16 @@ pub struct ExtendOptions {
     pub pad_to_multiple_of: Option<u32>,
     /// Old-language text whose ids must not change.
     pub protect: Vec<String>,
+    /// Where merges are learned: `auto` (only where the new language is) or `all`.
+    pub target: Target,
+    /// `auto`: learn only inside words of these Unicode scripts (empty: detect the scripts the
+    /// base tokenizer covers poorly).
+    pub scripts: Vec<String>,
+    /// `auto`: base-language text to keep merges away from (empty: the built-in English list).
+    pub reference: Vec<String>,
+    /// `auto`: a merge is learned only where its pair is at least this many times more
+    /// frequent per word occurrence in the corpus than in the reference.
+    pub reference_ratio: f64,
     /// Field holding the text in JSONL and Parquet.
     pub text_key: String,
     /// Fail on the first bad record, or skip and count bad records.
@@ -41,6 +52,10 @@ impl Default for ExtendOptions {
             char_coverage: c.char_coverage,
             pad_to_multiple_of: c.pad_to_multiple_of,
             protect: c.protect,
+            target: c.target,
+            scripts: c.scripts,
+            reference: c.reference,
+            reference_ratio: c.reference_ratio,
             text_key: c.corpus.text_key,
             on_error: c.corpus.on_error,
             threads: c.corpus.threads,
@@ -58,6 +73,15 @@ impl Options for ExtendOptions {
         }
         check_range("min_frequency", self.min_frequency, Some(1), None)?;
         check_closed("char_coverage", self.char_coverage, 0.0, 1.0)?;
+        check_closed("reference_ratio", self.reference_ratio, 0.0, 1e9)?;
+        for n in &self.scripts {
+            if super::target::script_named(n).is_none() {
+                return Err(OptionError::new(
+                    "scripts",
+                    format!("has {n:?}, which is not {}", super::target::SCRIPT_EXAMPLES),
+                ));
+            }
+        }
         if let Some(m) = self.pad_to_multiple_of {
             check_range(
                 "pad_to_multiple_of",
@@ -79,6 +103,10 @@ impl ExtendOptions {
             char_coverage: self.char_coverage,
             pad_to_multiple_of: self.pad_to_multiple_of,
             protect: self.protect.clone(),
+            target: self.target,
+            scripts: self.scripts.clone(),
+            reference: self.reference.clone(),
+            reference_ratio: self.reference_ratio,
             corpus: self.corpus(),
         }
     }

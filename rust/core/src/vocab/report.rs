@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokenizers::{Model, Tokenizer};
 
 use super::corpus::{for_each_batch, CorpusOptions, CorpusSummary, Text};
-use super::extend::ExtendSummary;
+use super::extend::{ExtendSummary, WordChange};
 use super::file::{ModelKind, TokenizerFile};
 use crate::pipeline::{thread_pool, Progress};
 use crate::{Error, Result};
@@ -177,6 +177,14 @@ pub struct Invariance {
     pub causes: BTreeMap<String, u64>,
     /// The first changed documents, in input order.
     pub examples: Vec<Change>,
+    /// Word occurrences (white-space separated).
+    pub words: u64,
+    /// Word occurrences whose tokens are unchanged.
+    pub words_unchanged: u64,
+    /// `words_unchanged / words`.
+    pub word_rate: f64,
+    /// The most frequent changed words, with the new merge that changed each.
+    pub changed_words: Vec<WordChange>,
 }
 
 /// The tokenizer report.
@@ -194,6 +202,10 @@ pub struct Report {
     pub new_tokens: Option<NewTokens>,
     /// Old-text invariance (needs a baseline and a protected corpus).
     pub invariance: Option<Invariance>,
+    /// Base-language reference text (`extend --reference` files).
+    pub reference: Option<CorpusReport>,
+    /// Invariance on the reference text.
+    pub reference_invariance: Option<Invariance>,
     /// What `extend` did, in `extend --report`.
     pub extension: Option<ExtendSummary>,
 }
@@ -213,6 +225,8 @@ struct DocResult {
     new_ids: Vec<u32>,
     change: Option<Change>,
     changed: bool,
+    /// Protected documents: the changed word occurrences.
+    word_changes: Vec<WordChange>,
 }
 
 /// What a new id is, for explaining changes.
@@ -310,17 +324,20 @@ impl Context<'_> {
             .collect();
         new_ids.sort_unstable();
         new_ids.dedup();
-        let (bm, changed, change) = match self.baseline {
-            None => (None, false, None),
+        let (bm, changed, change, word_changes) = match self.baseline {
+            None => (None, false, None, Vec::new()),
             Some(b) => {
                 let (bm, bids, boffsets) = measure(b, text, &words)?;
                 let changed = bids != ids;
-                let change = if protected && changed {
-                    Some(self.explain(t, &ids, &offsets, &bids, &boffsets, b))
+                let (change, word_changes) = if protected && changed {
+                    (
+                        Some(self.explain(t, &ids, &offsets, &bids, &boffsets, b)),
+                        self.changed_words(text, &words, (&ids, &offsets), (&bids, &boffsets), b),
+                    )
                 } else {
-                    None
+                    (None, Vec::new())
                 };
-                (Some(bm), changed, change)
+                (Some(bm), changed, change, word_changes)
             }
         };
         Ok(DocResult {
@@ -332,7 +349,61 @@ impl Context<'_> {
             new_ids,
             change,
             changed,
+            word_changes,
         })
+    }
+
+    /// The word occurrences of `text` whose overlapping tokens differ between the tokenizer
+    /// and the baseline, each with the first new merge among its new tokens.
+    fn changed_words(
+        &self,
+        text: &str,
+        words: &[(usize, usize)],
+        new: (&[u32], &[(usize, usize)]),
+        old: (&[u32], &[(usize, usize)]),
+        baseline: &Tokenizer,
+    ) -> Vec<WordChange> {
+        let in_words = |offsets: &[(usize, usize)]| -> Vec<(usize, usize)> {
+            let mut out = Vec::with_capacity(words.len());
+            let mut k = 0;
+            for &(ws, we) in words {
+                while k < offsets.len() && (offsets[k].1 <= ws || offsets[k].1 <= offsets[k].0) {
+                    k += 1;
+                }
+                let mut j = k;
+                while j < offsets.len() && offsets[j].0 < we {
+                    j += 1;
+                }
+                out.push((k, j));
+            }
+            out
+        };
+        let (nw, ow) = (in_words(new.1), in_words(old.1));
+        let mut out = Vec::new();
+        for (i, &(ws, we)) in words.iter().enumerate() {
+            let (a, b) = (&new.0[nw[i].0..nw[i].1], &old.0[ow[i].0..ow[i].1]);
+            if a == b {
+                continue;
+            }
+            let merge = a.iter().find_map(|id| match self.new.get(id) {
+                Some(Origin::Merge(l, r)) => Some([l.clone(), r.clone()]),
+                _ => None,
+            });
+            out.push(WordChange {
+                word: text[ws..we].to_string(),
+                occurrences: 1,
+                merge,
+                before: b
+                    .iter()
+                    .map(|&id| baseline.id_to_token(id).unwrap_or_default())
+                    .collect(),
+                after: a
+                    .iter()
+                    .map(|&id| self.tokenizer.id_to_token(id).unwrap_or_default())
+                    .collect(),
+            });
+        }
+        out
     }
 
     fn explain(
@@ -401,6 +472,30 @@ struct Totals {
     unchanged: u64,
     causes: BTreeMap<String, u64>,
     examples: Vec<Change>,
+    words_changed: u64,
+    changed_words: HashMap<String, WordChange>,
+}
+
+impl Totals {
+    /// Invariance of this (protected or reference) corpus.
+    fn invariance(&self, examples: usize) -> Invariance {
+        let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        let mut changed: Vec<WordChange> = self.changed_words.values().cloned().collect();
+        changed.sort_by(|a, b| b.occurrences.cmp(&a.occurrences).then(a.word.cmp(&b.word)));
+        changed.truncate(examples);
+        let words_unchanged = self.words - self.words_changed;
+        Invariance {
+            documents: self.tokenizer.documents,
+            unchanged: self.unchanged,
+            rate: ratio(self.unchanged, self.tokenizer.documents),
+            causes: self.causes.clone(),
+            examples: self.examples.clone(),
+            words: self.words,
+            words_unchanged,
+            word_rate: ratio(words_unchanged, self.words),
+            changed_words: changed,
+        }
+    }
 }
 
 fn run_corpus(
@@ -421,6 +516,8 @@ fn run_corpus(
         unchanged: 0,
         causes: BTreeMap::new(),
         examples: Vec::new(),
+        words_changed: 0,
+        changed_words: HashMap::new(),
     };
     let summary = for_each_batch(inputs, &cfg.corpus, pool, progress, |texts| {
         let results: Vec<DocResult> = pool.install(|| {
@@ -445,6 +542,15 @@ fn run_corpus(
             if !r.changed {
                 totals.unchanged += 1;
             }
+            totals.words_changed += r.word_changes.len() as u64;
+            for w in r.word_changes {
+                match totals.changed_words.get_mut(&w.word) {
+                    Some(e) => e.occurrences += 1,
+                    None => {
+                        totals.changed_words.insert(w.word.clone(), w);
+                    }
+                }
+            }
             if let Some(c) = r.change {
                 *totals.causes.entry(c.cause.clone()).or_default() += 1;
                 if totals.examples.len() < cfg.examples {
@@ -466,13 +572,14 @@ fn run_corpus(
 }
 
 /// Measure `tokenizer` (and `baseline`, when given, side by side) on `corpus` (target-language
-/// text) and `protect` (old-language text; needs a baseline for the invariance rate).
-/// `progress` hears about each corpus read.
+/// text), `protect` and `reference` (old-language text; the invariance rates, per document and
+/// per word occurrence, need a baseline). `progress` hears about each corpus read.
 pub fn stats(
     tokenizer: &TokenizerFile,
     baseline: Option<&TokenizerFile>,
     corpus: &[String],
     protect: &[String],
+    reference: &[String],
     cfg: &StatsConfig,
     progress: &dyn Progress,
 ) -> Result<Report> {
@@ -545,30 +652,23 @@ pub fn stats(
             unreachable_examples: unreachable.into_iter().take(50).collect(),
         }
     });
-    let (protected, invariance) = if protect.is_empty() {
-        (None, None)
-    } else {
-        let (p, summary) = run_corpus(&ctx, protect, cfg, &pool, true, progress)?;
-        let invariance = baseline.map(|_| Invariance {
-            documents: p.tokenizer.documents,
-            unchanged: p.unchanged,
-            rate: if p.tokenizer.documents == 0 {
-                1.0
-            } else {
-                p.unchanged as f64 / p.tokenizer.documents as f64
-            },
-            causes: p.causes.clone(),
-            examples: p.examples.clone(),
-        });
-        (
+    let old_text = |inputs: &[String]| -> Result<(Option<CorpusReport>, Option<Invariance>)> {
+        if inputs.is_empty() {
+            return Ok((None, None));
+        }
+        let (p, summary) = run_corpus(&ctx, inputs, cfg, &pool, true, progress)?;
+        let invariance = baseline.map(|_| p.invariance(cfg.examples));
+        Ok((
             Some(CorpusReport {
                 corpus: summary,
                 tokenizer: p.tokenizer,
                 baseline: p.baseline,
             }),
             invariance,
-        )
+        ))
     };
+    let (protected, invariance) = old_text(protect)?;
+    let (reference, reference_invariance) = old_text(reference)?;
     Ok(Report {
         tokenizer: TokenizerInfo::of(tokenizer),
         baseline: baseline.map(TokenizerInfo::of),
@@ -580,6 +680,8 @@ pub fn stats(
         protected,
         new_tokens,
         invariance,
+        reference,
+        reference_invariance,
         extension: None,
     })
 }
@@ -691,6 +793,46 @@ impl Report {
                 n.unreachable
             );
         }
+        let word_line = |out: &mut String, inv: &Invariance| {
+            let _ = writeln!(
+                out,
+                "  word occurrences unchanged: {} of {} ({:.3}%)",
+                inv.words_unchanged,
+                inv.words,
+                inv.word_rate * 100.0
+            );
+            for w in inv.changed_words.iter().take(5) {
+                let _ = writeln!(out, "    {}", word_change_line(w));
+            }
+        };
+        if let Some(sel) = self.extension.as_ref().and_then(|x| x.selection.as_ref()) {
+            let inv = &sel.reference_invariance;
+            let _ = writeln!(
+                out,
+                "\ntarget selection: {}; reference {}: {:.3}% of its word occurrences unchanged",
+                if sel.scripts.is_empty() {
+                    "every word, letters only".to_string()
+                } else {
+                    format!("words in {}", sel.scripts.join(", "))
+                },
+                sel.reference,
+                inv.rate * 100.0
+            );
+            for w in inv.examples.iter().take(5) {
+                let _ = writeln!(out, "    {}", word_change_line(w));
+            }
+        }
+        if let (Some(p), Some(inv)) = (&self.reference, &self.reference_invariance) {
+            rows(&mut out, "reference text", p);
+            let _ = writeln!(
+                out,
+                "  ids unchanged: {} of {} documents ({})",
+                inv.unchanged,
+                inv.documents,
+                pct(inv.rate)
+            );
+            word_line(&mut out, inv);
+        }
         if let Some(p) = &self.protected {
             rows(&mut out, "protected text", p);
         }
@@ -724,9 +866,25 @@ impl Report {
                     c.tokens
                 );
             }
+            word_line(&mut out, inv);
         }
         out
     }
+}
+
+/// `"word" ×N: [before] -> [after] by merge (a, b)`.
+fn word_change_line(w: &WordChange) -> String {
+    format!(
+        "{:?} ×{}: {:?} -> {:?}{}",
+        w.word,
+        w.occurrences,
+        w.before,
+        w.after,
+        match &w.merge {
+            Some([a, b]) => format!(" by merge ({a:?}, {b:?})"),
+            None => " by a new character".to_string(),
+        }
+    )
 }
 
 /// A tokenizer parsed from its JSON text, cached by content: polars calls once per batch, and

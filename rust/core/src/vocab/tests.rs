@@ -36,6 +36,7 @@ fn extension_report(
         ext,
         corpus,
         protect,
+        &[],
         cfg,
         &crate::pipeline::NoProgress,
     )
