@@ -91,6 +91,24 @@ pub(crate) fn builtin_reference(
         }
     }
     let kept: Vec<&(String, u64)> = entries.iter().filter(|(w, _)| keep(w)).collect();
+    // GPT-2's pre-tokenizer (no normalizer) is cut by tamis' scanner of its regex, which equals
+    // the library's split below U+30000, without the per-call pipeline; any other tokenizer,
+    // a word past U+30000 or one holding an added token's text goes through `tokenizers`.
+    let added: Vec<String> = tokenizer
+        .get_added_tokens_decoder()
+        .into_values()
+        .map(|t| t.content)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let gpt2 = tokenizer.get_normalizer().is_none()
+        && matches!(
+            tokenizer.get_pre_tokenizer(),
+            Some(tokenizers::PreTokenizerWrapper::ByteLevel(b)) if b.use_regex && !b.add_prefix_space
+        );
+    let scannable = |w: &str| {
+        gpt2 && w.chars().all(|c| (c as u32) < 0x3_0000)
+            && !added.iter().any(|a| w.contains(a.as_str()))
+    };
     let parts: Vec<Vec<(String, u64)>> = pool.install(|| {
         kept.par_iter()
             .with_min_len(512)
@@ -99,6 +117,19 @@ pub(crate) fn builtin_reference(
                 for (form, share) in FORMS {
                     let n = ((*c as f64) * share).round() as u64;
                     if n == 0 {
+                        continue;
+                    }
+                    if scannable(w) {
+                        let text = match form {
+                            Form::Spaced => format!(" {w}"),
+                            Form::Capital => format!(" {}", capitalize(w)),
+                            Form::Bare => w.to_string(),
+                        };
+                        crate::prox::count::gpt2_words(&text, |word| {
+                            let mapped: String =
+                                word.bytes().map(crate::prox::count::byte_char).collect();
+                            out.push((mapped, n));
+                        });
                         continue;
                     }
                     let (text, skip) = match form {
@@ -431,6 +462,48 @@ mod tests {
         assert!((han.tokens_per_char - 5.0 / 3.0).abs() < 1e-9);
         assert!(in_scripts("ls命令", &[Script::Han]));
         assert!(!in_scripts("command", &[Script::Han]));
+    }
+
+    #[test]
+    fn gpt2_reference_words_are_the_pipelines() {
+        // The scanner path against `tokenizers` for GPT-2's pre-tokenizer on every form.
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,
+            "trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":null,
+            "model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,
+            "end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,
+            "vocab":{"a":0},"merges":[]}}"#;
+        let tok = Tokenizer::from_bytes(json.as_bytes()).expect("tokenizer");
+        for (w, _) in builtin_entries().expect("entries").iter().step_by(7) {
+            for (text, skip, scanned) in [
+                (format!("x {w}"), 1, format!(" {w}")),
+                (
+                    format!("x {}", capitalize(w)),
+                    1,
+                    format!(" {}", capitalize(w)),
+                ),
+                (w.clone(), 0, w.clone()),
+            ] {
+                let mut piped = Vec::new();
+                let mut i = 0;
+                for_each_word(&tok, ModelKind::ByteLevel, &text, |x| {
+                    if i >= skip {
+                        piped.push(x.to_string());
+                    }
+                    i += 1;
+                })
+                .expect("words");
+                let mut fast = Vec::new();
+                crate::prox::count::gpt2_words(&scanned, |x| {
+                    fast.push(
+                        x.bytes()
+                            .map(crate::prox::count::byte_char)
+                            .collect::<String>(),
+                    )
+                });
+                assert_eq!(piped, fast, "{w:?}");
+            }
+        }
     }
 
     #[test]
