@@ -119,6 +119,20 @@ def manpage_paragraphs(lang: str, min_chars: int = 20) -> Iterator[tuple[str, st
                 yield page.name.removesuffix(".gz"), para
 
 
+def english_paragraphs() -> list[str]:
+    """Real English text on every machine: Python's documentation topics (``pydoc_data``), in
+    paragraphs of at least 40 characters, white space collapsed, in topic order."""
+    from pydoc_data.topics import topics
+
+    out = []
+    for key in sorted(topics):
+        for para in re.split(r"\n\s*\n", topics[key]):
+            para = " ".join(para.split())
+            if len(para) >= 40:
+                out.append(para)
+    return out
+
+
 def is_heldout(page: str) -> bool:
     """Whole pages are held out (about one in ten), so held-out text is never seen in training."""
     return hashlib.blake2b(page.encode(), digest_size=8).digest()[0] < 26

