@@ -153,11 +153,15 @@ def test_cli_options_report_and_errors(gpt2, tmp_path, run_tamis):
     assert rep["extension"]["selection"] is None
     assert "word occurrences unchanged" in r.stderr
 
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
     for args, needle in (
         (["--scripts", "Klingon"], "Klingon"),
         (["--target", "some"], "target"),
         (["--reference-ratio=-1"], "reference"),
         (["--scripts", "Cherokee"], "no word of the corpus is written in Cherokee"),
+        (["--reference", str(empty)], str(empty)),
+        (["--reference", str(tmp_path / "missing.jsonl")], "missing.jsonl"),
     ):
         r = run_tamis(
             *["vocab", "extend", "--tokenizer", str(gpt2), "--corpus", str(zh), "--new-tokens", "10",

@@ -680,7 +680,11 @@ fn select(
             pool,
             progress,
         )?;
-        let total = c.values().sum();
+        let total: u64 = c.values().sum();
+        // An empty reference would silently turn the reference test off.
+        if total == 0 {
+            return Err(Error::EmptyCorpus(cfg.reference.join(" ")));
+        }
         let c = c
             .into_iter()
             .filter(|(w, _)| relevant(&word_text(kind, w)))
