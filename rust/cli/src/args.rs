@@ -6,6 +6,7 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use tamis_core::dedup::near::{Shingling, Sketch};
+use tamis_core::dedup::substring::KeepCopies;
 use tamis_core::io::OnError;
 use tamis_core::prox::Mode;
 use tamis_core::refine::ShardCompression;
@@ -737,6 +738,9 @@ pub enum DedupCommand {
     /// --workdir DIR ...` (see docs/near-dedup.md).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Near(NearCmd),
+    /// Remove repeated spans of at least --min-length bytes (suffix arrays; Lee et al. 2021):
+    /// every later copy (--keep first) or every copy (--keep none).
+    Substring(SubstringArgs),
 }
 
 /// `tamis dedup near`: a single-process run, or one of the stages.
@@ -1004,6 +1008,46 @@ pub struct ExactArgs {
     #[arg(long, value_name = "POLICY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep: Option<String>,
+}
+
+/// `tamis dedup substring`
+#[derive(Debug, Args, Serialize)]
+pub struct SubstringArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IoArgs,
+    /// Shortest repeated span removed, in bytes (default 100: Lee et al.'s 50 GPT-2 tokens).
+    #[arg(long, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<i64>,
+    /// Which copies of a repeated span are removed: first keeps the first occurrence in input
+    /// order and removes the later ones; none removes every copy (Lee et al.).
+    #[arg(long, value_parser = PossibleValuesParser::new(KeepCopies::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
+    /// Drop documents that removals leave with fewer characters than this.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_doc_chars: Option<i64>,
+    /// Keep every document and add substring_spans ([[start, end], ...] byte offsets) and
+    /// substring_bytes instead of cutting.
+    #[arg(long)]
+    pub annotate: bool,
+    /// Write one JSON line per removed span: {"id", "start", "end", "first"} (byte offsets;
+    /// first: where the span's leading bytes first occur).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spans: Option<PathBuf>,
+    /// Bound the memory for suffix arrays and the removal map (e.g. 2G): the text is cut into
+    /// parts that fit, whose suffix arrays go to disk.
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    /// Directory for the text copy and suffix arrays (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill_dir: Option<PathBuf>,
 }
 
 /// `tamis dedup lines`

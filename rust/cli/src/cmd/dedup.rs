@@ -1,14 +1,15 @@
-//! `tamis dedup exact` and `tamis dedup lines`.
+//! `tamis dedup exact`, `tamis dedup lines` and `tamis dedup substring`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use tamis_core::dedup::substring::{substring_dedup, SubstringOptions};
 use tamis_core::dedup::{exact_dedup, lines_dedup, ExactOptions, LinesOptions};
 use tamis_core::io::{expand_inputs, Output};
 use tamis_core::pipeline::resolved;
 use tamis_core::Stats;
 
-use crate::args::{ExactArgs, GlobalArgs, IoArgs, LinesArgs};
+use crate::args::{ExactArgs, GlobalArgs, IoArgs, LinesArgs, SubstringArgs};
 use crate::opts::{given, io_options, options};
 use crate::progress::Bar;
 
@@ -29,6 +30,16 @@ pub fn lines(g: &GlobalArgs, a: &LinesArgs) -> Result<()> {
     let bar = Bar::new(g.quiet);
     let output = Output::parse(a.io.output())?;
     let stats = lines_dedup(&a.io.inputs, &output, &io, &options, &bar)?;
+    report(g, a.io.stats_json.as_deref(), &stats)
+}
+
+pub fn substring(g: &GlobalArgs, a: &SubstringArgs) -> Result<()> {
+    let options: SubstringOptions = options(&[given(a)])?;
+    let io = io_options(g, &a.io)?;
+    check_stats_path(&a.io)?;
+    let bar = Bar::new(g.quiet);
+    let output = Output::parse(a.io.output())?;
+    let stats = substring_dedup(&a.io.inputs, &output, &io, &options, &bar)?;
     report(g, a.io.stats_json.as_deref(), &stats)
 }
 
@@ -128,6 +139,13 @@ pub fn summary(s: &Stats) -> String {
         line.push_str(&format!(
             ", {n} lines removed from {} modified documents",
             s.documents_modified
+        ));
+    }
+    if let Some(n) = s.counters.get("substring_bytes_removed") {
+        line.push_str(&format!(
+            ", {n} bytes in {} repeated spans removed from {} documents",
+            s.counters.get("substring_spans").copied().unwrap_or(0),
+            s.counters.get("documents_changed").copied().unwrap_or(0)
         ));
     }
     if s.skipped() > 0 {

@@ -31,6 +31,7 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
     match &cli.command {
         Command::Dedup(DedupCommand::Exact(a)) => dedup::exact(&cli.global, a),
         Command::Dedup(DedupCommand::Lines(a)) => dedup::lines(&cli.global, a),
+        Command::Dedup(DedupCommand::Substring(a)) => dedup::substring(&cli.global, a),
         Command::Dedup(DedupCommand::Near(a)) => near::run(&cli.global, a),
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),

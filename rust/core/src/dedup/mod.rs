@@ -7,6 +7,7 @@
 //! - [`LineDedup`]: CCNet-style: removes every occurrence of a line beyond the first
 //!   `max_occurrences` across the corpus. State: about 40 bytes per distinct line.
 //! - [`near`]: near-duplicate documents with MinHash-LSH, in one process or as four stages.
+//! - [`substring`]: repeated spans of at least `min_length` bytes, found with suffix arrays.
 //! - [`signatures`]: exact and line dedup in two stages over many tasks (the datatrove steps).
 
 mod exact;
@@ -14,6 +15,7 @@ mod keep;
 mod lines;
 pub mod near;
 pub mod signatures;
+pub mod substring;
 
 pub use exact::{
     exact_dedup, exact_keep_mask, exact_keep_mask_with, hash_many, ExactDedup, ExactOptions,

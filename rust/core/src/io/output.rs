@@ -234,6 +234,9 @@ pub enum FieldValue {
     Bool(bool),
     /// null.
     Null,
+    /// Byte ranges `[[start, end], ...]` (a list of two-integer lists; in Parquet
+    /// `list<list<int64>>`).
+    Spans(Vec<(u64, u64)>),
 }
 
 impl FieldValue {
@@ -247,6 +250,16 @@ impl FieldValue {
             FieldValue::Float(_) | FieldValue::Null => out.extend_from_slice(b"null"),
             FieldValue::Str(s) => write_json_str(out, s),
             FieldValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            FieldValue::Spans(spans) => {
+                out.push(b'[');
+                for (i, (a, b)) in spans.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(format!("[{a},{b}]").as_bytes());
+                }
+                out.push(b']');
+            }
         }
     }
 
@@ -263,6 +276,7 @@ impl FieldValue {
             FieldValue::Float(f) => Some(f.to_string()),
             FieldValue::Str(s) => Some(s.clone()),
             FieldValue::Bool(b) => Some(b.to_string()),
+            FieldValue::Spans(_) => Some(self.to_json()),
             FieldValue::Null => None,
         }
     }
@@ -788,6 +802,7 @@ fn column_type<'a>(values: impl Iterator<Item = &'a FieldValue>) -> DataType {
             FieldValue::Float(_) => DataType::Float64,
             FieldValue::Bool(_) => DataType::Boolean,
             FieldValue::Str(_) => DataType::Utf8,
+            FieldValue::Spans(_) => spans_type(),
         };
         t = Some(match (t, this) {
             (None, x) => x,
@@ -798,6 +813,32 @@ fn column_type<'a>(values: impl Iterator<Item = &'a FieldValue>) -> DataType {
         });
     }
     t.unwrap_or(DataType::Utf8)
+}
+
+/// The Arrow type of [`FieldValue::Spans`]: `list<list<int64>>`.
+fn spans_type() -> DataType {
+    let pair = DataType::List(Arc::new(Field::new("item", DataType::Int64, true)));
+    DataType::List(Arc::new(Field::new("item", pair, true)))
+}
+
+/// A `list<list<int64>>` column of [`FieldValue::Spans`] (anything else: null).
+fn spans_array(values: &[Option<FieldValue>]) -> ArrayRef {
+    use arrow_array::builder::{Int64Builder, ListBuilder};
+    let mut b = ListBuilder::new(ListBuilder::new(Int64Builder::new()));
+    for v in values {
+        match v {
+            Some(FieldValue::Spans(spans)) => {
+                for &(s, e) in spans {
+                    b.values().values().append_value(s as i64);
+                    b.values().values().append_value(e as i64);
+                    b.values().append(true);
+                }
+                b.append(true);
+            }
+            _ => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
 }
 
 /// The top-level fields stages add to `items`, typed, in first-seen order.
@@ -875,6 +916,7 @@ fn add_extra_columns(
                 Some(FieldValue::Bool(b)) => Some(*b),
                 _ => None,
             }))),
+            DataType::List(_) => spans_array(&set),
             _ => Arc::new(StringArray::from_iter(
                 set.iter().map(|v| v.as_ref().and_then(FieldValue::as_text)),
             )),

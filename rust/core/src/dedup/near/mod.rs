@@ -132,13 +132,25 @@ pub(crate) fn check_clusters_path(
     output: &Output,
     opts: &RunOptions,
 ) -> Result<()> {
-    let Some(c) = clusters else {
+    check_side_path(clusters, "clusters file", files, output, opts)
+}
+
+/// A side file a command writes (`name`: "clusters file", "spans file") must not be an input,
+/// the output or the rejects file.
+pub(crate) fn check_side_path(
+    side: Option<&Path>,
+    name: &str,
+    files: &[InputFile],
+    output: &Output,
+    opts: &RunOptions,
+) -> Result<()> {
+    let Some(c) = side else {
         return Ok(());
     };
     let c_at = crate::pipeline::resolved(c);
     let clash = |what: &str| {
         Err(Error::Config(format!(
-            "{}: the clusters file is also the {what}",
+            "{}: the {name} is also the {what}",
             c.display()
         )))
     };

@@ -1,0 +1,541 @@
+//! Exact-substring deduplication (Lee et al. 2021, "Deduplicating Training Data Makes Language
+//! Models Better") with suffix arrays, beyond RAM.
+//!
+//! A *window* is `min_length` consecutive bytes of one document's UTF-8 text. With
+//! `keep = first` a window is removed when the same bytes occur as an earlier window (an earlier
+//! document, or earlier in the same document); with `keep = none` every window whose bytes
+//! occur twice or more is removed, the first included, as Lee et al. do. In each document the
+//! removed windows make maximal intervals (touching ones join), each shrunk to character
+//! boundaries, and the text is cut there. A document left empty (or with fewer than
+//! `min_doc_chars` characters) is dropped.
+//!
+//! Pass 1 copies every document's text, each followed by a `0xFF` byte, to a spill file; the
+//! suffix arrays of its parts ([`sa`]) find every repeated window; pass 2 reads the inputs again
+//! and cuts. Memory: the text (memory-mapped: page cache), one bit per text byte for the
+//! removed windows, 8 bytes per document, and while a part's suffix array is built 4 bytes per
+//! byte of the part (5 with its text), parts being sized to `memory_limit`. Disk: the text,
+//! and with more than one part 4 bytes per window start.
+
+mod sa;
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+
+use crate::io::{expand_inputs, Doc, FieldEdit, FieldValue, InputFile, IoOptions, Output};
+use crate::options::{check_range, OptionError, Options};
+use crate::pipeline::{run_files, scan, thread_pool, Decision, Progress, RunOptions, Stage};
+use crate::{Error, RecordError, Result, Stats};
+
+use sa::{spill_file, Bitmap, Mark, SEPARATOR};
+
+/// Largest accepted `min_length`.
+pub const MAX_MIN_LENGTH: usize = 1 << 20;
+
+/// Which copies of a repeated span are removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepCopies {
+    /// Keep the first occurrence in input order, remove the later ones.
+    #[default]
+    First,
+    /// Remove every occurrence (Lee et al.).
+    None,
+}
+
+impl KeepCopies {
+    /// The names the options accept.
+    pub const NAMES: [&'static str; 2] = ["first", "none"];
+}
+
+/// Options of exact-substring dedup (`tamis dedup substring`, `tamis.dedup.substring`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubstringOptions {
+    /// Shortest repeated span removed, in bytes (Lee et al.: 50 GPT-2 tokens, about 100 bytes).
+    pub min_length: usize,
+    /// Which copies of a repeated span are removed.
+    pub keep: KeepCopies,
+    /// Documents with removals left with fewer characters than this are dropped.
+    pub min_doc_chars: usize,
+    /// Keep every document and add `substring_spans` and `substring_bytes` instead of cutting.
+    pub annotate: bool,
+    /// Write one JSON line per removed span here.
+    pub spans: Option<PathBuf>,
+    /// Bound on the memory for suffix arrays and the removal map (bytes, or text like `8G`);
+    /// the text is cut into parts that fit.
+    #[serde(with = "crate::options::size")]
+    pub memory_limit: Option<u64>,
+    /// Where the text copy and the parts' suffix arrays go (default: the system temporary
+    /// directory).
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for SubstringOptions {
+    fn default() -> Self {
+        SubstringOptions {
+            min_length: 100,
+            keep: KeepCopies::First,
+            min_doc_chars: 0,
+            annotate: false,
+            spans: None,
+            memory_limit: None,
+            spill_dir: None,
+        }
+    }
+}
+
+impl Options for SubstringOptions {
+    fn validate(&self) -> std::result::Result<(), OptionError> {
+        check_range("min_length", self.min_length, Some(1), Some(MAX_MIN_LENGTH))
+    }
+}
+
+/// Names of the fields `annotate` adds.
+pub const SPANS_FIELD: &str = "substring_spans";
+/// See [`SPANS_FIELD`].
+pub const BYTES_FIELD: &str = "substring_bytes";
+
+/// Parts larger than this would overflow libsais' 32-bit suffix arrays.
+const MAX_PART: u64 = i32::MAX as u64 - 1;
+/// Refuse limits that would cut the corpus into more parts than this.
+const MAX_PARTS: usize = 65_536;
+
+/// The corpus text (pass 1), memory-mapped, and where each document starts.
+struct Corpus {
+    /// `None` when there is no text (an empty file cannot be mapped).
+    map: Option<Mmap>,
+    /// Start of each document in `text`, then the text length.
+    starts: Vec<u64>,
+}
+
+impl Corpus {
+    fn text(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    fn docs(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// The document holding text position `pos`, and the offset in it.
+    fn locate(&self, pos: u64) -> (usize, u64) {
+        let d = self.starts.partition_point(|&s| s <= pos) - 1;
+        (d, pos - self.starts[d])
+    }
+
+    /// A document's bytes (without its separator).
+    fn doc(&self, d: usize) -> &[u8] {
+        &self.text()[self.starts[d] as usize..self.starts[d + 1] as usize - 1]
+    }
+}
+
+/// Pass 1: every valid document's text and a separator, to `dir/text`.
+fn collect(
+    files: &[InputFile],
+    opts: &RunOptions,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Corpus> {
+    let path = dir.join("text");
+    let err = |e: std::io::Error| Error::io(path.display().to_string(), e);
+    let mut w = BufWriter::with_capacity(1 << 20, spill_file(&path).map_err(err)?);
+    let mut starts = vec![0u64];
+    let mut at = 0u64;
+    let mut io_error: Option<std::io::Error> = None;
+    scan(
+        files,
+        opts,
+        &mut Stats::default(),
+        progress,
+        |_, doc: &Doc<'_>| -> std::result::Result<String, RecordError> {
+            Ok(doc.text.clone().into_owned())
+        },
+        |s| {
+            if io_error.is_none() {
+                if let Err(e) = w
+                    .write_all(s.value.as_bytes())
+                    .and_then(|_| w.write_all(&[SEPARATOR]))
+                {
+                    io_error = Some(e);
+                }
+            }
+            at += s.value.len() as u64 + 1;
+            starts.push(at);
+            Ok(())
+        },
+    )?;
+    if let Some(e) = io_error {
+        return Err(err(e));
+    }
+    let file = w.into_inner().map_err(|e| err(e.into_error()))?;
+    let map = if at == 0 {
+        None
+    } else {
+        // SAFETY: the file is ours (a private temporary directory) and is not changed while
+        // mapped.
+        Some(unsafe { Mmap::map(&file) }.map_err(err)?)
+    };
+    Ok(Corpus { map, starts })
+}
+
+/// `tamis dedup substring`: remove repeated spans of `inputs`, writing `output`.
+pub fn substring_dedup(
+    inputs: &[String],
+    output: &Output,
+    io: &IoOptions,
+    options: &SubstringOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    options.validate()?;
+    let opts = io.run_options(None)?;
+    let files = expand_inputs(inputs)?;
+    crate::io::require_rereadable(&files, "dedup substring")?;
+    crate::pipeline::check_paths(&files, output, &opts)?;
+    crate::dedup::near::check_side_path(
+        options.spans.as_deref(),
+        "spans file",
+        &files,
+        output,
+        &opts,
+    )?;
+    let pool = thread_pool(opts.threads)?;
+    let threads = pool.current_num_threads();
+    let dir = match &options.spill_dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix(".tamis-substring-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("tamis-substring-")
+            .tempdir(),
+    }
+    .map_err(|e| {
+        Error::io(
+            options
+                .spill_dir
+                .as_ref()
+                .map_or("the temporary directory".into(), |d| {
+                    d.display().to_string()
+                }),
+            e,
+        )
+    })?;
+
+    let before = crate::dedup::near::fingerprints(&files);
+    let scan_opts = RunOptions {
+        rejects: None,
+        ..opts.clone()
+    };
+    let corpus = collect(&files, &scan_opts, dir.path(), progress)?;
+    let len = options.min_length;
+    let n = corpus.text().len() as u64;
+
+    // Parts: with a memory limit, what is left after the removal map and the document table,
+    // at 5 bytes per byte of part (suffix array and text).
+    let fixed = n.div_ceil(8) + 8 * corpus.starts.len() as u64;
+    let cap = match options.memory_limit {
+        None => MAX_PART,
+        Some(limit) => {
+            let cap = limit.saturating_sub(fixed) / 5;
+            if cap == 0 {
+                return Err(Error::Config(format!(
+                    "--memory-limit {limit} is too small for {n} bytes of text: the removal map and document table alone take {fixed} bytes"
+                )));
+            }
+            cap.min(MAX_PART)
+        }
+    };
+    let plan = sa::plan_parts(&corpus.starts[1..], cap).map_err(|size| {
+        Error::Config(format!(
+            "a document of {size} bytes does not fit a suffix-array part of {cap} bytes: raise --memory-limit"
+        ))
+    })?;
+    if plan.len() > MAX_PARTS {
+        return Err(Error::Config(format!(
+            "--memory-limit cuts the text into {} parts (at most {MAX_PARTS}): raise it",
+            plan.len()
+        )));
+    }
+    let spill = (plan.len() > 1 && options.memory_limit.is_some()).then(|| dir.path());
+    let removed = Bitmap::new(n);
+    let mark = match options.keep {
+        KeepCopies::First => Mark::AllButFirst,
+        KeepCopies::None => Mark::All,
+    };
+    let parts = pool.install(|| -> Result<_> {
+        let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
+        sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
+        Ok(parts)
+    })?;
+
+    // Where each span's leading window first occurs, for the spans file.
+    let firsts: HashMap<u64, u64> = if options.spans.is_some() {
+        let queries: Vec<u64> = (0..corpus.docs())
+            .flat_map(|d| {
+                intervals(&corpus, &removed, d, len)
+                    .into_iter()
+                    .map(|iv| iv.window)
+            })
+            .collect();
+        let found = pool.install(|| sa::first_occurrences(corpus.text(), &parts, len, &queries));
+        queries.into_iter().zip(found).collect()
+    } else {
+        HashMap::new()
+    };
+    drop(parts);
+    crate::dedup::near::check_unchanged(&files, &before)?;
+
+    let spans = match &options.spans {
+        Some(p) => Some(SpansWriter::create(p)?),
+        None => None,
+    };
+    let referenced: HashSet<usize> = firsts.values().map(|&g| corpus.locate(g).0).collect();
+    let mut stage = SubstringStage {
+        corpus: &corpus,
+        removed: &removed,
+        len,
+        options,
+        ordinal: 0,
+        firsts,
+        referenced,
+        ids: HashMap::new(),
+        spans,
+        field_spans: Arc::from(SPANS_FIELD),
+        field_bytes: Arc::from(BYTES_FIELD),
+        spans_count: 0,
+        bytes_removed: 0,
+        changed: 0,
+        error: None,
+    };
+    let mut stats = run_files(
+        "dedup substring",
+        files,
+        output,
+        &opts,
+        &mut stage,
+        progress,
+    )?;
+    if let Some(e) = stage.error.take() {
+        return Err(e);
+    }
+    if stage.ordinal != corpus.docs() as u64 {
+        return Err(Error::Config(
+            "the inputs changed between passes: fewer documents than before".into(),
+        ));
+    }
+    if let Some(w) = stage.spans.take() {
+        w.finish()?;
+    }
+    stats.set_counter("substring_parts", plan.len() as u64);
+    stats.seconds = started.elapsed().as_secs_f64();
+    drop(dir);
+    Ok(stats)
+}
+
+/// One removed interval of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Interval {
+    /// Byte offsets in the document, on character boundaries.
+    start: u64,
+    end: u64,
+    /// Text position of the leftmost removed window of the interval (before shrinking).
+    window: u64,
+    /// Offset of that window in the document.
+    window_offset: u64,
+}
+
+/// The removed intervals of document `d`: unions of its removed windows, shrunk to character
+/// boundaries (empty ones left out).
+fn intervals(corpus: &Corpus, removed: &Bitmap, d: usize, len: usize) -> Vec<Interval> {
+    let start = corpus.starts[d];
+    let text = corpus.doc(d);
+    let n = text.len() as u64;
+    if n < len as u64 {
+        return Vec::new();
+    }
+    let mut raw: Vec<(u64, u64, u64)> = Vec::new();
+    for q in removed.ones(start, start + n - len as u64 + 1) {
+        let (a, b) = (q - start, q - start + len as u64);
+        match raw.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => raw.push((a, b, q)),
+        }
+    }
+    let boundary = |i: u64| i == n || (text[i as usize] as i8) >= -0x40;
+    raw.into_iter()
+        .filter_map(|(mut a, mut b, q)| {
+            let window_offset = q - start;
+            while a < b && !boundary(a) {
+                a += 1;
+            }
+            while b > a && !boundary(b) {
+                b -= 1;
+            }
+            (a < b).then_some(Interval {
+                start: a,
+                end: b,
+                window: q,
+                window_offset,
+            })
+        })
+        .collect()
+}
+
+/// `--spans FILE`: one JSON line per removed span, written atomically.
+struct SpansWriter {
+    file: BufWriter<File>,
+    atomic: crate::io::AtomicFile,
+    path: String,
+}
+
+impl SpansWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let (atomic, file) = crate::io::AtomicFile::create(path)?;
+        Ok(SpansWriter {
+            file: BufWriter::new(file),
+            atomic,
+            path: path.display().to_string(),
+        })
+    }
+
+    fn add(&mut self, id: &str, iv: &Interval, first_id: &str, first_start: u64) -> Result<()> {
+        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        writeln!(
+            self.file,
+            r#"{{"id":{},"start":{},"end":{},"first":{{"id":{},"start":{first_start}}}}}"#,
+            text(id),
+            iv.start,
+            iv.end,
+            text(first_id)
+        )
+        .map_err(|e| Error::io(self.path.clone(), e))
+    }
+
+    fn finish(self) -> Result<()> {
+        let path = self.path;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(path.clone(), e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path.clone(), e))?;
+        self.atomic.commit()
+    }
+}
+
+/// Pass 2: cut the removed intervals out of each document, in input order.
+struct SubstringStage<'a> {
+    corpus: &'a Corpus,
+    removed: &'a Bitmap,
+    len: usize,
+    options: &'a SubstringOptions,
+    /// Valid documents decided so far.
+    ordinal: u64,
+    /// Text position of each span's leading window → where that window first occurs.
+    firsts: HashMap<u64, u64>,
+    /// Documents holding a first occurrence (their ids are kept for the spans file).
+    referenced: HashSet<usize>,
+    ids: HashMap<usize, String>,
+    spans: Option<SpansWriter>,
+    field_spans: Arc<str>,
+    field_bytes: Arc<str>,
+    spans_count: u64,
+    bytes_removed: u64,
+    changed: u64,
+    error: Option<Error>,
+}
+
+impl SubstringStage<'_> {
+    fn write_spans(&mut self, d: usize, id: &str, ivs: &[Interval]) -> Result<()> {
+        let Some(w) = self.spans.as_mut() else {
+            return Ok(());
+        };
+        for iv in ivs {
+            let first = self.firsts.get(&iv.window).copied().unwrap_or(iv.window);
+            let (fd, offset) = self.corpus.locate(first);
+            let first_id: Cow<'_, str> = if fd == d {
+                Cow::Borrowed(id)
+            } else {
+                Cow::Borrowed(self.ids.get(&fd).map_or("", |s| s.as_str()))
+            };
+            w.add(id, iv, &first_id, offset + (iv.start - iv.window_offset))?;
+        }
+        Ok(())
+    }
+}
+
+impl Stage for SubstringStage<'_> {
+    type Prepared = ();
+
+    fn prepare(&self, _doc: &Doc<'_>) {}
+
+    fn decide(&mut self, doc: &Doc<'_>, _: ()) -> Decision {
+        let d = self.ordinal as usize;
+        self.ordinal += 1;
+        if self.error.is_some() {
+            return Decision::Keep;
+        }
+        if d >= self.corpus.docs() || self.corpus.doc(d) != doc.text.as_bytes() {
+            self.error = Some(Error::Config(format!(
+                "the inputs changed between passes (document {} at {} differs)",
+                doc.id, doc.location
+            )));
+            return Decision::Keep;
+        }
+        if self.referenced.contains(&d) {
+            self.ids.insert(d, doc.id.to_string());
+        }
+        let ivs = intervals(self.corpus, self.removed, d, self.len);
+        if ivs.is_empty() {
+            return Decision::Keep;
+        }
+        if let Err(e) = self.write_spans(d, &doc.id, &ivs) {
+            self.error = Some(e);
+            return Decision::Keep;
+        }
+        let bytes: u64 = ivs.iter().map(|iv| iv.end - iv.start).sum();
+        self.spans_count += ivs.len() as u64;
+        self.bytes_removed += bytes;
+        self.changed += 1;
+        if self.options.annotate {
+            return Decision::Edit {
+                text: None,
+                fields: vec![
+                    FieldEdit::set(
+                        self.field_spans.clone(),
+                        FieldValue::Spans(ivs.iter().map(|iv| (iv.start, iv.end)).collect()),
+                    ),
+                    FieldEdit::set(self.field_bytes.clone(), FieldValue::Int(bytes as i64)),
+                ],
+            };
+        }
+        let text = &doc.text;
+        let mut out = String::with_capacity(text.len() - bytes as usize);
+        let mut at = 0usize;
+        for iv in &ivs {
+            out.push_str(&text[at..iv.start as usize]);
+            at = iv.end as usize;
+        }
+        out.push_str(&text[at..]);
+        if out.trim().is_empty() {
+            Decision::Remove("empty_after_substring_dedup".into())
+        } else if self.options.min_doc_chars > 0 && out.chars().count() < self.options.min_doc_chars
+        {
+            Decision::Remove("short_after_substring_dedup".into())
+        } else {
+            Decision::Rewrite(out)
+        }
+    }
+
+    fn finish(&mut self, stats: &mut Stats) {
+        stats.set_counter("substring_spans", self.spans_count);
+        stats.set_counter("substring_bytes_removed", self.bytes_removed);
+        stats.set_counter("documents_changed", self.changed);
+    }
+}
