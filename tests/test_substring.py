@@ -1053,3 +1053,78 @@ def test_cli_output_that_is_an_input_is_refused(tmp_path: Path, run_tamis: Any) 
     assert r.returncode == 1 and "also an input" in r.stderr, r.stderr
     assert src.read_bytes() == before and not out.exists()
     assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Other surfaces: Python and `tamis refine`
+# ---------------------------------------------------------------------------------------------
+
+
+def test_python_function_equals_the_command_line(tmp_path: Path) -> None:
+    import tamis.dedup
+
+    lines = raw_lines(substring_corpus(5, 80), 5)
+    src = write_lines(tmp_path / "in.jsonl", lines)
+    cli = run_substring(tmp_path, src, "--min-length", 20, "--min-doc-chars", 30, tag="cli")
+    out = tmp_path / "py.jsonl"
+    spans = tmp_path / "py_spans.jsonl"
+    options = tamis.dedup.SubstringOptions(min_length=20, spans=spans)
+    stats = tamis.dedup.substring(src, out, options, min_doc_chars=30, threads=1)
+    assert out.read_bytes() == cli.out.read_bytes()
+    assert spans.read_bytes() == (tmp_path / "spanscli.jsonl").read_bytes()
+    assert stats["counters"] == cli.stats["counters"]
+    assert stats["documents_removed"] == cli.stats["documents_removed"]
+
+
+def test_python_options_are_checked_by_the_core(tmp_path: Path) -> None:
+    import tamis.dedup
+    from tamis.errors import ConfigError
+
+    src = write_lines(tmp_path / "in.jsonl", raw_lines(substring_corpus(1, 5), 1))
+    with pytest.raises(ConfigError, match="min_length must be from 1"):
+        tamis.dedup.substring(src, tmp_path / "o.jsonl", min_length=0)
+    with pytest.raises(ConfigError, match="keep"):
+        tamis.dedup.substring(src, tmp_path / "o.jsonl", keep="last")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unknown option 'min_len'"):
+        tamis.dedup.substring(src, tmp_path / "o.jsonl", min_len=5)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_refine_stage_equals_the_command_line_over_shards(tmp_path: Path) -> None:
+    """The `dedup_substring` stage of `tamis refine` is global: repeats across shards are found,
+    and the shards hold what the command line writes for the same files in the same order."""
+    import gzip
+
+    from tamis.refine import Pipeline
+
+    lines = raw_lines(substring_corpus(11, 120), 11)
+    a = write_lines(tmp_path / "a.jsonl", lines[:60])
+    b = write_lines(tmp_path / "b.jsonl", lines[60:])
+    cli = run_substring(tmp_path, [a, b], "--min-length", 30, "--keep", "none", tag="cli")
+    spans = tmp_path / "refine_spans.jsonl"
+    cfg = {
+        "inputs": [str(a), str(b)],
+        "output": str(tmp_path / "R"),
+        "stage": [{"type": "dedup_substring", "min_length": 30, "keep": "none", "spans": str(spans)}],
+    }
+    Pipeline.from_config(cfg).run()
+    shards = sorted((tmp_path / "R" / "data").glob("*.jsonl.gz"))
+    assert len(shards) == 2
+    data = b"".join(gzip.decompress(p.read_bytes()) for p in shards)
+    assert data == cli.out.read_bytes()
+    assert spans.read_bytes() == (tmp_path / "spanscli.jsonl").read_bytes()
+    in_a = {json.loads(x)["id"] for x in lines[:60]}
+    assert any(s["id"] not in in_a and s["first"]["id"] in in_a for s in cli.spans)  # across shards
+
+
+def test_refine_config_errors_name_the_key(tmp_path: Path) -> None:
+    from tamis.refine import ConfigError, Pipeline
+
+    cfg = {
+        "inputs": [str(tmp_path)],
+        "output": str(tmp_path / "out"),
+        "stage": [{"type": "dedup_substring", "min_length": 0}],
+    }
+    with pytest.raises(ConfigError, match=r"stage 1 \(dedup_substring\): min_length must be from 1"):
+        Pipeline.from_config(cfg)
+    assert not (tmp_path / "out").exists()

@@ -28,6 +28,7 @@ __all__ = [
     "check_options",
     "dedup_exact",
     "dedup_lines",
+    "dedup_substring",
     "dedup_near",
     "embed_init_checkpoint",
     "embed_rows",
@@ -214,6 +215,9 @@ def dedup_exact(inputs: list[str], output: str, options_json: str, io_json: str)
 
 def dedup_lines(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
     """Line dedup over files; returns the run statistics as JSON."""
+
+def dedup_substring(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
+    """Exact-substring dedup over files; returns the run statistics as JSON."""
 
 def keep_field(capability: str, options_json: str) -> str | None:
     """The record field the keep policy of ``exact`` or ``near`` options reads, if any."""

@@ -1,14 +1,14 @@
 """Deduplication: over files (JSONL, .gz, .zst, Parquet) or in-memory columns.
 
 Options are dataclasses mirroring the Rust core's options types, which hold the defaults and
-the checks: :class:`ExactOptions`, :class:`LinesOptions`, :class:`NearOptions` (and
-:class:`tamis.IoOptions` for reading). Every function takes an options object, keyword
-arguments for its fields, or both (keywords win)::
+the checks: :class:`ExactOptions`, :class:`LinesOptions`, :class:`NearOptions`,
+:class:`SubstringOptions` (and :class:`tamis.IoOptions` for reading). Every function takes an
+options object, keyword arguments for its fields, or both (keywords win)::
 
     tamis.dedup.exact("data/", "out.jsonl", normalize="whitespace")
     tamis.dedup.near("data/", "out.jsonl", NearOptions(threshold=0.8), threads=4)
 
-File functions run the same Rust pipeline as ``tamis dedup exact|lines|near`` with the GIL
+File functions run the same Rust pipeline as ``tamis dedup exact|lines|near|substring`` with the GIL
 released and return the run statistics (documents read, kept, removed by reason, bytes,
 seconds). Near-duplicate detection (MinHash-LSH) is described in docs/near-dedup.md.
 """
@@ -92,6 +92,32 @@ class NearOptions:
     spill_dir: PathLike | None = default("near", "spill_dir")
 
 
+# Which copies of a repeated span are removed: "first" keeps the first occurrence, "none" keeps none.
+KeepCopies = Literal["first", "none"]
+
+
+@dataclass(frozen=True)
+class SubstringOptions:
+    """Exact-substring dedup with suffix arrays (``tamis_core::dedup::substring::SubstringOptions``).
+
+    Every span of at least ``min_length`` bytes that occurs twice or more in the corpus (across
+    documents or within one) is cut from every occurrence after the first (``keep="first"``) or
+    from all of them (``"none"``, as Lee et al.), on character boundaries. Documents left empty,
+    or with fewer than ``min_doc_chars`` characters, are dropped. ``annotate`` keeps everything and
+    adds ``substring_spans`` (``[[start, end], ...]`` byte offsets) and ``substring_bytes``;
+    ``spans`` writes one JSON line per removed span. ``memory_limit`` (bytes, or text like
+    ``"2G"``) cuts the text into suffix-array parts that fit, spilled to ``spill_dir``. Output is
+    identical for any ``threads`` and any ``memory_limit``."""
+
+    min_length: int = default("substring", "min_length")
+    keep: KeepCopies = default("substring", "keep")
+    min_doc_chars: int = default("substring", "min_doc_chars")
+    annotate: bool = default("substring", "annotate")
+    spans: PathLike | None = default("substring", "spans")
+    memory_limit: int | str | None = default("substring", "memory_limit")
+    spill_dir: PathLike | None = default("substring", "spill_dir")
+
+
 def keep_field(options: ExactOptions | NearOptions) -> str | None:
     """The field the keep policy of ``options`` reads (``max:FIELD``, ``min:FIELD``,
     ``priority``), if any, as the core reads the policy."""
@@ -148,6 +174,21 @@ def lines(
     Keywords: the fields of :class:`LinesOptions` and :class:`tamis.IoOptions`."""
     o, io = _options(LinesOptions, options, kwargs)
     return _stats(_core.dedup_lines(_paths(inputs), os.fspath(output), o, io))
+
+
+def substring(
+    inputs: PathLike | Sequence[PathLike],
+    output: PathLike,
+    options: SubstringOptions | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Remove repeated spans of at least ``min_length`` bytes, as ``tamis dedup substring``
+    (suffix arrays; docs/dedup.md); documents left empty are dropped
+    (``documents_removed["empty_after_substring_dedup"]``).
+
+    Keywords: the fields of :class:`SubstringOptions` and :class:`tamis.IoOptions`."""
+    o, io = _options(SubstringOptions, options, kwargs)
+    return _stats(_core.dedup_substring(_paths(inputs), os.fspath(output), o, io))
 
 
 def exact_keep_mask(
@@ -319,6 +360,7 @@ __all__ = [
     "IoOptions",
     "LinesOptions",
     "NearOptions",
+    "SubstringOptions",
     "bands_rows",
     "exact",
     "exact_keep_mask",
@@ -335,4 +377,5 @@ __all__ = [
     "near_signatures",
     "shingle_hashes",
     "shingle_words",
+    "substring",
 ]

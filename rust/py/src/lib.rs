@@ -16,6 +16,7 @@ mod mix;
 mod near;
 mod prox;
 mod refine;
+mod substring;
 mod tokenize;
 mod vocab;
 
@@ -69,6 +70,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize::tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(substring::dedup_substring, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::keep_field, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::hash_texts, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::exact_keep_mask_arrow, m)?)?;

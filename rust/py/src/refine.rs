@@ -269,6 +269,7 @@ pub fn option_defaults() -> String {
         "exact": ExactOptions::defaults(),
         "lines": LinesOptions::defaults(),
         "near": NearOptions::defaults(),
+        "substring": tamis_core::dedup::substring::SubstringOptions::defaults(),
         "language": LanguageOptions::defaults(),
         "quality": QualityOptions::defaults(),
         "prox_model": ProxModelOptions::defaults(),
@@ -305,6 +306,9 @@ pub fn check_options(capability: &str, options_json: &str) -> PyResult<String> {
             o.params().map_err(|e| to_py(e.into()))?;
             again(o)
         }
+        "substring" => again(parse::<tamis_core::dedup::substring::SubstringOptions>(
+            options_json,
+        )?),
         "language" => again(parse::<LanguageOptions>(options_json)?),
         "quality" => again(parse::<QualityOptions>(options_json)?),
         "prox_model" => again(parse::<ProxModelOptions>(options_json)?),

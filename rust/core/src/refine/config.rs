@@ -406,6 +406,10 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
         StageOptions::Tokenize(o) => {
             o.tokenizer = resolve_path(base, &o.tokenizer.to_string_lossy());
         }
+        StageOptions::DedupSubstring(o) => {
+            fix(&mut o.spans);
+            fix(&mut o.spill_dir);
+        }
         StageOptions::DedupExact(_) | StageOptions::DedupLines(_) => {}
     }
 }

@@ -14,6 +14,7 @@ use super::report::build_report;
 use super::stages::{Scope, StageOptions};
 use super::stats::{Population, StageStats, TokenCounter};
 use crate::dedup::near::{check_unchanged, filter_stage, find_clusters, fingerprints};
+use crate::dedup::substring::SubstringPlan;
 use crate::dedup::{ExactDedup, LineDedup};
 use crate::io::{
     expand_inputs, AtomicFile, ExtractOptions, InputFile, OnError, Output, OutputFormat,
@@ -524,6 +525,16 @@ impl<'a> Refine<'a> {
                 stats.set_counter("near_duplicates", clusters.removed());
                 stats.seconds = started.elapsed().as_secs_f64();
                 observed(stats, measured)
+            }
+            StageOptions::DedupSubstring(o) => {
+                let started = std::time::Instant::now();
+                let plan = SubstringPlan::build(inputs, &opts, o, progress)?;
+                let mut s = Observed::new(plan.stage()?, counter, pool, examples);
+                let mut stats = run_to("refine", inputs, targets, &opts, &mut s, progress)?;
+                s.inner.close()?;
+                stats.set_counter("substring_parts", plan.parts as u64);
+                stats.seconds = started.elapsed().as_secs_f64();
+                observed(stats, s.measured)
             }
             other => {
                 return Err(Error::Config(format!(

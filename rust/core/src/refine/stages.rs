@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::dedup::near::NearOptions;
+use crate::dedup::substring::SubstringOptions;
 use crate::dedup::{ExactOptions, LinesOptions};
 use crate::options::{check_closed, check_range, OptionError, Options};
 use crate::prox::Mode;
@@ -271,6 +272,8 @@ pub enum StageOptions {
     DedupLines(LinesOptions),
     /// `dedup_near`.
     DedupNear(NearOptions),
+    /// `dedup_substring`.
+    DedupSubstring(SubstringOptions),
     /// `language`.
     Language(LanguageOptions),
     /// `quality`.
@@ -290,6 +293,7 @@ impl StageOptions {
             StageOptions::DedupExact(o) => o.to_value(),
             StageOptions::DedupLines(o) => o.to_value(),
             StageOptions::DedupNear(o) => o.to_value(),
+            StageOptions::DedupSubstring(o) => o.to_value(),
             StageOptions::Language(o) => o.to_value(),
             StageOptions::Quality(o) => o.to_value(),
             StageOptions::Tokenize(o) => o.to_value(),
@@ -315,6 +319,7 @@ impl StageOptions {
             StageOptions::DedupExact(_) => "dedup_exact",
             StageOptions::DedupLines(_) => "dedup_lines",
             StageOptions::DedupNear(_) => "dedup_near",
+            StageOptions::DedupSubstring(_) => "dedup_substring",
             StageOptions::Language(_) => "language",
             StageOptions::Quality(_) => "quality",
             StageOptions::ProxDoc(_) => "prox_doc",
@@ -481,6 +486,20 @@ pub static STAGE_TYPES: &[StageType] = &[
             Ok(StageOptions::DedupNear(o))
         },
         defaults: NearOptions::defaults,
+    },
+    StageType {
+        name: "dedup_substring",
+        scope: Scope::Global,
+        python: false,
+        reasons: &["empty_after_substring_dedup", "short_after_substring_dedup"],
+        language_field: None,
+        refine_defaults: &[],
+        parse: |v| {
+            Ok(StageOptions::DedupSubstring(SubstringOptions::from_value(
+                v,
+            )?))
+        },
+        defaults: SubstringOptions::defaults,
     },
     StageType {
         name: "prox_doc",

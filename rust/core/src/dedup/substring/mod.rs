@@ -197,7 +197,6 @@ pub fn substring_dedup(
     options.validate()?;
     let opts = io.run_options(None)?;
     let files = expand_inputs(inputs)?;
-    crate::io::require_rereadable(&files, "dedup substring")?;
     crate::pipeline::check_paths(&files, output, &opts)?;
     crate::dedup::near::check_side_path(
         options.spans.as_deref(),
@@ -206,114 +205,8 @@ pub fn substring_dedup(
         output,
         &opts,
     )?;
-    let pool = thread_pool(opts.threads)?;
-    let threads = pool.current_num_threads();
-    let dir = match &options.spill_dir {
-        Some(d) => tempfile::Builder::new()
-            .prefix(".tamis-substring-")
-            .tempdir_in(d),
-        None => tempfile::Builder::new()
-            .prefix("tamis-substring-")
-            .tempdir(),
-    }
-    .map_err(|e| {
-        Error::io(
-            options
-                .spill_dir
-                .as_ref()
-                .map_or("the temporary directory".into(), |d| {
-                    d.display().to_string()
-                }),
-            e,
-        )
-    })?;
-
-    let before = crate::dedup::near::fingerprints(&files);
-    let scan_opts = RunOptions {
-        rejects: None,
-        ..opts.clone()
-    };
-    let corpus = collect(&files, &scan_opts, dir.path(), progress)?;
-    let len = options.min_length;
-    let n = corpus.text().len() as u64;
-
-    // Parts: with a memory limit, what is left after the removal map and the document table,
-    // at 5 bytes per byte of part (suffix array and text).
-    let fixed = n.div_ceil(8) + 8 * corpus.starts.len() as u64;
-    let cap = match options.memory_limit {
-        None => MAX_PART,
-        Some(limit) => {
-            let cap = limit.saturating_sub(fixed) / 5;
-            if cap == 0 {
-                return Err(Error::Config(format!(
-                    "--memory-limit {limit} is too small for {n} bytes of text: the removal map and document table alone take {fixed} bytes"
-                )));
-            }
-            cap.min(MAX_PART)
-        }
-    };
-    let plan = sa::plan_parts(&corpus.starts[1..], cap).map_err(|size| {
-        Error::Config(format!(
-            "a document of {size} bytes does not fit a suffix-array part of {cap} bytes: raise --memory-limit"
-        ))
-    })?;
-    if plan.len() > MAX_PARTS {
-        return Err(Error::Config(format!(
-            "--memory-limit cuts the text into {} parts (at most {MAX_PARTS}): raise it",
-            plan.len()
-        )));
-    }
-    let spill = (plan.len() > 1 && options.memory_limit.is_some()).then(|| dir.path());
-    let removed = Bitmap::new(n);
-    let mark = match options.keep {
-        KeepCopies::First => Mark::AllButFirst,
-        KeepCopies::None => Mark::All,
-    };
-    let parts = pool.install(|| -> Result<_> {
-        let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
-        sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
-        Ok(parts)
-    })?;
-
-    // Where each span's leading window first occurs, for the spans file.
-    let firsts: HashMap<u64, u64> = if options.spans.is_some() {
-        let queries: Vec<u64> = (0..corpus.docs())
-            .flat_map(|d| {
-                intervals(&corpus, &removed, d, len)
-                    .into_iter()
-                    .map(|iv| iv.window)
-            })
-            .collect();
-        let found = pool.install(|| sa::first_occurrences(corpus.text(), &parts, len, &queries));
-        queries.into_iter().zip(found).collect()
-    } else {
-        HashMap::new()
-    };
-    drop(parts);
-    crate::dedup::near::check_unchanged(&files, &before)?;
-
-    let spans = match &options.spans {
-        Some(p) => Some(SpansWriter::create(p)?),
-        None => None,
-    };
-    let referenced: HashSet<usize> = firsts.values().map(|&g| corpus.locate(g).0).collect();
-    let mut stage = SubstringStage {
-        corpus: &corpus,
-        removed: &removed,
-        len,
-        options,
-        ordinal: 0,
-        firsts,
-        referenced,
-        ids: HashMap::new(),
-        spans,
-        field_spans: Arc::from(SPANS_FIELD),
-        field_bytes: Arc::from(BYTES_FIELD),
-        spans_count: 0,
-        bytes_removed: 0,
-        changed: 0,
-        error: None,
-    };
+    let plan = SubstringPlan::build(&files, &opts, options, progress)?;
+    let mut stage = plan.stage()?;
     let mut stats = run_files(
         "dedup substring",
         files,
@@ -322,21 +215,161 @@ pub fn substring_dedup(
         &mut stage,
         progress,
     )?;
-    if let Some(e) = stage.error.take() {
-        return Err(e);
-    }
-    if stage.ordinal != corpus.docs() as u64 {
-        return Err(Error::Config(
-            "the inputs changed between passes: fewer documents than before".into(),
-        ));
-    }
-    if let Some(w) = stage.spans.take() {
-        w.finish()?;
-    }
-    stats.set_counter("substring_parts", plan.len() as u64);
+    stage.close()?;
+    stats.set_counter("substring_parts", plan.parts as u64);
     stats.seconds = started.elapsed().as_secs_f64();
-    drop(dir);
     Ok(stats)
+}
+
+/// Passes 1 and the suffix arrays: every removed window of the corpus, ready for the pass that
+/// cuts ([`SubstringPlan::stage`]) over the same files in the same order.
+pub struct SubstringPlan {
+    corpus: Corpus,
+    removed: Bitmap,
+    /// Text position of each span's leading window → where that window first occurs (with
+    /// `spans` only).
+    firsts: HashMap<u64, u64>,
+    options: SubstringOptions,
+    before: Vec<(u64, Option<std::time::SystemTime>)>,
+    files: Vec<InputFile>,
+    /// Suffix-array parts used.
+    pub parts: usize,
+    // Last: the spill directory outlives the maps of its files.
+    _dir: tempfile::TempDir,
+}
+
+impl SubstringPlan {
+    /// Read `files` (bad records are passed over: the cutting pass reports them), build the
+    /// suffix arrays and find the removed windows.
+    pub fn build(
+        files: &[InputFile],
+        opts: &RunOptions,
+        options: &SubstringOptions,
+        progress: &dyn Progress,
+    ) -> Result<Self> {
+        options.validate()?;
+        crate::io::require_rereadable(files, "dedup substring")?;
+        let pool = thread_pool(opts.threads)?;
+        let threads = pool.current_num_threads();
+        let dir = match &options.spill_dir {
+            Some(d) => tempfile::Builder::new()
+                .prefix(".tamis-substring-")
+                .tempdir_in(d),
+            None => tempfile::Builder::new()
+                .prefix("tamis-substring-")
+                .tempdir(),
+        }
+        .map_err(|e| {
+            Error::io(
+                options
+                    .spill_dir
+                    .as_ref()
+                    .map_or("the temporary directory".into(), |d| {
+                        d.display().to_string()
+                    }),
+                e,
+            )
+        })?;
+        let before = crate::dedup::near::fingerprints(files);
+        let scan_opts = RunOptions {
+            rejects: None,
+            ..opts.clone()
+        };
+        let corpus = collect(files, &scan_opts, dir.path(), progress)?;
+        let len = options.min_length;
+        let n = corpus.text().len() as u64;
+
+        // Parts: with a memory limit, what is left after the removal map and the document
+        // table, at 5 bytes per byte of part (suffix array and text).
+        let fixed = n.div_ceil(8) + 8 * corpus.starts.len() as u64;
+        let cap = match options.memory_limit {
+            None => MAX_PART,
+            Some(limit) => {
+                let cap = limit.saturating_sub(fixed) / 5;
+                if cap == 0 {
+                    return Err(Error::Config(format!(
+                        "--memory-limit {limit} is too small for {n} bytes of text: the removal map and document table alone take {fixed} bytes"
+                    )));
+                }
+                cap.min(MAX_PART)
+            }
+        };
+        let plan = sa::plan_parts(&corpus.starts[1..], cap).map_err(|size| {
+            Error::Config(format!(
+                "a document of {size} bytes does not fit a suffix-array part of {cap} bytes: raise --memory-limit"
+            ))
+        })?;
+        if plan.len() > MAX_PARTS {
+            return Err(Error::Config(format!(
+                "--memory-limit cuts the text into {} parts (at most {MAX_PARTS}): raise it",
+                plan.len()
+            )));
+        }
+        let spill = (plan.len() > 1 && options.memory_limit.is_some()).then(|| dir.path());
+        let removed = Bitmap::new(n);
+        let mark = match options.keep {
+            KeepCopies::First => Mark::AllButFirst,
+            KeepCopies::None => Mark::All,
+        };
+        let parts = pool.install(|| -> Result<_> {
+            let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
+            sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
+            Ok(parts)
+        })?;
+        let firsts: HashMap<u64, u64> = if options.spans.is_some() {
+            let queries: Vec<u64> = (0..corpus.docs())
+                .flat_map(|d| {
+                    intervals(&corpus, &removed, d, len)
+                        .into_iter()
+                        .map(|iv| iv.window)
+                })
+                .collect();
+            let found =
+                pool.install(|| sa::first_occurrences(corpus.text(), &parts, len, &queries));
+            queries.into_iter().zip(found).collect()
+        } else {
+            HashMap::new()
+        };
+        drop(parts);
+        Ok(SubstringPlan {
+            corpus,
+            removed,
+            firsts,
+            options: options.clone(),
+            before,
+            files: files.to_vec(),
+            parts: plan.len(),
+            _dir: dir,
+        })
+    }
+
+    /// The stage that cuts, for a run over the same files in the same order; call
+    /// [`SubstringStage::close`] after the run.
+    pub fn stage(&self) -> Result<SubstringStage<'_>> {
+        crate::dedup::near::check_unchanged(&self.files, &self.before)?;
+        let spans = match &self.options.spans {
+            Some(p) => Some(SpansWriter::create(p)?),
+            None => None,
+        };
+        let referenced: HashSet<usize> = self
+            .firsts
+            .values()
+            .map(|&g| self.corpus.locate(g).0)
+            .collect();
+        Ok(SubstringStage {
+            plan: self,
+            ordinal: 0,
+            referenced,
+            ids: HashMap::new(),
+            spans,
+            field_spans: Arc::from(SPANS_FIELD),
+            field_bytes: Arc::from(BYTES_FIELD),
+            spans_count: 0,
+            bytes_removed: 0,
+            changed: 0,
+            error: None,
+        })
+    }
 }
 
 /// One removed interval of a document.
@@ -430,15 +463,10 @@ impl SpansWriter {
 }
 
 /// Pass 2: cut the removed intervals out of each document, in input order.
-struct SubstringStage<'a> {
-    corpus: &'a Corpus,
-    removed: &'a Bitmap,
-    len: usize,
-    options: &'a SubstringOptions,
+pub struct SubstringStage<'a> {
+    plan: &'a SubstringPlan,
     /// Valid documents decided so far.
     ordinal: u64,
-    /// Text position of each span's leading window → where that window first occurs.
-    firsts: HashMap<u64, u64>,
     /// Documents holding a first occurrence (their ids are kept for the spans file).
     referenced: HashSet<usize>,
     ids: HashMap<usize, String>,
@@ -452,13 +480,34 @@ struct SubstringStage<'a> {
 }
 
 impl SubstringStage<'_> {
+    /// After the run: report a mismatch between the passes, and write the spans file.
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.ordinal != self.plan.corpus.docs() as u64 {
+            return Err(Error::Config(
+                "the inputs changed between passes: fewer documents than before".into(),
+            ));
+        }
+        if let Some(w) = self.spans.take() {
+            w.finish()?;
+        }
+        Ok(())
+    }
+
     fn write_spans(&mut self, d: usize, id: &str, ivs: &[Interval]) -> Result<()> {
         let Some(w) = self.spans.as_mut() else {
             return Ok(());
         };
         for iv in ivs {
-            let first = self.firsts.get(&iv.window).copied().unwrap_or(iv.window);
-            let (fd, offset) = self.corpus.locate(first);
+            let first = self
+                .plan
+                .firsts
+                .get(&iv.window)
+                .copied()
+                .unwrap_or(iv.window);
+            let (fd, offset) = self.plan.corpus.locate(first);
             let first_id: Cow<'_, str> = if fd == d {
                 Cow::Borrowed(id)
             } else {
@@ -481,7 +530,8 @@ impl Stage for SubstringStage<'_> {
         if self.error.is_some() {
             return Decision::Keep;
         }
-        if d >= self.corpus.docs() || self.corpus.doc(d) != doc.text.as_bytes() {
+        let corpus = &self.plan.corpus;
+        if d >= corpus.docs() || corpus.doc(d) != doc.text.as_bytes() {
             self.error = Some(Error::Config(format!(
                 "the inputs changed between passes (document {} at {} differs)",
                 doc.id, doc.location
@@ -491,7 +541,7 @@ impl Stage for SubstringStage<'_> {
         if self.referenced.contains(&d) {
             self.ids.insert(d, doc.id.to_string());
         }
-        let ivs = intervals(self.corpus, self.removed, d, self.len);
+        let ivs = intervals(corpus, &self.plan.removed, d, self.plan.options.min_length);
         if ivs.is_empty() {
             return Decision::Keep;
         }
@@ -503,7 +553,7 @@ impl Stage for SubstringStage<'_> {
         self.spans_count += ivs.len() as u64;
         self.bytes_removed += bytes;
         self.changed += 1;
-        if self.options.annotate {
+        if self.plan.options.annotate {
             return Decision::Edit {
                 text: None,
                 fields: vec![
@@ -525,7 +575,8 @@ impl Stage for SubstringStage<'_> {
         out.push_str(&text[at..]);
         if out.trim().is_empty() {
             Decision::Remove("empty_after_substring_dedup".into())
-        } else if self.options.min_doc_chars > 0 && out.chars().count() < self.options.min_doc_chars
+        } else if self.plan.options.min_doc_chars > 0
+            && out.chars().count() < self.plan.options.min_doc_chars
         {
             Decision::Remove("short_after_substring_dedup".into())
         } else {
