@@ -19,6 +19,9 @@ __all__ = [
     "LineKeepTable",
     "LineSignatureWriter",
     "NearPathFilter",
+    "SubstringPathCutter",
+    "SubstringSequenceWriter",
+    "substring_find",
     "NearSignatureWriter",
     "TamisError",
     "TextBatches",
@@ -354,6 +357,24 @@ class NearPathFilter:
 
     def __new__(cls, workdir: str) -> NearPathFilter: ...
     def decide(self, paths: list[str]) -> tuple[list[bool], list[int], list[int]]: ...
+
+@final
+class SubstringSequenceWriter:
+    """Stage 1 of substring dedup for a datatrove task: texts by source file."""
+
+    def __new__(cls, workdir: str, task_json: str) -> SubstringSequenceWriter: ...
+    def add(self, path: str, texts: list[str]) -> None: ...
+    def finish(self) -> str: ...
+
+def substring_find(workdir: str, options_json: str, threads: int = ...) -> str:
+    """Stage 2 of substring dedup (one task); returns the statistics as JSON."""
+
+@final
+class SubstringPathCutter:
+    """Stage 3 of substring dedup for a datatrove task: each document's removed spans."""
+
+    def __new__(cls, workdir: str, options_json: str) -> SubstringPathCutter: ...
+    def cut(self, path: str, text: str) -> tuple[str, str | None, list[tuple[int, int]]]: ...
 
 @final
 class U64Matrix:

@@ -13,6 +13,9 @@
 
 - Near dedup (:mod:`.near`): four steps sharing a local work directory, the files of
   ``tamis dedup near signatures|buckets|cluster|filter``.
+- Exact-substring dedup (:mod:`.substring`): :class:`SubstringSequence` (any number of tasks)
+  writes the texts, :class:`SubstringFind` (one task) builds the suffix arrays and each file's
+  spans, :class:`SubstringFilter` (any number of tasks) cuts them, as ``tamis dedup substring``.
 - The Python-run stages of ``tamis refine``, with their implementation
   (:mod:`tamis.refine.stages`): :class:`LanguageFilter`, :class:`QualityFilter` (fastText),
   :class:`ProxDocStage`, :class:`ProxChunkStage` (ProX models); and :class:`ProxApply` (stored
@@ -24,9 +27,9 @@
   :func:`to_datatrove`, :func:`run_local`, :func:`stage_counts`.
 
 Steps take the options dataclasses of :mod:`tamis.dedup` (``ExactOptions``, ``LinesOptions``,
-``NearOptions``) or their fields as keywords. "First" is in the order the command line reads
-the folder: file paths sorted as Rust sorts paths (component by component, so ``part/x.jsonl``
-comes before ``part.jsonl``), then documents in file order.
+``NearOptions``, ``SubstringOptions``) or their fields as keywords. "First" is in the order the
+command line reads the folder: file paths sorted as Rust sorts paths (component by component,
+so ``part/x.jsonl`` comes before ``part.jsonl``), then documents in file order.
 
 The package imports without datatrove; the steps raise ImportError when created if it is
 missing.
@@ -39,6 +42,7 @@ from tamis.datatrove.fasttext import LanguageFilter, QualityFilter
 from tamis.datatrove.lines import LINE_SIGNATURE_SUFFIX, LineDedupFilter, LineDedupSignature
 from tamis.datatrove.near import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
 from tamis.datatrove.prox import ProxApply, ProxChunkStage, ProxDocStage
+from tamis.datatrove.substring import SubstringFilter, SubstringFind, SubstringSequence
 from tamis.datatrove.tokenize import TokenizeShards, task_manifest, task_prefix
 
 __all__ = [
@@ -56,6 +60,9 @@ __all__ = [
     "NearDedupCluster",
     "NearDedupFilter",
     "NearDedupSignature",
+    "SubstringFilter",
+    "SubstringFind",
+    "SubstringSequence",
     "ProxApply",
     "ProxChunkStage",
     "ProxDocStage",

@@ -23,7 +23,8 @@ from tamis.datatrove.fasttext import LanguageFilter, QualityFilter
 from tamis.datatrove.lines import LineDedupFilter, LineDedupSignature
 from tamis.datatrove.near import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
 from tamis.datatrove.prox import ProxChunkStage, ProxDocStage
-from tamis.dedup import ExactOptions, LinesOptions, NearOptions
+from tamis.datatrove.substring import SubstringFilter, SubstringFind, SubstringSequence
+from tamis.dedup import ExactOptions, LinesOptions, NearOptions, SubstringOptions
 from tamis.errors import ConfigError
 from tamis.filters import LanguageOptions, QualityOptions
 from tamis.prox_infer import ProxModelOptions
@@ -234,6 +235,16 @@ def _dedup_near(plan: Plan, s: dict[str, Any]) -> None:
     plan.filter(name, step)
 
 
+def _dedup_substring(plan: Plan, s: dict[str, Any]) -> None:
+    name, workdir, o = s["name"], plan.signatures(s["name"]), SubstringOptions(**_options(s))
+    if "://" in plan.work_folder:
+        raise ConfigError(f"substring dedup needs a local or mounted work_folder, got {plan.work_folder!r}")
+    sequence = SubstringSequence(workdir, path_key=SOURCE_KEY, batch_size=plan.common["batch_size"])
+    plan.phase(f"{name}-sequence", name, [sequence])
+    plan.phase(f"{name}-find", name, [SubstringFind(workdir, o, threads=plan.threads)], reads=False, tasks=1)
+    plan.filter(name, SubstringFilter(workdir, o, exclusion_writer=plan.excluded(name), path_key=SOURCE_KEY))
+
+
 def _language(plan: Plan, s: dict[str, Any]) -> None:
     o = LanguageOptions(**_options(s))
     plan.shard(s["name"], LanguageFilter(o, exclusion_writer=plan.excluded(s["name"])))
@@ -275,6 +286,7 @@ BUILDERS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "dedup_exact": _dedup_exact,
     "dedup_lines": _dedup_lines,
     "dedup_near": _dedup_near,
+    "dedup_substring": _dedup_substring,
     "language": _language,
     "quality": _quality,
     "prox_doc": _prox,

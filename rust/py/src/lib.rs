@@ -71,6 +71,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dedup::dedup_exact, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::dedup_lines, m)?)?;
     m.add_function(wrap_pyfunction!(substring::dedup_substring, m)?)?;
+    m.add_function(wrap_pyfunction!(substring::substring_find, m)?)?;
+    m.add_class::<substring::SubstringSequenceWriter>()?;
+    m.add_class::<substring::SubstringPathCutter>()?;
     m.add_function(wrap_pyfunction!(dedup::keep_field, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::hash_texts, m)?)?;
     m.add_function(wrap_pyfunction!(dedup::exact_keep_mask_arrow, m)?)?;

@@ -17,6 +17,7 @@
 //! and with more than one part 4 bytes per window start.
 
 mod sa;
+pub mod stages;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -250,7 +251,6 @@ impl SubstringPlan {
         options.validate()?;
         crate::io::require_rereadable(files, "dedup substring")?;
         let pool = thread_pool(opts.threads)?;
-        let threads = pool.current_num_threads();
         let dir = match &options.spill_dir {
             Some(d) => tempfile::Builder::new()
                 .prefix(".tamis-substring-")
@@ -277,45 +277,7 @@ impl SubstringPlan {
         };
         let corpus = collect(files, &scan_opts, dir.path(), progress)?;
         let len = options.min_length;
-        let n = corpus.text().len() as u64;
-
-        // Parts: with a memory limit, what is left after the removal map and the document
-        // table, at 5 bytes per byte of part (suffix array and text).
-        let fixed = n.div_ceil(8) + 8 * corpus.starts.len() as u64;
-        let cap = match options.memory_limit {
-            None => MAX_PART,
-            Some(limit) => {
-                let cap = limit.saturating_sub(fixed) / 5;
-                if cap == 0 {
-                    return Err(Error::Config(format!(
-                        "--memory-limit {limit} is too small for {n} bytes of text: the removal map and document table alone take {fixed} bytes"
-                    )));
-                }
-                cap.min(MAX_PART)
-            }
-        };
-        let plan = sa::plan_parts(&corpus.starts[1..], cap).map_err(|size| {
-            Error::Config(format!(
-                "a document of {size} bytes does not fit a suffix-array part of {cap} bytes: raise --memory-limit"
-            ))
-        })?;
-        if plan.len() > MAX_PARTS {
-            return Err(Error::Config(format!(
-                "--memory-limit cuts the text into {} parts (at most {MAX_PARTS}): raise it",
-                plan.len()
-            )));
-        }
-        let spill = (plan.len() > 1 && options.memory_limit.is_some()).then(|| dir.path());
-        let removed = Bitmap::new(n);
-        let mark = match options.keep {
-            KeepCopies::First => Mark::AllButFirst,
-            KeepCopies::None => Mark::All,
-        };
-        let parts = pool.install(|| -> Result<_> {
-            let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
-            sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
-            Ok(parts)
-        })?;
+        let (removed, parts, count) = find_removed(&corpus, options, &pool, dir.path())?;
         let firsts: HashMap<u64, u64> = if options.spans.is_some() {
             let queries: Vec<u64> = (0..corpus.docs())
                 .flat_map(|d| {
@@ -338,7 +300,7 @@ impl SubstringPlan {
             options: options.clone(),
             before,
             files: files.to_vec(),
-            parts: plan.len(),
+            parts: count,
             _dir: dir,
         })
     }
@@ -369,6 +331,96 @@ impl SubstringPlan {
             changed: 0,
             error: None,
         })
+    }
+}
+
+/// The suffix arrays of `corpus` (parts sized to `options.memory_limit`, spilled to `dir`) and
+/// the window starts they mark as removed; returns the marks, the parts and their number.
+fn find_removed(
+    corpus: &Corpus,
+    options: &SubstringOptions,
+    pool: &rayon::ThreadPool,
+    dir: &Path,
+) -> Result<(Bitmap, Vec<sa::Part>, usize)> {
+    let len = options.min_length;
+    let n = corpus.text().len() as u64;
+    // Parts: with a memory limit, what is left after the removal map and the document table,
+    // at 5 bytes per byte of part (suffix array and text).
+    let fixed = n.div_ceil(8) + 8 * corpus.starts.len() as u64;
+    let cap = match options.memory_limit {
+        None => MAX_PART,
+        Some(limit) => {
+            let cap = limit.saturating_sub(fixed) / 5;
+            if cap == 0 {
+                return Err(Error::Config(format!(
+                    "--memory-limit {limit} is too small for {n} bytes of text: the removal map and document table alone take {fixed} bytes"
+                )));
+            }
+            cap.min(MAX_PART)
+        }
+    };
+    let plan = sa::plan_parts(&corpus.starts[1..], cap).map_err(|size| {
+        Error::Config(format!(
+            "a document of {size} bytes does not fit a suffix-array part of {cap} bytes: raise --memory-limit"
+        ))
+    })?;
+    if plan.len() > MAX_PARTS {
+        return Err(Error::Config(format!(
+            "--memory-limit cuts the text into {} parts (at most {MAX_PARTS}): raise it",
+            plan.len()
+        )));
+    }
+    let spill = (plan.len() > 1 && options.memory_limit.is_some()).then_some(dir);
+    let removed = Bitmap::new(n);
+    let mark = match options.keep {
+        KeepCopies::First => Mark::AllButFirst,
+        KeepCopies::None => Mark::All,
+    };
+    let threads = pool.current_num_threads();
+    let parts = pool.install(|| -> Result<_> {
+        let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
+        sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
+        Ok(parts)
+    })?;
+    Ok((removed, parts, plan.len()))
+}
+
+/// What a document becomes once its removed intervals (byte offsets on character boundaries,
+/// increasing, not touching) are applied under `options` (`annotate`, `min_doc_chars`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cut {
+    /// No interval: unchanged.
+    Keep,
+    /// `annotate`: unchanged text, these spans and their total bytes.
+    Annotate(Vec<(u64, u64)>, u64),
+    /// The text without the intervals.
+    Text(String),
+    /// Dropped for this reason.
+    Drop(&'static str),
+}
+
+/// Apply the removed `spans` of a document's `text` (see [`Cut`]).
+pub fn apply_cuts(text: &str, spans: &[(u64, u64)], options: &SubstringOptions) -> Cut {
+    if spans.is_empty() {
+        return Cut::Keep;
+    }
+    let bytes: u64 = spans.iter().map(|(s, e)| e - s).sum();
+    if options.annotate {
+        return Cut::Annotate(spans.to_vec(), bytes);
+    }
+    let mut out = String::with_capacity(text.len().saturating_sub(bytes as usize));
+    let mut at = 0usize;
+    for &(s, e) in spans {
+        out.push_str(&text[at..s as usize]);
+        at = e as usize;
+    }
+    out.push_str(&text[at..]);
+    if out.trim().is_empty() {
+        Cut::Drop("empty_after_substring_dedup")
+    } else if options.min_doc_chars > 0 && out.chars().count() < options.min_doc_chars {
+        Cut::Drop("short_after_substring_dedup")
+    } else {
+        Cut::Text(out)
     }
 }
 
@@ -549,38 +601,21 @@ impl Stage for SubstringStage<'_> {
             self.error = Some(e);
             return Decision::Keep;
         }
-        let bytes: u64 = ivs.iter().map(|iv| iv.end - iv.start).sum();
+        let spans: Vec<(u64, u64)> = ivs.iter().map(|iv| (iv.start, iv.end)).collect();
         self.spans_count += ivs.len() as u64;
-        self.bytes_removed += bytes;
+        self.bytes_removed += spans.iter().map(|(s, e)| e - s).sum::<u64>();
         self.changed += 1;
-        if self.plan.options.annotate {
-            return Decision::Edit {
+        match apply_cuts(&doc.text, &spans, &self.plan.options) {
+            Cut::Keep => Decision::Keep,
+            Cut::Annotate(spans, bytes) => Decision::Edit {
                 text: None,
                 fields: vec![
-                    FieldEdit::set(
-                        self.field_spans.clone(),
-                        FieldValue::Spans(ivs.iter().map(|iv| (iv.start, iv.end)).collect()),
-                    ),
+                    FieldEdit::set(self.field_spans.clone(), FieldValue::Spans(spans)),
                     FieldEdit::set(self.field_bytes.clone(), FieldValue::Int(bytes as i64)),
                 ],
-            };
-        }
-        let text = &doc.text;
-        let mut out = String::with_capacity(text.len() - bytes as usize);
-        let mut at = 0usize;
-        for iv in &ivs {
-            out.push_str(&text[at..iv.start as usize]);
-            at = iv.end as usize;
-        }
-        out.push_str(&text[at..]);
-        if out.trim().is_empty() {
-            Decision::Remove("empty_after_substring_dedup".into())
-        } else if self.plan.options.min_doc_chars > 0
-            && out.chars().count() < self.plan.options.min_doc_chars
-        {
-            Decision::Remove("short_after_substring_dedup".into())
-        } else {
-            Decision::Rewrite(out)
+            },
+            Cut::Text(t) => Decision::Rewrite(t),
+            Cut::Drop(reason) => Decision::Remove(reason.into()),
         }
     }
 
