@@ -1128,3 +1128,103 @@ def test_refine_config_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"stage 1 \(dedup_substring\): min_length must be from 1"):
         Pipeline.from_config(cfg)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# --unit tokens (Lee et al. count 50 GPT-2 tokens)
+# ---------------------------------------------------------------------------------------------
+
+
+def token_oracle(
+    texts: Sequence[str], tok: Any, *, min_length: int, keep: str
+) -> tuple[list[str], list[tuple[int, int, int, int, int]]]:
+    """Windows of L token ids; a document's removed windows unite in tokens, map to bytes (first
+    token's start to last token's end; byte ranges that meet join) and shrink to characters.
+    Returns the output texts and (doc, start, end, first doc, first start) per interval."""
+    encs = [tok.encode(t, add_special_tokens=False) for t in texts]
+    data = [tuple(e.ids) for e in encs]
+    byte_offsets = []
+    for t, e in zip(texts, encs, strict=True):
+        at = [0]
+        for ch in t:
+            at.append(at[-1] + len(ch.encode("utf-8")))
+        byte_offsets.append([(at[a], at[b]) for a, b in e.offsets])
+    occurrences: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    for d, ids in enumerate(data):
+        for q in range(len(ids) - min_length + 1):
+            occurrences.setdefault(ids[q : q + min_length], []).append((d, q))
+    removed = removed_windows(occurrences, len(data), keep)  # type: ignore[arg-type]
+    out_texts, spans = [], []
+    for d, t in enumerate(texts):
+        b = t.encode("utf-8")
+        merged: list[list[int]] = []
+        for ta, tb in union(removed[d], min_length):
+            s, e = byte_offsets[d][ta][0], byte_offsets[d][tb - 1][1]
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e, ta])
+        ivs = []
+        for s0, e0, q0 in merged:
+            s, e = shrink(b, s0, e0)
+            if s == e:
+                continue
+            fd, f = occurrences[data[d][q0 : q0 + min_length]][0]
+            first = byte_offsets[fd][f][0] + (s - byte_offsets[d][q0][0])
+            ivs.append(Interval(s, e, s0, e0, fd, f))
+            spans.append((d, s, e, fd, first))
+        out_texts.append(cut(b, ivs).decode("utf-8"))
+    return out_texts, spans
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    from conftest import load_benchmark
+    from tokenizers import Tokenizer
+
+    path = load_benchmark("vocab_data").gpt2_tokenizer(tmp_path_factory.mktemp("gpt2") / "gpt2.json")
+    return Tokenizer.from_file(str(path)), path
+
+
+@pytest.mark.parametrize("keep", ["first", "none"])
+@pytest.mark.parametrize("L", [3, 12])
+def test_cli_tokens_unit_matches_the_token_oracle(
+    tmp_path: Path, gpt2: tuple[Any, Path], L: int, keep: str
+) -> None:
+    tok, path = gpt2
+    docs = substring_corpus(31, 60)
+    src = write_lines(tmp_path / "in.jsonl", raw_lines(docs, 31))
+    texts = [d["text"] for d in docs]
+    ids = [d["id"] for d in docs]
+    expected_texts, expected_spans = token_oracle(texts, tok, min_length=L, keep=keep)
+    assert any(s[3] != s[0] for s in expected_spans)  # repeats across documents
+    flags = ["--min-length", L, "--keep", keep, "--unit", "tokens", "--tokenizer", path]
+    run = run_substring(tmp_path, src, *flags, "--memory-limit", TINY_MEMORY_LIMIT, tag="tok")
+    got = {json.loads(line)["id"]: json.loads(line)["text"] for line in run.lines}
+    for i, t in zip(ids, expected_texts, strict=True):
+        if i in got:
+            assert got[i] == t, i
+        else:
+            assert not t.strip(), i  # dropped: left empty
+    assert [
+        (ids.index(s["id"]), s["start"], s["end"], ids.index(s["first"]["id"]), s["first"]["start"])
+        for s in run.spans
+    ] == expected_spans
+    # the same with the suffix arrays in memory and another thread count
+    again = run_substring(tmp_path, src, *flags, "--threads", 1, tag="tok1")
+    assert again.out.read_bytes() == run.out.read_bytes() and again.spans == run.spans
+
+
+def test_tokens_unit_options_are_checked(tmp_path: Path, run_tamis: Any) -> None:
+    src = write_lines(tmp_path / "in.jsonl", raw_lines(substring_corpus(1, 5), 1))
+    r = run_tamis("dedup", "substring", src, "-o", tmp_path / "o.jsonl", "--unit", "tokens")
+    assert r.returncode != 0 and "--unit tokens needs --tokenizer" in r.stderr
+    r = run_tamis("dedup", "substring", src, "-o", tmp_path / "o.jsonl", "--tokenizer", src)
+    assert r.returncode != 0 and "--tokenizer is only used with --unit tokens" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = run_tamis(
+        "dedup", "substring", src, "-o", tmp_path / "o.jsonl", "--unit", "tokens", "--tokenizer", bad
+    )
+    assert r.returncode == 1 and "bad.json" in r.stderr
+    assert not (tmp_path / "o.jsonl").exists()

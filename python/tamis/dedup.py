@@ -100,7 +100,8 @@ KeepCopies = Literal["first", "none"]
 class SubstringOptions:
     """Exact-substring dedup with suffix arrays (``tamis_core::dedup::substring::SubstringOptions``).
 
-    Every span of at least ``min_length`` bytes that occurs twice or more in the corpus (across
+    Every span of at least ``min_length`` bytes (or, with ``unit="tokens"``, tokens of
+    ``tokenizer``, a ``tokenizer.json``) that occurs twice or more in the corpus (across
     documents or within one) is cut from every occurrence after the first (``keep="first"``) or
     from all of them (``"none"``, as Lee et al.), on character boundaries. Documents left empty,
     or with fewer than ``min_doc_chars`` characters, are dropped. ``annotate`` keeps everything and
@@ -110,6 +111,8 @@ class SubstringOptions:
     identical for any ``threads`` and any ``memory_limit``."""
 
     min_length: int = default("substring", "min_length")
+    unit: Literal["bytes", "tokens"] = default("substring", "unit")
+    tokenizer: PathLike | None = default("substring", "tokenizer")
     keep: KeepCopies = default("substring", "keep")
     min_doc_chars: int = default("substring", "min_doc_chars")
     annotate: bool = default("substring", "annotate")

@@ -6,7 +6,7 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use tamis_core::dedup::near::{Shingling, Sketch};
-use tamis_core::dedup::substring::KeepCopies;
+use tamis_core::dedup::substring::{KeepCopies, Unit};
 use tamis_core::io::OnError;
 use tamis_core::prox::Mode;
 use tamis_core::refine::ShardCompression;
@@ -1017,10 +1017,19 @@ pub struct SubstringArgs {
     #[command(flatten)]
     #[serde(skip)]
     pub io: IoArgs,
-    /// Shortest repeated span removed, in bytes (default 100: Lee et al.'s 50 GPT-2 tokens).
-    #[arg(long, value_name = "BYTES")]
+    /// Shortest repeated span removed, in --unit (default 100 bytes: Lee et al.'s 50 GPT-2
+    /// tokens).
+    #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_length: Option<i64>,
+    /// What --min-length counts: bytes of the text, or tokens of --tokenizer.
+    #[arg(long, value_parser = PossibleValuesParser::new(Unit::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The tokenizer.json whose tokens --unit tokens counts.
+    #[arg(long, value_name = "TOKENIZER.json")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
     /// Which copies of a repeated span are removed: first keeps the first occurrence in input
     /// order and removes the later ones; none removes every copy (Lee et al.).
     #[arg(long, value_parser = PossibleValuesParser::new(KeepCopies::NAMES))]

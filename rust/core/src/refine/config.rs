@@ -407,6 +407,7 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
             o.tokenizer = resolve_path(base, &o.tokenizer.to_string_lossy());
         }
         StageOptions::DedupSubstring(o) => {
+            fix(&mut o.tokenizer);
             fix(&mut o.spans);
             fix(&mut o.spill_dir);
         }

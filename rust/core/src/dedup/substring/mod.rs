@@ -33,6 +33,7 @@ use crate::io::{expand_inputs, Doc, FieldEdit, FieldValue, InputFile, IoOptions,
 use crate::options::{check_range, OptionError, Options};
 use crate::pipeline::{run_files, scan, thread_pool, Decision, Progress, RunOptions, Stage};
 use crate::{Error, RecordError, Result, Stats};
+use tokenizers::Tokenizer;
 
 use sa::{spill_file, Bitmap, Mark, SEPARATOR};
 
@@ -55,12 +56,33 @@ impl KeepCopies {
     pub const NAMES: [&'static str; 2] = ["first", "none"];
 }
 
+/// What `min_length` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// UTF-8 bytes of the text.
+    #[default]
+    Bytes,
+    /// Tokens of `tokenizer` (Lee et al.: 50 GPT-2 tokens).
+    Tokens,
+}
+
+impl Unit {
+    /// The names the options accept.
+    pub const NAMES: [&'static str; 2] = ["bytes", "tokens"];
+}
+
 /// Options of exact-substring dedup (`tamis dedup substring`, `tamis.dedup.substring`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SubstringOptions {
-    /// Shortest repeated span removed, in bytes (Lee et al.: 50 GPT-2 tokens, about 100 bytes).
+    /// Shortest repeated span removed, in `unit`s (Lee et al.: 50 GPT-2 tokens, about 100
+    /// bytes).
     pub min_length: usize,
+    /// What `min_length` counts: bytes, or tokens of `tokenizer`.
+    pub unit: Unit,
+    /// The `tokenizer.json` whose tokens `unit = "tokens"` counts.
+    pub tokenizer: Option<PathBuf>,
     /// Which copies of a repeated span are removed.
     pub keep: KeepCopies,
     /// Documents with removals left with fewer characters than this are dropped.
@@ -82,6 +104,8 @@ impl Default for SubstringOptions {
     fn default() -> Self {
         SubstringOptions {
             min_length: 100,
+            unit: Unit::Bytes,
+            tokenizer: None,
             keep: KeepCopies::First,
             min_doc_chars: 0,
             annotate: false,
@@ -94,7 +118,18 @@ impl Default for SubstringOptions {
 
 impl Options for SubstringOptions {
     fn validate(&self) -> std::result::Result<(), OptionError> {
-        check_range("min_length", self.min_length, Some(1), Some(MAX_MIN_LENGTH))
+        check_range("min_length", self.min_length, Some(1), Some(MAX_MIN_LENGTH))?;
+        match (self.unit, &self.tokenizer) {
+            (Unit::Tokens, None) => Err(OptionError::with_fields(
+                &["unit", "tokenizer"],
+                "{0} tokens needs {1} (a tokenizer.json)",
+            )),
+            (Unit::Bytes, Some(_)) => Err(OptionError::with_fields(
+                &["tokenizer", "unit"],
+                "{0} is only used with {1} tokens",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -108,15 +143,70 @@ const MAX_PART: u64 = i32::MAX as u64 - 1;
 /// Refuse limits that would cut the corpus into more parts than this.
 const MAX_PARTS: usize = 65_536;
 
-/// The corpus text (pass 1), memory-mapped, and where each document starts.
+/// Bytes per token in the text of `unit = "tokens"`: base-255 digits, never the separator.
+const TOKEN_WIDTH: usize = 3;
+/// Token ids that fit [`TOKEN_WIDTH`] digits.
+const MAX_TOKEN_ID: u32 = 255 * 255 * 255 - 1;
+
+/// With `unit = "tokens"`: where each token lies in its document, and each document's hash.
+struct Tokens {
+    /// (start, end) byte offsets of every token in its document, little-endian `u32` pairs, in
+    /// corpus order (`None` when there is none).
+    offsets: Option<Mmap>,
+    /// xxh3 of each document's text, which pass 2 checks.
+    hashes: Vec<u64>,
+}
+
+/// The corpus text (pass 1), memory-mapped, and where each document starts. With tokens, the
+/// text holds each token as [`TOKEN_WIDTH`] bytes.
 struct Corpus {
     /// `None` when there is no text (an empty file cannot be mapped).
     map: Option<Mmap>,
     /// Start of each document in `text`, then the text length.
     starts: Vec<u64>,
+    tokens: Option<Tokens>,
 }
 
 impl Corpus {
+    /// Bytes of the text per unit.
+    fn step(&self) -> usize {
+        if self.tokens.is_some() {
+            TOKEN_WIDTH
+        } else {
+            1
+        }
+    }
+
+    /// The byte span in document `d` of its token `t` (with tokens).
+    fn token_span(&self, d: usize, t: u64) -> (u64, u64) {
+        let Some(Tokens {
+            offsets: Some(map), ..
+        }) = &self.tokens
+        else {
+            return (0, 0);
+        };
+        let first = (self.starts[d] - d as u64) / TOKEN_WIDTH as u64;
+        let at = 8 * (first + t) as usize;
+        let word = |i: usize| {
+            u64::from(u32::from_le_bytes([
+                map[i],
+                map[i + 1],
+                map[i + 2],
+                map[i + 3],
+            ]))
+        };
+        (word(at), word(at + 4))
+    }
+
+    /// The byte offset in document `d`'s text of text position `offset` of it (a unit start).
+    fn byte_offset(&self, d: usize, offset: u64) -> u64 {
+        if self.tokens.is_some() {
+            self.token_span(d, offset / TOKEN_WIDTH as u64).0
+        } else {
+            offset
+        }
+    }
+
     fn text(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
@@ -137,16 +227,69 @@ impl Corpus {
     }
 }
 
-/// Pass 1: every valid document's text and a separator, to `dir/text`.
+/// What pass 1 keeps of a document: its text (or tokens), and with tokens their offsets and
+/// the text's hash.
+struct Collected {
+    text: Vec<u8>,
+    offsets: Vec<u8>,
+    hash: u64,
+}
+
+/// The tokens of `text` as [`TOKEN_WIDTH`]-byte symbols, their byte offsets, and its hash.
+fn tokenized(tokenizer: &Tokenizer, text: &str) -> std::result::Result<Collected, RecordError> {
+    let bad = |m: String| RecordError::CorruptFile(format!("cannot tokenize the text: {m}"));
+    if text.len() > u32::MAX as usize {
+        return Err(bad("a text of 4 GiB or more".into()));
+    }
+    let enc = tokenizer
+        .encode(text, false)
+        .map_err(|e| bad(e.to_string()))?;
+    let mut symbols = Vec::with_capacity(TOKEN_WIDTH * enc.get_ids().len());
+    let mut offsets = Vec::with_capacity(8 * enc.get_ids().len());
+    for (&id, &(a, b)) in enc.get_ids().iter().zip(enc.get_offsets()) {
+        if id > MAX_TOKEN_ID {
+            return Err(bad(format!("token id {id} is past {MAX_TOKEN_ID}")));
+        }
+        symbols.extend_from_slice(&[
+            (id / 65_025) as u8,
+            (id / 255 % 255) as u8,
+            (id % 255) as u8,
+        ]);
+        offsets.extend_from_slice(&(a as u32).to_le_bytes());
+        offsets.extend_from_slice(&(b as u32).to_le_bytes());
+    }
+    Ok(Collected {
+        text: symbols,
+        offsets,
+        hash: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+    })
+}
+
+/// Pass 1: every valid document's text (or tokens) and a separator, to `dir/text`.
 fn collect(
     files: &[InputFile],
     opts: &RunOptions,
+    options: &SubstringOptions,
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<Corpus> {
+    let tokenizer = match (&options.unit, &options.tokenizer) {
+        (Unit::Tokens, Some(p)) => Some(crate::prox::prompt::load_tokenizer(p)?),
+        _ => None,
+    };
     let path = dir.join("text");
     let err = |e: std::io::Error| Error::io(path.display().to_string(), e);
     let mut w = BufWriter::with_capacity(1 << 20, spill_file(&path).map_err(err)?);
+    let offsets_path = dir.join("offsets");
+    let mut offsets_out = match &tokenizer {
+        Some(_) => Some(BufWriter::with_capacity(
+            1 << 20,
+            spill_file(&offsets_path)
+                .map_err(|e| Error::io(offsets_path.display().to_string(), e))?,
+        )),
+        None => None,
+    };
+    let mut hashes = Vec::new();
     let mut starts = vec![0u64];
     let mut at = 0u64;
     let mut io_error: Option<std::io::Error> = None;
@@ -155,20 +298,35 @@ fn collect(
         opts,
         &mut Stats::default(),
         progress,
-        |_, doc: &Doc<'_>| -> std::result::Result<String, RecordError> {
-            Ok(doc.text.clone().into_owned())
+        |_, doc: &Doc<'_>| -> std::result::Result<Collected, RecordError> {
+            match &tokenizer {
+                Some(t) => tokenized(t, &doc.text),
+                None => Ok(Collected {
+                    text: doc.text.as_bytes().to_vec(),
+                    offsets: Vec::new(),
+                    hash: 0,
+                }),
+            }
         },
         |s| {
+            let c = s.value;
             if io_error.is_none() {
-                if let Err(e) = w
-                    .write_all(s.value.as_bytes())
+                let written = w
+                    .write_all(&c.text)
                     .and_then(|_| w.write_all(&[SEPARATOR]))
-                {
+                    .and_then(|_| match offsets_out.as_mut() {
+                        Some(o) => o.write_all(&c.offsets),
+                        None => Ok(()),
+                    });
+                if let Err(e) = written {
                     io_error = Some(e);
                 }
             }
-            at += s.value.len() as u64 + 1;
+            at += c.text.len() as u64 + 1;
             starts.push(at);
+            if tokenizer.is_some() {
+                hashes.push(c.hash);
+            }
             Ok(())
         },
     )?;
@@ -176,14 +334,32 @@ fn collect(
         return Err(err(e));
     }
     let file = w.into_inner().map_err(|e| err(e.into_error()))?;
+    // SAFETY (both maps): the files are ours (a private temporary directory) and are not
+    // changed while mapped.
     let map = if at == 0 {
         None
     } else {
-        // SAFETY: the file is ours (a private temporary directory) and is not changed while
-        // mapped.
         Some(unsafe { Mmap::map(&file) }.map_err(err)?)
     };
-    Ok(Corpus { map, starts })
+    let tokens = match offsets_out {
+        None => None,
+        Some(o) => {
+            let oerr = |e: std::io::Error| Error::io(offsets_path.display().to_string(), e);
+            let f = o.into_inner().map_err(|e| oerr(e.into_error()))?;
+            let len = f.metadata().map_err(oerr)?.len();
+            let offsets = if len == 0 {
+                None
+            } else {
+                Some(unsafe { Mmap::map(&f) }.map_err(oerr)?)
+            };
+            Some(Tokens { offsets, hashes })
+        }
+    };
+    Ok(Corpus {
+        map,
+        starts,
+        tokens,
+    })
 }
 
 /// `tamis dedup substring`: remove repeated spans of `inputs`, writing `output`.
@@ -275,19 +451,20 @@ impl SubstringPlan {
             rejects: None,
             ..opts.clone()
         };
-        let corpus = collect(files, &scan_opts, dir.path(), progress)?;
+        let corpus = collect(files, &scan_opts, options, dir.path(), progress)?;
         let len = options.min_length;
         let (removed, parts, count) = find_removed(&corpus, options, &pool, dir.path())?;
         let firsts: HashMap<u64, u64> = if options.spans.is_some() {
             let queries: Vec<u64> = (0..corpus.docs())
                 .flat_map(|d| {
-                    intervals(&corpus, &removed, d, len)
+                    raw_intervals(&corpus, &removed, d, len)
                         .into_iter()
-                        .map(|iv| iv.window)
+                        .map(|(_, _, q)| q)
                 })
                 .collect();
+            let width = len * corpus.step();
             let found =
-                pool.install(|| sa::first_occurrences(corpus.text(), &parts, len, &queries));
+                pool.install(|| sa::first_occurrences(corpus.text(), &parts, width, &queries));
             queries.into_iter().zip(found).collect()
         } else {
             HashMap::new()
@@ -342,7 +519,7 @@ fn find_removed(
     pool: &rayon::ThreadPool,
     dir: &Path,
 ) -> Result<(Bitmap, Vec<sa::Part>, usize)> {
-    let len = options.min_length;
+    let len = options.min_length * corpus.step();
     let n = corpus.text().len() as u64;
     // Parts: with a memory limit, what is left after the removal map and the document table,
     // at 5 bytes per byte of part (suffix array and text).
@@ -378,7 +555,7 @@ fn find_removed(
     };
     let threads = pool.current_num_threads();
     let parts = pool.install(|| -> Result<_> {
-        let parts = sa::build_parts(corpus.text(), &plan, len, threads, spill)?;
+        let parts = sa::build_parts(corpus.text(), &plan, len, corpus.step(), threads, spill)?;
         sa::mark_repeats(corpus.text(), &parts, len, mark, threads * 8, &removed)?;
         Ok(parts)
     })?;
@@ -436,39 +613,75 @@ struct Interval {
     window_offset: u64,
 }
 
-/// The removed intervals of document `d`: unions of its removed windows, shrunk to character
-/// boundaries (empty ones left out).
-fn intervals(corpus: &Corpus, removed: &Bitmap, d: usize, len: usize) -> Vec<Interval> {
+/// The unions of document `d`'s removed windows: (start, end) in its part of the text and the
+/// text position of the leftmost window of each. `len` counts units.
+fn raw_intervals(corpus: &Corpus, removed: &Bitmap, d: usize, len: usize) -> Vec<(u64, u64, u64)> {
     let start = corpus.starts[d];
-    let text = corpus.doc(d);
-    let n = text.len() as u64;
-    if n < len as u64 {
+    let n = corpus.starts[d + 1] - 1 - start;
+    let width = (len * corpus.step()) as u64;
+    if n < width {
         return Vec::new();
     }
     let mut raw: Vec<(u64, u64, u64)> = Vec::new();
-    for q in removed.ones(start, start + n - len as u64 + 1) {
-        let (a, b) = (q - start, q - start + len as u64);
+    for q in removed.ones(start, start + n - width + 1) {
+        let (a, b) = (q - start, q - start + width);
         match raw.last_mut() {
             Some(last) if a <= last.1 => last.1 = last.1.max(b),
             _ => raw.push((a, b, q)),
         }
     }
-    let boundary = |i: u64| i == n || (text[i as usize] as i8) >= -0x40;
-    raw.into_iter()
-        .filter_map(|(mut a, mut b, q)| {
-            let window_offset = q - start;
-            while a < b && !boundary(a) {
-                a += 1;
-            }
-            while b > a && !boundary(b) {
-                b -= 1;
-            }
-            (a < b).then_some(Interval {
+    raw
+}
+
+/// The removed intervals of document `d` (whose text is `text`): its removed windows' unions as
+/// byte ranges (through the tokens' offsets with tokens), shrunk to character boundaries,
+/// empty ones left out.
+fn intervals(
+    corpus: &Corpus,
+    removed: &Bitmap,
+    d: usize,
+    len: usize,
+    text: &[u8],
+) -> Vec<Interval> {
+    let start = corpus.starts[d];
+    let n = text.len() as u64;
+    let mut spans: Vec<Interval> = Vec::new();
+    for (a, b, q) in raw_intervals(corpus, removed, d, len) {
+        let (a, b, window_offset) = if corpus.tokens.is_some() {
+            let w = TOKEN_WIDTH as u64;
+            let first = corpus.token_span(d, a / w).0;
+            let last = corpus.token_span(d, b / w - 1).1;
+            (
+                first,
+                last.max(first),
+                corpus.token_span(d, (q - start) / w).0,
+            )
+        } else {
+            (a, b, q - start)
+        };
+        let (a, b) = (a.min(n), b.min(n));
+        // Tokens' byte ranges may meet (tokens inside one character share its bytes).
+        match spans.last_mut() {
+            Some(last) if a <= last.end => last.end = last.end.max(b),
+            _ => spans.push(Interval {
                 start: a,
                 end: b,
                 window: q,
                 window_offset,
-            })
+            }),
+        }
+    }
+    let boundary = |i: u64| i == n || (text[i as usize] as i8) >= -0x40;
+    spans
+        .into_iter()
+        .filter_map(|mut iv| {
+            while iv.start < iv.end && !boundary(iv.start) {
+                iv.start += 1;
+            }
+            while iv.end > iv.start && !boundary(iv.end) {
+                iv.end -= 1;
+            }
+            (iv.start < iv.end).then_some(iv)
         })
         .collect()
 }
@@ -560,6 +773,7 @@ impl SubstringStage<'_> {
                 .copied()
                 .unwrap_or(iv.window);
             let (fd, offset) = self.plan.corpus.locate(first);
+            let offset = self.plan.corpus.byte_offset(fd, offset);
             let first_id: Cow<'_, str> = if fd == d {
                 Cow::Borrowed(id)
             } else {
@@ -583,7 +797,12 @@ impl Stage for SubstringStage<'_> {
             return Decision::Keep;
         }
         let corpus = &self.plan.corpus;
-        if d >= corpus.docs() || corpus.doc(d) != doc.text.as_bytes() {
+        let same = d < corpus.docs()
+            && match &corpus.tokens {
+                Some(t) => t.hashes[d] == xxhash_rust::xxh3::xxh3_64(doc.text.as_bytes()),
+                None => corpus.doc(d) == doc.text.as_bytes(),
+            };
+        if !same {
             self.error = Some(Error::Config(format!(
                 "the inputs changed between passes (document {} at {} differs)",
                 doc.id, doc.location
@@ -593,7 +812,13 @@ impl Stage for SubstringStage<'_> {
         if self.referenced.contains(&d) {
             self.ids.insert(d, doc.id.to_string());
         }
-        let ivs = intervals(corpus, &self.plan.removed, d, self.plan.options.min_length);
+        let ivs = intervals(
+            corpus,
+            &self.plan.removed,
+            d,
+            self.plan.options.min_length,
+            doc.text.as_bytes(),
+        );
         if ivs.is_empty() {
             return Decision::Keep;
         }

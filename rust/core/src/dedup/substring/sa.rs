@@ -39,6 +39,10 @@ impl Bitmap {
         }
     }
 
+    fn prefetch(&self, i: u64) {
+        prefetch(&self.words, (i / 64) as usize);
+    }
+
     fn set(&self, i: u64) {
         self.words[(i / 64) as usize].fetch_or(1 << (i % 64), AtomicOrdering::Relaxed);
     }
@@ -66,6 +70,36 @@ impl Bitmap {
                 None
             })
         })
+    }
+}
+
+/// How far ahead the merge prefetches: SA order visits the text and the bitmap at random, and
+/// each visit is a cache miss without it.
+const AHEAD: usize = 16;
+
+/// Ask for the cache line holding `data[at]` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch<T>(data: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < data.len() {
+        // SAFETY: `at` is in bounds; prefetching reads nothing and cannot fault.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(
+                data.as_ptr().add(at) as *const i8,
+                core::arch::x86_64::_MM_HINT_T0,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
+/// Prefetch the window at `pos` (its first bytes and, for longer windows, the next line).
+#[inline(always)]
+fn prefetch_window(text: &[u8], pos: u64, len: usize) {
+    prefetch(text, pos as usize);
+    if len > 64 {
+        prefetch(text, pos as usize + 64);
     }
 }
 
@@ -126,26 +160,29 @@ pub(crate) fn plan_parts(ends: &[u64], cap: u64) -> std::result::Result<Vec<(u64
     Ok(parts)
 }
 
-/// Whether each position of `text` starts a window of `len` bytes without a separator.
-fn window_starts(text: &[u8], len: usize) -> Vec<u64> {
+/// Whether each position of `text` starts a window of `len` bytes without a separator, at a
+/// multiple of `step` bytes before the next separator (documents of `step`-byte symbols).
+fn window_starts(text: &[u8], len: usize, step: usize) -> Vec<u64> {
     let mut bits = vec![0u64; text.len().div_ceil(64)];
-    // Bytes from each position to the next separator (or the end), capped at `len`.
-    let mut run = 0usize;
+    // Bytes from each position to the next separator (or the end), capped at `len`, and the
+    // same modulo `step`.
+    let (mut run, mut phase) = (0usize, 0usize);
     for i in (0..text.len()).rev() {
-        run = if text[i] == SEPARATOR {
-            0
+        if text[i] == SEPARATOR {
+            (run, phase) = (0, 0);
         } else {
-            (run + 1).min(len)
-        };
-        if run >= len {
+            run = (run + 1).min(len);
+            phase = (phase + 1) % step;
+        }
+        if run >= len && phase == 0 {
             bits[i / 64] |= 1 << (i % 64);
         }
     }
     bits
 }
 
-/// The suffix array of one part, reduced to its window starts.
-fn part_starts(text: &[u8], len: usize, threads: usize) -> Result<Vec<u32>> {
+/// The suffix array of one part, reduced to its window starts (every `step` bytes).
+fn part_starts(text: &[u8], len: usize, step: usize, threads: usize) -> Result<Vec<u32>> {
     if text.len() >= i32::MAX as usize {
         return Err(Error::Config(format!(
             "a suffix-array part of {} bytes is too large (at most {})",
@@ -160,7 +197,7 @@ fn part_starts(text: &[u8], len: usize, threads: usize) -> Result<Vec<u32>> {
         .run()
         .map_err(|e| Error::Config(format!("suffix array construction failed: {e:?}")))?
         .into_vec();
-    let valid = window_starts(text, len);
+    let valid = window_starts(text, len, step);
     // Same size and alignment: the conversion reuses the buffer, as does `retain`.
     let mut sa: Vec<u32> = sa.into_iter().map(|p| p as u32).collect();
     sa.retain(|&p| valid[p as usize / 64] & (1 << (p % 64)) != 0);
@@ -173,13 +210,14 @@ pub(crate) fn build_parts(
     text: &[u8],
     plan: &[(u64, u64)],
     len: usize,
+    step: usize,
     threads: usize,
     spill: Option<&Path>,
 ) -> Result<Vec<Part>> {
     let mut parts = Vec::with_capacity(plan.len());
     for (i, &(start, end)) in plan.iter().enumerate() {
         crate::interrupt::check()?;
-        let starts = part_starts(&text[start as usize..end as usize], len, threads)?;
+        let starts = part_starts(&text[start as usize..end as usize], len, step, threads)?;
         let starts = match spill {
             None => Starts::Memory(starts),
             Some(dir) => {
@@ -325,8 +363,15 @@ fn merge_chunk(
         let mut take = |part: usize, cursor: &mut [usize]| {
             let p = &parts[part];
             let s = cursor[part];
+            let end = ranges[part].1;
             let mut e = s + 1;
-            while e < ranges[part].1 && key(text, p.at(e), len) == k {
+            while e < end {
+                if e + AHEAD < end {
+                    prefetch_window(text, p.at(e + AHEAD), len);
+                }
+                if key(text, p.at(e), len) != k {
+                    break;
+                }
                 e += 1;
             }
             cursor[part] = e;
@@ -348,8 +393,12 @@ fn merge_chunk(
                     .min(),
             };
             for &(part, s, e) in &group {
+                let p = &parts[part];
                 for i in s..e {
-                    let pos = parts[part].at(i);
+                    if i + AHEAD < e {
+                        out.prefetch(p.at(i + AHEAD));
+                    }
+                    let pos = p.at(i);
                     if Some(pos) != first {
                         out.set(pos);
                     }
@@ -374,16 +423,32 @@ fn merge_chunk(
 }
 
 /// The smallest position holding the same window as each position of `queries` (window
-/// starts), found by binary search in every part.
+/// starts), found by binary search in every part. Queries with equal windows (copies of one
+/// boilerplate) share one search.
 pub(crate) fn first_occurrences(
     text: &[u8],
     parts: &[Part],
     len: usize,
     queries: &[u64],
 ) -> Vec<u64> {
-    queries
+    let mut order: Vec<usize> = (0..queries.len()).collect();
+    order.par_sort_unstable_by(|&a, &b| {
+        key(text, queries[a], len)
+            .cmp(key(text, queries[b], len))
+            .then(a.cmp(&b))
+    });
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, &qi) in order.iter().enumerate() {
+        let k = key(text, queries[qi], len);
+        match runs.last_mut() {
+            Some(r) if key(text, queries[order[r.0]], len) == k => r.1 = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    let firsts: Vec<u64> = runs
         .par_iter()
-        .map(|&q| {
+        .map(|&(s, _)| {
+            let q = queries[order[s]];
             let k = key(text, q, len);
             parts
                 .iter()
@@ -400,7 +465,14 @@ pub(crate) fn first_occurrences(
                 .min()
                 .unwrap_or(q)
         })
-        .collect()
+        .collect();
+    let mut out = vec![0u64; queries.len()];
+    for (&(s, e), &first) in runs.iter().zip(&firsts) {
+        for &i in &order[s..e] {
+            out[i] = first;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -410,7 +482,7 @@ mod tests {
     /// Every window start marked by brute force: windows equal to an earlier one (or to any
     /// other, with `Mark::All`).
     fn brute(text: &[u8], len: usize, mark: Mark) -> Vec<u64> {
-        let valid = window_starts(text, len);
+        let valid = window_starts(text, len, 1);
         let starts: Vec<usize> = (0..text.len())
             .filter(|&i| valid[i / 64] & (1 << (i % 64)) != 0)
             .collect();
@@ -459,7 +531,7 @@ mod tests {
                         let plan = plan_parts(&ends, cap).expect("plan");
                         let dir = tempfile::tempdir().expect("tmp");
                         for spill in [None, Some(dir.path())] {
-                            let parts = build_parts(&text, &plan, len, 2, spill).expect("build");
+                            let parts = build_parts(&text, &plan, len, 1, 2, spill).expect("build");
                             for chunks in [1, 3, 16] {
                                 let out = Bitmap::new(text.len() as u64);
                                 mark_repeats(&text, &parts, len, mark, chunks, &out).expect("mark");
@@ -481,8 +553,8 @@ mod tests {
         let (text, ends) = corpus(9, 30);
         let len = 4;
         let plan = plan_parts(&ends, 100).expect("plan");
-        let parts = build_parts(&text, &plan, len, 1, None).expect("build");
-        let valid = window_starts(&text, len);
+        let parts = build_parts(&text, &plan, len, 1, 1, None).expect("build");
+        let valid = window_starts(&text, len, 1);
         let queries: Vec<u64> = (0..text.len() as u64)
             .filter(|&i| valid[i as usize / 64] & (1 << (i % 64)) != 0)
             .collect();
@@ -495,6 +567,19 @@ mod tests {
                 .copied();
             assert_eq!(Some(f), expected);
         }
+    }
+
+    #[test]
+    fn window_starts_are_aligned_to_symbols() {
+        // Two documents of 3-byte symbols: "abcdef" (2 symbols), "ghi" (1).
+        let text = b"abcdef\xffghi\xff";
+        let bits = window_starts(text, 3, 3);
+        let set: Vec<usize> = (0..text.len())
+            .filter(|&i| bits[i / 64] & (1 << (i % 64)) != 0)
+            .collect();
+        assert_eq!(set, vec![0, 3, 7]);
+        let bits = window_starts(text, 6, 3);
+        assert_eq!(bits[0], 1);
     }
 
     #[test]

@@ -252,6 +252,11 @@ fn load_segments(workdir: &Path) -> Result<Vec<Segment>> {
 pub fn find(workdir: &Path, options: &SubstringOptions, threads: usize) -> Result<Stats> {
     let started = std::time::Instant::now();
     options.validate()?;
+    if options.unit != super::Unit::Bytes {
+        return Err(Error::Config(
+            "unit tokens is not available in the datatrove stages yet: use unit bytes".into(),
+        ));
+    }
     let segments = load_segments(workdir)?;
     let pool = thread_pool(threads)?;
     let tmp = match &options.spill_dir {
@@ -297,7 +302,11 @@ pub fn find(workdir: &Path, options: &SubstringOptions, threads: usize) -> Resul
         // mapped.
         Some(unsafe { Mmap::map(&file) }.map_err(err)?)
     };
-    let corpus = Corpus { map, starts };
+    let corpus = Corpus {
+        map,
+        starts,
+        tokens: None,
+    };
     let (removed, parts, count) = find_removed(&corpus, options, &pool, tmp.path())?;
     drop(parts);
 
@@ -321,7 +330,7 @@ pub fn find(workdir: &Path, options: &SubstringOptions, threads: usize) -> Resul
         let mut w = BufWriter::new(f);
         let werr = |e: std::io::Error| Error::io(p.display().to_string(), e);
         for local in 0..seg.docs {
-            let ivs = intervals(&corpus, &removed, doc, options.min_length);
+            let ivs = intervals(&corpus, &removed, doc, options.min_length, corpus.doc(doc));
             doc += 1;
             if ivs.is_empty() {
                 continue;
