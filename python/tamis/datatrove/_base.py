@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from tamis.errors import ConfigError
 from tamis.refine.stages import Decisions
 
 if TYPE_CHECKING:
@@ -46,6 +48,16 @@ def check_arrow_builder() -> None:
             "tamis.datatrove passes texts to Rust as Arrow arrays and needs polars or pyarrow: "
             "pip install 'tamis[polars]'"
         )
+
+
+def local_workdir(path: Any, what: str) -> str:
+    """A work directory shared by a step's tasks (``what`` names the step family in the
+    message): a local or mounted path, not a URL."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
+        raise ConfigError(
+            f"the {what} work directory must be a local (or shared, mounted) path, got {path!r}"
+        )
+    return os.fspath(path)
 
 
 def check_batch_size(batch_size: int) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from tamis._options import build, check, to_json
@@ -17,6 +16,7 @@ from tamis.datatrove._base import (
     check_arrow_builder,
     check_batch_size,
     keep_values,
+    local_workdir,
     source_path,
     string_array,
     texts_of,
@@ -30,11 +30,7 @@ if TYPE_CHECKING:
 
 
 def _workdir(path: Any) -> str:
-    if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
-        raise ConfigError(
-            f"the near-dedup work directory must be a local (or shared, mounted) path, got {path!r}"
-        )
-    return os.fspath(path)
+    return local_workdir(path, "near-dedup")
 
 
 def _options(options: NearOptions | None, kwargs: dict[str, Any]) -> NearOptions:

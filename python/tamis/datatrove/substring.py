@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from tamis._options import build, check, to_json
-from tamis.datatrove._base import PipelineStep, check_batch_size, source_path
+from tamis.datatrove._base import PipelineStep, check_batch_size, local_workdir, source_path
 from tamis.dedup import SubstringOptions
 from tamis.errors import ConfigError
 
@@ -23,11 +22,7 @@ if TYPE_CHECKING:
 
 
 def _workdir(path: Any) -> str:
-    if not isinstance(path, (str, os.PathLike)) or "://" in os.fspath(path):
-        raise ConfigError(
-            f"the substring-dedup work directory must be a local (or shared, mounted) path, got {path!r}"
-        )
-    return os.fspath(path)
+    return local_workdir(path, "substring-dedup")
 
 
 def _options(options: SubstringOptions | None, kwargs: dict[str, Any]) -> SubstringOptions:

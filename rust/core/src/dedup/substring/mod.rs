@@ -427,25 +427,7 @@ impl SubstringPlan {
         options.validate()?;
         crate::io::require_rereadable(files, "dedup substring")?;
         let pool = thread_pool(opts.threads)?;
-        let dir = match &options.spill_dir {
-            Some(d) => tempfile::Builder::new()
-                .prefix(".tamis-substring-")
-                .tempdir_in(d),
-            None => tempfile::Builder::new()
-                .prefix("tamis-substring-")
-                .tempdir(),
-        }
-        .map_err(|e| {
-            Error::io(
-                options
-                    .spill_dir
-                    .as_ref()
-                    .map_or("the temporary directory".into(), |d| {
-                        d.display().to_string()
-                    }),
-                e,
-            )
-        })?;
+        let dir = spill_dir(options)?;
         let before = crate::dedup::near::fingerprints(files);
         let scan_opts = RunOptions {
             rejects: None,
@@ -509,6 +491,30 @@ impl SubstringPlan {
             error: None,
         })
     }
+}
+
+/// A private temporary directory in `options.spill_dir` (default: the system's) for the text
+/// copy and the parts' suffix arrays; removed when dropped.
+fn spill_dir(options: &SubstringOptions) -> Result<tempfile::TempDir> {
+    match &options.spill_dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix(".tamis-substring-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("tamis-substring-")
+            .tempdir(),
+    }
+    .map_err(|e| {
+        Error::io(
+            options
+                .spill_dir
+                .as_ref()
+                .map_or("the temporary directory".into(), |d| {
+                    d.display().to_string()
+                }),
+            e,
+        )
+    })
 }
 
 /// The suffix arrays of `corpus` (parts sized to `options.memory_limit`, spilled to `dir`) and

@@ -259,15 +259,7 @@ pub fn find(workdir: &Path, options: &SubstringOptions, threads: usize) -> Resul
     }
     let segments = load_segments(workdir)?;
     let pool = thread_pool(threads)?;
-    let tmp = match &options.spill_dir {
-        Some(d) => tempfile::Builder::new()
-            .prefix(".tamis-substring-")
-            .tempdir_in(d),
-        None => tempfile::Builder::new()
-            .prefix("tamis-substring-")
-            .tempdir(),
-    }
-    .map_err(|e| Error::io("the spill directory", e))?;
+    let tmp = super::spill_dir(options)?;
     // The texts in the global order, in one file.
     let text_path = tmp.path().join("text");
     let err = |e: std::io::Error| Error::io(text_path.display().to_string(), e);
