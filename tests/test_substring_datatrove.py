@@ -127,3 +127,17 @@ def test_refine_config_as_datatrove_phases_equals_refine(tmp_path: Path) -> None
     assert phases[1].tasks == 1
     run_local(cfg, str(tmp_path / "work"), tasks=3, workers=2)
     _check_equal(phases, tmp_path / "work" / "logs", tmp_path / "out", refined, report)
+
+
+def test_filter_refuses_a_text_the_sequence_stage_did_not_see(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _corpus(data)
+    work = tmp_path / "work"
+    SubstringSequence(str(work))(JsonlReader(str(data))(), 0, 1)  # type: ignore[arg-type]
+    SubstringFind(str(work), min_length=30).run(None, 0, 1)
+    path = data / "a.jsonl"
+    records = [json.loads(line) for line in path.read_bytes().splitlines()]
+    records[3]["text"] += " changed"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with pytest.raises(TamisError, match=r"a\.jsonl: document 4 is not the text the sequence stage saw"):
+        list(SubstringFilter(str(work))(JsonlReader(str(data))(), 0, 1))

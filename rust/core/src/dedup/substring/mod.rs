@@ -29,7 +29,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
-use crate::io::{expand_inputs, Doc, FieldEdit, FieldValue, InputFile, IoOptions, Output};
+use crate::io::{expand_inputs, Batch, Doc, FieldEdit, FieldValue, InputFile, IoOptions, Output};
 use crate::options::{check_range, OptionError, Options};
 use crate::pipeline::{run_files, scan, thread_pool, Decision, Progress, RunOptions, Stage};
 use crate::{Error, RecordError, Result, Stats};
@@ -795,6 +795,24 @@ impl Stage for SubstringStage<'_> {
     type Prepared = ();
 
     fn prepare(&self, _doc: &Doc<'_>) {}
+
+    /// A document that differs from pass 1, or a spans file that cannot be written, stops the
+    /// run before its output is committed.
+    fn decide_batch(
+        &mut self,
+        _batch: &Batch,
+        docs: &[&Doc<'_>],
+        _prepared: Vec<()>,
+    ) -> Result<Vec<Decision>> {
+        let mut out = Vec::with_capacity(docs.len());
+        for d in docs {
+            out.push(self.decide(d, ()));
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+        }
+        Ok(out)
+    }
 
     fn decide(&mut self, doc: &Doc<'_>, _: ()) -> Decision {
         let d = self.ordinal as usize;
