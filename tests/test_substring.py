@@ -1228,3 +1228,37 @@ def test_tokens_unit_options_are_checked(tmp_path: Path, run_tamis: Any) -> None
     )
     assert r.returncode == 1 and "bad.json" in r.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--min-length", "18446744073709551616"], "--min-length"),
+        (["--min-length", "1048577"], "--min-length must be from 1 to 1048576"),
+        (["--memory-limit", "99999999999999999999G"], "--memory-limit"),
+        (["--memory-limit", "1"], "--memory-limit 1 is too small"),
+    ],
+)
+def test_hostile_numbers_are_refused_under_a_memory_limit(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    """Absurd numbers size nothing: a clear error within 1 GiB of address space, no output."""
+    import resource
+    import subprocess
+
+    from conftest import TAMIS
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    src = write_lines(tmp_path / "in.jsonl", raw_lines(substring_corpus(2, 20), 2))
+    out = tmp_path / "o.jsonl"
+    r = subprocess.run(
+        [*TAMIS, "dedup", "substring", str(src), "-o", str(out), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    assert not out.exists() and leftovers(tmp_path) == []
