@@ -59,6 +59,8 @@ __all__ = [
     "prox_explain",
     "prox_outcomes",
     "prox_render",
+    "prox_prompt_items",
+    "ProxPromptItems",
     "prox_token_counts",
     "read_toml",
     "refine_check",
@@ -455,6 +457,21 @@ def prox_token_counts(
 
 def prox_render(user: str, template_json: str) -> str:
     """One prompt rendered with a template."""
+
+def prox_prompt_items(
+    ids: list[str], texts: list[str], options_json: str, threads: int = ...
+) -> list[list[tuple[str, int, int, str, list[int], bool, str, str, int, int]]]:
+    """The refining models' prompts of each document with their texts (PromptOptions JSON)."""
+
+@final
+class ProxPromptItems:
+    """The prompt items of a corpus read in Rust, a batch per ``next()``."""
+
+    def __new__(cls, inputs: list[str], options_json: str, io_json: str) -> ProxPromptItems: ...
+    def __iter__(self) -> Iterator[list[tuple[str, int, int, str, list[int], bool, str, str, int, int]]]: ...
+    def __next__(self) -> list[tuple[str, int, int, str, list[int], bool, str, str, int, int]]: ...
+    def stats(self) -> str | None:
+        """The reading statistics (JSON) once exhausted."""
 
 # --- vocabulary and embeddings ----------------------------------------------------------------
 

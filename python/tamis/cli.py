@@ -1,8 +1,8 @@
 """The ``tamis`` console script: the same Rust command line as ``cargo install --path rust/cli``,
 with the stages that run in Python (fastText, torch) available to ``tamis refine``,
 ``tamis filter language|quality`` and ``tamis prox refine``; plus the commands that are Python
-throughout: ``tamis filter train`` (fastText training) and ``tamis embed eval`` (bits per
-byte)."""
+throughout: ``tamis filter train`` (fastText training), ``tamis embed eval`` (bits per byte),
+``tamis prox annotate`` (the HTTP client) and ``tamis prox train|eval`` (torch)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def _main(argv: list[str]) -> None:
         from tamis.filters import cli_train
 
         sys.exit(cli_train(argv[2:]))
+    if argv[:2] == ["prox", "annotate"]:
+        from tamis.prox_annotate import cli_annotate
+
+        sys.exit(cli_annotate(argv[2:]))
+    if argv[:2] in (["prox", "train"], ["prox", "eval"]):
+        from tamis import prox_train
+
+        sys.exit(prox_train.cli_train(argv[2:]) if argv[1] == "train" else prox_train.cli_eval(argv[2:]))
     if argv[:2] == ["embed", "eval"]:
         from tamis.embed import cli_eval
 

@@ -18,8 +18,8 @@
   spans, :class:`SubstringFilter` (any number of tasks) cuts them, as ``tamis dedup substring``.
 - The Python-run stages of ``tamis refine``, with their implementation
   (:mod:`tamis.refine.stages`): :class:`LanguageFilter`, :class:`QualityFilter` (fastText),
-  :class:`ProxDocStage`, :class:`ProxChunkStage` (ProX models); and :class:`ProxApply` (stored
-  ProX programs).
+  :class:`ProxDocStage`, :class:`ProxChunkStage` (ProX models); :class:`ProxApply` (stored
+  ProX programs); and :class:`ProxAnnotate` (SFT data from a large model, ``tamis prox annotate``).
 - Tokenization into training shards (:mod:`.tokenize`): :class:`TokenizeShards` writes each
   task's documents as the Megatron, nanotron or numpy files of ``tamis tokenize``, shards named
   ``{rank:05d}_shard_NNNNN`` with a manifest per task.
@@ -41,7 +41,7 @@ from tamis.datatrove.exact import SIGNATURE_SUFFIX, ExactDedupFilter, ExactDedup
 from tamis.datatrove.fasttext import LanguageFilter, QualityFilter
 from tamis.datatrove.lines import LINE_SIGNATURE_SUFFIX, LineDedupFilter, LineDedupSignature
 from tamis.datatrove.near import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
-from tamis.datatrove.prox import ProxApply, ProxChunkStage, ProxDocStage
+from tamis.datatrove.prox import ProxAnnotate, ProxApply, ProxChunkStage, ProxDocStage
 from tamis.datatrove.substring import SubstringFilter, SubstringFind, SubstringSequence
 from tamis.datatrove.tokenize import TokenizeShards, task_manifest, task_prefix
 
@@ -63,6 +63,7 @@ __all__ = [
     "SubstringFilter",
     "SubstringFind",
     "SubstringSequence",
+    "ProxAnnotate",
     "ProxApply",
     "ProxChunkStage",
     "ProxDocStage",

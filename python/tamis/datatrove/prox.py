@@ -1,20 +1,23 @@
 """ProX (docs/prox.md) as datatrove steps: :class:`ProxDocStage` and :class:`ProxChunkStage` run
 the refining models (the ``prox_doc`` / ``prox_chunk`` stages of ``tamis refine``, the same
-implementation), :class:`ProxApply` runs programs already stored in the documents' metadata.
+implementation), :class:`ProxApply` runs programs already stored in the documents' metadata,
+and :class:`ProxAnnotate` labels documents with a large model into SFT data
+(``tamis prox annotate``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tamis._options import build
-from tamis.datatrove._base import DecisionStep, texts_of
+from tamis.datatrove._base import DecisionStep, PipelineStep, check_batch_size, local_workdir, texts_of
 from tamis.datatrove._stage import StageStep
 from tamis.prox_infer import ProxModelOptions
 from tamis.refine.stages import Decisions
 
 if TYPE_CHECKING:
-    from datatrove.data import Document
+    from datatrove.data import Document, DocumentsPipeline
     from datatrove.pipeline.writers.disk_base import DiskWriter
 
 
@@ -182,3 +185,61 @@ class ProxChunkStage(_ProxModelStep):
 
 
 __all__ = ["ProxApply", "ProxChunkStage", "ProxDocStage"]
+
+
+class ProxAnnotate(PipelineStep):
+    """``tamis prox annotate`` as a datatrove step: each task labels its documents with the
+    large model behind ``options.endpoint`` and writes the SFT records to
+    ``{output_folder}/{rank:05d}.jsonl`` (a local or mounted folder), with the journal next to
+    it, so a rerun of an interrupted task asks only what was not answered. Prompts are built in
+    Rust from the documents' ids and texts exactly as the command line builds them, so a task's
+    file equals ``tamis prox annotate`` on the same documents.
+
+    A terminal step: it consumes its input and yields nothing. Counters (requests, retries,
+    skipped requests, tokens, records, left out by reason) go to the task's stats.
+    """
+
+    type = "🏷 - ANNOTATE"
+    name = "🦀 tamis ProX annotate"
+
+    def __init__(
+        self, output_folder: str, options: Any, *, batch_size: int = 1_000, threads: int = 0
+    ) -> None:
+        """``options``: a :class:`tamis.prox_annotate.AnnotateOptions`."""
+        from tamis.prox_annotate import AnnotateOptions
+
+        super().__init__()
+        if not isinstance(options, AnnotateOptions):
+            raise TypeError("options must be a tamis.prox_annotate.AnnotateOptions")
+        self.output_folder = local_workdir(output_folder, "ProX annotation")
+        self.options = options
+        self.batch_size = check_batch_size(batch_size)
+        self.threads = threads
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> None:  # type: ignore[override]
+        """Annotate this task's documents into its SFT file."""
+        import os
+
+        from datatrove.utils.batching import batched
+
+        from tamis import _core
+        from tamis.prox_annotate import annotate_items
+
+        prompt_options = self.options.prompt_options()
+
+        def items() -> Iterator[Any]:
+            for batch in batched(data, self.batch_size):
+                with self.track_time(unit="batch"):
+                    ids = [str(d.id) for d in batch]
+                    per_doc = _core.prox_prompt_items(ids, texts_of(batch), prompt_options, self.threads)
+                for doc_items in per_doc:
+                    yield from doc_items
+
+        os.makedirs(self.output_folder, exist_ok=True)
+        counts = annotate_items(items(), os.path.join(self.output_folder, f"{rank:05d}.jsonl"), self.options)
+        for k, v in counts.items():
+            if isinstance(v, int):
+                self.stat_update(k, value=v)
+            elif isinstance(v, dict):
+                for reason, n in v.items():
+                    self.stat_update(f"{k}_{reason}", value=n)

@@ -547,6 +547,14 @@ pub enum ProxCommand {
     Prompts(ProxPromptsArgs),
     /// Run the refining models (Python: `pip install 'tamis[prox]'`, then the `tamis` script).
     Refine(ProxRefineArgs),
+    /// Label documents with a large model behind an OpenAI-compatible endpoint: SFT data for
+    /// the refining models (Python: `pip install 'tamis[annotate]'`).
+    Annotate(PythonArgs),
+    /// Fine-tune a refining model on SFT data (Python: `pip install 'tamis[prox]'`).
+    Train(PythonArgs),
+    /// Score refining models on held-out SFT data: F1, malformed programs, kept tokens
+    /// (Python: `pip install 'tamis[prox]'`).
+    Eval(PythonArgs),
 }
 
 /// `tamis prox refine`: the refining models (run by the Python package; see docs/prox.md).

@@ -98,6 +98,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(prox::prox_render, m)?)?;
     m.add_function(wrap_pyfunction!(prox::prox_outcomes, m)?)?;
     m.add_function(wrap_pyfunction!(prox::prox_token_counts, m)?)?;
+    m.add_class::<prox::ProxPromptItems>()?;
+    m.add_function(wrap_pyfunction!(prox::prox_prompt_items, m)?)?;
     m.add_function(wrap_pyfunction!(vocab::vocab_extend, m)?)?;
     m.add_function(wrap_pyfunction!(vocab::vocab_stats, m)?)?;
     m.add_function(wrap_pyfunction!(vocab::token_counts_arrow, m)?)?;

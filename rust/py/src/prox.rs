@@ -324,3 +324,145 @@ pub fn prox_render(user: &str, template_json: &str) -> PyResult<String> {
     let t: PromptTemplate = options(template_json)?;
     Ok(t.render(user))
 }
+
+/// One prompt item as Python receives it: (id, chunk, chunks, prompt, prompt token ids,
+/// truncated, numbered body, text, first line, lines).
+type ItemTuple = (
+    String,
+    usize,
+    usize,
+    String,
+    Vec<u32>,
+    bool,
+    String,
+    String,
+    usize,
+    usize,
+);
+
+fn item_tuple(i: tamis_core::prox::apply::PromptItem) -> ItemTuple {
+    (
+        i.id,
+        i.chunk,
+        i.chunks,
+        i.prompt,
+        i.prompt_token_ids,
+        i.truncated,
+        i.body,
+        i.text,
+        i.first_line,
+        i.lines,
+    )
+}
+
+/// The prompt items of documents given as lists of ids and texts (the datatrove step's path),
+/// one list per document, in parallel with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (ids, texts, options_json, threads=Threads(0)))]
+pub fn prox_prompt_items(
+    py: Python<'_>,
+    ids: Vec<String>,
+    texts: Vec<String>,
+    options_json: &str,
+    threads: Threads,
+) -> PyResult<Vec<Vec<ItemTuple>>> {
+    use rayon::prelude::*;
+    let opts: tamis_core::prox::apply::PromptOptions = options(options_json)?;
+    if ids.len() != texts.len() {
+        return Err(to_py(tamis_core::Error::Config(format!(
+            "{} ids for {} texts",
+            ids.len(),
+            texts.len()
+        ))));
+    }
+    py.detach(|| -> tamis_core::Result<_> {
+        let tok = tamis_core::prox::prompt::load_tokenizer(&opts.tokenizer)?;
+        let counter = LineCounter::new(&tok);
+        let pool = thread_pool(threads.0)?;
+        pool.install(|| {
+            ids.par_iter()
+                .zip(texts.par_iter())
+                .map(|(id, text)| {
+                    tamis_core::prox::apply::prompt_items_of(&counter, id, text, &opts)
+                        .map(|v| v.into_iter().map(item_tuple).collect())
+                })
+                .collect()
+        })
+    })
+    .map_err(to_py)
+}
+
+enum ItemsMsg {
+    Items(Vec<ItemTuple>),
+    Done(String),
+    Failed(tamis_core::Error),
+}
+
+/// The refining models' prompts of a corpus with their texts (`tamis prox annotate`), read in
+/// Rust on a thread of its own, a batch of documents' items per `next()`; `stats()` gives the
+/// reading statistics (JSON) once the iterator is exhausted.
+#[pyclass(module = "tamis._core")]
+pub struct ProxPromptItems {
+    rx: crossbeam_channel::Receiver<ItemsMsg>,
+    stats: Option<String>,
+}
+
+#[pymethods]
+impl ProxPromptItems {
+    #[new]
+    fn new(inputs: Vec<String>, options_json: &str, io_json: &str) -> PyResult<Self> {
+        let opts: tamis_core::prox::apply::PromptOptions = options(options_json)?;
+        let io: tamis_core::io::IoOptions = options(io_json)?;
+        let run = io.run_options(None).map_err(to_py)?;
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        std::thread::spawn(move || {
+            let mut pending: Vec<ItemTuple> = Vec::new();
+            let result = tamis_core::prox::apply::prompt_items_each(
+                &inputs,
+                &run,
+                &opts,
+                &tamis_core::pipeline::NoProgress,
+                |items| {
+                    pending.extend(items.into_iter().map(item_tuple));
+                    if pending.len() >= 256 {
+                        // The reader stops when Python drops the iterator.
+                        tx.send(ItemsMsg::Items(std::mem::take(&mut pending)))
+                            .map_err(|_| tamis_core::Error::Config("stopped".into()))?;
+                    }
+                    Ok(())
+                },
+            );
+            let last = match result {
+                Ok(stats) => {
+                    if !pending.is_empty() && tx.send(ItemsMsg::Items(pending)).is_err() {
+                        return;
+                    }
+                    ItemsMsg::Done(stats.to_json())
+                }
+                Err(e) => ItemsMsg::Failed(e),
+            };
+            let _ = tx.send(last);
+        });
+        Ok(ProxPromptItems { rx, stats: None })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Vec<ItemTuple>>> {
+        loop {
+            match py.detach(|| self.rx.recv()) {
+                Ok(ItemsMsg::Items(items)) => return Ok(Some(items)),
+                Ok(ItemsMsg::Done(s)) => self.stats = Some(s),
+                Ok(ItemsMsg::Failed(e)) => return Err(to_py(e)),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// The reading statistics (JSON), once every item was read; `None` before.
+    fn stats(&self) -> Option<String> {
+        self.stats.clone()
+    }
+}

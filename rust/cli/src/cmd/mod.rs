@@ -36,6 +36,17 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
         Command::Prox(ProxCommand::Apply(a)) => prox::apply(&cli.global, a),
         Command::Prox(ProxCommand::Prompts(a)) => prox::prompts(&cli.global, a),
         Command::Prox(ProxCommand::Refine(a)) => prox::refine(&cli.global, a, external),
+        Command::Prox(ProxCommand::Annotate(_)) => python_only(
+            "prox annotate",
+            "[annotate]",
+            "its HTTP client is Python's aiohttp",
+        ),
+        Command::Prox(ProxCommand::Train(_)) => {
+            python_only("prox train", "[prox]", "training runs with torch")
+        }
+        Command::Prox(ProxCommand::Eval(_)) => {
+            python_only("prox eval", "[prox]", "the models run with torch")
+        }
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Embed(EmbedCommand::Init(a)) => embed::init(&cli.global, a),

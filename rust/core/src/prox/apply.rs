@@ -12,7 +12,7 @@ use arrow_schema::DataType;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::chunk::{chunk_prompts_with, ChunkOptions};
+use super::chunk::{chunk_prompts_with, split_chunks_with, ChunkOptions};
 use super::count::LineCounter;
 use super::prompt::{doc_prompt, load_tokenizer, PromptTemplate};
 use super::{execute_doc, explain_chunk, Acceptance, Mode, Outcome, Reason};
@@ -363,8 +363,10 @@ pub fn apply(
 }
 
 /// Which prompts to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PromptStage {
+    #[default]
     /// One prompt per document, as token ids (what the reference sends) and text.
     Doc,
     /// One prompt per chunk.
@@ -384,8 +386,9 @@ impl std::str::FromStr for PromptStage {
     }
 }
 
-/// Options of `prox prompts`.
-#[derive(Debug, Clone)]
+/// Options of `prox prompts` (and of the prompts `prox annotate` labels).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PromptOptions {
     /// Document or chunk stage.
     pub stage: PromptStage,
@@ -397,6 +400,37 @@ pub struct PromptOptions {
     pub doc_max_tokens: usize,
     /// Chunking.
     pub chunk: ChunkOptions,
+}
+
+impl Default for PromptOptions {
+    fn default() -> Self {
+        PromptOptions {
+            stage: PromptStage::Doc,
+            tokenizer: PathBuf::new(),
+            template: PromptTemplate::llama2(),
+            doc_max_tokens: 2000,
+            chunk: ChunkOptions::default(),
+        }
+    }
+}
+
+impl crate::options::Options for PromptOptions {
+    fn validate(&self) -> std::result::Result<(), crate::options::OptionError> {
+        if self.tokenizer.as_os_str().is_empty() {
+            return Err(crate::options::OptionError::new(
+                "tokenizer",
+                "must name the refining model's tokenizer.json",
+            ));
+        }
+        crate::options::check_range(
+            "doc_max_tokens",
+            self.doc_max_tokens,
+            Some(1),
+            Some(1 << 24),
+        )?;
+        self.template.validate()?;
+        self.chunk.validate()
+    }
 }
 
 /// JSON lines of one document's prompts, the number of prompts, and whether one was truncated.
@@ -470,17 +504,11 @@ pub fn prompts(
     opts: &PromptOptions,
     progress: &dyn Progress,
 ) -> Result<Stats> {
-    let started = Instant::now();
     let OutputFormat::Jsonl(compression) = output.format else {
         return Err(Error::Config(
             "prox prompts writes JSONL (.jsonl, .jsonl.gz, .jsonl.zst or -)".into(),
         ));
     };
-    if run_opts.rejects.is_some() && run_opts.on_error == OnError::Fail {
-        return Err(Error::Config("--rejects needs --on-error skip".into()));
-    }
-    let tok = load_tokenizer(&opts.tokenizer)?;
-    let counter = LineCounter::new(&tok);
     let files = expand_inputs(inputs)?;
     if let Some(p) = &output.path {
         let out = crate::pipeline::resolved(p);
@@ -495,7 +523,9 @@ pub fn prompts(
             )));
         }
     }
-    let pool = thread_pool(run_opts.threads)?;
+    if run_opts.rejects.is_some() && run_opts.on_error == OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
     let display = output.display();
     let (atomic, sink): (Option<AtomicFile>, Box<dyn Write>) = match &output.path {
         Some(p) => {
@@ -517,17 +547,180 @@ pub fn prompts(
                 .auto_finish(),
         ),
     };
+    let (mut n_prompts, mut n_truncated, mut bytes_out) = (0u64, 0u64, 0u64);
+    let mut stats = for_each_prompted(
+        "prox prompts",
+        &files,
+        run_opts,
+        opts,
+        progress,
+        |counter, doc| prompt_lines(counter, doc, opts),
+        |(bytes, n, t)| {
+            n_prompts += n;
+            n_truncated += t;
+            bytes_out += bytes.len() as u64;
+            out.write_all(&bytes).map_err(|e| Error::io(&display, e))
+        },
+    )?;
+    out.flush().map_err(|e| Error::io(&display, e))?;
+    drop(out);
+    if let Some(a) = atomic {
+        a.commit()?;
+    }
+    stats.set_counter("prompts", n_prompts);
+    stats.set_counter("truncated", n_truncated);
+    stats.bytes_written = bytes_out;
+    Ok(stats)
+}
+
+/// One prompt of the refining models with what an annotator needs next to it (`tamis prox
+/// annotate`): the document or chunk text and where the chunk's lines sit in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptItem {
+    /// The document's id.
+    pub id: String,
+    /// Index of the chunk in its document (0 for a document prompt).
+    pub chunk: usize,
+    /// Chunks of the document (1 for a document prompt).
+    pub chunks: usize,
+    /// The prompt exactly as `prox prompts` writes it.
+    pub prompt: String,
+    /// Token ids of a document prompt (empty for a chunk).
+    pub prompt_token_ids: Vec<u32>,
+    /// Whether a document prompt was truncated.
+    pub truncated: bool,
+    /// The numbered lines of a chunk (`[000]...`), or the document text.
+    pub body: String,
+    /// The chunk's lines without numbers, or the document text.
+    pub text: String,
+    /// Document-global index of the chunk's first line (0 for a document).
+    pub first_line: usize,
+    /// Lines in the chunk (or the document).
+    pub lines: usize,
+}
+
+fn prompt_items(
+    counter: &LineCounter<'_>,
+    doc: &Doc<'_>,
+    opts: &PromptOptions,
+) -> Result<Vec<PromptItem>> {
+    prompt_items_of(counter, &doc.id, &doc.text, opts)
+}
+
+/// The [`PromptItem`]s of one document (none for an empty document at the chunk stage).
+pub fn prompt_items_of(
+    counter: &LineCounter<'_>,
+    id: &str,
+    text: &str,
+    opts: &PromptOptions,
+) -> Result<Vec<PromptItem>> {
+    let tok = counter.tokenizer();
+    let doc = Doc0 { id, text };
+    match opts.stage {
+        PromptStage::Doc => {
+            let p = doc_prompt(tok, doc.text, &opts.template, opts.doc_max_tokens)?;
+            Ok(vec![PromptItem {
+                id: doc.id.to_string(),
+                chunk: 0,
+                chunks: 1,
+                prompt: p.text,
+                prompt_token_ids: p.ids,
+                truncated: p.truncated,
+                body: doc.text.to_string(),
+                text: doc.text.to_string(),
+                first_line: 0,
+                lines: doc.text.split('\n').count(),
+            }])
+        }
+        PromptStage::Chunk => {
+            if doc.text.is_empty() {
+                return Ok(Vec::new());
+            }
+            let bodies = split_chunks_with(counter, doc.text, &opts.chunk)?;
+            let all: Vec<&str> = doc.text.split('\n').collect();
+            let mut first = 0usize;
+            let n = bodies.len();
+            let mut items = Vec::with_capacity(n);
+            for (i, body) in bodies.into_iter().enumerate() {
+                let lines = body.split('\n').count();
+                let text = all[first..first + lines].join("\n");
+                let prompt = opts
+                    .template
+                    .render(&format!("{}{body}{}", opts.chunk.open, opts.chunk.close));
+                items.push(PromptItem {
+                    id: doc.id.to_string(),
+                    chunk: i,
+                    chunks: n,
+                    prompt,
+                    prompt_token_ids: Vec::new(),
+                    truncated: false,
+                    body,
+                    text,
+                    first_line: first,
+                    lines,
+                });
+                first += lines;
+            }
+            Ok(items)
+        }
+    }
+}
+
+struct Doc0<'a> {
+    id: &'a str,
+    text: &'a str,
+}
+
+/// The prompts of every document of `inputs` with their texts ([`PromptItem`]), handed to
+/// `sink` document by document in input order; bad records fail or are skipped as `run_opts`
+/// says (rejects included).
+pub fn prompt_items_each(
+    inputs: &[String],
+    run_opts: &RunOptions,
+    opts: &PromptOptions,
+    progress: &dyn Progress,
+    sink: impl FnMut(Vec<PromptItem>) -> Result<()>,
+) -> Result<Stats> {
+    if run_opts.rejects.is_some() && run_opts.on_error == OnError::Fail {
+        return Err(Error::Config("--rejects needs --on-error skip".into()));
+    }
+    let files = expand_inputs(inputs)?;
+    for_each_prompted(
+        "prox annotate",
+        &files,
+        run_opts,
+        opts,
+        progress,
+        |counter, doc| prompt_items(counter, doc, opts),
+        sink,
+    )
+}
+
+/// Read `files`, build each document's value with `make` (in parallel) and hand them to
+/// `sink` in input order; bad records fail or are skipped as `run_opts` says.
+fn for_each_prompted<T: Send>(
+    command: &str,
+    files: &[crate::io::InputFile],
+    run_opts: &RunOptions,
+    opts: &PromptOptions,
+    progress: &dyn Progress,
+    make: impl Fn(&LineCounter<'_>, &Doc<'_>) -> Result<T> + Sync,
+    mut sink: impl FnMut(T) -> Result<()>,
+) -> Result<Stats> {
+    let started = Instant::now();
+    let tok = load_tokenizer(&opts.tokenizer)?;
+    let counter = LineCounter::new(&tok);
+    let pool = thread_pool(run_opts.threads)?;
     let mut rejects = match &run_opts.rejects {
         Some(p) => Some(RejectsWriter::create(p)?),
         None => None,
     };
     let mut stats = Stats {
-        command: "prox prompts".into(),
+        command: command.into(),
         input_files: files.len(),
         threads: pool.current_num_threads(),
         ..Stats::default()
     };
-    let (mut n_prompts, mut n_truncated, mut bytes_out) = (0u64, 0u64, 0u64);
     let bytes_in = Arc::new(AtomicU64::new(0));
     progress.start(
         files
@@ -560,25 +753,22 @@ pub fn prompts(
             }
         };
         let cols = BatchColumns::new(&batch, &run_opts.extract)?;
-        let (docs, lines) = pool.install(|| {
+        let (docs, made) = pool.install(|| {
             let docs = extract_docs(&batch, &cols, &run_opts.extract);
-            let lines: Vec<Option<Result<PromptLines>>> = docs
+            let made: Vec<Option<Result<T>>> = docs
                 .par_iter()
                 .with_min_len(8)
-                .map(|d| d.as_ref().ok().map(|d| prompt_lines(&counter, d, opts)))
+                .map(|d| d.as_ref().ok().map(|d| make(&counter, d)))
                 .collect();
-            (docs, lines)
+            (docs, made)
         });
-        for (index, (doc, lines)) in docs.into_iter().zip(lines).enumerate() {
+        for (index, (doc, value)) in docs.into_iter().zip(made).enumerate() {
             stats.documents_read += 1;
-            match (doc, lines) {
-                (Ok(d), Some(Ok((bytes, n, t)))) => {
+            match (doc, value) {
+                (Ok(d), Some(Ok(v))) => {
                     stats.documents_kept += 1;
                     stats.text_bytes_read += d.text.len() as u64;
-                    n_prompts += n;
-                    n_truncated += t;
-                    bytes_out += bytes.len() as u64;
-                    out.write_all(&bytes).map_err(|e| Error::io(&display, e))?;
+                    sink(v)?;
                 }
                 (Ok(_), Some(Err(e))) => return Err(e),
                 (Err(e), _) => {
@@ -608,7 +798,7 @@ pub fn prompts(
         Ok(())
     };
     let read = read_batches(
-        &files,
+        files,
         run_opts.batch_bytes,
         bytes_in.clone(),
         |item| match handle(item) {
@@ -623,19 +813,11 @@ pub fn prompts(
         return Err(e);
     }
     read?;
-    out.flush().map_err(|e| Error::io(&display, e))?;
-    drop(out);
-    if let Some(a) = atomic {
-        a.commit()?;
-    }
     if let Some(r) = rejects {
         r.finish()?;
     }
     progress.finish();
-    stats.set_counter("prompts", n_prompts);
-    stats.set_counter("truncated", n_truncated);
     stats.input_bytes = bytes_in.load(Ordering::Relaxed);
-    stats.bytes_written = bytes_out;
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }
