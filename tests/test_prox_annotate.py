@@ -326,3 +326,42 @@ def test_datatrove_step_equals_the_command(tmp_path: Path, tok: Path) -> None:
             logging_dir=str(tmp_path / "logs"),
         ).run()
     assert (tmp_path / "dt" / "00000.jsonl").read_bytes() == (tmp_path / "cli.jsonl").read_bytes()
+
+
+def test_new_language_example_runs_the_whole_loop(tmp_path: Path) -> None:
+    """examples/prox_new_language.py: annotate (scripted server), train both models from a tiny
+    base for one epoch, evaluate base and trained, refine other documents."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from prox_models import make_model_dir
+
+    root = Path(__file__).resolve().parents[1]
+    base = make_model_dir(tmp_path / "base")
+    seed = _write(tmp_path / "seed.jsonl", [_doc(i) for i in range(16)])
+    rest = _write(tmp_path / "rest.jsonl", [_doc(i) for i in range(100, 104)])
+    with StubServer() as s:
+        args = [sys.executable, str(root / "examples" / "prox_new_language.py"), "--seed", str(seed)]
+        args += ["--refine", str(rest), "--language", "Dutch", "--endpoint", s.url, "--annotator", "judge"]
+        args += ["--base", str(base), "--workdir", str(tmp_path / "work"), "--epochs", "1", "--lr", "1e-3"]
+        args += ["--batch-tokens", "4096", "--val-fraction", "0.25", "--device", "cpu"]
+        env = {**os.environ, "PYTHONPATH": str(root / "tests")}
+        done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "annotate doc: 16 records" in out and "annotate chunk: 16 records" in out
+    assert "train doc: kept epoch 1" in out and "train chunk: kept epoch 1" in out
+    assert "eval doc trained: doc_f1" in out and "eval chunk base: chunk_line_f1" in out
+    assert "refine: 4 documents" in out
+    for name in ("doc-model", "chunk-model"):
+        assert (tmp_path / "work" / name / "model.safetensors").exists()
+    assert (tmp_path / "work" / "refined.jsonl").exists()
+
+
+def test_max_rps_spaces_the_requests(tmp_path: Path, tok: Path) -> None:
+    inp = _write(tmp_path / "in.jsonl", [_doc(i) for i in range(10)])
+    with StubServer() as s:
+        t = time.monotonic()
+        r = annotate([inp], tmp_path / "sft.jsonl", _opts(s.url, tok, "doc", max_rps=40.0))
+        took = time.monotonic() - t
+    # 20 requests at most 40 per second: the last one cannot start before 19/40 s.
+    assert r["requests"] == 20 and took >= 19 / 40

@@ -30,10 +30,14 @@ def _main(argv: list[str]) -> None:
         from tamis.prox_annotate import cli_annotate
 
         sys.exit(cli_annotate(argv[2:]))
-    if argv[:2] in (["prox", "train"], ["prox", "eval"]):
-        from tamis import prox_train
+    if argv[:2] == ["prox", "train"]:
+        from tamis.prox_train import cli_train
 
-        sys.exit(prox_train.cli_train(argv[2:]) if argv[1] == "train" else prox_train.cli_eval(argv[2:]))
+        sys.exit(cli_train(argv[2:]))
+    if argv[:2] == ["prox", "eval"]:
+        from tamis.prox_eval import cli_eval
+
+        sys.exit(cli_eval(argv[2:]))
     if argv[:2] == ["embed", "eval"]:
         from tamis.embed import cli_eval
 

@@ -712,6 +712,25 @@ fn demo_corpus_only_writes_the_sample_corpus() {
 }
 
 #[test]
+fn prox_annotate_train_eval_point_to_python() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (cmd, extra) in [
+        ("annotate", "tamis[annotate]"),
+        ("train", "tamis[prox]"),
+        ("eval", "tamis[prox]"),
+    ] {
+        let o = tamis(dir.path(), &["prox", cmd, "--data", "x.jsonl"]);
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("python -m tamis prox {cmd}")),
+            "{err}"
+        );
+        assert!(err.contains(extra), "{err}");
+    }
+}
+
+#[test]
 fn embed_eval_points_to_python_and_init_reports_missing_files() {
     let dir = tempfile::tempdir().expect("tmp");
     let o = tamis(

@@ -18,11 +18,11 @@ use crate::args::{
 };
 
 /// A command implemented in the Python package: point there.
-fn python_only(command: &str, extra: &str, why: &str) -> Result<()> {
+fn python_only(command: &str, extra: &str, why: &str, doc: &str) -> Result<()> {
     anyhow::bail!(
         "`tamis {command}` lives in the Python package ({why}): install it with \
          `pip install 'tamis{extra}'` and run the `tamis` script it installs (or \
-         `python -m tamis {command} ...`); see docs/refine.md"
+         `python -m tamis {command} ...`); see {doc}"
     )
 }
 
@@ -40,13 +40,20 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
             "prox annotate",
             "[annotate]",
             "its HTTP client is Python's aiohttp",
+            "docs/prox.md",
         ),
-        Command::Prox(ProxCommand::Train(_)) => {
-            python_only("prox train", "[prox]", "training runs with torch")
-        }
-        Command::Prox(ProxCommand::Eval(_)) => {
-            python_only("prox eval", "[prox]", "the models run with torch")
-        }
+        Command::Prox(ProxCommand::Train(_)) => python_only(
+            "prox train",
+            "[prox]",
+            "training runs with torch",
+            "docs/prox-train.md",
+        ),
+        Command::Prox(ProxCommand::Eval(_)) => python_only(
+            "prox eval",
+            "[prox]",
+            "the models run with torch",
+            "docs/prox-train.md",
+        ),
         Command::Vocab(VocabCommand::Extend(a)) => vocab::extend(&cli.global, a),
         Command::Vocab(VocabCommand::Stats(a)) => vocab::stats(&cli.global, a),
         Command::Embed(EmbedCommand::Init(a)) => embed::init(&cli.global, a),
@@ -57,8 +64,11 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
         Command::Filter(FilterCommand::Quality(a)) => refine::quality(&cli.global, a, external),
         Command::Mix(a) => mix::run(&cli.global, a),
         Command::Tokenize(a) => tokenize::run(&cli.global, a),
-        Command::Filter(FilterCommand::Train(_)) => {
-            python_only("filter train", "[filters]", "fastText trains in Python")
-        }
+        Command::Filter(FilterCommand::Train(_)) => python_only(
+            "filter train",
+            "[filters]",
+            "fastText trains in Python",
+            "docs/refine.md",
+        ),
     }
 }
