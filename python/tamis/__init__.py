@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 # Names are loaded on first use (PEP 562): `import tamis` stays cheap, and the `tamis` console
 # script (`tamis.cli`) handles Ctrl-C before the compiled core is even loaded.
-_SUBMODULES = {"dedup", "embed", "filters", "mix", "prox", "text", "tokenize", "vocab"}
+_SUBMODULES = {"dedup", "embed", "filters", "index", "mix", "prox", "text", "tokenize", "vocab"}
 _NAMES = {
     "RECORD_ERROR_KINDS": "tamis._core",
     "__version__": "tamis._core",
@@ -23,13 +23,15 @@ _NAMES = {
     "ModelError": "tamis.errors",
     "TamisError": "tamis.errors",
     "Pipeline": "tamis.refine",
+    "decontaminate": "tamis.index",
 }
 
 if TYPE_CHECKING:
-    from tamis import dedup, embed, filters, mix, prox, text, tokenize, vocab
+    from tamis import dedup, embed, filters, index, mix, prox, text, tokenize, vocab
     from tamis._core import RECORD_ERROR_KINDS, __version__
     from tamis._options import IoOptions
     from tamis.errors import ConfigError, ModelError, TamisError
+    from tamis.index import decontaminate
     from tamis.refine import Pipeline
 
 
@@ -55,9 +57,11 @@ __all__ = [
     "Pipeline",
     "TamisError",
     "__version__",
+    "decontaminate",
     "dedup",
     "embed",
     "filters",
+    "index",
     "mix",
     "prox",
     "text",

@@ -213,6 +213,34 @@ class TextShardWriter:
     @property
     def documents(self) -> int: ...
 
+# --- persistent indexes and decontamination ------------------------------------------------------
+
+def index_build(inputs: list[str], index: str, options_json: str, io_json: str) -> str:
+    """Build a new index directory from inputs; returns the run statistics as JSON."""
+
+def index_add(
+    index: str,
+    inputs: list[str],
+    io_json: str,
+    memory_limit: int | None = None,
+    spill_dir: str | None = None,
+) -> str:
+    """Add inputs to an index as a new segment; returns the run statistics as JSON."""
+
+def index_info_json(index: str) -> str:
+    """What an index holds, as JSON, after checking every file."""
+
+def decontaminate(inputs: list[str], output: str, options_json: str, io_json: str) -> str:
+    """Decontaminate files against n-gram indexes; returns the run statistics as JSON."""
+
+@final
+class NgramIndexes:
+    """The n-gram indexes of DecontOptions JSON, opened and checked once."""
+
+    def __new__(cls, options_json: str) -> NgramIndexes: ...
+    def contaminated(self, texts: Any, threads: int = ...) -> Any: ...
+    def hits(self, text: str) -> list[tuple[str, str, int, int]]: ...
+
 # --- exact and line dedup ---------------------------------------------------------------------
 
 def dedup_exact(inputs: list[str], output: str, options_json: str, io_json: str) -> str:

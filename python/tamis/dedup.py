@@ -42,11 +42,16 @@ class ExactOptions:
     same text is kept; ``normalize`` applies before hashing, ``key`` dedups on another string
     field (e.g. ``"url"``) instead of the text. ``keep`` picks the one kept: ``"first"`` in
     input order, ``"longest"``, ``"shortest"`` (in characters), ``"max:FIELD"`` or
-    ``"min:FIELD"`` (a numeric field; missing or null never preferred); ties go to the first."""
+    ``"min:FIELD"`` (a numeric field; missing or null never preferred); ties go to the first.
+    ``against`` lists exact indexes of an older corpus (:func:`tamis.index.build` with
+    ``kind="exact"``, same ``normalize`` and ``key``): documents found there are removed too, or
+    with ``annotate`` kept with ``dup_of``, the ids of the indexed records they duplicate."""
 
     normalize: Normalize = default("exact", "normalize")
     key: str | None = default("exact", "key")
     keep: Keep = default("exact", "keep")
+    against: list[str] = default("exact", "against")
+    annotate: bool = default("exact", "annotate")
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,19 @@ class TamisExpr:
         o = build(ExactOptions, options, kwargs)
         return _whole_column(self._expr, o, values, _core.exact_keep_mask_arrow)
 
+    def contaminated(self, against: Any, *, threads: int = 0) -> pl.Expr:
+        """``True`` for each text holding a word n-gram of the ``against`` n-gram indexes (a path
+        or a list of paths: :func:`tamis.index.build`); nulls are ``False``. The indexes are
+        opened and checked once, when the expression is built."""
+        from tamis.index import _paths, open_indexes
+
+        indexes = open_indexes(against=_paths(against))
+
+        def mask(s: pl.Series) -> pl.Series:
+            return pl.Series(indexes.contaminated(s, threads=threads)).alias(s.name)
+
+        return self._expr.map_batches(mask, return_dtype=pl.Boolean, is_elementwise=True)
+
     def token_count(self, tokenizer: Any, *, threads: int = 0) -> pl.Expr:
         """Number of tokens of each text (no special tokens added); nulls stay null.
 

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use tamis_core::dedup::near::{Shingling, Sketch};
 use tamis_core::dedup::substring::{KeepCopies, Unit};
+use tamis_core::index::decont::DecontMode;
+use tamis_core::index::IndexKind;
 use tamis_core::io::OnError;
 use tamis_core::prox::Mode;
 use tamis_core::refine::ShardCompression;
@@ -82,6 +84,14 @@ pub enum Command {
     /// Tokenize documents into training shards (Megatron .bin/.idx, datatrove/nanotron .ds,
     /// numpy .npy) with a manifest; resumable per shard (see docs/tokenize.md).
     Tokenize(TokenizeArgs),
+    /// Persistent indexes of what a model saw or will be judged on: word n-grams of evaluation
+    /// sets (for decontaminate) or exact text hashes of an old corpus (for dedup exact
+    /// --against); see docs/index.md.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Remove evaluation-set n-grams from a corpus (--against an n-gram index): drop the
+    /// documents that hold one, or cut the matching spans out (see docs/index.md).
+    Decontaminate(DecontArgs),
     /// Mix sources to a token budget in given proportions (new data and replay), repeating a
     /// small source for up to --max-epochs epochs; writes the chosen documents and a manifest.
     Mix(MixArgs),
@@ -1016,6 +1026,148 @@ pub struct ExactArgs {
     #[arg(long, value_name = "POLICY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep: Option<String>,
+    /// Also remove documents found in this exact index of an older corpus (`tamis index build
+    /// --kind exact`, same --normalize and --key); repeat for several.
+    #[arg(long, value_name = "INDEX")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<PathBuf>,
+    /// With --against: keep the documents found in an index and add dup_of (the ids of the
+    /// indexed records they duplicate) instead of removing them.
+    #[arg(long)]
+    pub annotate: bool,
+}
+
+/// `tamis index`
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Build a new index (a directory) from inputs.
+    Build(IndexBuildArgs),
+    /// Add inputs to an index as a new segment, with the options it was built with.
+    Add(IndexAddArgs),
+    /// Check an index (every file's size and checksum) and print what it holds, as JSON.
+    Info(IndexInfoArgs),
+}
+
+/// How an index command reads records.
+#[derive(Debug, Args, Serialize)]
+pub struct IndexIoArgs {
+    /// Field holding the document text.
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_key: Option<String>,
+    /// Field holding the record id stored with each entry (when missing or null, "NAME:LINE").
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
+    /// Fail on the first bad record, or skip bad records and count them.
+    #[arg(long, value_parser = PossibleValuesParser::new(OnError::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    /// Write run statistics as JSON.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `tamis index build INPUT... -o INDEX`
+#[derive(Debug, Args, Serialize)]
+pub struct IndexBuildArgs {
+    /// Input files, directories (read recursively, sorted), glob patterns, or - for stdin.
+    #[arg(required = true, value_name = "INPUT")]
+    #[serde(skip)]
+    pub inputs: Vec<String>,
+    /// The index directory to create (new or empty).
+    #[arg(short, long, value_name = "INDEX")]
+    #[serde(skip)]
+    pub output: PathBuf,
+    /// How records are read.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IndexIoArgs,
+    /// ngram: word n-grams (decontamination); exact: text hashes (dedup exact --against).
+    #[arg(long, value_parser = PossibleValuesParser::new(IndexKind::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Words per n-gram (ngram kind).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ngram: Option<i64>,
+    /// Normalization before hashing (exact kind; use the one dedup exact will use).
+    #[arg(long, value_parser = PossibleValuesParser::new(Normalize::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<String>,
+    /// Hash this string field instead of the text (exact kind).
+    #[arg(long, value_name = "FIELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Index these fields, joined by newlines, instead of the text (e.g.
+    /// question,choices,answer; lists give one line per item). The first must be a string.
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Memory for entries before they spill to sorted runs on disk (e.g. 2G; default 1G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
+    /// Directory for spilled runs (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// `tamis index add INDEX INPUT...`
+#[derive(Debug, Args)]
+pub struct IndexAddArgs {
+    /// The index (a directory made by `tamis index build`).
+    #[arg(value_name = "INDEX")]
+    pub index: PathBuf,
+    /// Input files, directories, glob patterns, or - for stdin.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// How records are read.
+    #[command(flatten)]
+    pub io: IndexIoArgs,
+    /// Memory for entries before they spill to sorted runs on disk (e.g. 2G; default 1G).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+    /// Directory for spilled runs (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// `tamis index info INDEX`
+#[derive(Debug, Args)]
+pub struct IndexInfoArgs {
+    /// The index directory.
+    #[arg(value_name = "INDEX")]
+    pub index: PathBuf,
+}
+
+/// `tamis decontaminate INPUT... -o OUTPUT --against INDEX`
+#[derive(Debug, Args, Serialize)]
+pub struct DecontArgs {
+    /// Inputs and output.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub io: IoArgs,
+    /// An n-gram index of evaluation sets (`tamis index build --kind ngram`); repeat for
+    /// several.
+    #[arg(long, value_name = "INDEX", required = true)]
+    pub against: Vec<PathBuf>,
+    /// drop: remove contaminated documents; spans: cut the matching n-grams out (a document
+    /// left empty is removed).
+    #[arg(long, value_parser = PossibleValuesParser::new(DecontMode::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Write one JSON line per match: {"id", "index", "item", "start", "end", "ngrams",
+    /// "text"} (byte offsets into the document's text; item: the evaluation record's id).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<PathBuf>,
+    /// Memory for the indexes' query filters (e.g. 512M; default 1G).
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<String>,
 }
 
 /// `tamis dedup substring`

@@ -31,6 +31,7 @@ pub mod dedup;
 pub mod embed;
 mod error;
 pub mod fasttext;
+pub mod index;
 pub mod interrupt;
 pub mod io;
 pub mod mix;

@@ -11,7 +11,7 @@ use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::PyChunkedArray;
 use tamis_core::dedup::signatures as sig;
 use tamis_core::dedup::{
-    exact_dedup, exact_keep_mask_with, hash_many, line_hashes_many, lines_dedup, ExactOptions,
+    exact_dedup, exact_keep_mask_options, hash_many, line_hashes_many, lines_dedup, ExactOptions,
     LinesOptions,
 };
 use tamis_core::io::{
@@ -162,9 +162,7 @@ pub fn exact_keep_mask_arrow(
             let texts = string_values(&chunks)?;
             let values = value_chunks.as_deref().map(number_values).transpose()?;
             let pool = thread_pool(threads.0)?;
-            let mask = pool.install(|| {
-                exact_keep_mask_with(&texts, o.normalize, &o.keep, values.as_deref())
-            })?;
+            let mask = pool.install(|| exact_keep_mask_options(&texts, &o, values.as_deref()))?;
             Ok(mask_to_arrow(&mask))
         })
         .map_err(to_py)?;

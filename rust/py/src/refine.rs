@@ -281,6 +281,8 @@ pub fn option_defaults() -> String {
         "init": tamis_core::embed::InitConfig::defaults(),
         "tokenize": tamis_core::tokenize::TokenizeOptions::defaults(),
         "mix": tamis_core::mix::MixOptions::defaults(),
+        "index": tamis_core::index::IndexOptions::defaults(),
+        "decontaminate": tamis_core::index::decont::DecontOptions::defaults(),
         "report": serde_json::to_value(ReportOptions::default()).unwrap_or(Value::Null),
     })
     .to_string()
@@ -320,6 +322,10 @@ pub fn check_options(capability: &str, options_json: &str) -> PyResult<String> {
             options_json,
         )?),
         "extend" => again(parse::<tamis_core::vocab::ExtendOptions>(options_json)?),
+        "index" => again(parse::<tamis_core::index::IndexOptions>(options_json)?),
+        "decontaminate" => again(parse::<tamis_core::index::decont::DecontOptions>(
+            options_json,
+        )?),
         "stats" => again(parse::<tamis_core::vocab::StatsOptions>(options_json)?),
         "init" => again(parse::<tamis_core::embed::InitConfig>(options_json)?),
         "tokenize" => again(parse::<tamis_core::tokenize::TokenizeOptions>(

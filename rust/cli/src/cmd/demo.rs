@@ -397,7 +397,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs, external: &mut dyn ExternalStages) -> R
     let mut exact = ExactDedup::new(&ExactOptions {
         normalize: Normalize::Whitespace,
         ..ExactOptions::default()
-    });
+    })?;
     let inputs = [corpus.to_string_lossy().into_owned()];
     let s1 = run_stage(
         "dedup exact",

@@ -3,6 +3,7 @@
 mod dedup;
 mod demo;
 mod embed;
+mod index;
 mod mix;
 mod near;
 mod prox;
@@ -14,7 +15,8 @@ use anyhow::Result;
 use tamis_core::refine::ExternalStages;
 
 use crate::args::{
-    Cli, Command, DedupCommand, EmbedCommand, FilterCommand, ProxCommand, VocabCommand,
+    Cli, Command, DedupCommand, EmbedCommand, FilterCommand, IndexCommand, ProxCommand,
+    VocabCommand,
 };
 
 /// A command implemented in the Python package: point there.
@@ -63,6 +65,10 @@ pub fn dispatch(cli: &Cli, external: &mut dyn ExternalStages) -> Result<()> {
         Command::Filter(FilterCommand::Language(a)) => refine::language(&cli.global, a, external),
         Command::Filter(FilterCommand::Quality(a)) => refine::quality(&cli.global, a, external),
         Command::Mix(a) => mix::run(&cli.global, a),
+        Command::Index(IndexCommand::Build(a)) => index::build(&cli.global, a),
+        Command::Index(IndexCommand::Add(a)) => index::add(&cli.global, a),
+        Command::Index(IndexCommand::Info(a)) => index::info(a),
+        Command::Decontaminate(a) => index::decontaminate(&cli.global, a),
         Command::Tokenize(a) => tokenize::run(&cli.global, a),
         Command::Filter(FilterCommand::Train(_)) => python_only(
             "filter train",

@@ -4,11 +4,15 @@
 //! order is kept. With another ([`Keep`]) two: the first pass finds, per hash, the document of
 //! smallest score (ties: the first), the second keeps it.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{HashMap128, HashSet128, Keep};
-use crate::io::{expand_inputs, Batch, Doc, InputFile, IoOptions, Output};
+use crate::index::{Index, IndexKind};
+use crate::io::{expand_inputs, Batch, Doc, FieldEdit, FieldValue, InputFile, IoOptions, Output};
 use crate::options::{OptionError, Options};
 use crate::pipeline::{run_files, scan, Decision, Progress, RunOptions, Stage};
 use crate::text::{hash_text, Hash128, Normalize};
@@ -27,15 +31,59 @@ pub struct ExactOptions {
     /// `shortest`, `max:FIELD` or `min:FIELD` (missing or null values are never preferred; ties
     /// go to the first in input order).
     pub keep: Keep,
+    /// Exact indexes of what was already seen (`tamis index build --kind exact`, built with the
+    /// same `normalize` and `key`): a document whose hash is in one is removed
+    /// (`indexed_duplicate`) whatever the keep policy, as if the indexed corpus came first.
+    pub against: Vec<PathBuf>,
+    /// With `against`: keep the documents found in an index and add `dup_of`, the ids of the
+    /// indexed records they duplicate, instead of removing them (duplicates within the input
+    /// are still removed).
+    pub annotate: bool,
 }
+
+/// The field `annotate` adds.
+pub const DUP_OF_FIELD: &str = "dup_of";
 
 impl Options for ExactOptions {
     fn validate(&self) -> std::result::Result<(), OptionError> {
         if self.key.as_deref() == Some("") {
             return Err(OptionError::new("key", "must name a field"));
         }
+        if self.annotate && self.against.is_empty() {
+            return Err(OptionError::with_fields(
+                &["annotate", "against"],
+                "{0} needs {1} (an index to find duplicates in)",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Open the exact indexes of `options.against`, checking that they hash what this run hashes.
+pub fn open_against(options: &ExactOptions) -> Result<Vec<Index>> {
+    options
+        .against
+        .iter()
+        .map(|p| {
+            let index = Index::open_for(p, IndexKind::Exact, None)?;
+            index.require_normalize(options.normalize)?;
+            let m = &index.manifest;
+            if m.key != options.key || !m.fields.is_empty() {
+                let what = |key: &Option<String>, fields: &[String]| match (key, fields) {
+                    (Some(k), _) => format!("field {k:?}"),
+                    (None, []) => "the text".to_string(),
+                    (None, f) => format!("fields {}", f.join(",")),
+                };
+                return Err(crate::Error::Config(format!(
+                    "{}: the index hashes {}, this run hashes {}",
+                    p.display(),
+                    what(&m.key, &m.fields),
+                    what(&options.key, &[])
+                )));
+            }
+            Ok(index)
+        })
+        .collect()
 }
 
 /// `tamis dedup exact`: keep one document of each group of duplicates of `inputs` (the first,
@@ -50,7 +98,7 @@ pub fn exact_dedup(
     options.validate()?;
     let opts = io.run_options(options.key.clone())?;
     let files = expand_inputs(inputs)?;
-    let mut stage = ExactDedup::new(options);
+    let mut stage = ExactDedup::new(options)?;
     if options.keep.scores() {
         crate::io::require_rereadable(&files, &format!("dedup exact --keep {}", options.keep))?;
         stage.plan(&files, &opts, progress)?;
@@ -70,19 +118,39 @@ pub struct ExactDedup {
     winners: HashMap128<u64>,
     /// Valid documents decided so far.
     ordinal: u64,
+    against: Vec<Index>,
+    annotate: bool,
+    dup_of: Arc<str>,
+    indexed: u64,
 }
 
 impl ExactDedup {
     /// A fresh deduplicator. With [`ExactOptions::key`], the run must read that field
     /// ([`crate::io::ExtractOptions::key`]); with a keep policy that scores documents, call
-    /// [`ExactDedup::plan`] before the run.
-    pub fn new(options: &ExactOptions) -> Self {
-        ExactDedup {
+    /// [`ExactDedup::plan`] before the run. Opens the indexes of [`ExactOptions::against`].
+    pub fn new(options: &ExactOptions) -> Result<Self> {
+        options.validate()?;
+        Ok(ExactDedup {
             normalize: options.normalize,
             use_key: options.key.is_some(),
             keep: options.keep.clone(),
+            against: open_against(options)?,
+            annotate: options.annotate,
+            dup_of: Arc::from(DUP_OF_FIELD),
             ..ExactDedup::default()
+        })
+    }
+
+    /// The ids of the indexed records with hash `hash`, in index order.
+    fn indexed(&self, hash: Hash128) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut ids = Vec::new();
+        for index in &self.against {
+            found.clear();
+            index.find_exact(hash, &mut found);
+            ids.extend(found.iter().map(|&r| index.record_id(r).to_string()));
         }
+        ids
     }
 
     /// Number of distinct documents seen.
@@ -169,15 +237,32 @@ impl Stage for ExactDedup {
         } else {
             first
         };
-        if kept {
-            Decision::Keep
+        if !kept {
+            return Decision::Remove("duplicate".into());
+        }
+        if self.against.is_empty() {
+            return Decision::Keep;
+        }
+        let ids = self.indexed(hash);
+        if ids.is_empty() {
+            return Decision::Keep;
+        }
+        self.indexed += 1;
+        if self.annotate {
+            Decision::Edit {
+                text: None,
+                fields: vec![FieldEdit::set(self.dup_of.clone(), FieldValue::Strs(ids))],
+            }
         } else {
-            Decision::Remove("duplicate".into())
+            Decision::Remove("indexed_duplicate".into())
         }
     }
 
     fn finish(&mut self, stats: &mut Stats) {
         stats.set_counter("distinct_hashes", self.seen.len() as u64);
+        if !self.against.is_empty() {
+            stats.set_counter("indexed_duplicates", self.indexed);
+        }
     }
 }
 
@@ -218,6 +303,42 @@ pub fn exact_keep_mask_with(
         .enumerate()
         .map(|(i, h)| h.is_none_or(|h| best.get(&h).is_some_and(|b| b.1 == i)))
         .collect())
+}
+
+/// For in-memory columns: [`exact_keep_mask_with`] under `options`, and `false` for every text
+/// found in an index of [`ExactOptions::against`].
+pub fn exact_keep_mask_options(
+    texts: &[Option<&str>],
+    options: &ExactOptions,
+    values: Option<&[Option<f64>]>,
+) -> Result<Vec<bool>> {
+    options.validate()?;
+    if options.annotate {
+        return Err(OptionError::new(
+            "annotate",
+            "adds a field to records: it is for files (dedup exact), not a keep mask",
+        )
+        .into());
+    }
+    let mut mask = exact_keep_mask_with(texts, options.normalize, &options.keep, values)?;
+    if options.against.is_empty() {
+        return Ok(mask);
+    }
+    let against = open_against(options)?;
+    let hashes = hash_many(texts, options.normalize);
+    let mut found = Vec::new();
+    for (m, h) in mask.iter_mut().zip(hashes) {
+        if let (true, Some(h)) = (*m, h) {
+            for index in &against {
+                found.clear();
+                index.find_exact(h, &mut found);
+                if !found.is_empty() {
+                    *m = false;
+                }
+            }
+        }
+    }
+    Ok(mask)
 }
 
 /// For in-memory columns: `true` for the first occurrence of each (normalized) text, `false` for

@@ -18,7 +18,8 @@ pub mod signatures;
 pub mod substring;
 
 pub use exact::{
-    exact_dedup, exact_keep_mask, exact_keep_mask_with, hash_many, ExactDedup, ExactOptions,
+    exact_dedup, exact_keep_mask, exact_keep_mask_options, exact_keep_mask_with, hash_many,
+    open_against, ExactDedup, ExactOptions, DUP_OF_FIELD,
 };
 pub use keep::Keep;
 pub use lines::{line_hashes, line_hashes_many, lines_dedup, LineDedup, LinesOptions};

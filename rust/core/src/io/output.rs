@@ -237,6 +237,8 @@ pub enum FieldValue {
     /// Byte ranges `[[start, end], ...]` (a list of two-integer lists; in Parquet
     /// `list<list<int64>>`).
     Spans(Vec<(u64, u64)>),
+    /// A list of strings (`list<utf8>` in Parquet), e.g. the matched ids of `dup_of`.
+    Strs(Vec<String>),
 }
 
 impl FieldValue {
@@ -260,6 +262,16 @@ impl FieldValue {
                 }
                 out.push(b']');
             }
+            FieldValue::Strs(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(out, item);
+                }
+                out.push(b']');
+            }
         }
     }
 
@@ -276,7 +288,7 @@ impl FieldValue {
             FieldValue::Float(f) => Some(f.to_string()),
             FieldValue::Str(s) => Some(s.clone()),
             FieldValue::Bool(b) => Some(b.to_string()),
-            FieldValue::Spans(_) => Some(self.to_json()),
+            FieldValue::Spans(_) | FieldValue::Strs(_) => Some(self.to_json()),
             FieldValue::Null => None,
         }
     }
@@ -803,6 +815,7 @@ fn column_type<'a>(values: impl Iterator<Item = &'a FieldValue>) -> DataType {
             FieldValue::Bool(_) => DataType::Boolean,
             FieldValue::Str(_) => DataType::Utf8,
             FieldValue::Spans(_) => spans_type(),
+            FieldValue::Strs(_) => strs_type(),
         };
         t = Some(match (t, this) {
             (None, x) => x,
@@ -819,6 +832,29 @@ fn column_type<'a>(values: impl Iterator<Item = &'a FieldValue>) -> DataType {
 fn spans_type() -> DataType {
     let pair = DataType::List(Arc::new(Field::new("item", DataType::Int64, true)));
     DataType::List(Arc::new(Field::new("item", pair, true)))
+}
+
+/// The Arrow type of [`FieldValue::Strs`]: `list<utf8>`.
+fn strs_type() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+/// A `list<utf8>` column of [`FieldValue::Strs`] (anything else: null).
+fn strs_array(values: &[Option<FieldValue>]) -> ArrayRef {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for v in values {
+        match v {
+            Some(FieldValue::Strs(items)) => {
+                for item in items {
+                    b.values().append_value(item);
+                }
+                b.append(true);
+            }
+            _ => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
 }
 
 /// A `list<list<int64>>` column of [`FieldValue::Spans`] (anything else: null).
@@ -916,6 +952,7 @@ fn add_extra_columns(
                 Some(FieldValue::Bool(b)) => Some(*b),
                 _ => None,
             }))),
+            t if *t == strs_type() => strs_array(&set),
             DataType::List(_) => spans_array(&set),
             _ => Arc::new(StringArray::from_iter(
                 set.iter().map(|v| v.as_ref().and_then(FieldValue::as_text)),

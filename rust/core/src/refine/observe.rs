@@ -234,7 +234,7 @@ fn label(v: &FieldValue) -> String {
         FieldValue::Float(f) => f.to_string(),
         FieldValue::Bool(b) => b.to_string(),
         FieldValue::Null => String::new(),
-        FieldValue::Spans(_) => v.to_json(),
+        FieldValue::Spans(_) | FieldValue::Strs(_) => v.to_json(),
     }
 }
 

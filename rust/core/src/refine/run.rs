@@ -493,7 +493,7 @@ impl<'a> Refine<'a> {
         };
         let result = match &stage.options {
             StageOptions::DedupExact(o) => {
-                let mut dedup = ExactDedup::new(o);
+                let mut dedup = ExactDedup::new(o)?;
                 if o.keep.scores() {
                     dedup.plan(inputs, &opts, progress)?;
                 }

@@ -277,6 +277,188 @@ impl<F: FnMut(&str)> WordSink<'_, F> {
     }
 }
 
+/// [`simple_words`] with where each word lies in `text`: `f(word, start, end)`, byte offsets of
+/// the first and past the last original character that made the word (punctuation dropped
+/// inside a word is covered). Where NFKC maps a stretch of characters as a whole (composition
+/// across characters, which no character-by-character mapping can place), every word of that
+/// stretch gets the stretch's span: offsets always lie on character boundaries and always cover
+/// the word.
+pub fn simple_words_at(text: &str, mut f: impl FnMut(&str, usize, usize)) {
+    let mut sink = PosSink {
+        word: String::new(),
+        start: 0,
+        end: 0,
+        f: &mut f,
+    };
+    if text.is_ascii() {
+        for (i, &b) in text.as_bytes().iter().enumerate() {
+            sink.ascii(b, i, i + 1);
+        }
+        sink.flush();
+        return;
+    }
+    // NFKC characters with the span of text each came from.
+    let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len());
+    nfkc_at(text, &mut chars);
+    if chars.iter().any(|c| c.0 == '\u{3a3}') {
+        // Σ lowers by context: lower the whole string, as `Simple` does, and line the result up
+        // with the characters (every other character lowers on its own, Σ to one character).
+        let nfkc: String = chars.iter().map(|c| c.0).collect();
+        let mut lowered = nfkc.to_lowercase().chars().collect::<Vec<_>>().into_iter();
+        for &(c, s, e) in &chars {
+            let n = if c == '\u{3a3}' {
+                1
+            } else {
+                c.to_lowercase().count()
+            };
+            for l in lowered.by_ref().take(n) {
+                sink.char(l, s, e);
+            }
+        }
+    } else {
+        for &(c, s, e) in &chars {
+            if c.is_ascii() {
+                sink.ascii(c.to_ascii_lowercase() as u8, s, e);
+            } else {
+                for l in c.to_lowercase() {
+                    sink.char(l, s, e);
+                }
+            }
+        }
+    }
+    sink.flush();
+}
+
+/// The NFKC characters of `text` with the span each came from. Text is cut before ASCII
+/// characters (which never compose with what precedes them), and a non-ASCII run that is not
+/// already NFKC is normalized a starter and its marks at a time; where that differs from
+/// normalizing the run whole, the run's characters all take the run's span.
+fn nfkc_at(text: &str, out: &mut Vec<(char, usize, usize)>) {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let start = bytes[pos..]
+            .iter()
+            .position(|&b| b >= 0x80)
+            .map_or(bytes.len(), |i| pos + i);
+        // The ASCII character before a run may compose with it (e + U+0301).
+        let cut = if start < bytes.len() && start > pos {
+            start - 1
+        } else {
+            start
+        };
+        for (i, &b) in bytes[pos..cut].iter().enumerate() {
+            out.push((b as char, pos + i, pos + i + 1));
+        }
+        if start == bytes.len() {
+            break;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b < 0x80)
+            .map_or(bytes.len(), |i| start + i);
+        let run = &text[cut..end];
+        if is_nfkc_quick(run.chars()) == IsNormalized::Yes {
+            out.extend(
+                run.char_indices()
+                    .map(|(i, c)| (c, cut + i, cut + i + c.len_utf8())),
+            );
+        } else {
+            let whole: String = run.nfkc().collect();
+            let mark = out.len();
+            let mut pieces = String::with_capacity(whole.len());
+            let mut seg_start = 0;
+            let mut flush = |a: usize, b: usize, out: &mut Vec<(char, usize, usize)>| {
+                for c in run[a..b].nfkc() {
+                    pieces.push(c);
+                    out.push((c, cut + a, cut + b));
+                }
+            };
+            for (i, c) in run.char_indices().skip(1) {
+                if unicode_normalization::char::canonical_combining_class(c) == 0 {
+                    flush(seg_start, i, out);
+                    seg_start = i;
+                }
+            }
+            flush(seg_start, run.len(), out);
+            if pieces != whole {
+                out.truncate(mark);
+                out.extend(whole.chars().map(|c| (c, cut, end)));
+            }
+        }
+        pos = end;
+    }
+}
+
+/// [`WordSink`] with positions.
+struct PosSink<'f, F: FnMut(&str, usize, usize)> {
+    word: String,
+    start: usize,
+    end: usize,
+    f: &'f mut F,
+}
+
+impl<F: FnMut(&str, usize, usize)> PosSink<'_, F> {
+    #[inline]
+    fn flush(&mut self) {
+        if !self.word.is_empty() {
+            (self.f)(&self.word, self.start, self.end);
+            self.word.clear();
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, c: char, s: usize, e: usize) {
+        if self.word.is_empty() {
+            self.start = s;
+        }
+        self.word.push(c);
+        self.end = e;
+    }
+
+    /// A lowercased ASCII byte (as [`WordSink::ascii`]).
+    #[inline]
+    fn ascii(&mut self, b: u8, s: usize, e: usize) {
+        match ASCII_CLASS[b as usize] {
+            DROP => {
+                if !self.word.is_empty() {
+                    self.end = e;
+                }
+            }
+            SEP => self.flush(),
+            w => self.push(w as char, s, e),
+        }
+    }
+
+    /// A lowercased character (as [`WordSink::lowered`]).
+    fn char(&mut self, c: char, s: usize, e: usize) {
+        if c.is_ascii() {
+            return self.ascii(c as u8, s, e);
+        }
+        match get_general_category(c) {
+            G::DecimalNumber => self.push('0', s, e),
+            cat if is_punctuation(cat) => {
+                if !self.word.is_empty() {
+                    self.end = e;
+                }
+            }
+            cat => {
+                if is_unspaced(c) {
+                    self.flush();
+                    let mut buf = [0u8; 4];
+                    (self.f)(c.encode_utf8(&mut buf), s, e);
+                } else if c.is_alphanumeric()
+                    || matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark)
+                {
+                    self.push(c, s, e);
+                } else {
+                    self.flush();
+                }
+            }
+        }
+    }
+}
+
 /// The words of `text` after normalization (for inspection and tests).
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -419,6 +601,51 @@ mod tests {
             for_each_word(&norm, |w| steps.push(w.to_string()));
             assert_eq!(fused, steps, "{s:?}");
         }
+    }
+
+    #[test]
+    fn positioned_words_are_the_words_and_cover_their_text() {
+        let alphabet: Vec<char> =
+            "aZ9 .,!$+\t\n\u{1}\u{85}\u{a0}ＡＢ１\u{663}ΣΟ𝚺Ϲσİﬁé\u{301}你好，。「」—_-'…½한ภาी"
+                .chars()
+                .collect();
+        let texts = random_texts(&alphabet, 10_000, 0x51ab_0c3e_9d2f_7711);
+        for s in texts
+            .iter()
+            .map(String::as_str)
+            .chain(["ΟΔΟΣ ΑΣ.", "e\u{301}x ＡＢ，你"])
+        {
+            let mut at = Vec::new();
+            simple_words_at(s, |w, a, b| at.push((w.to_string(), a, b)));
+            let plain: Vec<String> = at.iter().map(|w| w.0.clone()).collect();
+            assert_eq!(plain, words(s), "{s:?}");
+            for (w, a, b) in &at {
+                assert!(
+                    s.is_char_boundary(*a) && s.is_char_boundary(*b) && a < b,
+                    "{s:?}"
+                );
+                // The span's own words hold the word (its letters, lowercased as in context
+                // except for a final sigma cut from what follows it).
+                let inner = words(&s[*a..*b]).concat().replace('ς', "σ");
+                assert!(
+                    inner.contains(&w.replace('ς', "σ")),
+                    "{s:?}: {w:?} not in {inner:?}"
+                );
+            }
+        }
+        let mut at = Vec::new();
+        simple_words_at("Hello, wörld! 你好", |w, a, b| {
+            at.push((w.to_string(), a, b))
+        });
+        assert_eq!(
+            at,
+            [
+                ("hello".to_string(), 0, 6),
+                ("wörld".to_string(), 7, 14),
+                ("你".to_string(), 15, 18),
+                ("好".to_string(), 18, 21)
+            ]
+        );
     }
 
     #[test]

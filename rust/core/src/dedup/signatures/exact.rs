@@ -39,6 +39,14 @@ impl ExactSignatureWriter {
             )
             .into());
         }
+        if !options.against.is_empty() {
+            return Err(OptionError::new(
+                "against",
+                "is not supported by the two-stage (datatrove) exact dedup yet: use \
+                 `tamis dedup exact --against` or tamis.dedup.exact",
+            )
+            .into());
+        }
         Ok(ExactSignatureWriter {
             normalize: options.normalize,
             keep: options.keep.clone(),

@@ -1,0 +1,924 @@
+//! Persistent indexes: what a model already saw, or the evaluation sets it will be judged on,
+//! as sorted, memory-mapped tables of hashes with the id of the record each came from.
+//!
+//! - [`IndexKind::Ngram`]: the word n-grams (default 13 words) of each record, words as near
+//!   dedup makes them ([`crate::dedup::near::shingle::simple_words`]: NFKC, lowercase, digits to
+//!   0, punctuation removed; each CJK, kana, Thai… character a word), an n-gram hashed as near
+//!   dedup hashes a shingle (XXH3-64 of its words' XXH3-64 hashes). For decontamination
+//!   ([`decont`]).
+//! - [`IndexKind::Exact`]: the 128-bit hash of each record's text (or key field) under a
+//!   [`Normalize`] mode, as `tamis dedup exact` computes it, for `dedup exact --against`.
+//!
+//! An index is a directory: `index.json` (the manifest: kind, the options that fix what a key
+//! means, records, entries, and each segment's files with size and checksum) and the segments'
+//! files ([`segment`]). `build` writes one segment; `add` writes another, and merges all of
+//! them into one when there are more than [`MAX_SEGMENTS`]. The manifest is replaced
+//! atomically, last: an interrupted build or add leaves the index as it was.
+
+pub mod decont;
+pub mod segment;
+
+use std::borrow::Cow;
+use std::collections::BinaryHeap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::dedup::near::shingle::simple_words_at;
+use crate::io::{expand_inputs, Doc, DocSource, IoOptions, JsonFields};
+use crate::options::{check_range, OptionError, Options};
+use crate::pipeline::{scan, Progress, RunOptions};
+use crate::text::{hash_text, Normalize};
+use crate::{Error, RecordError, Result, Stats};
+use segment::{Key, Segment, SegmentMeta, SegmentWriter};
+
+/// The manifest's file name inside an index directory.
+pub const MANIFEST: &str = "index.json";
+/// Format name and version written in (and required of) every manifest.
+pub const FORMAT: &str = "tamis-index";
+/// See [`FORMAT`].
+pub const VERSION: u32 = 1;
+/// `add` merges the segments into one when there are more than this.
+pub const MAX_SEGMENTS: usize = 8;
+/// Longest n-gram accepted.
+pub const MAX_NGRAM: usize = 1024;
+/// Memory for entries before they spill to sorted runs, by default.
+const DEFAULT_MEMORY: u64 = 1 << 30;
+/// Smallest `memory_limit` accepted.
+const MIN_MEMORY: u64 = 16 << 20;
+
+/// What an index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// Word n-gram hashes (decontamination).
+    #[default]
+    Ngram,
+    /// Whole-text (or key field) hashes (`dedup exact --against`).
+    Exact,
+}
+
+impl IndexKind {
+    /// Every kind's name, as options spell it.
+    pub const NAMES: &'static [&'static str] = &["ngram", "exact"];
+
+    /// The name used on the command line and in Python.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexKind::Ngram => "ngram",
+            IndexKind::Exact => "exact",
+        }
+    }
+}
+
+/// Options of `tamis index build` (and `tamis.index.build`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexOptions {
+    /// What the index holds: `ngram` (word n-grams, for decontamination) or `exact` (text
+    /// hashes, for `dedup exact --against`).
+    pub kind: IndexKind,
+    /// Words per n-gram (`ngram` kind).
+    pub ngram: usize,
+    /// Normalization before hashing (`exact` kind; it must match `dedup exact --normalize`).
+    pub normalize: Normalize,
+    /// Hash this string field instead of the text (`exact` kind, like `dedup exact --key`).
+    pub key: Option<String>,
+    /// Index these fields of each record, joined by newlines (strings as they are, lists one
+    /// item per line, numbers and booleans as written), instead of the text: an evaluation
+    /// set's `question,choices,answer`. The first must be a string field.
+    pub fields: Vec<String>,
+    /// Memory for entries before they spill to sorted runs on disk (bytes, or text like `2G`;
+    /// default 1G); also bounds the query filter when the index is used.
+    #[serde(with = "crate::options::size")]
+    pub memory_limit: Option<u64>,
+    /// Where spilled runs go (default: the system temporary directory).
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            kind: IndexKind::Ngram,
+            ngram: 13,
+            normalize: Normalize::None,
+            key: None,
+            fields: Vec::new(),
+            memory_limit: None,
+            spill_dir: None,
+        }
+    }
+}
+
+impl Options for IndexOptions {
+    fn validate(&self) -> std::result::Result<(), OptionError> {
+        check_range("ngram", self.ngram, Some(1), Some(MAX_NGRAM))?;
+        if let Some(m) = self.memory_limit {
+            check_range("memory_limit", m, Some(MIN_MEMORY), None)?;
+        }
+        if self.key.is_some() && self.kind != IndexKind::Exact {
+            return Err(OptionError::with_fields(
+                &["key", "kind"],
+                "{0} is only used with {1} exact",
+            ));
+        }
+        if self.key.as_deref() == Some("") {
+            return Err(OptionError::new("key", "must name a field"));
+        }
+        if self.key.is_some() && !self.fields.is_empty() {
+            return Err(OptionError::with_fields(
+                &["key", "fields"],
+                "{0} and {1} cannot be used together",
+            ));
+        }
+        if self.fields.iter().any(|f| f.is_empty()) {
+            return Err(OptionError::new(
+                "fields",
+                "must name fields, not empty names",
+            ));
+        }
+        if self.kind == IndexKind::Ngram && self.normalize != Normalize::None {
+            return Err(OptionError::with_fields(
+                &["normalize", "kind"],
+                "{0} is only used with {1} exact (n-grams always use near dedup's words)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The manifest, `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// What the index holds.
+    pub kind: IndexKind,
+    /// Words per n-gram (`ngram` kind).
+    pub ngram: Option<usize>,
+    /// Normalization before hashing (`exact`; `simple` words for `ngram`).
+    pub normalize: Normalize,
+    /// How keys are computed, in words (checked by name at query time).
+    pub hash: String,
+    /// The field hashed instead of the text (`exact`).
+    pub key: Option<String>,
+    /// The fields indexed instead of the text.
+    pub fields: Vec<String>,
+    /// Records over all segments.
+    pub records: u64,
+    /// Entries over all segments.
+    pub entries: u64,
+    /// The segments, in record order.
+    pub segments: Vec<SegmentMeta>,
+}
+
+const HASH_NGRAM: &str = "xxh3-64 of the n words' xxh3-64 (near dedup shingles)";
+const HASH_EXACT: &str = "xxh3-128 of the normalized text (dedup exact)";
+
+impl Manifest {
+    fn new(options: &IndexOptions) -> Self {
+        let ngram = options.kind == IndexKind::Ngram;
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            kind: options.kind,
+            ngram: ngram.then_some(options.ngram),
+            normalize: if ngram {
+                Normalize::Simple
+            } else {
+                options.normalize
+            },
+            hash: if ngram { HASH_NGRAM } else { HASH_EXACT }.into(),
+            key: options.key.clone(),
+            fields: options.fields.clone(),
+            records: 0,
+            entries: 0,
+            segments: Vec::new(),
+        }
+    }
+
+    /// The build options this index was made with (for `add`), with this run's memory.
+    fn options(&self, memory_limit: Option<u64>, spill_dir: Option<PathBuf>) -> IndexOptions {
+        IndexOptions {
+            kind: self.kind,
+            ngram: self.ngram.unwrap_or(13),
+            normalize: if self.kind == IndexKind::Exact {
+                self.normalize
+            } else {
+                Normalize::None
+            },
+            key: self.key.clone(),
+            fields: self.fields.clone(),
+            memory_limit,
+            spill_dir,
+        }
+    }
+
+    fn width(&self) -> usize {
+        match self.kind {
+            IndexKind::Ngram => u64::WIDTH,
+            IndexKind::Exact => u128::WIDTH,
+        }
+    }
+
+    fn read(dir: &Path) -> Result<Manifest> {
+        if !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "{}: no such index (an index is a directory made by `tamis index build`)",
+                dir.display()
+            )));
+        }
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Config(format!(
+                    "{}: not a tamis index (no {MANIFEST}; make one with `tamis index build`)",
+                    dir.display()
+                ))
+            } else {
+                Error::io(path.display().to_string(), e)
+            }
+        })?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{}: not a valid index manifest: {e}",
+                path.display()
+            ))
+        })?;
+        if m.format != FORMAT || m.version != VERSION {
+            return Err(Error::Config(format!(
+                "{}: format {:?} version {}, this tamis reads {FORMAT:?} version {VERSION}",
+                path.display(),
+                m.format,
+                m.version
+            )));
+        }
+        let expected_hash = match m.kind {
+            IndexKind::Ngram => HASH_NGRAM,
+            IndexKind::Exact => HASH_EXACT,
+        };
+        let mut next = 0u64;
+        let mut entries = 0u64;
+        for s in &m.segments {
+            if s.first_record != next || s.records > segment::MAX_RECORDS {
+                return Err(Error::Config(format!(
+                    "{}: segment {} does not follow the one before it",
+                    path.display(),
+                    s.name
+                )));
+            }
+            next = next.saturating_add(s.records);
+            entries = entries.saturating_add(s.entries);
+        }
+        if m.hash != expected_hash
+            || next != m.records
+            || entries != m.entries
+            || (m.kind == IndexKind::Ngram) != m.ngram.is_some()
+            || m.ngram.is_some_and(|n| n == 0 || n > MAX_NGRAM)
+        {
+            return Err(Error::Config(format!(
+                "{}: the manifest is inconsistent (damaged or edited by hand)",
+                path.display()
+            )));
+        }
+        Ok(m)
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST);
+        let (guard, mut file) = crate::io::AtomicFile::create(&path)?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|_| std::io::Write::write_all(&mut file, b"\n"))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
+        drop(file);
+        guard.commit()
+    }
+}
+
+/// The words of `text` for n-grams: each word's XXH3-64 and byte span (see
+/// [`simple_words_at`]), into `words` (cleared first).
+pub fn ngram_words(text: &str, words: &mut Vec<(u64, usize, usize)>) {
+    words.clear();
+    simple_words_at(text, |w, s, e| {
+        words.push((xxhash_rust::xxh3::xxh3_64(w.as_bytes()), s, e))
+    });
+}
+
+/// Each window of `n` of `words` (from [`ngram_words`]): `f(hash, start, end)`, the hash of
+/// near dedup's shingles and the span from the first word's start to the last word's end. A
+/// text with fewer than `n` words has none.
+pub fn for_each_window(
+    words: &[(u64, usize, usize)],
+    n: usize,
+    mut f: impl FnMut(u64, usize, usize),
+) {
+    if n == 0 || words.len() < n {
+        return;
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(8 * n);
+    for win in words.windows(n) {
+        buf.clear();
+        for w in win {
+            buf.extend_from_slice(&w.0.to_le_bytes());
+        }
+        f(xxhash_rust::xxh3::xxh3_64(&buf), win[0].1, win[n - 1].2);
+    }
+}
+
+/// The text a record is indexed by: its `fields` joined by newlines, or its text.
+fn record_text<'d>(
+    doc: &'d Doc<'_>,
+    fields: &[String],
+) -> std::result::Result<Cow<'d, str>, RecordError> {
+    if fields.is_empty() {
+        return Ok(Cow::Borrowed(&doc.text));
+    }
+    let DocSource::Json { raw } = &doc.source else {
+        return Ok(Cow::Borrowed(&doc.text));
+    };
+    let record: JsonFields<'_> =
+        serde_json::from_str(raw).map_err(|e| RecordError::InvalidJson(e.to_string()))?;
+    let mut out = String::new();
+    for f in fields {
+        let v = record
+            .get(f)
+            .ok_or_else(|| RecordError::MissingField(f.clone()))?;
+        let before = out.len();
+        flatten(v, &mut out, f)?;
+        if out.len() > before {
+            out.push('\n');
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// A field value as lines of text: strings as they are, lists and objects item by item,
+/// numbers and booleans as written, null as nothing.
+fn flatten(v: &RawValue, out: &mut String, field: &str) -> std::result::Result<(), RecordError> {
+    let value: serde_json::Value =
+        serde_json::from_str(v.get()).map_err(|_| RecordError::FieldNotString {
+            key: field.to_string(),
+            found: "unreadable",
+        })?;
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => push_line(out, s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            other => push_line(out, &other.to_string()),
+        }
+    }
+    fn push_line(out: &mut String, s: &str) {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(s);
+    }
+    walk(&value, out);
+    Ok(())
+}
+
+/// Keys of one record.
+enum Keys {
+    Ngram(Vec<u64>),
+    Exact(u128),
+}
+
+fn record_keys(doc: &Doc<'_>, m: &Manifest) -> std::result::Result<Keys, RecordError> {
+    match m.kind {
+        IndexKind::Ngram => {
+            let text = record_text(doc, &m.fields)?;
+            let mut keys = Vec::new();
+            let mut words = Vec::new();
+            ngram_words(&text, &mut words);
+            for_each_window(&words, m.ngram.unwrap_or(13), |h, _, _| keys.push(h));
+            keys.sort_unstable();
+            keys.dedup();
+            Ok(Keys::Ngram(keys))
+        }
+        IndexKind::Exact => {
+            let value: Cow<'_, str> = match &m.key {
+                Some(_) => Cow::Borrowed(doc.key.as_deref().unwrap_or("")),
+                None => record_text(doc, &m.fields)?,
+            };
+            Ok(Keys::Exact(hash_text(&value, m.normalize)))
+        }
+    }
+}
+
+fn run_options(io: &IoOptions, m: &Manifest) -> Result<RunOptions> {
+    let mut opts = io.run_options(m.key.clone())?;
+    if let Some(first) = m.fields.first() {
+        opts.extract.text_key = first.clone();
+        if opts.extract.id_key == *first {
+            return Err(Error::Options(OptionError::with_fields(
+                &["fields", "id_key"],
+                "the first of {0} must not be the id field ({1})",
+            )));
+        }
+    }
+    // Fields are read from each record's JSON, Parquet rows included.
+    opts.rows_as_json = !m.fields.is_empty();
+    Ok(opts)
+}
+
+/// A private spill directory for sorted runs.
+fn spill_dir(options: &IndexOptions) -> Result<tempfile::TempDir> {
+    match &options.spill_dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix(".tamis-index-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new().prefix("tamis-index-").tempdir(),
+    }
+    .map_err(|e| {
+        Error::io(
+            options
+                .spill_dir
+                .as_ref()
+                .map_or("the temporary directory".into(), |d| {
+                    d.display().to_string()
+                }),
+            e,
+        )
+    })
+}
+
+/// Read `inputs` into a new segment of the index in `dir` described by `m`, updating `m`.
+fn append_segment(
+    dir: &Path,
+    m: &mut Manifest,
+    inputs: &[String],
+    io: &IoOptions,
+    options: &IndexOptions,
+    progress: &dyn Progress,
+    stats: &mut Stats,
+) -> Result<()> {
+    let opts = run_options(io, m)?;
+    let files = expand_inputs(inputs)?;
+    let name = next_segment_name(m);
+    let spill = spill_dir(options)?;
+    let memory = options.memory_limit.unwrap_or(DEFAULT_MEMORY);
+    let mut no_keys = 0u64;
+    let first_record = m.records;
+    let result = (|| -> Result<SegmentMeta> {
+        let manifest: &Manifest = m;
+        match m.kind {
+            IndexKind::Ngram => {
+                let mut w = SegmentWriter::<u64>::create(dir, &name, spill.path(), memory)?;
+                scan(
+                    &files,
+                    &opts,
+                    stats,
+                    progress,
+                    |_, doc| Ok((doc.id.to_string(), record_keys(doc, manifest)?)),
+                    |s| {
+                        let (id, keys) = s.value;
+                        if let Keys::Ngram(k) = keys {
+                            no_keys += k.is_empty() as u64;
+                            w.add(&id, &k)?;
+                        }
+                        Ok(())
+                    },
+                )?;
+                w.finish(first_record, inputs.to_vec())
+            }
+            IndexKind::Exact => {
+                let mut w = SegmentWriter::<u128>::create(dir, &name, spill.path(), memory)?;
+                scan(
+                    &files,
+                    &opts,
+                    stats,
+                    progress,
+                    |_, doc| Ok((doc.id.to_string(), record_keys(doc, manifest)?)),
+                    |s| {
+                        let (id, keys) = s.value;
+                        if let Keys::Exact(k) = keys {
+                            w.add(&id, &[k])?;
+                        }
+                        Ok(())
+                    },
+                )?;
+                w.finish(first_record, inputs.to_vec())
+            }
+        }
+    })();
+    let seg = match result {
+        Ok(s) => s,
+        Err(e) => {
+            remove_segment_files(dir, &name);
+            return Err(e);
+        }
+    };
+    stats.set_counter("records_indexed", seg.records);
+    stats.set_counter("entries_added", seg.entries);
+    if m.kind == IndexKind::Ngram {
+        stats.set_counter("records_shorter_than_ngram", no_keys);
+    }
+    m.records += seg.records;
+    m.entries += seg.entries;
+    m.segments.push(seg);
+    Ok(())
+}
+
+fn next_segment_name(m: &Manifest) -> String {
+    let next = m
+        .segments
+        .iter()
+        .filter_map(|s| s.name.strip_prefix("seg-")?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
+    format!("seg-{next:06}")
+}
+
+fn remove_segment_files(dir: &Path, name: &str) {
+    for ext in ["keys", "refs", "ids", "names"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+    }
+}
+
+/// `tamis index build`: a new index in directory `dir` (which must not exist, or be empty)
+/// from `inputs`.
+pub fn build_index(
+    inputs: &[String],
+    dir: &Path,
+    io: &IoOptions,
+    options: &IndexOptions,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    options.validate()?;
+    let created = if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir.display().to_string(), e))?
+            .next()
+            .is_none();
+        if !empty || !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "{}: already exists: an index is built into a new or empty directory (use \
+                 `tamis index add` to add to an index)",
+                dir.display()
+            )));
+        }
+        false
+    } else {
+        crate::io::check_parent(dir)?;
+        std::fs::create_dir(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+        true
+    };
+    let mut stats = Stats {
+        command: "index build".into(),
+        ..Stats::default()
+    };
+    let mut m = Manifest::new(options);
+    let result = append_segment(dir, &mut m, inputs, io, options, progress, &mut stats)
+        .and_then(|_| m.write(dir));
+    if let Err(e) = result {
+        if created {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            for s in &m.segments {
+                remove_segment_files(dir, &s.name);
+            }
+        }
+        return Err(e);
+    }
+    finish_stats(&mut stats, &m, started);
+    progress.finish();
+    Ok(stats)
+}
+
+/// `tamis index add`: add `inputs` to the index in `dir` as a new segment (read with the
+/// options the index was built with); more than [`MAX_SEGMENTS`] segments are merged into one.
+pub fn add_to_index(
+    dir: &Path,
+    inputs: &[String],
+    io: &IoOptions,
+    memory_limit: Option<u64>,
+    spill_dir: Option<PathBuf>,
+    progress: &dyn Progress,
+) -> Result<Stats> {
+    let started = std::time::Instant::now();
+    // Verify what is there before adding to it.
+    let index = Index::open(dir)?;
+    let mut m = index.manifest.clone();
+    drop(index);
+    let options = m.options(memory_limit, spill_dir);
+    options.validate()?;
+    let mut stats = Stats {
+        command: "index add".into(),
+        ..Stats::default()
+    };
+    append_segment(dir, &mut m, inputs, io, &options, progress, &mut stats)?;
+    let new_name = m
+        .segments
+        .last()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let mut old_files: Vec<String> = Vec::new();
+    let merged = if m.segments.len() > MAX_SEGMENTS && m.records <= segment::MAX_RECORDS {
+        let merged = merge_segments(dir, &m, &options);
+        match merged {
+            Ok(seg) => {
+                old_files = m.segments.iter().map(|s| s.name.clone()).collect();
+                m.segments = vec![seg];
+                true
+            }
+            Err(e) => {
+                remove_segment_files(dir, &new_name);
+                return Err(e);
+            }
+        }
+    } else {
+        false
+    };
+    if let Err(e) = m.write(dir) {
+        remove_segment_files(dir, &new_name);
+        if merged {
+            if let Some(s) = m.segments.first() {
+                remove_segment_files(dir, &s.name);
+            }
+        }
+        return Err(e);
+    }
+    for name in old_files {
+        remove_segment_files(dir, &name);
+    }
+    stats.set_counter("segments_merged", merged as u64);
+    finish_stats(&mut stats, &m, started);
+    progress.finish();
+    Ok(stats)
+}
+
+fn finish_stats(stats: &mut Stats, m: &Manifest, started: std::time::Instant) {
+    stats.set_counter("index_records", m.records);
+    stats.set_counter("index_entries", m.entries);
+    stats.set_counter("index_segments", m.segments.len() as u64);
+    stats.seconds = started.elapsed().as_secs_f64();
+}
+
+/// Merge every segment of `m` into one new segment (same entries, same record ordinals).
+fn merge_segments(dir: &Path, m: &Manifest, options: &IndexOptions) -> Result<SegmentMeta> {
+    let segs: Vec<Segment> = m
+        .segments
+        .iter()
+        .map(|s| Segment::open(dir, s, m.width()))
+        .collect::<Result<_>>()?;
+    let mut probe = m.clone();
+    probe.segments.push(SegmentMeta {
+        name: next_segment_name(m),
+        first_record: 0,
+        records: 0,
+        entries: 0,
+        inputs: Vec::new(),
+        files: Vec::new(),
+    });
+    let name = next_segment_name(&probe);
+    let spill = spill_dir(options)?;
+    let memory = options.memory_limit.unwrap_or(DEFAULT_MEMORY);
+    let inputs: Vec<String> = m.segments.iter().flat_map(|s| s.inputs.clone()).collect();
+    let result = match m.kind {
+        IndexKind::Ngram => merge_into::<u64>(dir, &name, spill.path(), memory, &segs, inputs),
+        IndexKind::Exact => merge_into::<u128>(dir, &name, spill.path(), memory, &segs, inputs),
+    };
+    if result.is_err() {
+        remove_segment_files(dir, &name);
+    }
+    result
+}
+
+fn merge_into<K: Key>(
+    dir: &Path,
+    name: &str,
+    spill: &Path,
+    memory: u64,
+    segs: &[Segment],
+    inputs: Vec<String>,
+) -> Result<SegmentMeta> {
+    let mut w = SegmentWriter::<K>::create(dir, name, spill, memory)?;
+    // Records in order, without keys (names and offsets), then the keys merged in order.
+    for s in segs {
+        for r in 0..s.records {
+            w.add(s.name(r), &[])?;
+        }
+    }
+    let mut heap = BinaryHeap::new();
+    let mut cursors = vec![0usize; segs.len()];
+    let entry =
+        |s: &Segment, i: usize| -> Option<(K, u64)> { (i < s.entries).then(|| s.entry::<K>(i)) };
+    for (i, s) in segs.iter().enumerate() {
+        if let Some(e) = entry(s, 0) {
+            heap.push(std::cmp::Reverse((e, i)));
+        }
+    }
+    while let Some(std::cmp::Reverse(((k, r), i))) = heap.pop() {
+        // One merged segment from record 0: refs are the ordinals.
+        w.push_entry(k, r as u32)?;
+        cursors[i] += 1;
+        if let Some(e) = entry(&segs[i], cursors[i]) {
+            heap.push(std::cmp::Reverse((e, i)));
+        }
+    }
+    w.finish(0, inputs)
+}
+
+/// An open index: verified segments and, for queries, a filter over every key that answers
+/// "certainly absent" for most keys without touching the segments.
+pub struct Index {
+    /// The directory.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    segments: Vec<Segment>,
+    filter: Vec<u64>,
+    filter_shift: u32,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("kind", &self.manifest.kind)
+            .field("records", &self.manifest.records)
+            .finish()
+    }
+}
+
+/// Filter bits per entry: three bits of one 64-bit word per key; about 0.5% false positives.
+const FILTER_BITS_PER_ENTRY: u64 = 16;
+
+#[inline]
+fn filter_mask(h: u64) -> u64 {
+    (1u64 << (h & 63)) | (1u64 << ((h >> 6) & 63)) | (1u64 << ((h >> 12) & 63))
+}
+
+impl Index {
+    /// Open the index in `dir`, checking its manifest and every file's size and checksum.
+    pub fn open(dir: &Path) -> Result<Index> {
+        let manifest = Manifest::read(dir)?;
+        let width = manifest.width();
+        let segments = manifest
+            .segments
+            .iter()
+            .map(|s| Segment::open(dir, s, width))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Index {
+            path: dir.to_path_buf(),
+            manifest,
+            segments,
+            filter: Vec::new(),
+            filter_shift: 64,
+        })
+    }
+
+    /// Open for queries of `kind`, building the filter within `memory` bytes (default: 16 bits
+    /// per entry, at most 1 GiB).
+    pub fn open_for(dir: &Path, kind: IndexKind, memory: Option<u64>) -> Result<Index> {
+        let mut index = Index::open(dir)?;
+        if index.manifest.kind != kind {
+            return Err(Error::Config(format!(
+                "{}: an index of kind {}, but this needs kind {} (build one with `tamis index \
+                 build --kind {}`)",
+                dir.display(),
+                index.manifest.kind.as_str(),
+                kind.as_str(),
+                kind.as_str()
+            )));
+        }
+        let want = index.manifest.entries.saturating_mul(FILTER_BITS_PER_ENTRY) / 8;
+        let budget = memory.unwrap_or(DEFAULT_MEMORY).max(MIN_MEMORY);
+        let bytes = want.min(budget).max(8);
+        // A power of two of 64-bit words, addressed by the top bits of the key.
+        let words = (bytes / 8).next_power_of_two().min(1 << 40);
+        let words = if words * 8 > budget { words / 2 } else { words }.max(1);
+        let bits = words.trailing_zeros();
+        index.filter = vec![0u64; words as usize];
+        index.filter_shift = 64 - bits;
+        let shift = index.filter_shift;
+        let filter = &mut index.filter;
+        for s in &index.segments {
+            match kind {
+                IndexKind::Ngram => s.for_each_key::<u64>(|k| {
+                    let slot = k.checked_shr(shift).unwrap_or(0) as usize;
+                    filter[slot] |= filter_mask(k);
+                }),
+                IndexKind::Exact => s.for_each_key::<u128>(|k| {
+                    let t = k.top();
+                    let slot = t.checked_shr(shift).unwrap_or(0) as usize;
+                    filter[slot] |= filter_mask(k as u64);
+                }),
+            }
+        }
+        Ok(index)
+    }
+
+    /// Require `ngram` words per n-gram (n-gram indexes).
+    pub fn ngram(&self) -> usize {
+        self.manifest.ngram.unwrap_or(13)
+    }
+
+    #[inline]
+    fn maybe(&self, top: u64, low: u64) -> bool {
+        if self.filter.is_empty() {
+            return true;
+        }
+        let slot = top.checked_shr(self.filter_shift).unwrap_or(0) as usize;
+        let m = filter_mask(low);
+        self.filter[slot] & m == m
+    }
+
+    /// The ordinals of the records holding n-gram `key` (ascending), appended to `out`.
+    pub fn find_ngram(&self, key: u64, out: &mut Vec<u64>) {
+        if self.maybe(key, key) {
+            for s in &self.segments {
+                s.find(key, out);
+            }
+        }
+    }
+
+    /// The ordinals of the records whose text hashes to `key`, appended to `out`.
+    pub fn find_exact(&self, key: u128, out: &mut Vec<u64>) {
+        if self.maybe(key.top(), key as u64) {
+            for s in &self.segments {
+                s.find(key, out);
+            }
+        }
+    }
+
+    /// The id of record `ordinal`.
+    pub fn record_id(&self, ordinal: u64) -> &str {
+        let i = self
+            .segments
+            .partition_point(|s| s.first_record + s.records <= ordinal);
+        match self.segments.get(i) {
+            Some(s) => s.name(ordinal - s.first_record),
+            None => "",
+        }
+    }
+
+    /// Total bytes of the index's files (manifest included).
+    pub fn bytes(&self) -> u64 {
+        let files: u64 = self
+            .manifest
+            .segments
+            .iter()
+            .flat_map(|s| &s.files)
+            .map(|f| f.bytes)
+            .sum();
+        files
+            + std::fs::metadata(self.path.join(MANIFEST))
+                .map(|m| m.len())
+                .unwrap_or(0)
+    }
+
+    /// Check that this index hashes exact texts under `normalize`.
+    pub fn require_normalize(&self, normalize: Normalize) -> Result<()> {
+        if self.manifest.normalize != normalize {
+            return Err(Error::Config(format!(
+                "{}: built with normalize {}, but this run uses {}: the hashes would not match",
+                self.path.display(),
+                self.manifest.normalize.as_str(),
+                normalize.as_str()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `tamis index info`: the manifest with sizes, after checking every file.
+pub fn index_info(dir: &Path) -> Result<serde_json::Value> {
+    let index = Index::open(dir)?;
+    let m = &index.manifest;
+    let bytes = index.bytes();
+    let per = |n: u64| {
+        if n == 0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!((bytes as f64 / n as f64 * 100.0).round() / 100.0)
+        }
+    };
+    Ok(serde_json::json!({
+        "path": dir.display().to_string(),
+        "kind": m.kind.as_str(),
+        "ngram": m.ngram,
+        "normalize": m.normalize.as_str(),
+        "hash": m.hash,
+        "key": m.key,
+        "fields": m.fields,
+        "records": m.records,
+        "entries": m.entries,
+        "segments": m.segments.len(),
+        "bytes": bytes,
+        "bytes_per_entry": per(m.entries),
+        "bytes_per_record": per(m.records),
+        "inputs": m.segments.iter().flat_map(|s| s.inputs.clone()).collect::<Vec<_>>(),
+        "verified": true,
+    }))
+}
