@@ -14,7 +14,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-
 import tamis
 import tamis.polars  # noqa: F401  (registers pl.col(...).tamis)
 from conftest import TAMIS
@@ -39,7 +38,14 @@ def make_evals(rng: random.Random, n: int) -> list[dict[str, Any]]:
         q = item_words(rng, cjk)
         choices = [" ".join(item_words(rng, False)[:4]) for _ in range(3)]
         join = "" if cjk else " "
-        items.append({"qid": f"item-{i}", "question": join.join(q) + ("？" if cjk else "?"), "choices": choices, "answer": i % 3})
+        items.append(
+            {
+                "qid": f"item-{i}",
+                "question": join.join(q) + ("？" if cjk else "?"),
+                "choices": choices,
+                "answer": i % 3,
+            }
+        )
     return items
 
 
@@ -83,7 +89,9 @@ def disguise(rng: random.Random, words: list[str]) -> str:
     return rng.choice([" ", "  ", "\n"]).join(out)
 
 
-def make_corpus(rng: random.Random, evals: list[dict[str, Any]], n: int) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+def make_corpus(
+    rng: random.Random, evals: list[dict[str, Any]], n: int
+) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
     docs, planted = [], {}
     for i in range(n):
         body = " ".join(rng.choice(VOCAB) for _ in range(rng.randint(5, 120)))
@@ -114,7 +122,11 @@ def run(*args: Any, limit: int | None = None) -> subprocess.CompletedProcess[str
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     return subprocess.run(
-        [*TAMIS, *map(str, args)], capture_output=True, text=True, timeout=300, preexec_fn=pre if limit else None
+        [*TAMIS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=pre if limit else None,
     )
 
 
@@ -134,7 +146,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     train = write_jsonl(tmp / "train.jsonl", docs)
     index = tmp / "evals.idx"
     ok("index", "build", *parts, "-o", index, "--fields", "question,choices,answer", "--id-key", "qid")
-    return {"tmp": tmp, "evals": evals, "docs": docs, "planted": planted, "parts": parts, "train": train, "index": index}
+    return {
+        "tmp": tmp,
+        "evals": evals,
+        "docs": docs,
+        "planted": planted,
+        "parts": parts,
+        "train": train,
+        "index": index,
+    }
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -144,7 +164,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def test_every_planted_ngram_is_found_and_every_match_is_real(data: dict[str, Any]) -> None:
     tmp = data["tmp"]
     out, matches = tmp / "clean.jsonl", tmp / "matches.jsonl"
-    r = ok("decontaminate", data["train"], "-o", out, "--against", data["index"], "--matches", matches, "--stats-json", tmp / "s.json")
+    r = ok(
+        "decontaminate",
+        data["train"],
+        "-o",
+        out,
+        "--against",
+        data["index"],
+        "--matches",
+        matches,
+        "--stats-json",
+        tmp / "s.json",
+    )
     found: dict[str, set[str]] = {}
     by_id = {d["id"]: d for d in data["docs"]}
     items = {e["qid"]: e for e in data["evals"]}
@@ -157,7 +188,11 @@ def test_every_planted_ngram_is_found_and_every_match_is_real(data: dict[str, An
         # Read back: the matched words are a run of at least 13 words of the item.
         words, item = oracle_words(m["text"]), oracle_words(item_text(items[m["item"]]))
         assert len(words) >= N
-        assert any(words[k : k + N] == item[j : j + N] for k in range(len(words) - N + 1) for j in range(len(item) - N + 1))
+        assert any(
+            words[k : k + N] == item[j : j + N]
+            for k in range(len(words) - N + 1)
+            for j in range(len(item) - N + 1)
+        )
     # Recall 1.0, and nothing beyond the planted matches (the vocabulary makes chance ones impossible).
     assert found == data["planted"]
     kept = {d["id"] for d in read_jsonl(out)}
@@ -183,7 +218,7 @@ def test_spans_mode_cuts_whole_ngrams_and_keeps_the_rest(data: dict[str, Any]) -
         # No indexed n-gram is left, and what is left is the document's own text.
         assert tamis.index.matches(cut, data["index"]) == []
         # One planted piece: the result is the document with one stretch taken out.
-        a = next((k for k, (x, y) in enumerate(zip(cut, d["text"])) if x != y), len(cut))
+        a = next((k for k, (x, y) in enumerate(zip(cut, d["text"], strict=False)) if x != y), len(cut))
         assert d["text"].endswith(cut[a:])
 
 
@@ -201,8 +236,24 @@ def test_an_index_built_in_steps_gives_the_same_bytes_for_any_thread_count(data:
     outputs = []
     for index, threads in [(data["index"], 1), (data["index"], 3), (stepwise, 2)]:
         out, matches = tmp / f"o-{threads}.jsonl", tmp / f"m-{threads}.jsonl"
-        ok("--threads", threads, "decontaminate", data["train"], "-o", out, "--against", index, "--matches", matches)
-        outputs.append((out.read_bytes(), matches.read_bytes().replace(str(stepwise).encode(), str(data["index"]).encode())))
+        ok(
+            "--threads",
+            threads,
+            "decontaminate",
+            data["train"],
+            "-o",
+            out,
+            "--against",
+            index,
+            "--matches",
+            matches,
+        )
+        outputs.append(
+            (
+                out.read_bytes(),
+                matches.read_bytes().replace(str(stepwise).encode(), str(data["index"]).encode()),
+            )
+        )
     assert outputs[0] == outputs[1] == outputs[2]
 
 
@@ -216,7 +267,9 @@ def test_python_polars_and_cli_agree(data: dict[str, Any]) -> None:
     df = pl.read_ndjson(data["train"])
     mask = df.select(pl.col("text").tamis.contaminated(data["index"])).to_series()
     assert set(df.filter(mask)["id"]) == set(data["planted"])
-    assert tamis.index.contaminated(list(df["text"][:8]), data["index"]) == [d in data["planted"] for d in df["id"][:8]]
+    assert tamis.index.contaminated(list(df["text"][:8]), data["index"]) == [
+        d in data["planted"] for d in df["id"][:8]
+    ]
 
 
 def test_exact_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) -> None:
@@ -236,7 +289,19 @@ def test_exact_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     index = tmp_path / "old.idx"
     ok("index", "build", old_f, "-o", index, "--kind", "exact", "--normalize", "whitespace")
     against = tmp_path / "against.jsonl"
-    r = ok("dedup", "exact", new_f, "-o", against, "--normalize", "whitespace", "--against", index, "--stats-json", tmp_path / "s.json")
+    r = ok(
+        "dedup",
+        "exact",
+        new_f,
+        "-o",
+        against,
+        "--normalize",
+        "whitespace",
+        "--against",
+        index,
+        "--stats-json",
+        tmp_path / "s.json",
+    )
     assert read_jsonl(against) == one_run, r.stderr
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["documents_removed"]["indexed_duplicate"] > 50
@@ -258,7 +323,9 @@ def test_exact_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     assert [n["id"] for n, m in zip(new, mask, strict=True) if m] == [r["id"] for r in one_run]
 
 
-def test_damaged_or_mismatched_indexes_are_errors_naming_the_file(data: dict[str, Any], tmp_path: Path) -> None:
+def test_damaged_or_mismatched_indexes_are_errors_naming_the_file(
+    data: dict[str, Any], tmp_path: Path
+) -> None:
     import shutil
 
     def copy() -> Path:
@@ -313,7 +380,9 @@ def test_bad_records_and_hostile_options_under_a_memory_limit(tmp_path: Path) ->
     r = run("index", "build", src, "-o", idx, "--fields", "question,choices", limit=1 << 30)
     assert r.returncode != 0 and f"{src}: line 2" in r.stderr, r.stderr
     assert not idx.exists()
-    r = run("index", "build", src, "-o", idx, "--fields", "question,choices", "--on-error", "skip", limit=1 << 30)
+    r = run(
+        "index", "build", src, "-o", idx, "--fields", "question,choices", "--on-error", "skip", limit=1 << 30
+    )
     assert r.returncode == 0, r.stderr
     assert tamis.index.info(idx)["records"] == 1
     for flags, message in [
@@ -348,3 +417,56 @@ def test_python_options_mirror_the_core(tmp_path: Path) -> None:
         tamis.index.build(tmp_path / "x.jsonl", tmp_path / "i", ngram=0)
     with pytest.raises(tamis.ConfigError, match="annotate needs against"):
         tamis.dedup.exact(tmp_path / "x.jsonl", tmp_path / "o.jsonl", annotate=True)
+
+
+def _records(folder: Path) -> dict[str, str]:
+    """id -> text of every JSONL record under ``folder`` (plain, .gz or .zst)."""
+    import gzip
+
+    import zstandard
+
+    out: dict[str, str] = {}
+    for p in sorted(folder.rglob("*.jsonl*")):
+        raw = p.read_bytes()
+        if p.name.endswith(".gz"):
+            raw = gzip.decompress(raw)
+        elif p.name.endswith(".zst"):
+            raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+        for line in raw.decode("utf-8").splitlines():
+            r = json.loads(line)
+            out[str(r["id"])] = r["text"]
+    return out
+
+
+def test_refine_stage_and_datatrove_step_do_what_the_command_does(
+    data: dict[str, Any], tmp_path: Path
+) -> None:
+    cli = tmp_path / "cli.jsonl"
+    ok("decontaminate", data["train"], "-o", cli, "--against", data["index"], "--mode", "spans")
+    expected = {r["id"]: r["text"] for r in read_jsonl(cli)}
+    cfg = tmp_path / "refine.toml"
+    cfg.write_text(
+        f"inputs = [{json.dumps(str(data['train']))}]\noutput = {json.dumps(str(tmp_path / 'refined'))}\n\n"
+        f'[[stage]]\ntype = "decontaminate"\nagainst = [{json.dumps(str(data["index"]))}]\nmode = "spans"\n'
+    )
+    r = run("refine", cfg, "-q")
+    assert r.returncode == 0, r.stderr
+    assert _records(tmp_path / "refined" / "data") == expected
+    report = json.loads((tmp_path / "refined" / "report.json").read_text())
+    assert "contaminated" in json.dumps(report)
+
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from tamis.datatrove import Decontaminate
+
+    LocalPipelineExecutor(
+        [
+            JsonlReader(str(data["train"].parent), glob_pattern="train.jsonl"),
+            Decontaminate(against=[str(data["index"])], mode="spans"),
+            JsonlWriter(str(tmp_path / "dt"), compression=None),
+        ],
+        tasks=1,
+        logging_dir=str(tmp_path / "logs"),
+    ).run()
+    assert _records(tmp_path / "dt") == expected

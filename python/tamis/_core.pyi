@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Final, final
 
 __all__ = [
-    "EMBED_ERROR_KINDS",
-    "RECORD_ERROR_KINDS",
-    "TOKENIZER_ERROR_KINDS",
     "Batch",
     "ConfigError",
+    "EMBED_ERROR_KINDS",
     "ExactKeepTable",
     "ExactSignatureWriter",
     "FastText",
@@ -19,24 +17,31 @@ __all__ = [
     "LineKeepTable",
     "LineSignatureWriter",
     "NearPathFilter",
+    "NearSignatureWriter",
+    "NgramIndexes",
+    "ProxPromptItems",
+    "RECORD_ERROR_KINDS",
     "SubstringPathCutter",
     "SubstringSequenceWriter",
-    "substring_find",
-    "NearSignatureWriter",
+    "TOKENIZER_ERROR_KINDS",
     "TamisError",
     "TextBatches",
     "TextShardWriter",
     "U64Matrix",
     "__version__",
     "check_options",
+    "decontaminate",
     "dedup_exact",
     "dedup_lines",
-    "dedup_substring",
     "dedup_near",
+    "dedup_substring",
     "embed_init_checkpoint",
     "embed_rows",
     "exact_keep_mask_arrow",
     "hash_texts",
+    "index_add",
+    "index_build",
+    "index_info_json",
     "keep_field",
     "line_hashes",
     "main",
@@ -58,9 +63,8 @@ __all__ = [
     "prox_execute_list",
     "prox_explain",
     "prox_outcomes",
-    "prox_render",
     "prox_prompt_items",
-    "ProxPromptItems",
+    "prox_render",
     "prox_token_counts",
     "read_toml",
     "refine_check",
@@ -73,6 +77,7 @@ __all__ = [
     "shingle_hashes",
     "shingle_words",
     "stage_types",
+    "substring_find",
     "token_counts_arrow",
     "tokenize",
     "vocab_extend",
@@ -239,6 +244,7 @@ class NgramIndexes:
 
     def __new__(cls, options_json: str) -> NgramIndexes: ...
     def contaminated(self, texts: Any, threads: int = ...) -> Any: ...
+    def decide(self, texts: list[str], threads: int = ...) -> list[tuple[bool, str | None, list[str]]]: ...
     def hits(self, text: str) -> list[tuple[str, str, int, int]]: ...
 
 # --- exact and line dedup ---------------------------------------------------------------------

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tamis import _core
-from tamis._options import IoOptions, build as _build, default, split, to_json
+from tamis._options import IoOptions, default, split, to_json
+from tamis._options import build as _build
 
 Kind = Literal["ngram", "exact"]
 Mode = Literal["drop", "spans"]
@@ -84,7 +85,9 @@ def build(
     the field stored as each record's id)."""
     own, io = split(kwargs, IndexOptions, IoOptions)
     o = to_json(_build(IndexOptions, options, own))
-    return _stats(_core.index_build(_paths(inputs), os.fspath(index), o, to_json(_build(IoOptions, None, io))))
+    return _stats(
+        _core.index_build(_paths(inputs), os.fspath(index), o, to_json(_build(IoOptions, None, io)))
+    )
 
 
 def add(
@@ -129,7 +132,9 @@ def decontaminate(
     Keywords: the fields of :class:`DecontOptions` and :class:`tamis.IoOptions`."""
     own, io = split(kwargs, DecontOptions, IoOptions)
     o = to_json(_build(DecontOptions, options, own))
-    return _stats(_core.decontaminate(_paths(inputs), os.fspath(output), o, to_json(_build(IoOptions, None, io))))
+    return _stats(
+        _core.decontaminate(_paths(inputs), os.fspath(output), o, to_json(_build(IoOptions, None, io)))
+    )
 
 
 _OPEN: dict[tuple[str, str], _core.NgramIndexes] = {}
@@ -141,7 +146,9 @@ def open_indexes(options: DecontOptions | None = None, **kwargs: Any) -> _core.N
     same options and unchanged manifests reuses them)."""
     o = _build(DecontOptions, options, kwargs)
     j = to_json(o)
-    stamp = json.dumps([os.stat(os.path.join(p, "index.json")).st_mtime_ns for p in o.against if os.path.isdir(p)])
+    stamp = json.dumps(
+        [os.stat(os.path.join(p, "index.json")).st_mtime_ns for p in o.against if os.path.isdir(p)]
+    )
     with _LOCK:
         got = _OPEN.get((j, stamp))
         if got is None:

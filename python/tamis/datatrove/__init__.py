@@ -20,6 +20,8 @@
   (:mod:`tamis.refine.stages`): :class:`LanguageFilter`, :class:`QualityFilter` (fastText),
   :class:`ProxDocStage`, :class:`ProxChunkStage` (ProX models); :class:`ProxApply` (stored
   ProX programs); and :class:`ProxAnnotate` (SFT data from a large model, ``tamis prox annotate``).
+- Decontamination (:mod:`.decont`): :class:`Decontaminate` against read-only n-gram indexes of
+  evaluation sets, as ``tamis decontaminate``.
 - Tokenization into training shards (:mod:`.tokenize`): :class:`TokenizeShards` writes each
   task's documents as the Megatron, nanotron or numpy files of ``tamis tokenize``, shards named
   ``{rank:05d}_shard_NNNNN`` with a manifest per task.
@@ -37,6 +39,7 @@ missing.
 
 from tamis.datatrove._base import DecisionStep, apply_decisions, read_signature_header
 from tamis.datatrove.config import SOURCE_KEY, DatatrovePhase, run_local, stage_counts, to_datatrove
+from tamis.datatrove.decont import Decontaminate
 from tamis.datatrove.exact import SIGNATURE_SUFFIX, ExactDedupFilter, ExactDedupSignature
 from tamis.datatrove.fasttext import LanguageFilter, QualityFilter
 from tamis.datatrove.lines import LINE_SIGNATURE_SUFFIX, LineDedupFilter, LineDedupSignature
@@ -51,6 +54,7 @@ __all__ = [
     "SOURCE_KEY",
     "DatatrovePhase",
     "DecisionStep",
+    "Decontaminate",
     "ExactDedupFilter",
     "ExactDedupSignature",
     "LanguageFilter",

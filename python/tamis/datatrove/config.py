@@ -250,6 +250,14 @@ def _language(plan: Plan, s: dict[str, Any]) -> None:
     plan.shard(s["name"], LanguageFilter(o, exclusion_writer=plan.excluded(s["name"])))
 
 
+def _decontaminate(plan: Plan, s: dict[str, Any]) -> None:
+    from tamis.datatrove.decont import Decontaminate
+    from tamis.index import DecontOptions
+
+    o = DecontOptions(**_options(s))
+    plan.shard(s["name"], Decontaminate(o, exclusion_writer=plan.excluded(s["name"]), threads=plan.threads))
+
+
 def _quality(plan: Plan, s: dict[str, Any]) -> None:
     o = QualityOptions(**_options(s))
     plan.shard(s["name"], QualityFilter(o, name=s["name"], exclusion_writer=plan.excluded(s["name"])))
@@ -288,6 +296,7 @@ BUILDERS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "dedup_near": _dedup_near,
     "dedup_substring": _dedup_substring,
     "language": _language,
+    "decontaminate": _decontaminate,
     "quality": _quality,
     "prox_doc": _prox,
     "prox_chunk": _prox,

@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3_arrow::input::AnyArray;
 use pyo3_arrow::PyChunkedArray;
 use tamis_core::index::decont::{
-    contaminated_mask, decontaminate as run_decont, find_hits, open_indexes, DecontOptions,
+    contaminated_mask, decide_text, decontaminate as run_decont, find_hits, group_hits,
+    open_indexes, DecontMode, DecontOptions, TextDecision,
 };
 use tamis_core::index::{add_to_index, build_index, index_info, Index, IndexOptions};
 use tamis_core::io::{mask_to_arrow, string_values, IoOptions, Output};
@@ -81,6 +82,7 @@ pub fn decontaminate(
 pub struct NgramIndexes {
     indexes: Arc<Vec<Index>>,
     names: Vec<String>,
+    mode: DecontMode,
 }
 
 #[pymethods]
@@ -96,6 +98,7 @@ impl NgramIndexes {
                 .iter()
                 .map(|p| Path::new(p).display().to_string())
                 .collect(),
+            mode: o.mode,
         })
     }
 
@@ -119,6 +122,44 @@ impl NgramIndexes {
             })
             .map_err(to_py)?;
         single_chunk(Arc::new(out), DataType::Boolean)
+    }
+
+    /// Decontaminate `texts` as `tamis decontaminate` does (the options' mode): per text,
+    /// `(keep, new text or None, ids of the evaluation items found)`.
+    #[pyo3(signature = (texts, threads=Threads(0)))]
+    #[allow(clippy::type_complexity)]
+    fn decide(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        threads: Threads,
+    ) -> PyResult<Vec<(bool, Option<String>, Vec<String>)>> {
+        use rayon::prelude::*;
+        let indexes = self.indexes.clone();
+        let mode = self.mode;
+        py.detach(|| -> tamis_core::Result<_> {
+            let pool = thread_pool(threads.0)?;
+            Ok(pool.install(|| {
+                texts
+                    .par_iter()
+                    .map(|t| {
+                        let hits = find_hits(&indexes, t);
+                        let mut items: Vec<String> = group_hits(&hits)
+                            .iter()
+                            .map(|g| indexes[g.3].record_id(g.4).to_string())
+                            .collect();
+                        items.sort();
+                        items.dedup();
+                        match decide_text(t, &hits, mode) {
+                            TextDecision::Clean => (true, None, items),
+                            TextDecision::Drop => (false, None, items),
+                            TextDecision::Cut(c) => (true, Some(c), items),
+                        }
+                    })
+                    .collect()
+            }))
+        })
+        .map_err(to_py)
     }
 
     /// The indexed n-grams of `text`: `(index, item id, start, end)` per n-gram and item, in

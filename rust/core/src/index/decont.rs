@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{for_each_window, ngram_words, Index, IndexKind};
+use super::{ngram_words, window_hashes, Index, IndexKind};
 use crate::io::{expand_inputs, Batch, Doc, IoOptions, Output};
 use crate::options::{OptionError, Options};
 use crate::pipeline::{run_files, Decision, Progress, Stage};
@@ -114,25 +114,55 @@ pub struct Hit {
     pub end: usize,
 }
 
-/// The indexed n-grams of `text` in `indexes`, in text order.
+/// Buffers reused by every document a thread decontaminates (large documents would otherwise
+/// allocate, and the kernel zero, fresh pages each time).
+#[derive(Default)]
+struct Scratch {
+    words: Vec<(u64, usize, usize)>,
+    hashes: Vec<u64>,
+    candidates: Vec<usize>,
+    found: Vec<u64>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// The indexed n-grams of `text` in `indexes`, in text order (per index).
 pub fn find_hits(indexes: &[Index], text: &str) -> Vec<Hit> {
-    let mut words = Vec::new();
-    ngram_words(text, &mut words);
-    let mut hits = Vec::new();
-    let mut found = Vec::new();
-    for (i, index) in indexes.iter().enumerate() {
-        for_each_window(&words, index.ngram(), |h, start, end| {
-            found.clear();
-            index.find_ngram(h, &mut found);
-            hits.extend(found.iter().map(|&record| Hit {
-                index: i,
-                record,
-                start,
-                end,
-            }));
-        });
-    }
-    hits
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let Scratch {
+            words,
+            hashes,
+            candidates,
+            found,
+        } = &mut *scratch;
+        ngram_words(text, words);
+        let mut hits = Vec::new();
+        for (i, index) in indexes.iter().enumerate() {
+            let n = index.ngram();
+            window_hashes(words, n, hashes);
+            candidates.clear();
+            index.maybe_ngrams(hashes, candidates);
+            for &j in candidates.iter() {
+                found.clear();
+                index.find_ngram_unfiltered(hashes[j], found);
+                let (start, end) = (words[j].1, words[j + n - 1].2);
+                hits.extend(found.iter().map(|&record| Hit {
+                    index: i,
+                    record,
+                    start,
+                    end,
+                }));
+            }
+        }
+        // Keep large buffers from pinning memory after a huge document.
+        if words.capacity() > 1 << 20 {
+            *scratch = Scratch::default();
+        }
+        hits
+    })
 }
 
 /// Open the indexes of `options.against` for queries (n-gram kind, files checked), sharing
@@ -178,7 +208,7 @@ fn merge_spans(mut spans: Vec<(usize, usize)>) -> Vec<(usize, usize, u64)> {
 
 /// Per evaluation item, the maximal spans its n-grams cover: `(start, end, n-grams, index,
 /// record)`, ordered by start, then index and record.
-pub fn group_hits(hits: &[Hit]) -> Vec<(usize, usize, u64, usize, u64)> {
+pub fn group_hits(hits: &[Hit]) -> Vec<Group> {
     let mut by_item: Vec<Hit> = hits.to_vec();
     by_item.sort_unstable_by_key(|h| (h.index, h.record, h.start, h.end));
     let mut out = Vec::new();
@@ -211,6 +241,28 @@ pub fn cut_hits(text: &str, hits: &[Hit]) -> Option<String> {
     }
     out.push_str(&text[pos..]);
     (!out.trim().is_empty()).then_some(out)
+}
+
+/// What decontamination does to one text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextDecision {
+    /// No indexed n-gram.
+    Clean,
+    /// Drop it (`drop` mode, or nothing left after cutting).
+    Drop,
+    /// Keep this text (`spans` mode).
+    Cut(String),
+}
+
+/// The decision of `mode` for `text` with `hits` ([`find_hits`]).
+pub fn decide_text(text: &str, hits: &[Hit], mode: DecontMode) -> TextDecision {
+    if hits.is_empty() {
+        return TextDecision::Clean;
+    }
+    match mode {
+        DecontMode::Drop => TextDecision::Drop,
+        DecontMode::Spans => cut_hits(text, hits).map_or(TextDecision::Drop, TextDecision::Cut),
+    }
 }
 
 /// `--matches FILE`, written atomically after the output.
@@ -290,14 +342,12 @@ impl DecontStage {
         Ok(())
     }
 
-    fn write_matches(&mut self, doc: &Doc<'_>, hits: &[Hit]) -> Result<()> {
-        let groups = group_hits(hits);
-        self.spans += groups.len() as u64;
+    fn write_matches(&mut self, doc: &Doc<'_>, groups: &[Group]) -> Result<()> {
         let Some(w) = self.matches.as_mut() else {
             return Ok(());
         };
         let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        for (start, end, ngrams, index, record) in groups {
+        for &(start, end, ngrams, index, record) in groups {
             writeln!(
                 w.file,
                 r#"{{"id":{},"index":{},"item":{},"start":{start},"end":{end},"ngrams":{ngrams},"text":{}}}"#,
@@ -312,11 +362,44 @@ impl DecontStage {
     }
 }
 
-impl Stage for DecontStage {
-    type Prepared = Vec<Hit>;
+/// A maximal span of one evaluation item's n-grams in a document: `(start, end, n-grams,
+/// index, record)` ([`group_hits`]).
+type Group = (usize, usize, u64, usize, u64);
 
-    fn prepare(&self, doc: &Doc<'_>) -> Vec<Hit> {
-        find_hits(&self.indexes, &doc.text)
+/// What the parallel step found in a document: its matches grouped per item, the number of
+/// distinct matching n-grams, and the decision.
+#[derive(Debug)]
+pub struct Found {
+    groups: Vec<Group>,
+    ngrams: u64,
+    decision: TextDecision,
+}
+
+impl Stage for DecontStage {
+    type Prepared = Found;
+
+    fn prepare(&self, doc: &Doc<'_>) -> Found {
+        let hits = find_hits(&self.indexes, &doc.text);
+        if hits.is_empty() {
+            return Found {
+                groups: Vec::new(),
+                ngrams: 0,
+                decision: TextDecision::Clean,
+            };
+        }
+        let mut windows: Vec<(usize, usize, usize)> =
+            hits.iter().map(|h| (h.index, h.start, h.end)).collect();
+        windows.dedup();
+        Found {
+            // Grouping sorts every hit: only for the matches file.
+            groups: if self.matches.is_some() {
+                group_hits(&hits)
+            } else {
+                Vec::new()
+            },
+            ngrams: windows.len() as u64,
+            decision: decide_text(&doc.text, &hits, self.mode),
+        }
     }
 
     /// A matches file that cannot be written stops the run before its output is committed.
@@ -324,7 +407,7 @@ impl Stage for DecontStage {
         &mut self,
         _batch: &Batch,
         docs: &[&Doc<'_>],
-        prepared: Vec<Vec<Hit>>,
+        prepared: Vec<Found>,
     ) -> Result<Vec<Decision>> {
         let mut out = Vec::with_capacity(docs.len());
         for (d, p) in docs.iter().zip(prepared) {
@@ -336,41 +419,35 @@ impl Stage for DecontStage {
         Ok(out)
     }
 
-    fn decide(&mut self, doc: &Doc<'_>, hits: Vec<Hit>) -> Decision {
-        if hits.is_empty() {
+    fn decide(&mut self, doc: &Doc<'_>, found: Found) -> Decision {
+        if found.decision == TextDecision::Clean {
             return Decision::Keep;
         }
         self.contaminated += 1;
-        let mut windows: Vec<(usize, usize, usize)> =
-            hits.iter().map(|h| (h.index, h.start, h.end)).collect();
-        windows.dedup();
-        self.ngrams += windows.len() as u64;
-        if let Err(e) = self.write_matches(doc, &hits) {
+        self.ngrams += found.ngrams;
+        self.spans += found.groups.len() as u64;
+        if let Err(e) = self.write_matches(doc, &found.groups) {
             self.error = Some(e);
             return Decision::Keep;
         }
-        match self.mode {
-            DecontMode::Drop => {
+        match found.decision {
+            TextDecision::Cut(t) => {
+                self.bytes_removed += (doc.text.len() - t.len()) as u64;
+                Decision::Rewrite(t)
+            }
+            TextDecision::Clean | TextDecision::Drop => {
                 self.bytes_removed += doc.text.len() as u64;
                 Decision::Remove("contaminated".into())
             }
-            DecontMode::Spans => match cut_hits(&doc.text, &hits) {
-                Some(t) => {
-                    self.bytes_removed += (doc.text.len() - t.len()) as u64;
-                    Decision::Rewrite(t)
-                }
-                None => {
-                    self.bytes_removed += doc.text.len() as u64;
-                    Decision::Remove("contaminated".into())
-                }
-            },
         }
     }
 
     fn finish(&mut self, stats: &mut Stats) {
         stats.set_counter("contaminated_documents", self.contaminated);
         stats.set_counter("matched_ngrams", self.ngrams);
-        stats.set_counter("matched_spans", self.spans);
+        if self.matches.is_some() || self.spans > 0 {
+            stats.set_counter("matched_spans", self.spans);
+        }
         stats.set_counter("contaminated_bytes_removed", self.bytes_removed);
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! - [`IndexKind::Ngram`]: the word n-grams (default 13 words) of each record, words as near
 //!   dedup makes them ([`crate::dedup::near::shingle::simple_words`]: NFKC, lowercase, digits to
-//!   0, punctuation removed; each CJK, kana, Thai… character a word), an n-gram hashed as near
-//!   dedup hashes a shingle (XXH3-64 of its words' XXH3-64 hashes). For decontamination
+//!   0, punctuation removed; each CJK, kana, Thai… character a word), an n-gram hashed by a
+//!   rolling polynomial over its words' XXH3-64 hashes ([`window_hashes`]). For decontamination
 //!   ([`decont`]).
 //! - [`IndexKind::Exact`]: the 128-bit hash of each record's text (or key field) under a
 //!   [`Normalize`] mode, as `tamis dedup exact` computes it, for `dedup exact --against`.
@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::dedup::near::shingle::simple_words_at;
+use crate::dedup::near::shingle::simple_word_bytes_at;
+
 use crate::io::{expand_inputs, Doc, DocSource, IoOptions, JsonFields};
 use crate::options::{check_range, OptionError, Options};
 use crate::pipeline::{scan, Progress, RunOptions};
@@ -176,7 +177,8 @@ pub struct Manifest {
     pub segments: Vec<SegmentMeta>,
 }
 
-const HASH_NGRAM: &str = "xxh3-64 of the n words' xxh3-64 (near dedup shingles)";
+const HASH_NGRAM: &str =
+    "fmix64(sum of the n words' xxh3-64 times 0x9e3779b97f4a7c15^(n-1-i), + n)";
 const HASH_EXACT: &str = "xxh3-128 of the normalized text (dedup exact)";
 
 impl Manifest {
@@ -303,32 +305,68 @@ impl Manifest {
 }
 
 /// The words of `text` for n-grams: each word's XXH3-64 and byte span (see
-/// [`simple_words_at`]), into `words` (cleared first).
+/// [`crate::dedup::near::shingle::simple_words_at`]), into `words` (cleared first).
 pub fn ngram_words(text: &str, words: &mut Vec<(u64, usize, usize)>) {
     words.clear();
-    simple_words_at(text, |w, s, e| {
-        words.push((xxhash_rust::xxh3::xxh3_64(w.as_bytes()), s, e))
+    simple_word_bytes_at(text, |w, s, e| {
+        words.push((xxhash_rust::xxh3::xxh3_64(w), s, e))
     });
 }
 
-/// Each window of `n` of `words` (from [`ngram_words`]): `f(hash, start, end)`, the hash of
-/// near dedup's shingles and the span from the first word's start to the last word's end. A
-/// text with fewer than `n` words has none.
+/// Each window of `n` of `words` (from [`ngram_words`]): `f(hash, start, end)`, its hash
+/// ([`window_hashes`]) and the span from the first word's start to the last word's end. A text
+/// with fewer than `n` words has none.
 pub fn for_each_window(
     words: &[(u64, usize, usize)],
     n: usize,
     mut f: impl FnMut(u64, usize, usize),
 ) {
+    let mut hashes = Vec::new();
+    window_hashes(words, n, &mut hashes);
+    for (j, h) in hashes.into_iter().enumerate() {
+        f(h, words[j].1, words[j + n - 1].2);
+    }
+}
+
+/// Multiplier of the n-gram hash polynomial (odd: invertible modulo 2^64).
+const NGRAM_BASE: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// MurmurHash3's 64-bit finalizer: every input bit reaches every output bit.
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The hash of each window of `n` of `words` into `out` (cleared first): `out[j]` for the
+/// window starting at word `j`. With `w_i` the words' XXH3-64 hashes and `B` =
+/// [`NGRAM_BASE`], a window's hash is `fmix64(Σ_{i<n} w_{j+i}·B^(n-1-i) + n)` modulo 2^64,
+/// computed rolling (one multiply-add per word instead of hashing `8n` bytes per window).
+pub fn window_hashes(words: &[(u64, usize, usize)], n: usize, out: &mut Vec<u64>) {
+    out.clear();
     if n == 0 || words.len() < n {
         return;
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * n);
-    for win in words.windows(n) {
-        buf.clear();
-        for w in win {
-            buf.extend_from_slice(&w.0.to_le_bytes());
-        }
-        f(xxhash_rust::xxh3::xxh3_64(&buf), win[0].1, win[n - 1].2);
+    // B^(n-1), the weight of the word leaving the window.
+    let mut top = 1u64;
+    for _ in 1..n {
+        top = top.wrapping_mul(NGRAM_BASE);
+    }
+    let mut h = 0u64;
+    for w in &words[..n] {
+        h = h.wrapping_mul(NGRAM_BASE).wrapping_add(w.0);
+    }
+    out.reserve(words.len() - n + 1);
+    out.push(fmix64(h.wrapping_add(n as u64)));
+    for j in n..words.len() {
+        h = h
+            .wrapping_sub(words[j - n].0.wrapping_mul(top))
+            .wrapping_mul(NGRAM_BASE)
+            .wrapping_add(words[j].0);
+        out.push(fmix64(h.wrapping_add(n as u64)));
     }
 }
 
@@ -795,9 +833,19 @@ impl Index {
         let want = index.manifest.entries.saturating_mul(FILTER_BITS_PER_ENTRY) / 8;
         let budget = memory.unwrap_or(DEFAULT_MEMORY).max(MIN_MEMORY);
         let bytes = want.min(budget).max(8);
-        // A power of two of 64-bit words, addressed by the top bits of the key.
-        let words = (bytes / 8).next_power_of_two().min(1 << 40);
-        let words = if words * 8 > budget { words / 2 } else { words }.max(1);
+        // A power of two of 64-bit words, addressed by the top bits of the key: the nearest to
+        // the target (a smaller filter stays in cache better), within the budget.
+        let target = (bytes / 8).max(1);
+        let up = target.next_power_of_two().min(1 << 40);
+        let mut words = if up - target <= target - up / 2 {
+            up
+        } else {
+            up / 2
+        };
+        while words > 1 && words * 8 > budget {
+            words /= 2;
+        }
+        let words = words.max(1);
         let bits = words.trailing_zeros();
         index.filter = vec![0u64; words as usize];
         index.filter_shift = 64 - bits;
@@ -837,9 +885,31 @@ impl Index {
     /// The ordinals of the records holding n-gram `key` (ascending), appended to `out`.
     pub fn find_ngram(&self, key: u64, out: &mut Vec<u64>) {
         if self.maybe(key, key) {
-            for s in &self.segments {
-                s.find(key, out);
+            self.find_ngram_unfiltered(key, out);
+        }
+    }
+
+    /// The positions in `keys` of the n-grams the filter does not rule out, appended to `out`.
+    /// The probes are independent loads, which the processor overlaps.
+    pub fn maybe_ngrams(&self, keys: &[u64], out: &mut Vec<usize>) {
+        if self.filter.is_empty() {
+            out.extend(0..keys.len());
+            return;
+        }
+        let shift = self.filter_shift;
+        for (j, &k) in keys.iter().enumerate() {
+            let slot = k.checked_shr(shift).unwrap_or(0) as usize;
+            let m = filter_mask(k);
+            if self.filter[slot] & m == m {
+                out.push(j);
             }
+        }
+    }
+
+    /// [`Index::find_ngram`] without asking the filter (for keys it let through).
+    pub fn find_ngram_unfiltered(&self, key: u64, out: &mut Vec<u64>) {
+        for s in &self.segments {
+            s.find(key, out);
         }
     }
 
@@ -921,4 +991,35 @@ pub fn index_info(dir: &Path) -> Result<serde_json::Value> {
         "inputs": m.segments.iter().flat_map(|s| s.inputs.clone()).collect::<Vec<_>>(),
         "verified": true,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_window_hashes_equal_the_formula() {
+        let words: Vec<(u64, usize, usize)> = (0..40u64)
+            .map(|i| (xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes()), 0, 0))
+            .collect();
+        for n in [1usize, 2, 13, 40] {
+            let mut got = Vec::new();
+            window_hashes(&words, n, &mut got);
+            assert_eq!(got.len(), words.len() - n + 1);
+            for (j, &g) in got.iter().enumerate() {
+                let mut h = 0u64;
+                for (i, w) in words[j..j + n].iter().enumerate() {
+                    let mut weight = 1u64;
+                    for _ in 0..(n - 1 - i) {
+                        weight = weight.wrapping_mul(NGRAM_BASE);
+                    }
+                    h = h.wrapping_add(w.0.wrapping_mul(weight));
+                }
+                assert_eq!(g, fmix64(h.wrapping_add(n as u64)));
+            }
+        }
+        let mut none = Vec::new();
+        window_hashes(&words[..5], 13, &mut none);
+        assert!(none.is_empty());
+    }
 }

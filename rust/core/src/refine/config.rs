@@ -411,7 +411,17 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
             fix(&mut o.spans);
             fix(&mut o.spill_dir);
         }
-        StageOptions::DedupExact(_) | StageOptions::DedupLines(_) => {}
+        StageOptions::DedupExact(o) => {
+            for p in &mut o.against {
+                *p = resolve_path(base, &p.to_string_lossy());
+            }
+        }
+        StageOptions::Decontaminate(o) => {
+            for p in &mut o.against {
+                *p = resolve_path(base, &p.to_string_lossy());
+            }
+        }
+        StageOptions::DedupLines(_) => {}
     }
 }
 

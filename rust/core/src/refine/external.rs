@@ -125,6 +125,9 @@ pub fn check_stage(
 ) -> std::result::Result<Checked, String> {
     match &stage.options {
         StageOptions::Language(o) => super::language::check(o),
+        StageOptions::Decontaminate(o) => crate::index::decont::open_indexes(o)
+            .map(|_| Checked::Run(None))
+            .map_err(|e| e.to_string()),
         _ if stage.options.kind().python => external.check(stage),
         _ => Ok(Checked::Run(None)),
     }

@@ -9,10 +9,12 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::config::StageConfig;
-use super::external::{ExternalStages, StageBatch};
+use super::external::{ExternalStages, Outcome, StageBatch};
 use super::language::LanguageStage;
 use super::stages::StageOptions;
 use super::stats::{Population, StageStats, TokenCounter};
+use crate::index::decont::{decide_text, find_hits, open_indexes, DecontMode, TextDecision};
+use crate::index::Index;
 use crate::io::{Batch, Doc, DocSource, FieldEdit, FieldValue, JsonFields};
 use crate::pipeline::{Decision, Stage};
 use crate::{Result, Stats};
@@ -155,8 +157,8 @@ pub(crate) struct Chain<'a> {
     /// The record fields each stage reads.
     wanted: Vec<Vec<String>>,
     external: Mutex<&'a mut dyn ExternalStages>,
-    /// The stages run in Rust (`language`), by position.
-    core: Vec<Option<LanguageStage>>,
+    /// The stages run in Rust (`language`, `decontaminate`), by position.
+    core: Vec<Option<CoreStage>>,
     counter: &'a TokenCounter,
     pool: Arc<rayon::ThreadPool>,
     examples: usize,
@@ -176,7 +178,10 @@ impl<'a> Chain<'a> {
         let mut core = Vec::with_capacity(n);
         for s in &stages {
             if let StageOptions::Language(o) = &s.options {
-                core.push(Some(LanguageStage::new(o)?));
+                core.push(Some(CoreStage::Language(LanguageStage::new(o)?)));
+                wanted.push(Vec::new());
+            } else if let StageOptions::Decontaminate(o) = &s.options {
+                core.push(Some(CoreStage::Decont(open_indexes(o)?, o.mode)));
                 wanted.push(Vec::new());
             } else {
                 core.push(None);
@@ -196,6 +201,54 @@ impl<'a> Chain<'a> {
                 ..Measured::default()
             },
         })
+    }
+}
+
+/// A shard stage that runs in Rust.
+enum CoreStage {
+    Language(LanguageStage),
+    Decont(Vec<Index>, DecontMode),
+}
+
+/// `decontaminate` on a batch: drop or cut, with the evaluation items found as details.
+fn decont_outcome(indexes: &[Index], mode: DecontMode, texts: &[&str]) -> Outcome {
+    let decided: Vec<(TextDecision, String)> = texts
+        .par_iter()
+        .map(|t| {
+            let hits = find_hits(indexes, t);
+            let mut items: Vec<&str> = hits
+                .iter()
+                .map(|h| indexes[h.index].record_id(h.record))
+                .collect();
+            items.sort_unstable();
+            items.dedup();
+            (decide_text(t, &hits, mode), items.join(" "))
+        })
+        .collect();
+    let contaminated = decided
+        .iter()
+        .filter(|d| d.0 != TextDecision::Clean)
+        .count();
+    Outcome {
+        keep: decided
+            .iter()
+            .map(|d| !matches!(d.0, TextDecision::Drop))
+            .collect(),
+        reasons: Vec::new(),
+        texts: Some(
+            decided
+                .iter()
+                .map(|d| match &d.0 {
+                    TextDecision::Cut(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        fields: Vec::new(),
+        details: Some(decided.into_iter().map(|d| d.1).collect()),
+        counters: [("contaminated_documents".to_string(), contaminated as u64)]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -298,7 +351,10 @@ impl Stage for Chain<'_> {
                 fields,
             };
             let out = match &self.core[si] {
-                Some(lang) => self.pool.install(|| lang.outcome(&batch.texts)),
+                Some(CoreStage::Language(lang)) => self.pool.install(|| lang.outcome(&batch.texts)),
+                Some(CoreStage::Decont(indexes, mode)) => self
+                    .pool
+                    .install(|| decont_outcome(indexes, *mode, &batch.texts)),
                 None => external.process(stage, &batch)?,
             };
             out.check(&stage.name, idx.len())?;

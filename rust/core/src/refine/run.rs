@@ -253,6 +253,29 @@ impl<'a> Refine<'a> {
             for k in ["output", "threads", "inputs"] {
                 m.remove(k);
             }
+            // An index rebuilt in place changes the output: record what each one holds (its
+            // manifest lists every file's checksum).
+            let indexes: Vec<Value> = self
+                .config
+                .stages
+                .iter()
+                .flat_map(|s| match &s.options {
+                    StageOptions::DedupExact(o) => o.against.clone(),
+                    StageOptions::Decontaminate(o) => o.against.clone(),
+                    _ => Vec::new(),
+                })
+                .map(|p| {
+                    let manifest =
+                        std::fs::read(p.join(crate::index::MANIFEST)).unwrap_or_default();
+                    serde_json::json!({
+                        "path": p.display().to_string(),
+                        "manifest_xxh3": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest)),
+                    })
+                })
+                .collect();
+            if !indexes.is_empty() {
+                m.insert("indexes".into(), Value::Array(indexes));
+            }
         }
         let run_file = state.join("run.json");
         if run_file.exists() {

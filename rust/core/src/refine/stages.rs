@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::dedup::near::NearOptions;
 use crate::dedup::substring::SubstringOptions;
 use crate::dedup::{ExactOptions, LinesOptions};
+use crate::index::decont::DecontOptions;
 use crate::options::{check_closed, check_range, OptionError, Options};
 use crate::prox::Mode;
 use crate::tokenize::TokenizeOptions;
@@ -282,6 +283,8 @@ pub enum StageOptions {
     ProxDoc(ProxModelOptions),
     /// `prox_chunk`.
     ProxChunk(ProxModelOptions),
+    /// `decontaminate`.
+    Decontaminate(DecontOptions),
     /// `tokenize` (the last stage).
     Tokenize(TokenizeStageOptions),
 }
@@ -297,6 +300,7 @@ impl StageOptions {
             StageOptions::Language(o) => o.to_value(),
             StageOptions::Quality(o) => o.to_value(),
             StageOptions::Tokenize(o) => o.to_value(),
+            StageOptions::Decontaminate(o) => o.to_value(),
             StageOptions::ProxDoc(o) | StageOptions::ProxChunk(o) => {
                 let mut v = o.to_value();
                 if let Value::Object(m) = &mut v {
@@ -325,6 +329,7 @@ impl StageOptions {
             StageOptions::ProxDoc(_) => "prox_doc",
             StageOptions::ProxChunk(_) => "prox_chunk",
             StageOptions::Tokenize(_) => "tokenize",
+            StageOptions::Decontaminate(_) => "decontaminate",
         };
         stage_type(name).unwrap_or(&STAGE_TYPES[0])
     }
@@ -435,12 +440,38 @@ pub static STAGE_TYPES: &[StageType] = &[
         name: "dedup_exact",
         scope: Scope::Global,
         python: false,
-        reasons: &["duplicate"],
+        reasons: &["duplicate", "indexed_duplicate"],
         language_field: None,
         // White-space variants of a document are the same document in a refined corpus.
         refine_defaults: &[("normalize", DefaultValue::Str("whitespace"))],
         parse: |v| Ok(StageOptions::DedupExact(ExactOptions::from_value(v)?)),
         defaults: ExactOptions::defaults,
+    },
+    StageType {
+        name: "decontaminate",
+        scope: Scope::Shard,
+        python: false,
+        reasons: &["contaminated"],
+        language_field: None,
+        refine_defaults: &[],
+        parse: |v| {
+            let o = DecontOptions::from_value(v)?;
+            if o.matches.is_some() {
+                return Err(OptionError::new(
+                    "matches",
+                    "is for `tamis decontaminate`; in refine the report shows examples and \
+                     --stats-json the counts",
+                ));
+            }
+            Ok(StageOptions::Decontaminate(o))
+        },
+        defaults: || {
+            let mut v = DecontOptions::defaults();
+            if let Value::Object(m) = &mut v {
+                m.remove("matches");
+            }
+            v
+        },
     },
     StageType {
         name: "language",

@@ -284,23 +284,38 @@ impl<F: FnMut(&str)> WordSink<'_, F> {
 /// stretch gets the stretch's span: offsets always lie on character boundaries and always cover
 /// the word.
 pub fn simple_words_at(text: &str, mut f: impl FnMut(&str, usize, usize)) {
+    // The bytes are UTF-8: whole characters are pushed.
+    simple_word_bytes_at(text, |w, s, e| {
+        f(std::str::from_utf8(w).unwrap_or(""), s, e)
+    });
+}
+
+/// [`simple_words_at`] giving each word as its UTF-8 bytes (what hashing needs).
+pub fn simple_word_bytes_at(text: &str, mut f: impl FnMut(&[u8], usize, usize)) {
     let mut sink = PosSink {
-        word: String::new(),
+        word: Vec::new(),
         start: 0,
         end: 0,
         f: &mut f,
     };
     if text.is_ascii() {
-        for (i, &b) in text.as_bytes().iter().enumerate() {
-            sink.ascii(b, i, i + 1);
+        sink.ascii_run(text.as_bytes(), 0);
+    } else if may_hold_capital_sigma(text) {
+        // NFKC characters with the span of text each came from.
+        struct Collect(Vec<(char, usize, usize)>);
+        impl NfkcSink for Collect {
+            fn ascii_run(&mut self, bytes: &[u8], base: usize) {
+                let at = bytes.iter().enumerate();
+                self.0
+                    .extend(at.map(|(i, &b)| (b as char, base + i, base + i + 1)));
+            }
+            fn ch(&mut self, c: char, s: usize, e: usize) {
+                self.0.push((c, s, e));
+            }
         }
-        sink.flush();
-        return;
-    }
-    // NFKC characters with the span of text each came from.
-    let mut chars: Vec<(char, usize, usize)> = Vec::with_capacity(text.len());
-    nfkc_at(text, &mut chars);
-    if chars.iter().any(|c| c.0 == '\u{3a3}') {
+        let mut chars = Collect(Vec::new());
+        nfkc_at(text, &mut chars);
+        let chars = chars.0;
         // Σ lowers by context: lower the whole string, as `Simple` does, and line the result up
         // with the characters (every other character lowers on its own, Σ to one character).
         let nfkc: String = chars.iter().map(|c| c.0).collect();
@@ -316,26 +331,28 @@ pub fn simple_words_at(text: &str, mut f: impl FnMut(&str, usize, usize)) {
             }
         }
     } else {
-        for &(c, s, e) in &chars {
-            if c.is_ascii() {
-                sink.ascii(c.to_ascii_lowercase() as u8, s, e);
-            } else {
-                for l in c.to_lowercase() {
-                    sink.char(l, s, e);
-                }
-            }
-        }
+        nfkc_at(text, &mut sink);
     }
     sink.flush();
 }
 
-/// The NFKC characters of `text` with the span each came from. Text is cut before ASCII
-/// characters (which never compose with what precedes them), and a non-ASCII run that is not
-/// already NFKC is normalized a starter and its marks at a time; where that differs from
+/// Where [`nfkc_at`] sends the NFKC text: ASCII stretches whole, other characters one by one,
+/// each with the span of text it came from.
+trait NfkcSink {
+    /// `bytes`, ASCII, found at byte `base` of the text (NFKC leaves them as they are).
+    fn ascii_run(&mut self, bytes: &[u8], base: usize);
+    /// A character of the NFKC text that came from `text[s..e]`.
+    fn ch(&mut self, c: char, s: usize, e: usize);
+}
+
+/// The NFKC characters of `text` with the span each came from, in order. Text is cut before
+/// ASCII characters (which never compose with what precedes them), and a non-ASCII run that is
+/// not already NFKC is normalized a starter and its marks at a time; where that differs from
 /// normalizing the run whole, the run's characters all take the run's span.
-fn nfkc_at(text: &str, out: &mut Vec<(char, usize, usize)>) {
+fn nfkc_at(text: &str, sink: &mut impl NfkcSink) {
     let bytes = text.as_bytes();
     let mut pos = 0;
+    let mut pieces: Vec<(char, usize, usize)> = Vec::new();
     while pos < bytes.len() {
         let start = bytes[pos..]
             .iter()
@@ -347,8 +364,8 @@ fn nfkc_at(text: &str, out: &mut Vec<(char, usize, usize)>) {
         } else {
             start
         };
-        for (i, &b) in bytes[pos..cut].iter().enumerate() {
-            out.push((b as char, pos + i, pos + i + 1));
+        if cut > pos {
+            sink.ascii_run(&bytes[pos..cut], pos);
         }
         if start == bytes.len() {
             break;
@@ -359,46 +376,106 @@ fn nfkc_at(text: &str, out: &mut Vec<(char, usize, usize)>) {
             .map_or(bytes.len(), |i| start + i);
         let run = &text[cut..end];
         if is_nfkc_quick(run.chars()) == IsNormalized::Yes {
-            out.extend(
-                run.char_indices()
-                    .map(|(i, c)| (c, cut + i, cut + i + c.len_utf8())),
-            );
+            for (i, c) in run.char_indices() {
+                sink.ch(c, cut + i, cut + i + c.len_utf8());
+            }
         } else {
             let whole: String = run.nfkc().collect();
-            let mark = out.len();
-            let mut pieces = String::with_capacity(whole.len());
+            pieces.clear();
             let mut seg_start = 0;
-            let mut flush = |a: usize, b: usize, out: &mut Vec<(char, usize, usize)>| {
-                for c in run[a..b].nfkc() {
-                    pieces.push(c);
-                    out.push((c, cut + a, cut + b));
-                }
+            let flush = |a: usize, b: usize, pieces: &mut Vec<(char, usize, usize)>| {
+                pieces.extend(run[a..b].nfkc().map(|c| (c, cut + a, cut + b)));
             };
             for (i, c) in run.char_indices().skip(1) {
                 if unicode_normalization::char::canonical_combining_class(c) == 0 {
-                    flush(seg_start, i, out);
+                    flush(seg_start, i, &mut pieces);
                     seg_start = i;
                 }
             }
-            flush(seg_start, run.len(), out);
-            if pieces != whole {
-                out.truncate(mark);
-                out.extend(whole.chars().map(|c| (c, cut, end)));
+            flush(seg_start, run.len(), &mut pieces);
+            if pieces.iter().map(|p| p.0).eq(whole.chars()) {
+                for &(c, s, e) in &pieces {
+                    sink.ch(c, s, e);
+                }
+            } else {
+                for c in whole.chars() {
+                    sink.ch(c, cut, end);
+                }
             }
         }
         pos = end;
     }
 }
 
+impl<F: FnMut(&[u8], usize, usize)> NfkcSink for PosSink<'_, F> {
+    fn ascii_run(&mut self, bytes: &[u8], base: usize) {
+        // Runs of word bytes at a time: the same as `self.ascii` on each byte.
+        let mut i = 0;
+        while i < bytes.len() {
+            match ASCII_CLASS[bytes[i] as usize] {
+                SEP => self.flush(),
+                DROP => {
+                    if !self.word.is_empty() {
+                        self.end = base + i + 1;
+                    }
+                }
+                _ => {
+                    let run = i;
+                    let mut as_is = true;
+                    while i < bytes.len() {
+                        let c = ASCII_CLASS[bytes[i] as usize];
+                        if c <= DROP {
+                            break;
+                        }
+                        as_is &= c == bytes[i];
+                        i += 1;
+                    }
+                    if self.word.is_empty() && as_is {
+                        // A whole word already normalized (ended by punctuation, then a
+                        // separator): given from the text itself, without a copy.
+                        let mut k = i;
+                        while k < bytes.len() && ASCII_CLASS[bytes[k] as usize] == DROP {
+                            k += 1;
+                        }
+                        if k < bytes.len() && ASCII_CLASS[bytes[k] as usize] == SEP {
+                            (self.f)(&bytes[run..i], base + run, base + k);
+                            i = k;
+                            continue;
+                        }
+                    }
+                    if self.word.is_empty() {
+                        self.start = base + run;
+                    }
+                    self.word
+                        .extend(bytes[run..i].iter().map(|&b| ASCII_CLASS[b as usize]));
+                    self.end = base + i;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn ch(&mut self, c: char, s: usize, e: usize) {
+        if c.is_ascii() {
+            self.ascii(c.to_ascii_lowercase() as u8, s, e);
+        } else {
+            for l in c.to_lowercase() {
+                self.char(l, s, e);
+            }
+        }
+    }
+}
+
 /// [`WordSink`] with positions.
-struct PosSink<'f, F: FnMut(&str, usize, usize)> {
-    word: String,
+struct PosSink<'f, F: FnMut(&[u8], usize, usize)> {
+    word: Vec<u8>,
     start: usize,
     end: usize,
     f: &'f mut F,
 }
 
-impl<F: FnMut(&str, usize, usize)> PosSink<'_, F> {
+impl<F: FnMut(&[u8], usize, usize)> PosSink<'_, F> {
     #[inline]
     fn flush(&mut self) {
         if !self.word.is_empty() {
@@ -412,7 +489,18 @@ impl<F: FnMut(&str, usize, usize)> PosSink<'_, F> {
         if self.word.is_empty() {
             self.start = s;
         }
-        self.word.push(c);
+        let mut buf = [0u8; 4];
+        self.word
+            .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        self.end = e;
+    }
+
+    #[inline]
+    fn push_byte(&mut self, b: u8, s: usize, e: usize) {
+        if self.word.is_empty() {
+            self.start = s;
+        }
+        self.word.push(b);
         self.end = e;
     }
 
@@ -426,7 +514,7 @@ impl<F: FnMut(&str, usize, usize)> PosSink<'_, F> {
                 }
             }
             SEP => self.flush(),
-            w => self.push(w as char, s, e),
+            w => self.push_byte(w, s, e),
         }
     }
 
@@ -446,7 +534,7 @@ impl<F: FnMut(&str, usize, usize)> PosSink<'_, F> {
                 if is_unspaced(c) {
                     self.flush();
                     let mut buf = [0u8; 4];
-                    (self.f)(c.encode_utf8(&mut buf), s, e);
+                    (self.f)(c.encode_utf8(&mut buf).as_bytes(), s, e);
                 } else if c.is_alphanumeric()
                     || matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark)
                 {
