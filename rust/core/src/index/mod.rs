@@ -470,23 +470,7 @@ fn run_options(io: &IoOptions, m: &Manifest) -> Result<RunOptions> {
 
 /// A private spill directory for sorted runs.
 fn spill_dir(options: &IndexOptions) -> Result<tempfile::TempDir> {
-    match &options.spill_dir {
-        Some(d) => tempfile::Builder::new()
-            .prefix(".tamis-index-")
-            .tempdir_in(d),
-        None => tempfile::Builder::new().prefix("tamis-index-").tempdir(),
-    }
-    .map_err(|e| {
-        Error::io(
-            options
-                .spill_dir
-                .as_ref()
-                .map_or("the temporary directory".into(), |d| {
-                    d.display().to_string()
-                }),
-            e,
-        )
-    })
+    crate::io::spill_dir(options.spill_dir.as_deref(), "index")
 }
 
 /// Read `inputs` into a new segment of the index in `dir` described by `m`, updating `m`.
@@ -506,45 +490,51 @@ fn append_segment(
     let memory = options.memory_limit.unwrap_or(DEFAULT_MEMORY);
     let mut no_keys = 0u64;
     let first_record = m.records;
+    // One generic pass per key type; `keys` takes a record's keys out of `Keys`.
+    fn write<K: Key>(
+        w: &mut SegmentWriter<K>,
+        files: &[crate::io::InputFile],
+        opts: &RunOptions,
+        stats: &mut Stats,
+        progress: &dyn Progress,
+        m: &Manifest,
+        keys: fn(Keys) -> Vec<K>,
+    ) -> Result<u64> {
+        let mut no_keys = 0u64;
+        scan(
+            files,
+            opts,
+            stats,
+            progress,
+            |_, doc| Ok((doc.id.to_string(), keys(record_keys(doc, m)?))),
+            |s| {
+                let (id, k) = s.value;
+                no_keys += k.is_empty() as u64;
+                w.add(&id, &k)
+            },
+        )?;
+        Ok(no_keys)
+    }
     let result = (|| -> Result<SegmentMeta> {
-        let manifest: &Manifest = m;
+        let (spill, inputs) = (spill.path(), inputs.to_vec());
         match m.kind {
             IndexKind::Ngram => {
-                let mut w = SegmentWriter::<u64>::create(dir, &name, spill.path(), memory)?;
-                scan(
-                    &files,
-                    &opts,
-                    stats,
-                    progress,
-                    |_, doc| Ok((doc.id.to_string(), record_keys(doc, manifest)?)),
-                    |s| {
-                        let (id, keys) = s.value;
-                        if let Keys::Ngram(k) = keys {
-                            no_keys += k.is_empty() as u64;
-                            w.add(&id, &k)?;
-                        }
-                        Ok(())
-                    },
-                )?;
-                w.finish(first_record, inputs.to_vec())
+                let mut w = SegmentWriter::<u64>::create(dir, &name, spill, memory)?;
+                let keys = |k| match k {
+                    Keys::Ngram(k) => k,
+                    Keys::Exact(_) => Vec::new(),
+                };
+                no_keys = write(&mut w, &files, &opts, stats, progress, m, keys)?;
+                w.finish(first_record, inputs)
             }
             IndexKind::Exact => {
-                let mut w = SegmentWriter::<u128>::create(dir, &name, spill.path(), memory)?;
-                scan(
-                    &files,
-                    &opts,
-                    stats,
-                    progress,
-                    |_, doc| Ok((doc.id.to_string(), record_keys(doc, manifest)?)),
-                    |s| {
-                        let (id, keys) = s.value;
-                        if let Keys::Exact(k) = keys {
-                            w.add(&id, &[k])?;
-                        }
-                        Ok(())
-                    },
-                )?;
-                w.finish(first_record, inputs.to_vec())
+                let mut w = SegmentWriter::<u128>::create(dir, &name, spill, memory)?;
+                let keys = |k| match k {
+                    Keys::Exact(k) => vec![k],
+                    Keys::Ngram(_) => Vec::new(),
+                };
+                no_keys = write(&mut w, &files, &opts, stats, progress, m, keys)?;
+                w.finish(first_record, inputs)
             }
         }
     })();

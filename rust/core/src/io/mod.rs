@@ -133,3 +133,27 @@ impl std::str::FromStr for OnError {
         }
     }
 }
+
+/// A private temporary directory for spilled data of `what` (`substring`, `index`) in `dir`
+/// (default: the system's temporary directory); removed when dropped.
+pub(crate) fn spill_dir(
+    dir: Option<&std::path::Path>,
+    what: &str,
+) -> crate::Result<tempfile::TempDir> {
+    match dir {
+        Some(d) => tempfile::Builder::new()
+            .prefix(&format!(".tamis-{what}-"))
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix(&format!("tamis-{what}-"))
+            .tempdir(),
+    }
+    .map_err(|e| {
+        crate::Error::io(
+            dir.map_or("the temporary directory".into(), |d| {
+                d.display().to_string()
+            }),
+            e,
+        )
+    })
+}

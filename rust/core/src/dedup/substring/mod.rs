@@ -496,25 +496,7 @@ impl SubstringPlan {
 /// A private temporary directory in `options.spill_dir` (default: the system's) for the text
 /// copy and the parts' suffix arrays; removed when dropped.
 fn spill_dir(options: &SubstringOptions) -> Result<tempfile::TempDir> {
-    match &options.spill_dir {
-        Some(d) => tempfile::Builder::new()
-            .prefix(".tamis-substring-")
-            .tempdir_in(d),
-        None => tempfile::Builder::new()
-            .prefix("tamis-substring-")
-            .tempdir(),
-    }
-    .map_err(|e| {
-        Error::io(
-            options
-                .spill_dir
-                .as_ref()
-                .map_or("the temporary directory".into(), |d| {
-                    d.display().to_string()
-                }),
-            e,
-        )
-    })
+    crate::io::spill_dir(options.spill_dir.as_deref(), "substring")
 }
 
 /// The suffix arrays of `corpus` (parts sized to `options.memory_limit`, spilled to `dir`) and
