@@ -355,6 +355,11 @@ def test_damaged_or_mismatched_indexes_are_errors_naming_the_file(
     (d / "seg-000000.names").unlink()
     fails(d, "seg-000000.names: missing")
     d = copy()
+    m = json.loads((d / "index.json").read_text())
+    m["segments"][0]["name"] = "../../outside"
+    (d / "index.json").write_text(json.dumps(m))
+    fails(d, "is not one tamis writes")
+    d = copy()
     (d / "index.json").write_text("{")
     fails(d, "index.json: not a valid index manifest")
     fails(tmp_path / "nowhere", "no such index")

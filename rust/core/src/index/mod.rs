@@ -266,6 +266,15 @@ impl Manifest {
         let mut next = 0u64;
         let mut entries = 0u64;
         for s in &m.segments {
+            // Names become file paths, which `add` also removes after a merge: only our own.
+            let digits = s.name.strip_prefix("seg-").unwrap_or("");
+            if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::Config(format!(
+                    "{}: segment name {:?} is not one tamis writes (seg-NNNNNN)",
+                    path.display(),
+                    s.name
+                )));
+            }
             if s.first_record != next || s.records > segment::MAX_RECORDS {
                 return Err(Error::Config(format!(
                     "{}: segment {} does not follow the one before it",
