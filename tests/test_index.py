@@ -414,7 +414,8 @@ def test_bad_records_and_hostile_options_under_a_memory_limit(tmp_path: Path) ->
 def test_python_options_mirror_the_core(tmp_path: Path) -> None:
     from tamis.index import DecontOptions, IndexOptions
 
-    assert IndexOptions().ngram == 13 and IndexOptions().kind == "ngram"
+    # ngram: 13 words for an n-gram index, 5 (near dedup's shingles) for a near one.
+    assert IndexOptions().ngram is None and IndexOptions().kind == "ngram"
     assert DecontOptions().mode == "drop"
     with pytest.raises(tamis.ConfigError, match="against must name at least one"):
         tamis.decontaminate(tmp_path / "x.jsonl", tmp_path / "o.jsonl")

@@ -227,7 +227,7 @@ def index_add(
     index: str,
     inputs: list[str],
     io_json: str,
-    memory_limit: int | None = None,
+    memory_limit: str | None = None,
     spill_dir: str | None = None,
 ) -> str:
     """Add inputs to an index as a new segment; returns the run statistics as JSON."""

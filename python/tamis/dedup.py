@@ -58,11 +58,16 @@ class ExactOptions:
 class LinesOptions:
     """Line dedup, CCNet-style (``tamis_core::dedup::LinesOptions``): every occurrence of a line
     beyond the first ``max_occurrences`` is removed; lines shorter than ``min_line_chars``
-    characters, and blank lines, are always kept."""
+    characters, and blank lines, are always kept. ``against`` lists lines indexes of an older
+    corpus (:func:`tamis.index.build` with ``kind="lines"``, same ``normalize`` and
+    ``min_line_chars``): lines found there are removed wherever they occur, or with ``annotate``
+    kept, their documents getting ``dup_of``, the ids of the indexed records holding them."""
 
     max_occurrences: int = default("lines", "max_occurrences")
     min_line_chars: int = default("lines", "min_line_chars")
     normalize: Normalize = default("lines", "normalize")
+    against: list[str] = default("lines", "against")
+    annotate: bool = default("lines", "annotate")
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,11 @@ class NearOptions:
     the older spelling of ``keep="min:FIELD"``). ``annotate`` keeps everything and adds
     ``minhash_cluster_id`` / ``minhash_cluster_size``; ``memory_limit`` (bytes, or text like
     ``"8G"``) spills band keys to ``spill_dir`` beyond it. Output is identical in every mode and
-    for any ``threads``."""
+    for any ``threads``. ``against`` lists near indexes of an older corpus
+    (:func:`tamis.index.build` with ``kind="near"``, the same MinHash parameters): a cluster with
+    a document sharing a band with an indexed one keeps none of its documents
+    (``indexed_duplicate``), as if the indexed corpus came first; with ``annotate`` they are kept
+    with ``dup_of``."""
 
     threshold: float | None = default("near", "threshold")
     recall_weight: float | None = default("near", "recall_weight")
@@ -95,6 +104,7 @@ class NearOptions:
     clusters: PathLike | None = default("near", "clusters")
     memory_limit: int | str | None = default("near", "memory_limit")
     spill_dir: PathLike | None = default("near", "spill_dir")
+    against: list[str] = default("near", "against")
 
 
 # Which copies of a repeated span are removed: "first" keeps the first occurrence, "none" keeps none.

@@ -5,7 +5,9 @@ came from (docs/index.md):
 
 - ``kind="ngram"``: word n-grams (13 words by default, near dedup's words) of evaluation sets,
   for :func:`decontaminate`, :func:`contaminated` and ``pl.col("text").tamis.contaminated``;
-- ``kind="exact"``: text hashes of an older corpus, for ``tamis.dedup.exact(..., against=[INDEX])``.
+- ``kind="exact"``: text hashes of an older corpus, for ``tamis.dedup.exact(..., against=[INDEX])``;
+- ``kind="lines"``: line hashes, for ``tamis.dedup.lines(..., against=[INDEX])``;
+- ``kind="near"``: MinHash-LSH band keys, for ``tamis.dedup.near(..., against=[INDEX])``.
 
 ::
 
@@ -26,7 +28,9 @@ from tamis import _core
 from tamis._options import IoOptions, default, split, to_json
 from tamis._options import build as _build
 
-Kind = Literal["ngram", "exact"]
+Kind = Literal["ngram", "exact", "lines", "near"]
+Shingle = Literal["words", "chars"]
+Sketch = Literal["kperm", "oph"]
 Mode = Literal["drop", "spans"]
 Normalize = Literal["none", "whitespace", "simple"]
 PathLike = str | os.PathLike[str]
@@ -35,13 +39,25 @@ PathLike = str | os.PathLike[str]
 @dataclass(frozen=True)
 class IndexOptions:
     """What an index holds (``tamis_core::index::IndexOptions``): ``kind`` ``"ngram"`` (``ngram``
-    words per n-gram) or ``"exact"`` (text hashes under ``normalize``, or of the ``key`` field);
-    ``fields`` indexes those fields of each record, joined by newlines, instead of the text (the
-    first must be a string); ``memory_limit`` bounds the entries held before spilling to disk."""
+    words per n-gram, 13 when not given), ``"exact"`` (text hashes under ``normalize``, or of the
+    ``key`` field), ``"lines"`` (line hashes under ``normalize``, lines of at least
+    ``min_line_chars`` characters) or ``"near"`` (MinHash band keys with ``num_perm``, ``bands``,
+    ``rows`` or ``threshold``, ``seed``, ``shingle``, ``sketch`` and ``ngram`` as
+    :class:`tamis.dedup.NearOptions`); ``fields`` indexes those fields of each record, joined by
+    newlines, instead of the text (the first must be a string); ``memory_limit`` bounds the
+    entries held before spilling to disk."""
 
     kind: Kind = default("index", "kind")
-    ngram: int = default("index", "ngram")
+    ngram: int | None = default("index", "ngram")
     normalize: Normalize = default("index", "normalize")
+    min_line_chars: int = default("index", "min_line_chars")
+    num_perm: int | None = default("index", "num_perm")
+    bands: int | None = default("index", "bands")
+    rows: int | None = default("index", "rows")
+    threshold: float | None = default("index", "threshold")
+    seed: int | None = default("index", "seed")
+    shingle: Shingle | None = default("index", "shingle")
+    sketch: Sketch | None = default("index", "sketch")
     key: str | None = default("index", "key")
     fields: list[str] = default("index", "fields")
     memory_limit: int | str | None = default("index", "memory_limit")
@@ -94,19 +110,20 @@ def add(
     index: PathLike,
     inputs: PathLike | Sequence[PathLike],
     *,
-    memory_limit: int | None = None,
+    memory_limit: int | str | None = None,
     spill_dir: PathLike | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Add ``inputs`` to ``index`` as a new segment, read with the options the index was built with
-    (keywords: the fields of :class:`tamis.IoOptions`)."""
+    (keywords: the fields of :class:`tamis.IoOptions`); ``memory_limit``: bytes, or text like
+    ``"2G"``."""
     (io,) = split(kwargs, IoOptions)
     return _stats(
         _core.index_add(
             os.fspath(index),
             _paths(inputs),
             to_json(_build(IoOptions, None, io)),
-            memory_limit,
+            None if memory_limit is None else str(memory_limit),
             None if spill_dir is None else os.fspath(spill_dir),
         )
     )

@@ -870,6 +870,12 @@ pub struct NearArgs {
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spill_dir: Option<PathBuf>,
+    /// Also remove every document of a cluster that shares a band with a document of this near
+    /// index of an older corpus (`tamis index build --kind near`, same MinHash parameters);
+    /// repeat for several. With --annotate: keep them and add dup_of.
+    #[arg(long, value_name = "INDEX")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<PathBuf>,
 }
 
 /// A work directory.
@@ -1041,7 +1047,7 @@ pub struct ExactArgs {
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Build a new index (a directory) from inputs.
-    Build(IndexBuildArgs),
+    Build(Box<IndexBuildArgs>),
     /// Add inputs to an index as a new segment, with the options it was built with.
     Add(IndexAddArgs),
     /// Check an index (every file's size and checksum) and print what it holds, as JSON.
@@ -1084,18 +1090,53 @@ pub struct IndexBuildArgs {
     #[command(flatten)]
     #[serde(skip)]
     pub io: IndexIoArgs,
-    /// ngram: word n-grams (decontamination); exact: text hashes (dedup exact --against).
+    /// ngram: word n-grams (decontamination); exact: text hashes (dedup exact --against);
+    /// lines: line hashes (dedup lines --against); near: MinHash band keys (dedup near
+    /// --against).
     #[arg(long, value_parser = PossibleValuesParser::new(IndexKind::NAMES))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Words per n-gram (ngram kind).
+    /// Words per n-gram (ngram kind, default 13), or per shingle (near kind, default 5).
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ngram: Option<i64>,
-    /// Normalization before hashing (exact kind; use the one dedup exact will use).
+    /// Normalization before hashing (exact and lines kinds; use the one the dedup run uses).
     #[arg(long, value_parser = PossibleValuesParser::new(Normalize::NAMES))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<String>,
+    /// Lines shorter than this many characters are not indexed (lines kind; use dedup lines'
+    /// --min-line-chars).
+    #[arg(long, value_name = "C")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_line_chars: Option<i64>,
+    /// Signature length (near kind; as dedup near --num-perm).
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_perm: Option<i64>,
+    /// LSH bands (near kind; as dedup near --bands).
+    #[arg(long, value_name = "B")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bands: Option<i64>,
+    /// Rows per band (near kind; as dedup near --rows).
+    #[arg(long, value_name = "R")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    /// Similarity threshold choosing bands × rows (near kind; as dedup near --threshold).
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Seed of the permutations (near kind; as dedup near --seed).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Shingles of words or characters (near kind; as dedup near --shingle).
+    #[arg(long, value_parser = PossibleValuesParser::new(Shingling::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shingle: Option<String>,
+    /// Signature kind (near kind; as dedup near --sketch).
+    #[arg(long, value_parser = PossibleValuesParser::new(Sketch::NAMES))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<String>,
     /// Hash this string field instead of the text (exact kind).
     #[arg(long, value_name = "FIELD")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1238,6 +1279,15 @@ pub struct LinesArgs {
     #[arg(long, value_parser = PossibleValuesParser::new(Normalize::NAMES))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize: Option<String>,
+    /// Also remove every line found in this lines index of an older corpus (`tamis index build
+    /// --kind lines`, same --normalize and --min-line-chars); repeat for several.
+    #[arg(long, value_name = "INDEX")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<PathBuf>,
+    /// With --against: keep the lines found in an index and add dup_of (the ids of the indexed
+    /// records holding them) to their documents instead of removing them.
+    #[arg(long)]
+    pub annotate: bool,
 }
 
 /// `tamis demo`

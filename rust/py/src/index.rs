@@ -41,10 +41,17 @@ pub fn index_add(
     index: PathBuf,
     inputs: Vec<String>,
     io_json: &str,
-    memory_limit: Option<u64>,
+    memory_limit: Option<String>,
     spill_dir: Option<PathBuf>,
 ) -> PyResult<String> {
     let io: IoOptions = options(io_json)?;
+    let memory_limit = match memory_limit {
+        Some(s) => Some(
+            tamis_core::options::parse_size(&s)
+                .map_err(|e| to_py(tamis_core::Error::Config(format!("memory_limit {e}"))))?,
+        ),
+        None => None,
+    };
     interruptible(py, || {
         add_to_index(&index, &inputs, &io, memory_limit, spill_dir, &NoProgress)
     })

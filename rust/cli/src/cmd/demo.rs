@@ -411,6 +411,7 @@ pub fn run(g: &GlobalArgs, a: &DemoArgs, external: &mut dyn ExternalStages) -> R
         max_occurrences: 1,
         min_line_chars: 10,
         normalize: Normalize::None,
+        ..LinesOptions::default()
     })?;
     let inputs = [exact_out.to_string_lossy().into_owned()];
     let s2 = run_stage(

@@ -7,12 +7,21 @@
 //! together with its newline. Kept lines are joined with `\n`, so a document without removals is
 //! unchanged byte for byte. A document left with only white space is dropped
 //! (`empty_after_line_dedup`).
+//!
+//! With `against` (lines indexes of an older corpus, `tamis index build --kind lines`), a line
+//! found in an index is removed wherever it occurs, as if the indexed corpus came first and had
+//! used up its occurrences (`indexed_lines_removed`); with `annotate` such lines are kept and
+//! the document gets `dup_of`, the ids of the indexed records holding them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::HashMap128;
-use crate::io::{Doc, IoOptions, Output};
+use crate::index::{Index, IndexKind};
+use crate::io::{Doc, FieldEdit, FieldValue, IoOptions, Output};
 use crate::options::{check_range, OptionError, Options};
 use crate::pipeline::{run, Decision, Progress, Stage};
 use crate::text::{hash_bytes, normalize, Hash128, Normalize};
@@ -29,6 +38,13 @@ pub struct LinesOptions {
     pub min_line_chars: usize,
     /// Normalization applied to each line before hashing.
     pub normalize: Normalize,
+    /// Lines indexes of what was already seen (`tamis index build --kind lines`, built with the
+    /// same `normalize` and `min_line_chars`): a line found in one is removed wherever it
+    /// occurs (`indexed_lines_removed`), as if the indexed corpus came first.
+    pub against: Vec<PathBuf>,
+    /// With `against`: keep the lines found in an index and add `dup_of` to their documents
+    /// (the ids of the indexed records holding them) instead of removing them.
+    pub annotate: bool,
 }
 
 impl Default for LinesOptions {
@@ -37,14 +53,36 @@ impl Default for LinesOptions {
             max_occurrences: 1,
             min_line_chars: 0,
             normalize: Normalize::None,
+            against: Vec::new(),
+            annotate: false,
         }
     }
 }
 
 impl Options for LinesOptions {
     fn validate(&self) -> std::result::Result<(), OptionError> {
-        check_range("max_occurrences", self.max_occurrences, Some(1), None)
+        check_range("max_occurrences", self.max_occurrences, Some(1), None)?;
+        if self.annotate && self.against.is_empty() {
+            return Err(OptionError::with_fields(
+                &["annotate", "against"],
+                "{0} needs {1} (an index to find duplicates in)",
+            ));
+        }
+        Ok(())
     }
+}
+
+/// Open the lines indexes of `options.against`, checking that they hash lines as this run does.
+pub fn open_lines_against(options: &LinesOptions) -> Result<Vec<Index>> {
+    options
+        .against
+        .iter()
+        .map(|p| {
+            let index = Index::open_for(p, IndexKind::Lines, None)?;
+            index.require_lines(options)?;
+            Ok(index)
+        })
+        .collect()
 }
 
 /// `tamis dedup lines`: remove repeated lines of `inputs`, writing `output`.
@@ -92,10 +130,14 @@ pub struct LineDedup {
     counts: HashMap128<u32>,
     lines_read: u64,
     lines_removed: u64,
+    against: Vec<Index>,
+    indexed_lines: u64,
+    dup_of: Arc<str>,
 }
 
 impl LineDedup {
-    /// A fresh line deduplicator; the options are checked.
+    /// A fresh line deduplicator; the options are checked and the indexes of
+    /// [`LinesOptions::against`] opened.
     pub fn new(config: &LinesOptions) -> Result<Self> {
         config.validate()?;
         Ok(LineDedup {
@@ -103,23 +145,73 @@ impl LineDedup {
             counts: HashMap128::default(),
             lines_read: 0,
             lines_removed: 0,
+            against: open_lines_against(config)?,
+            indexed_lines: 0,
+            dup_of: Arc::from(super::DUP_OF_FIELD),
         })
     }
 }
 
-impl Stage for LineDedup {
+/// A document's lines as [`LineDedup`] prepares them (in parallel).
+#[derive(Debug, Default)]
+pub struct PreparedLines {
     /// Per line: the hash of an eligible line, `None` for a line that is always kept.
-    type Prepared = Vec<Option<Hash128>>;
+    hashes: Vec<Option<Hash128>>,
+    /// Per line, whether an index of `against` holds it (empty without `against`).
+    indexed: Vec<bool>,
+    /// With `annotate`: per indexed line, (line, index number, record ordinal).
+    found: Vec<(usize, usize, u64)>,
+}
+
+impl Stage for LineDedup {
+    type Prepared = PreparedLines;
 
     fn prepare(&self, doc: &Doc<'_>) -> Self::Prepared {
-        line_hashes(&doc.text, &self.config)
+        let hashes = line_hashes(&doc.text, &self.config);
+        let mut p = PreparedLines::default();
+        if !self.against.is_empty() {
+            let mut out = Vec::new();
+            p.indexed = hashes
+                .iter()
+                .enumerate()
+                .map(|(j, h)| {
+                    let Some(h) = h else { return false };
+                    let mut hit = false;
+                    for (i, index) in self.against.iter().enumerate() {
+                        out.clear();
+                        index.find_exact(*h, &mut out);
+                        hit |= !out.is_empty();
+                        if self.config.annotate {
+                            p.found.extend(out.iter().map(|&r| (j, i, r)));
+                        }
+                    }
+                    hit
+                })
+                .collect();
+        }
+        p.hashes = hashes;
+        p
     }
 
-    fn decide(&mut self, doc: &Doc<'_>, hashes: Self::Prepared) -> Decision {
+    fn decide(&mut self, doc: &Doc<'_>, prepared: Self::Prepared) -> Decision {
+        let PreparedLines {
+            hashes,
+            indexed,
+            found,
+        } = prepared;
         self.lines_read += hashes.len() as u64;
         let mut keep = Vec::with_capacity(hashes.len());
         let mut removed = 0u64;
-        for h in hashes {
+        let remove_indexed = !self.config.annotate;
+        for (j, h) in hashes.into_iter().enumerate() {
+            if indexed.get(j) == Some(&true) {
+                self.indexed_lines += 1;
+                if remove_indexed {
+                    removed += 1;
+                    keep.push(false);
+                    continue;
+                }
+            }
             let k = match h {
                 None => true,
                 Some(h) => {
@@ -135,8 +227,28 @@ impl Stage for LineDedup {
             removed += u64::from(!k);
             keep.push(k);
         }
+        let mut fields = Vec::new();
+        // The indexed records holding the lines that stay (a line removed as a repeat within
+        // the input is not in the output to be annotated).
+        let mut found: Vec<(usize, u64)> = found
+            .into_iter()
+            .filter(|&(j, _, _)| keep[j])
+            .map(|(_, i, r)| (i, r))
+            .collect();
+        if !found.is_empty() {
+            found.sort_unstable();
+            found.dedup();
+            let ids = found
+                .iter()
+                .map(|&(i, r)| self.against[i].record_id(r).to_string())
+                .collect();
+            fields.push(FieldEdit::set(self.dup_of.clone(), FieldValue::Strs(ids)));
+        }
         if removed == 0 {
-            return Decision::Keep;
+            if fields.is_empty() {
+                return Decision::Keep;
+            }
+            return Decision::Edit { text: None, fields };
         }
         self.lines_removed += removed;
         let mut out = String::with_capacity(doc.text.len());
@@ -152,8 +264,13 @@ impl Stage for LineDedup {
         }
         if out.trim().is_empty() {
             Decision::Remove("empty_after_line_dedup".into())
-        } else {
+        } else if fields.is_empty() {
             Decision::Rewrite(out)
+        } else {
+            Decision::Edit {
+                text: Some(out),
+                fields,
+            }
         }
     }
 
@@ -161,6 +278,14 @@ impl Stage for LineDedup {
         stats.set_counter("lines_read", self.lines_read);
         stats.set_counter("lines_removed", self.lines_removed);
         stats.set_counter("distinct_lines", self.counts.len() as u64);
+        if !self.against.is_empty() {
+            let name = if self.config.annotate {
+                "indexed_lines_found"
+            } else {
+                "indexed_lines_removed"
+            };
+            stats.set_counter(name, self.indexed_lines);
+        }
     }
 }
 
@@ -174,6 +299,7 @@ mod tests {
             max_occurrences: 1,
             min_line_chars: 4,
             normalize: Normalize::Whitespace,
+            ..LinesOptions::default()
         };
         let hashes = line_hashes("a long line\n\n  \nabc\n a  long line ", &config);
         assert_eq!(hashes.len(), 5);

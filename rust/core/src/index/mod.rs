@@ -8,6 +8,10 @@
 //!   ([`decont`]).
 //! - [`IndexKind::Exact`]: the 128-bit hash of each record's text (or key field) under a
 //!   [`Normalize`] mode, as `tamis dedup exact` computes it, for `dedup exact --against`.
+//! - [`IndexKind::Lines`]: the 128-bit hash of each eligible line, as `tamis dedup lines`
+//!   computes it ([`crate::dedup::line_hashes`]), for `dedup lines --against`.
+//! - [`IndexKind::Near`]: each record's MinHash-LSH band keys, as `tamis dedup near` computes
+//!   them, band `b`'s key stored as [`near_key`]`(b, key)`, for `dedup near --against`.
 //!
 //! An index is a directory: `index.json` (the manifest: kind, the options that fix what a key
 //! means, records, entries, and each segment's files with size and checksum) and the segments'
@@ -58,32 +62,73 @@ pub enum IndexKind {
     Ngram,
     /// Whole-text (or key field) hashes (`dedup exact --against`).
     Exact,
+    /// Line hashes (`dedup lines --against`).
+    Lines,
+    /// MinHash-LSH band keys (`dedup near --against`).
+    Near,
 }
 
 impl IndexKind {
     /// Every kind's name, as options spell it.
-    pub const NAMES: &'static [&'static str] = &["ngram", "exact"];
+    pub const NAMES: &'static [&'static str] = &["ngram", "exact", "lines", "near"];
 
     /// The name used on the command line and in Python.
     pub fn as_str(self) -> &'static str {
         match self {
             IndexKind::Ngram => "ngram",
             IndexKind::Exact => "exact",
+            IndexKind::Lines => "lines",
+            IndexKind::Near => "near",
         }
+    }
+
+    /// Keys are 64-bit (n-gram hashes, band keys) rather than 128-bit (text and line hashes).
+    fn wide(self) -> bool {
+        matches!(self, IndexKind::Exact | IndexKind::Lines)
     }
 }
 
+/// The stored key of band `band`'s key `key` in a near index: a bijection per band
+/// (MurmurHash3's finalizer of the key offset by the band), so that equal keys of different
+/// bands do not meet.
+#[inline]
+pub fn near_key(band: usize, key: u64) -> u64 {
+    fmix64(key ^ (band as u64 + 1).wrapping_mul(NGRAM_BASE))
+}
+
 /// Options of `tamis index build` (and `tamis.index.build`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexOptions {
-    /// What the index holds: `ngram` (word n-grams, for decontamination) or `exact` (text
-    /// hashes, for `dedup exact --against`).
+    /// What the index holds: `ngram` (word n-grams, for decontamination), `exact` (text
+    /// hashes, for `dedup exact --against`), `lines` (line hashes, for `dedup lines --against`)
+    /// or `near` (MinHash band keys, for `dedup near --against`).
     pub kind: IndexKind,
-    /// Words per n-gram (`ngram` kind).
-    pub ngram: usize,
-    /// Normalization before hashing (`exact` kind; it must match `dedup exact --normalize`).
+    /// Words per n-gram (`ngram` kind, default 13), or per shingle (`near` kind, default 5, as
+    /// `dedup near --ngram`).
+    pub ngram: Option<usize>,
+    /// Normalization before hashing (`exact` and `lines` kinds; it must match the dedup run's
+    /// `--normalize`).
     pub normalize: Normalize,
+    /// Lines with fewer characters are not indexed (`lines` kind, as `dedup lines
+    /// --min-line-chars`).
+    pub min_line_chars: usize,
+    /// `near` kind: the MinHash parameters of `dedup near` (`num_perm`, `bands`, `rows` or
+    /// `threshold`, `seed`, `shingle`, `sketch`), with its defaults; a run against the index
+    /// must use the same.
+    pub num_perm: Option<usize>,
+    /// See [`IndexOptions::num_perm`].
+    pub bands: Option<usize>,
+    /// See [`IndexOptions::num_perm`].
+    pub rows: Option<usize>,
+    /// See [`IndexOptions::num_perm`].
+    pub threshold: Option<f64>,
+    /// See [`IndexOptions::num_perm`].
+    pub seed: Option<u64>,
+    /// See [`IndexOptions::num_perm`].
+    pub shingle: Option<crate::dedup::near::Shingling>,
+    /// See [`IndexOptions::num_perm`].
+    pub sketch: Option<crate::dedup::near::Sketch>,
     /// Hash this string field instead of the text (`exact` kind, like `dedup exact --key`).
     pub key: Option<String>,
     /// Index these fields of each record, joined by newlines (strings as they are, lists one
@@ -102,8 +147,16 @@ impl Default for IndexOptions {
     fn default() -> Self {
         IndexOptions {
             kind: IndexKind::Ngram,
-            ngram: 13,
+            ngram: None,
             normalize: Normalize::None,
+            min_line_chars: 0,
+            num_perm: None,
+            bands: None,
+            rows: None,
+            threshold: None,
+            seed: None,
+            shingle: None,
+            sketch: None,
             key: None,
             fields: Vec::new(),
             memory_limit: None,
@@ -112,9 +165,70 @@ impl Default for IndexOptions {
     }
 }
 
+/// Words per n-gram of an `ngram` index when not given.
+const DEFAULT_NGRAM: usize = 13;
+
+impl IndexOptions {
+    /// The near dedup options a `near` index is built with (its MinHash parameters).
+    pub fn near_options(&self) -> crate::dedup::near::NearOptions {
+        let d = crate::dedup::near::NearOptions::default();
+        crate::dedup::near::NearOptions {
+            ngram: self.ngram.unwrap_or(d.ngram),
+            shingle: self.shingle.unwrap_or(d.shingle),
+            num_perm: self.num_perm.unwrap_or(d.num_perm),
+            bands: self.bands,
+            rows: self.rows,
+            threshold: self.threshold,
+            seed: self.seed.unwrap_or(d.seed),
+            sketch: self.sketch.unwrap_or(d.sketch),
+            ..d
+        }
+    }
+
+    /// Words per n-gram of an `ngram` index.
+    fn ngram_words(&self) -> usize {
+        self.ngram.unwrap_or(DEFAULT_NGRAM)
+    }
+}
+
 impl Options for IndexOptions {
     fn validate(&self) -> std::result::Result<(), OptionError> {
-        check_range("ngram", self.ngram, Some(1), Some(MAX_NGRAM))?;
+        let near_given = [
+            ("num_perm", self.num_perm.is_some()),
+            ("bands", self.bands.is_some()),
+            ("rows", self.rows.is_some()),
+            ("threshold", self.threshold.is_some()),
+            ("seed", self.seed.is_some()),
+            ("shingle", self.shingle.is_some()),
+            ("sketch", self.sketch.is_some()),
+        ];
+        match self.kind {
+            IndexKind::Near => {
+                self.near_options().params()?;
+            }
+            _ => {
+                if let Some((name, _)) = near_given.iter().find(|(_, given)| *given) {
+                    return Err(OptionError::with_fields(
+                        &[name, "kind"],
+                        "{0} is only used with {1} near",
+                    ));
+                }
+                if self.kind == IndexKind::Ngram {
+                    check_range("ngram", self.ngram_words(), Some(1), Some(MAX_NGRAM))?;
+                } else if self.ngram.is_some() {
+                    return Err(OptionError::with_fields(
+                        &["ngram", "kind"],
+                        "{0} is only used with {1} ngram or near",
+                    ));
+                }
+            }
+        }
+        if self.min_line_chars != 0 && self.kind != IndexKind::Lines {
+            return Err(OptionError::with_fields(
+                &["min_line_chars", "kind"],
+                "{0} is only used with {1} lines",
+            ));
+        }
         if let Some(m) = self.memory_limit {
             check_range("memory_limit", m, Some(MIN_MEMORY), None)?;
         }
@@ -139,10 +253,13 @@ impl Options for IndexOptions {
                 "must name fields, not empty names",
             ));
         }
-        if self.kind == IndexKind::Ngram && self.normalize != Normalize::None {
+        if matches!(self.kind, IndexKind::Ngram | IndexKind::Near)
+            && self.normalize != Normalize::None
+        {
             return Err(OptionError::with_fields(
                 &["normalize", "kind"],
-                "{0} is only used with {1} exact (n-grams always use near dedup's words)",
+                "{0} is only used with {1} exact or lines (n-grams and shingles always use near \
+                 dedup's words)",
             ));
         }
         Ok(())
@@ -169,6 +286,12 @@ pub struct Manifest {
     pub key: Option<String>,
     /// The fields indexed instead of the text.
     pub fields: Vec<String>,
+    /// Shortest line indexed, in characters (`lines`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_line_chars: Option<usize>,
+    /// The MinHash parameters of the band keys (`near`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minhash: Option<crate::dedup::near::MinHashParams>,
     /// Records over all segments.
     pub records: u64,
     /// Entries over all segments.
@@ -180,39 +303,66 @@ pub struct Manifest {
 const HASH_NGRAM: &str =
     "fmix64(sum of the n words' xxh3-64 times 0x9e3779b97f4a7c15^(n-1-i), + n)";
 const HASH_EXACT: &str = "xxh3-128 of the normalized text (dedup exact)";
+const HASH_LINES: &str = "xxh3-128 of each eligible normalized line (dedup lines)";
+const HASH_NEAR: &str = "band b's xxh3-64 band key k as fmix64(k ^ (b+1)*0x9e3779b97f4a7c15)";
+
+fn hash_name(kind: IndexKind) -> &'static str {
+    match kind {
+        IndexKind::Ngram => HASH_NGRAM,
+        IndexKind::Exact => HASH_EXACT,
+        IndexKind::Lines => HASH_LINES,
+        IndexKind::Near => HASH_NEAR,
+    }
+}
 
 impl Manifest {
-    fn new(options: &IndexOptions) -> Self {
-        let ngram = options.kind == IndexKind::Ngram;
-        Manifest {
+    /// The manifest of a new index (`options` validated).
+    fn new(options: &IndexOptions) -> Result<Self> {
+        let kind = options.kind;
+        let minhash = match kind {
+            IndexKind::Near => Some(options.near_options().params()?),
+            _ => None,
+        };
+        Ok(Manifest {
             format: FORMAT.into(),
             version: VERSION,
-            kind: options.kind,
-            ngram: ngram.then_some(options.ngram),
-            normalize: if ngram {
-                Normalize::Simple
-            } else {
-                options.normalize
+            kind,
+            ngram: (kind == IndexKind::Ngram).then_some(options.ngram_words()),
+            normalize: match kind {
+                IndexKind::Ngram => Normalize::Simple,
+                IndexKind::Near => Normalize::None,
+                IndexKind::Exact | IndexKind::Lines => options.normalize,
             },
-            hash: if ngram { HASH_NGRAM } else { HASH_EXACT }.into(),
+            hash: hash_name(kind).into(),
             key: options.key.clone(),
             fields: options.fields.clone(),
+            min_line_chars: (kind == IndexKind::Lines).then_some(options.min_line_chars),
+            minhash,
             records: 0,
             entries: 0,
             segments: Vec::new(),
-        }
+        })
     }
 
     /// The build options this index was made with (for `add`), with this run's memory.
     fn options(&self, memory_limit: Option<u64>, spill_dir: Option<PathBuf>) -> IndexOptions {
+        let p = self.minhash;
         IndexOptions {
             kind: self.kind,
-            ngram: self.ngram.unwrap_or(13),
-            normalize: if self.kind == IndexKind::Exact {
+            ngram: self.ngram.or(p.map(|p| p.ngram)),
+            normalize: if self.kind.wide() {
                 self.normalize
             } else {
                 Normalize::None
             },
+            min_line_chars: self.min_line_chars.unwrap_or(0),
+            num_perm: p.map(|p| p.num_perm),
+            bands: p.map(|p| p.bands),
+            rows: p.map(|p| p.rows),
+            threshold: None,
+            seed: p.map(|p| p.seed),
+            shingle: p.map(|p| p.shingling),
+            sketch: p.map(|p| p.sketch),
             key: self.key.clone(),
             fields: self.fields.clone(),
             memory_limit,
@@ -221,9 +371,10 @@ impl Manifest {
     }
 
     fn width(&self) -> usize {
-        match self.kind {
-            IndexKind::Ngram => u64::WIDTH,
-            IndexKind::Exact => u128::WIDTH,
+        if self.kind.wide() {
+            u128::WIDTH
+        } else {
+            u64::WIDTH
         }
     }
 
@@ -259,10 +410,7 @@ impl Manifest {
                 m.version
             )));
         }
-        let expected_hash = match m.kind {
-            IndexKind::Ngram => HASH_NGRAM,
-            IndexKind::Exact => HASH_EXACT,
-        };
+        let expected_hash = hash_name(m.kind);
         let mut next = 0u64;
         let mut entries = 0u64;
         for s in &m.segments {
@@ -290,6 +438,15 @@ impl Manifest {
             || entries != m.entries
             || (m.kind == IndexKind::Ngram) != m.ngram.is_some()
             || m.ngram.is_some_and(|n| n == 0 || n > MAX_NGRAM)
+            || (m.kind == IndexKind::Lines) != m.min_line_chars.is_some()
+            || (m.kind == IndexKind::Near) != m.minhash.is_some()
+            || m.minhash.is_some_and(|p| {
+                !(1..=crate::dedup::near::MAX_NUM_PERM).contains(&p.num_perm)
+                    || !(1..=crate::dedup::near::MAX_NGRAM).contains(&p.ngram)
+                    || p.bands == 0
+                    || p.rows == 0
+                    || p.bands.saturating_mul(p.rows) > p.num_perm
+            })
         {
             return Err(Error::Config(format!(
                 "{}: the manifest is inconsistent (damaged or edited by hand)",
@@ -433,32 +590,103 @@ fn flatten(v: &RawValue, out: &mut String, field: &str) -> std::result::Result<(
     Ok(())
 }
 
-/// Keys of one record.
+/// Keys of one record: 64-bit (n-grams, band keys) or 128-bit (texts, lines).
 enum Keys {
-    Ngram(Vec<u64>),
-    Exact(u128),
+    Narrow(Vec<u64>),
+    Wide(Vec<u128>),
 }
 
-fn record_keys(doc: &Doc<'_>, m: &Manifest) -> std::result::Result<Keys, RecordError> {
-    match m.kind {
-        IndexKind::Ngram => {
-            let text = record_text(doc, &m.fields)?;
-            let mut keys = Vec::new();
-            let mut words = Vec::new();
-            ngram_words(&text, &mut words);
-            for_each_window(&words, m.ngram.unwrap_or(13), |h, _, _| keys.push(h));
-            keys.sort_unstable();
-            keys.dedup();
-            Ok(Keys::Ngram(keys))
-        }
-        IndexKind::Exact => {
-            let value: Cow<'_, str> = match &m.key {
-                Some(_) => Cow::Borrowed(doc.key.as_deref().unwrap_or("")),
-                None => record_text(doc, &m.fields)?,
-            };
-            Ok(Keys::Exact(hash_text(&value, m.normalize)))
+/// Computes the keys of records for an index described by a manifest.
+struct KeyMaker<'m> {
+    m: &'m Manifest,
+    hasher: Option<crate::dedup::near::MinHasher>,
+    lines: crate::dedup::LinesOptions,
+}
+
+impl<'m> KeyMaker<'m> {
+    fn new(m: &'m Manifest) -> Result<Self> {
+        let hasher = match m.minhash {
+            Some(p) => Some(crate::dedup::near::MinHasher::new(p)?),
+            None => None,
+        };
+        let lines = crate::dedup::LinesOptions {
+            normalize: m.normalize,
+            min_line_chars: m.min_line_chars.unwrap_or(0),
+            ..Default::default()
+        };
+        Ok(KeyMaker { m, hasher, lines })
+    }
+
+    fn keys(&self, doc: &Doc<'_>) -> std::result::Result<Keys, RecordError> {
+        let m = self.m;
+        match m.kind {
+            IndexKind::Ngram => {
+                let text = record_text(doc, &m.fields)?;
+                let mut keys = Vec::new();
+                let mut words = Vec::new();
+                ngram_words(&text, &mut words);
+                for_each_window(&words, m.ngram.unwrap_or(DEFAULT_NGRAM), |h, _, _| {
+                    keys.push(h)
+                });
+                keys.sort_unstable();
+                keys.dedup();
+                Ok(Keys::Narrow(keys))
+            }
+            IndexKind::Exact => {
+                let value: Cow<'_, str> = match &m.key {
+                    Some(_) => Cow::Borrowed(doc.key.as_deref().unwrap_or("")),
+                    None => record_text(doc, &m.fields)?,
+                };
+                Ok(Keys::Wide(vec![hash_text(&value, m.normalize)]))
+            }
+            IndexKind::Lines => {
+                let text = record_text(doc, &m.fields)?;
+                let mut keys: Vec<u128> = crate::dedup::line_hashes(&text, &self.lines)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                Ok(Keys::Wide(keys))
+            }
+            IndexKind::Near => {
+                let text = record_text(doc, &m.fields)?;
+                let Some(hasher) = &self.hasher else {
+                    return Ok(Keys::Narrow(Vec::new()));
+                };
+                Ok(Keys::Narrow(
+                    near_band_keys(hasher, &text).unwrap_or_default(),
+                ))
+            }
         }
     }
+}
+
+/// The stored keys ([`near_key`]) of a text's bands, sorted; `None` for a text without
+/// shingles (never a near duplicate).
+pub fn near_band_keys(hasher: &crate::dedup::near::MinHasher, text: &str) -> Option<Vec<u64>> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(crate::dedup::near::Scratch, Vec<u64>)> =
+            Default::default();
+    }
+    let params = hasher.params();
+    let mut keys = SCRATCH.with(|s| {
+        let (scratch, sig) = &mut *s.borrow_mut();
+        sig.resize(params.num_perm, 0);
+        hasher.signature(text, scratch, sig);
+        if scratch.shingles.is_empty() {
+            return None;
+        }
+        let mut keys = vec![0u64; params.bands];
+        hasher.band_keys(sig, &mut keys);
+        Some(keys)
+    })?;
+    for (b, k) in keys.iter_mut().enumerate() {
+        *k = near_key(b, *k);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Some(keys)
 }
 
 fn run_options(io: &IoOptions, m: &Manifest) -> Result<RunOptions> {
@@ -499,6 +727,7 @@ fn append_segment(
     let memory = options.memory_limit.unwrap_or(DEFAULT_MEMORY);
     let mut no_keys = 0u64;
     let first_record = m.records;
+    let maker = KeyMaker::new(m)?;
     // One generic pass per key type; `keys` takes a record's keys out of `Keys`.
     fn write<K: Key>(
         w: &mut SegmentWriter<K>,
@@ -506,7 +735,7 @@ fn append_segment(
         opts: &RunOptions,
         stats: &mut Stats,
         progress: &dyn Progress,
-        m: &Manifest,
+        maker: &KeyMaker<'_>,
         keys: fn(Keys) -> Vec<K>,
     ) -> Result<u64> {
         let mut no_keys = 0u64;
@@ -515,7 +744,7 @@ fn append_segment(
             opts,
             stats,
             progress,
-            |_, doc| Ok((doc.id.to_string(), keys(record_keys(doc, m)?))),
+            |_, doc| Ok((doc.id.to_string(), keys(maker.keys(doc)?))),
             |s| {
                 let (id, k) = s.value;
                 no_keys += k.is_empty() as u64;
@@ -526,25 +755,22 @@ fn append_segment(
     }
     let result = (|| -> Result<SegmentMeta> {
         let (spill, inputs) = (spill.path(), inputs.to_vec());
-        match m.kind {
-            IndexKind::Ngram => {
-                let mut w = SegmentWriter::<u64>::create(dir, &name, spill, memory)?;
-                let keys = |k| match k {
-                    Keys::Ngram(k) => k,
-                    Keys::Exact(_) => Vec::new(),
-                };
-                no_keys = write(&mut w, &files, &opts, stats, progress, m, keys)?;
-                w.finish(first_record, inputs)
-            }
-            IndexKind::Exact => {
-                let mut w = SegmentWriter::<u128>::create(dir, &name, spill, memory)?;
-                let keys = |k| match k {
-                    Keys::Exact(k) => vec![k],
-                    Keys::Ngram(_) => Vec::new(),
-                };
-                no_keys = write(&mut w, &files, &opts, stats, progress, m, keys)?;
-                w.finish(first_record, inputs)
-            }
+        if m.kind.wide() {
+            let mut w = SegmentWriter::<u128>::create(dir, &name, spill, memory)?;
+            let keys = |k| match k {
+                Keys::Wide(k) => k,
+                Keys::Narrow(_) => Vec::new(),
+            };
+            no_keys = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
+            w.finish(first_record, inputs)
+        } else {
+            let mut w = SegmentWriter::<u64>::create(dir, &name, spill, memory)?;
+            let keys = |k| match k {
+                Keys::Narrow(k) => k,
+                Keys::Wide(_) => Vec::new(),
+            };
+            no_keys = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
+            w.finish(first_record, inputs)
         }
     })();
     let seg = match result {
@@ -556,8 +782,11 @@ fn append_segment(
     };
     stats.set_counter("records_indexed", seg.records);
     stats.set_counter("entries_added", seg.entries);
-    if m.kind == IndexKind::Ngram {
-        stats.set_counter("records_shorter_than_ngram", no_keys);
+    match m.kind {
+        IndexKind::Ngram => stats.set_counter("records_shorter_than_ngram", no_keys),
+        IndexKind::Near => stats.set_counter("records_without_shingles", no_keys),
+        IndexKind::Lines => stats.set_counter("records_without_eligible_lines", no_keys),
+        IndexKind::Exact => {}
     }
     m.records += seg.records;
     m.entries += seg.entries;
@@ -614,7 +843,7 @@ pub fn build_index(
         command: "index build".into(),
         ..Stats::default()
     };
-    let mut m = Manifest::new(options);
+    let mut m = Manifest::new(options)?;
     let result = append_segment(dir, &mut m, inputs, io, options, progress, &mut stats)
         .and_then(|_| m.write(dir));
     if let Err(e) = result {
@@ -721,9 +950,10 @@ fn merge_segments(dir: &Path, m: &Manifest, options: &IndexOptions) -> Result<Se
     let spill = spill_dir(options)?;
     let memory = options.memory_limit.unwrap_or(DEFAULT_MEMORY);
     let inputs: Vec<String> = m.segments.iter().flat_map(|s| s.inputs.clone()).collect();
-    let result = match m.kind {
-        IndexKind::Ngram => merge_into::<u64>(dir, &name, spill.path(), memory, &segs, inputs),
-        IndexKind::Exact => merge_into::<u128>(dir, &name, spill.path(), memory, &segs, inputs),
+    let result = if m.kind.wide() {
+        merge_into::<u128>(dir, &name, spill.path(), memory, &segs, inputs)
+    } else {
+        merge_into::<u64>(dir, &name, spill.path(), memory, &segs, inputs)
     };
     if result.is_err() {
         remove_segment_files(dir, &name);
@@ -851,24 +1081,25 @@ impl Index {
         let shift = index.filter_shift;
         let filter = &mut index.filter;
         for s in &index.segments {
-            match kind {
-                IndexKind::Ngram => s.for_each_key::<u64>(|k| {
-                    let slot = k.checked_shr(shift).unwrap_or(0) as usize;
-                    filter[slot] |= filter_mask(k);
-                }),
-                IndexKind::Exact => s.for_each_key::<u128>(|k| {
+            if kind.wide() {
+                s.for_each_key::<u128>(|k| {
                     let t = k.top();
                     let slot = t.checked_shr(shift).unwrap_or(0) as usize;
                     filter[slot] |= filter_mask(k as u64);
-                }),
+                })
+            } else {
+                s.for_each_key::<u64>(|k| {
+                    let slot = k.checked_shr(shift).unwrap_or(0) as usize;
+                    filter[slot] |= filter_mask(k);
+                })
             }
         }
         Ok(index)
     }
 
-    /// Require `ngram` words per n-gram (n-gram indexes).
+    /// Words per n-gram (n-gram indexes).
     pub fn ngram(&self) -> usize {
-        self.manifest.ngram.unwrap_or(13)
+        self.manifest.ngram.unwrap_or(DEFAULT_NGRAM)
     }
 
     #[inline]
@@ -912,7 +1143,14 @@ impl Index {
         }
     }
 
-    /// The ordinals of the records whose text hashes to `key`, appended to `out`.
+    /// Whether some record has band key `key` in band `band` (near indexes), and if so, its
+    /// ordinals appended to `out`.
+    pub fn find_band(&self, band: usize, key: u64, out: &mut Vec<u64>) {
+        self.find_ngram(near_key(band, key), out);
+    }
+
+    /// The ordinals of the records whose text (or one of whose lines) hashes to `key`, appended
+    /// to `out`.
     pub fn find_exact(&self, key: u128, out: &mut Vec<u64>) {
         if self.maybe(key.top(), key as u64) {
             for s in &self.segments {
@@ -947,6 +1185,63 @@ impl Index {
                 .unwrap_or(0)
     }
 
+    /// Check that this lines index hashes lines as `options` do.
+    pub fn require_lines(&self, options: &crate::dedup::LinesOptions) -> Result<()> {
+        self.require_normalize(options.normalize)?;
+        let built = self.manifest.min_line_chars.unwrap_or(0);
+        if built != options.min_line_chars {
+            return Err(Error::Config(format!(
+                "{}: built with min_line_chars {built}, but this run uses {}: other lines would \
+                 be indexed than this run removes",
+                self.path.display(),
+                options.min_line_chars
+            )));
+        }
+        if !self.manifest.fields.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: indexes fields {}, not the text",
+                self.path.display(),
+                self.manifest.fields.join(",")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Check that this near index holds band keys made with `params`.
+    pub fn require_minhash(&self, params: &crate::dedup::near::MinHashParams) -> Result<()> {
+        let built = self.manifest.minhash;
+        if built.as_ref() != Some(params) {
+            let show = |p: &crate::dedup::near::MinHashParams| {
+                format!(
+                    "num_perm {}, bands {}, rows {}, ngram {}, shingle {}, seed {}, sketch {}",
+                    p.num_perm,
+                    p.bands,
+                    p.rows,
+                    p.ngram,
+                    p.shingling.as_str(),
+                    p.seed,
+                    p.sketch.as_str()
+                )
+            };
+            return Err(Error::Config(format!(
+                "{}: built with {}, but this run uses {}: the band keys would not match",
+                self.path.display(),
+                built
+                    .as_ref()
+                    .map_or_else(|| "no MinHash parameters".into(), show),
+                show(params)
+            )));
+        }
+        if !self.manifest.fields.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: indexes fields {}, not the text",
+                self.path.display(),
+                self.manifest.fields.join(",")
+            )));
+        }
+        Ok(())
+    }
+
     /// Check that this index hashes exact texts under `normalize`.
     pub fn require_normalize(&self, normalize: Normalize) -> Result<()> {
         if self.manifest.normalize != normalize {
@@ -978,6 +1273,8 @@ pub fn index_info(dir: &Path) -> Result<serde_json::Value> {
         "kind": m.kind.as_str(),
         "ngram": m.ngram,
         "normalize": m.normalize.as_str(),
+        "min_line_chars": m.min_line_chars,
+        "minhash": m.minhash,
         "hash": m.hash,
         "key": m.key,
         "fields": m.fields,

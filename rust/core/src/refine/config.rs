@@ -393,6 +393,9 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
         StageOptions::DedupNear(o) => {
             fix(&mut o.clusters);
             fix(&mut o.spill_dir);
+            for p in &mut o.against {
+                *p = resolve_path(base, &p.to_string_lossy());
+            }
         }
         StageOptions::ProxDoc(o) | StageOptions::ProxChunk(o) => {
             if o.model != "auto" {
@@ -421,7 +424,11 @@ fn resolve_stage_paths(options: &mut StageOptions, base: &Path) {
                 *p = resolve_path(base, &p.to_string_lossy());
             }
         }
-        StageOptions::DedupLines(_) => {}
+        StageOptions::DedupLines(o) => {
+            for p in &mut o.against {
+                *p = resolve_path(base, &p.to_string_lossy());
+            }
+        }
     }
 }
 

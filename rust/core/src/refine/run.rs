@@ -261,6 +261,8 @@ impl<'a> Refine<'a> {
                 .iter()
                 .flat_map(|s| match &s.options {
                     StageOptions::DedupExact(o) => o.against.clone(),
+                    StageOptions::DedupLines(o) => o.against.clone(),
+                    StageOptions::DedupNear(o) => o.against.clone(),
                     StageOptions::Decontaminate(o) => o.against.clone(),
                     _ => Vec::new(),
                 })
@@ -545,7 +547,10 @@ impl<'a> Refine<'a> {
                 for (k, v) in pass1.counters {
                     stats.counters.insert(k, v);
                 }
-                stats.set_counter("near_duplicates", clusters.removed());
+                stats.set_counter(
+                    "near_duplicates",
+                    clusters.removed() - crate::dedup::near::clusters_indexed_removed(&clusters),
+                );
                 stats.seconds = started.elapsed().as_secs_f64();
                 observed(stats, measured)
             }

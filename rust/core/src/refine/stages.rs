@@ -508,7 +508,7 @@ pub static STAGE_TYPES: &[StageType] = &[
         name: "dedup_near",
         scope: Scope::Global,
         python: false,
-        reasons: &["near_duplicate"],
+        reasons: &["near_duplicate", "indexed_duplicate"],
         language_field: None,
         refine_defaults: &[],
         parse: |v| {

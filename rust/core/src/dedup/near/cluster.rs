@@ -83,15 +83,23 @@ impl UnionFind {
         Clusters {
             rep: self.parent,
             root_size: size,
+            indexed: std::collections::BTreeMap::new(),
         }
     }
 }
 
-/// The outcome of clustering: each document's representative (the kept one) and cluster size.
+/// At most this many indexed ids are listed per cluster (`dup_of`): the first in index order.
+pub const MAX_DUP_OF: usize = 32;
+
+/// The outcome of clustering: each document's representative (the kept one) and cluster size,
+/// and the clusters that duplicate an index (`against`), which keep no document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Clusters {
     rep: Vec<u32>,
     root_size: Vec<u32>,
+    /// Per representative of a cluster touching an index: the ids of the indexed records its
+    /// members matched (index order, at most [`MAX_DUP_OF`]).
+    indexed: std::collections::BTreeMap<u32, Vec<String>>,
 }
 
 impl Clusters {
@@ -115,9 +123,45 @@ impl Clusters {
         self.root_size[self.rep[i] as usize]
     }
 
-    /// Whether document `i` is kept (it represents its cluster).
+    /// Whether document `i` is kept (it represents its cluster, which does not duplicate an
+    /// index).
     pub fn keep(&self, i: usize) -> bool {
-        self.rep[i] as usize == i
+        self.rep[i] as usize == i && !self.indexed.contains_key(&self.rep[i])
+    }
+
+    /// The ids of the indexed records document `i`'s cluster duplicates, if any.
+    pub fn indexed(&self, i: usize) -> Option<&[String]> {
+        self.indexed.get(&self.rep[i]).map(Vec::as_slice)
+    }
+
+    /// Mark the clusters of documents that matched an index: `hits` holds, per such document
+    /// (ascending), the `(index, record)` ordinals it matched; `id` names a record.
+    pub fn mark_indexed(
+        &mut self,
+        hits: &[(u32, Vec<(u32, u64)>)],
+        id: impl Fn(u32, u64) -> String,
+    ) {
+        let mut per_root: std::collections::BTreeMap<u32, Vec<(u32, u64)>> = Default::default();
+        for (doc, found) in hits {
+            if let Some(&root) = self.rep.get(*doc as usize) {
+                per_root.entry(root).or_default().extend(found);
+            }
+        }
+        for (root, mut found) in per_root {
+            found.sort_unstable();
+            found.dedup();
+            found.truncate(MAX_DUP_OF);
+            let ids = found.into_iter().map(|(i, r)| id(i, r)).collect();
+            self.indexed.insert(root, ids);
+        }
+    }
+
+    /// Documents in clusters that duplicate an index.
+    pub fn indexed_documents(&self) -> u64 {
+        self.indexed
+            .keys()
+            .map(|&r| u64::from(self.root_size[r as usize]))
+            .sum()
     }
 
     /// Number of clusters with two documents or more.
@@ -125,13 +169,10 @@ impl Clusters {
         self.root_size.iter().filter(|&&s| s >= 2).count() as u64
     }
 
-    /// Number of documents that are not their cluster's representative.
+    /// Number of documents removed: those that are not their cluster's representative, and
+    /// every document of a cluster that duplicates an index.
     pub fn removed(&self) -> u64 {
-        self.rep
-            .iter()
-            .enumerate()
-            .filter(|(i, &r)| r as usize != *i)
-            .count() as u64
+        (0..self.rep.len()).filter(|&i| !self.keep(i)).count() as u64
     }
 }
 

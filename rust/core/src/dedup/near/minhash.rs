@@ -61,7 +61,8 @@ impl std::str::FromStr for Sketch {
 }
 
 /// Parameters of near-duplicate detection.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MinHashParams {
     /// Signature length (number of permutations).
     pub num_perm: usize,

@@ -286,20 +286,30 @@ pub fn find_clusters(
     let keep = config.keep_policy()?;
     let want_priority = keep.scores();
     let mut no_shingles = 0u64;
+    let against = open_near_against(config, &params)?;
+    let mut hits: Vec<(u32, Vec<(u32, u64)>)> = Vec::new();
     let counts = scan(
         files,
         opts,
         stats,
         progress,
-        |batch, doc| signature_of(&hasher, &keep, batch, doc),
+        |batch, doc| {
+            let sig = signature_of(&hasher, &keep, batch, doc)?;
+            let found = indexed_hits(&against, sig.keys.as_deref());
+            Ok((sig, found))
+        },
         |s| {
-            if s.value.keys.is_none() {
+            let (sig, found) = s.value;
+            if sig.keys.is_none() {
                 no_shingles += 1;
             }
             if want_priority {
-                priorities.push(s.value.priority);
+                priorities.push(sig.priority);
             }
-            store.push(0, s.value.keys.as_deref())
+            if !found.is_empty() {
+                hits.push((store.len() as u32, found));
+            }
+            store.push(0, sig.keys.as_deref())
         },
     )?;
     let n = store.len();
@@ -323,16 +333,56 @@ pub fn find_clusters(
     if let Some(t) = verify {
         verify_pairs(files, opts, &params, t, pairs, n, &mut uf, stats, progress)?;
     }
-    let clusters = uf.finish();
+    let mut clusters = uf.finish();
+    if !against.is_empty() {
+        clusters.mark_indexed(&hits, |i, r| against[i as usize].record_id(r).to_string());
+        stats.set_counter("documents_matching_index", hits.len() as u64);
+        stats.set_counter("indexed_duplicates", clusters.indexed_documents());
+    }
     stats.set_counter("documents_without_shingles", no_shingles);
     stats.set_counter("band_memberships_in_groups", grouped);
     stats.set_counter("duplicate_clusters", clusters.duplicate_clusters());
     Ok((clusters, counts))
 }
 
-/// For the next document of pass 2: its representative, cluster size and whether it is kept;
-/// `None` when there are more documents than in pass 1.
-pub(crate) type Lookup<'a> = Box<dyn FnMut() -> Option<(u64, u32, bool)> + Send + 'a>;
+/// For the next document of pass 2: its representative, cluster size, whether it is kept and
+/// the ids of the indexed records its cluster duplicates; `None` when there are more documents
+/// than in pass 1.
+pub(crate) type Lookup<'a> =
+    Box<dyn FnMut() -> Option<(u64, u32, bool, Option<&'a [String]>)> + Send + 'a>;
+
+/// Open the near indexes of `config.against`, checking that they were built with `params`.
+pub fn open_near_against(
+    config: &NearOptions,
+    params: &MinHashParams,
+) -> Result<Vec<crate::index::Index>> {
+    config
+        .against
+        .iter()
+        .map(|p| {
+            let index = crate::index::Index::open_for(p, crate::index::IndexKind::Near, None)?;
+            index.require_minhash(params)?;
+            Ok(index)
+        })
+        .collect()
+}
+
+/// The `(index, record)` ordinals of the indexed documents sharing a band key with `keys`.
+fn indexed_hits(against: &[crate::index::Index], keys: Option<&[u64]>) -> Vec<(u32, u64)> {
+    let mut hits = Vec::new();
+    let Some(keys) = keys else {
+        return hits;
+    };
+    let mut out = Vec::new();
+    for (i, index) in against.iter().enumerate() {
+        for (b, &k) in keys.iter().enumerate() {
+            out.clear();
+            index.find_band(b, k, &mut out);
+            hits.extend(out.iter().map(|&r| (i as u32, r)));
+        }
+    }
+    hits
+}
 
 /// The filter stage of pass 2: documents arrive in the same order as in pass 1. Call
 /// [`NearFilter::close`] after the run.
@@ -344,6 +394,7 @@ pub struct NearFilter<'a> {
     error: Option<Error>,
     id_field: Arc<str>,
     size_field: Arc<str>,
+    dup_of: Arc<str>,
     /// The keep policy, when it reads a field: documents pass 1 refused for it (a field that is
     /// not a number) are refused again, so that both passes count the same documents.
     scored: Option<Keep>,
@@ -363,6 +414,7 @@ impl<'a> NearFilter<'a> {
             error: None,
             id_field: Arc::from(CLUSTER_ID_FIELD),
             size_field: Arc::from(CLUSTER_SIZE_FIELD),
+            dup_of: Arc::from(crate::dedup::DUP_OF_FIELD),
             scored: keep.field().is_some().then(|| keep.clone()),
         }
     }
@@ -392,6 +444,7 @@ pub fn filter_stage<'a>(clusters: &'a Clusters, options: &NearOptions) -> Result
                 u64::from(clusters.rep(i)),
                 clusters.size(i),
                 clusters.keep(i),
+                clusters.indexed(i),
             )
         })
     });
@@ -439,7 +492,7 @@ impl Stage for NearFilter<'_> {
             .lookup
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some((rep, size, keep)) = lookup() else {
+        let Some((rep, size, keep, indexed)) = lookup() else {
             if self.error.is_none() {
                 self.error = Some(Error::Config(
                     "the inputs changed between passes: more documents than before".into(),
@@ -455,15 +508,21 @@ impl Stage for NearFilter<'_> {
             }
         }
         if self.annotate {
-            Decision::Edit {
-                text: None,
-                fields: vec![
-                    FieldEdit::set(self.id_field.clone(), FieldValue::Int(rep as i64)),
-                    FieldEdit::set(self.size_field.clone(), FieldValue::Int(i64::from(size))),
-                ],
+            let mut fields = vec![
+                FieldEdit::set(self.id_field.clone(), FieldValue::Int(rep as i64)),
+                FieldEdit::set(self.size_field.clone(), FieldValue::Int(i64::from(size))),
+            ];
+            if let Some(ids) = indexed {
+                fields.push(FieldEdit::set(
+                    self.dup_of.clone(),
+                    FieldValue::Strs(ids.to_vec()),
+                ));
             }
+            Decision::Edit { text: None, fields }
         } else if keep {
             Decision::Keep
+        } else if indexed.is_some() {
+            Decision::Remove("indexed_duplicate".into())
         } else {
             Decision::Remove("near_duplicate".into())
         }
@@ -534,9 +593,19 @@ pub fn near_dedup(
     for (k, v) in pass1.counters {
         stats.counters.insert(k, v);
     }
-    stats.set_counter("near_duplicates", clusters.removed());
+    stats.set_counter(
+        "near_duplicates",
+        clusters.removed() - clusters_indexed_removed(&clusters),
+    );
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Documents removed for duplicating an index (every document of a cluster that does).
+pub fn clusters_indexed_removed(clusters: &Clusters) -> u64 {
+    (0..clusters.len())
+        .filter(|&i| clusters.indexed(i).is_some())
+        .count() as u64
 }
 
 /// In-memory near-dedup of a column: per text, its cluster representative (index of the kept
@@ -552,6 +621,14 @@ pub fn near_clusters_with(
     values: Option<&[Option<f64>]>,
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let params = config.params()?;
+    if !config.against.is_empty() {
+        return Err(crate::options::OptionError::new(
+            "against",
+            "is for files (tamis.dedup.near, `tamis dedup near --against`), not in-memory \
+             columns",
+        )
+        .into());
+    }
     let keep = config.keep_policy()?;
     let priorities = if keep.scores() {
         Some(keep.scores_of(texts.iter().map(|t| t.unwrap_or("")), values)?)

@@ -60,6 +60,11 @@ pub struct NearOptions {
     pub memory_limit: Option<u64>,
     /// Where spill files go (default: the system temporary directory).
     pub spill_dir: Option<PathBuf>,
+    /// Near indexes of what was already seen (`tamis index build --kind near`, built with the
+    /// same MinHash parameters): a cluster holding a document whose band key is in an index
+    /// keeps none of its documents (`indexed_duplicate`), as if the indexed corpus came first;
+    /// with `annotate` they are kept and get `dup_of`.
+    pub against: Vec<PathBuf>,
 }
 
 impl Default for NearOptions {
@@ -82,6 +87,7 @@ impl Default for NearOptions {
             clusters: None,
             memory_limit: None,
             spill_dir: None,
+            against: Vec::new(),
         }
     }
 }
@@ -192,6 +198,13 @@ impl Options for NearOptions {
             check_range("rows", r, Some(1), Some(self.num_perm))?;
         }
         self.keep_policy()?;
+        if self.verify && !self.against.is_empty() {
+            return Err(OptionError::with_fields(
+                &["verify", "against"],
+                "{0} with {1} is not supported: an index holds band keys, not the shingles \
+                 of its documents",
+            ));
+        }
         Ok(())
     }
 }

@@ -218,6 +218,7 @@ impl SignatureWriter {
         total_shards: u32,
     ) -> Result<Self> {
         let params = options.params()?;
+        refuse_against(options)?;
         let keep = options.keep_policy()?;
         let budget =
             super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
@@ -455,6 +456,19 @@ impl Default for Task {
 /// `memory_limit`.
 const SIGNATURES_MEMORY: u64 = 1 << 30;
 
+/// The staged (scheduler, datatrove) near dedup does not read indexes yet.
+fn refuse_against(options: &NearOptions) -> Result<()> {
+    if options.against.is_empty() {
+        return Ok(());
+    }
+    Err(crate::options::OptionError::new(
+        "against",
+        "is not supported by the staged (scheduler, datatrove) near dedup yet: use `tamis \
+         dedup near --against` or tamis.dedup.near",
+    )
+    .into())
+}
+
 /// Stage 1, task `rank` of `world_size`: signatures of the input files `i % world_size == rank`.
 /// Uses the shingling, signature, banding, `priority` and `memory_limit` options.
 pub fn signatures(
@@ -469,6 +483,7 @@ pub fn signatures(
     let Task { rank, world_size } = task;
     rank_check(rank, world_size)?;
     let params = options.params()?;
+    refuse_against(options)?;
     let opts = io.run_options(None)?;
     let files = expand_inputs(inputs)?;
     refuse_stdin(&files)?;
@@ -1005,9 +1020,9 @@ pub fn filter(
         return Some(match decisions.front() {
             Some(&(d, rep, size)) if d == o => {
                 decisions.pop_front();
-                (u64::from(rep), size, u64::from(rep) == me)
+                (u64::from(rep), size, u64::from(rep) == me, None)
             }
-            _ => (me, 1, true),
+            _ => (me, 1, true, None),
         });
     });
     super::check_clusters_path(options.clusters.as_deref(), &my, &output, opts)?;

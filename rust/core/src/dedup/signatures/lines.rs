@@ -42,6 +42,14 @@ impl LineSignatureWriter {
     /// (`max_occurrences` is stage 2's), on `threads` threads (0: one per core).
     pub fn new(options: &LinesOptions, threads: usize) -> Result<Self> {
         options.validate()?;
+        if !options.against.is_empty() {
+            return Err(crate::options::OptionError::new(
+                "against",
+                "is not supported by the two-stage (datatrove) line dedup yet: use `tamis \
+                 dedup lines --against` or tamis.dedup.lines",
+            )
+            .into());
+        }
         Ok(LineSignatureWriter {
             options: options.clone(),
             threads,
@@ -213,6 +221,7 @@ impl LineKeepTable {
                 max_occurrences,
                 min_line_chars: min_chars,
                 normalize: mode,
+                ..LinesOptions::default()
             },
             threads,
             seen: vec![(0, 0); layout.paths.len()],
@@ -350,6 +359,7 @@ mod tests {
             max_occurrences: max,
             min_line_chars: chars,
             normalize,
+            ..LinesOptions::default()
         }
     }
 

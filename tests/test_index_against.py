@@ -1,0 +1,228 @@
+"""Line and near-duplicate dedup against persistent indexes (`tamis index build --kind lines|near`,
+`tamis dedup lines|near --against`): the new documents (or lines) removed equal those a one-run
+dedup of old + new removes, for any thread count, for an index built in one step or by `add`, and
+from the CLI, Python and refine; `--annotate` names the indexed records; mismatched indexes are
+errors naming the file."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tamis
+from test_index import VOCAB, _records, ok, read_jsonl, run, write_jsonl
+
+
+def words(rng: random.Random, n: int) -> list[str]:
+    return [rng.choice(VOCAB) for _ in range(n)]
+
+
+def edit(rng: random.Random, w: list[str], changes: int) -> list[str]:
+    w = list(w)
+    for _ in range(changes):
+        w[rng.randrange(len(w))] = rng.choice(VOCAB)
+    return w
+
+
+@pytest.fixture(scope="module")
+def near_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An old corpus and a new one holding edited copies of old documents (some only similar to
+    another new copy, which comes first or last), near-duplicates among themselves and fresh
+    documents."""
+    rng = random.Random(11)
+    tmp = tmp_path_factory.mktemp("near")
+    old_words = [words(rng, rng.randint(60, 140)) for _ in range(400)]
+    old = [{"id": f"old-{i}", "text": " ".join(w)} for i, w in enumerate(old_words)]
+    new: list[dict[str, Any]] = []
+    source: dict[str, str] = {}
+    fresh_pool: list[list[str]] = []
+    for i in range(700):
+        r = rng.random()
+        if r < 0.25:
+            j = rng.randrange(len(old_words))
+            w = edit(rng, old_words[j], rng.randint(0, 3))
+            source[f"new-{i}"] = f"old-{j}"
+        elif r < 0.35 and new:
+            # A copy of an earlier new document, further edited: chains through it.
+            w = edit(rng, new[rng.randrange(len(new))]["text"].split(), rng.randint(1, 6))
+        elif r < 0.45 and fresh_pool:
+            w = edit(rng, rng.choice(fresh_pool), rng.randint(0, 2))
+        else:
+            w = words(rng, rng.randint(60, 140))
+            fresh_pool.append(w)
+        new.append({"id": f"new-{i}", "text": " ".join(w)})
+    # A chain in the order the one-run must see through: B (new, first) ~ A (new) ~ O (old).
+    o = old_words[7]
+    a = edit(rng, o, 2)
+    b = a[:40] + words(rng, 6) + a[40:]
+    new.insert(0, {"id": "chain-b", "text": " ".join(b)})
+    new.append({"id": "chain-a", "text": " ".join(a)})
+    old_f = write_jsonl(tmp / "old.jsonl", old)
+    new_f = write_jsonl(tmp / "new.jsonl", new)
+    index = tmp / "old.near"
+    ok("index", "build", old_f, "-o", index, "--kind", "near")
+    both = tmp / "both.jsonl"
+    ok("dedup", "near", old_f, new_f, "-o", both)
+    one_run = "".join(
+        line + "\n" for line in both.read_text().splitlines() if not json.loads(line)["id"].startswith("old-")
+    )
+    return {"tmp": tmp, "old": old, "new": new, "old_f": old_f, "new_f": new_f, "index": index,
+            "one_run": one_run, "source": source}
+
+
+def test_near_against_an_index_equals_one_run_over_old_and_new(near_data: dict[str, Any]) -> None:
+    d = near_data
+    out = d["tmp"] / "against.jsonl"
+    stats_f = d["tmp"] / "s.json"
+    r = ok("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--stats-json", stats_f)
+    assert out.read_text() == d["one_run"], r.stderr
+    stats = json.loads(stats_f.read_text())
+    removed = stats["documents_removed"]
+    assert removed["indexed_duplicate"] >= 150 and removed["near_duplicate"] >= 20, removed
+    kept = {row["id"] for row in read_jsonl(out)}
+    assert "chain-a" not in kept and "chain-b" not in kept
+    # Size: 14 band keys per document.
+    info = tamis.index.info(d["index"])
+    assert info["kind"] == "near" and info["entries"] <= 14 * info["records"]
+    assert info["minhash"]["bands"] == 14 and info["minhash"]["seed"] == 1
+
+
+def test_near_against_is_the_same_for_threads_steps_and_surfaces(near_data: dict[str, Any]) -> None:
+    d = near_data
+    tmp = d["tmp"]
+    # The index built by adding ten parts (more than 8 segments: merged once).
+    parts = [write_jsonl(tmp / f"part{i}.jsonl", d["old"][i * 40 : (i + 1) * 40]) for i in range(10)]
+    stepped = tmp / "stepped.near"
+    ok("index", "build", parts[0], "-o", stepped, "--kind", "near")
+    for p in parts[1:]:
+        tamis.index.add(stepped, p, memory_limit="64M")
+    info = tamis.index.info(stepped)
+    assert info["records"] == 400 and info["segments"] < 10
+    for threads, index in [("1", d["index"]), ("2", d["index"]), ("2", stepped)]:
+        out = tmp / f"t{threads}-{index.name}.jsonl"
+        ok("--threads", threads, "dedup", "near", d["new_f"], "-o", out, "--against", index)
+        assert out.read_text() == d["one_run"], (threads, index)
+    py = tmp / "py.jsonl"
+    tamis.dedup.near(d["new_f"], py, against=[str(stepped)])
+    assert py.read_text() == d["one_run"]
+    cfg = tmp / "refine.toml"
+    cfg.write_text(
+        f"inputs = [{json.dumps(str(d['new_f']))}]\noutput = {json.dumps(str(tmp / 'refined'))}\n\n"
+        f'[[stage]]\ntype = "dedup_near"\nagainst = [{json.dumps(str(d["index"]))}]\n'
+    )
+    r = run("refine", cfg, "-q")
+    assert r.returncode == 0, r.stderr
+    expected = {row["id"]: row["text"] for row in read_jsonl(py)}
+    assert _records(tmp / "refined" / "data") == expected
+
+
+def test_near_annotate_names_the_indexed_documents(near_data: dict[str, Any]) -> None:
+    d = near_data
+    out = d["tmp"] / "ann.jsonl"
+    ok("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--annotate")
+    rows = read_jsonl(out)
+    assert [r["id"] for r in rows] == [n["id"] for n in d["new"]]
+    removed = d["tmp"] / "plain.jsonl"
+    ok("dedup", "near", d["new_f"], "-o", removed, "--against", d["index"], "--clusters", d["tmp"] / "c.jsonl")
+    kept = {r["id"] for r in read_jsonl(removed)}
+    with_dup = {r["id"] for r in rows if "dup_of" in r}
+    # Every annotated document is one --against removes, for the index's sake.
+    assert with_dup and not with_dup & kept
+    old_ids = {o["id"] for o in d["old"]}
+    found_source = 0
+    for r in rows:
+        if "dup_of" in r:
+            assert r["dup_of"] and set(r["dup_of"]) <= old_ids and len(r["dup_of"]) <= 32
+            found_source += d["source"].get(r["id"]) in r["dup_of"]
+    # Copies of an old document with at most 3 of 60+ words changed name it.
+    assert found_source >= 0.9 * len(d["source"]), (found_source, len(d["source"]))
+
+
+def test_near_indexes_built_otherwise_are_refused(near_data: dict[str, Any]) -> None:
+    d = near_data
+    tmp = d["tmp"]
+    other = tmp / "seed2.near"
+    ok("index", "build", d["old_f"], "-o", other, "--kind", "near", "--seed", "2")
+    out = tmp / "x.jsonl"
+    r = run("dedup", "near", d["new_f"], "-o", out, "--against", other)
+    assert r.returncode != 0 and str(other) in r.stderr and "seed 2" in r.stderr, r.stderr
+    r = run("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--num-perm", "128")
+    assert r.returncode != 0 and "num_perm 112" in r.stderr, r.stderr
+    lines_idx = tmp / "l.idx"
+    ok("index", "build", d["old_f"], "-o", lines_idx, "--kind", "lines")
+    r = run("dedup", "near", d["new_f"], "-o", out, "--against", lines_idx)
+    assert r.returncode != 0 and "kind lines" in r.stderr, r.stderr
+    r = run("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--verify")
+    assert r.returncode != 0 and "--verify with --against" in r.stderr, r.stderr
+    assert not out.exists()
+    r = run("index", "build", d["old_f"], "-o", tmp / "bad", "--kind", "exact", "--num-perm", "64")
+    assert r.returncode != 0 and "--num-perm is only used with --kind near" in r.stderr, r.stderr
+    with pytest.raises(tamis.ConfigError, match="against"):
+        tamis.dedup.near_keep_mask(["a b c d e f"], against=[str(d["index"])])
+
+
+def lines_corpus(tmp: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
+    rng = random.Random(5)
+    pool = [" ".join(words(rng, rng.randint(1, 9))) for _ in range(300)]
+
+    def doc() -> str:
+        lines = [rng.choice(pool) for _ in range(rng.randint(1, 12))]
+        # White-space variants, blank and short lines.
+        lines = [("  " + x.replace(" ", "  ") if rng.random() < 0.2 else x) for x in lines]
+        if rng.random() < 0.3:
+            lines.insert(rng.randrange(len(lines) + 1), rng.choice(["", "}", "  "]))
+        return "\n".join(lines)
+
+    old = [{"id": f"old-{i}", "text": doc()} for i in range(150)]
+    new = [{"id": f"new-{i}", "text": doc()} for i in range(300)]
+    return write_jsonl(tmp / "old.jsonl", old), write_jsonl(tmp / "new.jsonl", new), old
+
+
+def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) -> None:
+    old_f, new_f, old = lines_corpus(tmp_path)
+    opts = ["--normalize", "whitespace", "--min-line-chars", "4"]
+    both = tmp_path / "both.jsonl"
+    ok("dedup", "lines", old_f, new_f, "-o", both, *opts)
+    one_run = [line for line in both.read_text().splitlines(True) if not json.loads(line)["id"].startswith("old-")]
+    index = tmp_path / "old.lines"
+    ok("index", "build", old_f, "-o", index, "--kind", "lines", *opts)
+    out = tmp_path / "against.jsonl"
+    stats_f = tmp_path / "s.json"
+    ok("--threads", "2", "dedup", "lines", new_f, "-o", out, "--against", index, *opts, "--stats-json", stats_f)
+    assert out.read_text().splitlines(True) == one_run
+    assert json.loads(stats_f.read_text())["counters"]["indexed_lines_removed"] > 100
+    py = tmp_path / "py.jsonl"
+    tamis.dedup.lines(new_f, py, against=[index], normalize="whitespace", min_line_chars=4)
+    assert py.read_bytes() == out.read_bytes()
+    # --annotate: indexed lines stay; dup_of names every old record holding one of them.
+    ann = tmp_path / "ann.jsonl"
+    ok("dedup", "lines", new_f, "-o", ann, "--against", index, "--annotate", *opts)
+    holders: dict[str, set[str]] = {}
+    for o in old:
+        for line in o["text"].split("\n"):
+            if len(line) >= 4 and line.strip():
+                holders.setdefault(" ".join(line.split()), set()).add(o["id"])
+    for row in read_jsonl(ann):
+        expected: set[str] = set()
+        for line in row["text"].split("\n"):
+            if len(line) >= 4:
+                expected |= holders.get(" ".join(line.split()), set())
+        assert set(row.get("dup_of", [])) == expected, row["id"]
+    # An index of other lines is refused, naming it.
+    r = run("dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--against", index, "--normalize", "whitespace")
+    assert r.returncode != 0 and str(index) in r.stderr and "min_line_chars 4" in r.stderr, r.stderr
+    r = run("dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--annotate")
+    assert r.returncode != 0 and "--annotate needs --against" in r.stderr, r.stderr
+    # refine: dedup_lines with against (refine's default min_line_chars is 10: set it).
+    cfg = tmp_path / "refine.toml"
+    cfg.write_text(
+        f"inputs = [{json.dumps(str(new_f))}]\noutput = {json.dumps(str(tmp_path / 'refined'))}\n\n"
+        f'[[stage]]\ntype = "dedup_lines"\nagainst = [{json.dumps(str(index))}]\n'
+        'normalize = "whitespace"\nmin_line_chars = 4\n'
+    )
+    r = run("refine", cfg, "-q")
+    assert r.returncode == 0, r.stderr
+    assert _records(tmp_path / "refined" / "data") == {r["id"]: r["text"] for r in read_jsonl(out)}
