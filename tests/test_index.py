@@ -346,11 +346,11 @@ def test_damaged_or_mismatched_indexes_are_errors_naming_the_file(
     fails(d, f"{keys}: ")
     fails(d, "truncated")
     d = copy()
-    refs = d / "seg-000000.refs"
-    raw = bytearray(refs.read_bytes())
+    bucket_dir = d / "seg-000000.dir"
+    raw = bytearray(bucket_dir.read_bytes())
     raw[10] ^= 1
-    refs.write_bytes(bytes(raw))
-    fails(d, f"{refs}: checksum")
+    bucket_dir.write_bytes(bytes(raw))
+    fails(d, f"{bucket_dir}: checksum")
     d = copy()
     (d / "seg-000000.names").unlink()
     fails(d, "seg-000000.names: missing")

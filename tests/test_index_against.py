@@ -155,13 +155,57 @@ def test_near_indexes_built_otherwise_are_refused(near_data: dict[str, Any]) -> 
     ok("index", "build", d["old_f"], "-o", lines_idx, "--kind", "lines")
     r = run("dedup", "near", d["new_f"], "-o", out, "--against", lines_idx)
     assert r.returncode != 0 and "kind lines" in r.stderr, r.stderr
-    r = run("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--verify")
-    assert r.returncode != 0 and "--verify with --against" in r.stderr, r.stderr
     assert not out.exists()
     r = run("index", "build", d["old_f"], "-o", tmp / "bad", "--kind", "exact", "--num-perm", "64")
     assert r.returncode != 0 and "--num-perm is only used with --kind near" in r.stderr, r.stderr
     with pytest.raises(tamis.ConfigError, match="against"):
         tamis.dedup.near_keep_mask(["a b c d e f"], against=[str(d["index"])])
+
+
+def test_near_verify_against_reads_the_indexed_documents_again(near_data: dict[str, Any], tmp_path: Path) -> None:
+    d = near_data
+    both = tmp_path / "both.jsonl"
+    ok("dedup", "near", d["old_f"], d["new_f"], "-o", both, "--verify")
+    one_run = "".join(
+        line + "\n" for line in both.read_text().splitlines() if not json.loads(line)["id"].startswith("old-")
+    )
+    out = tmp_path / "against.jsonl"
+    stats_f = tmp_path / "s.json"
+    r = ok("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--verify", "--stats-json", stats_f)
+    assert out.read_text() == one_run, r.stderr
+    counters = json.loads(stats_f.read_text())["counters"]
+    assert counters["indexed_pairs_verified"] > 100, counters
+    # Verification changes the outcome here (pairs below the threshold are not joined).
+    assert one_run != d["one_run"]
+    py = tmp_path / "py.jsonl"
+    tamis.dedup.near(d["new_f"], py, against=[str(d["index"])], verify=True, threads=1)
+    assert py.read_text() == one_run
+    # The indexed documents are read from the files the index was built from: a changed file
+    # is an error naming it, and nothing is written.
+    import shutil
+
+    src = tmp_path / "src.jsonl"
+    shutil.copy(d["old_f"], src)
+    idx = tmp_path / "copy.near"
+    ok("index", "build", src, "-o", idx, "--kind", "near")
+    import os
+
+    before = src.stat()
+    rows = read_jsonl(src)
+    rows[0], rows[1] = rows[1], rows[0]
+    write_jsonl(src, rows)
+    out2 = tmp_path / "changed.jsonl"
+    r = run("dedup", "near", d["new_f"], "-o", out2, "--against", idx, "--verify")
+    assert r.returncode != 0 and str(src.resolve()) in r.stderr and "changed" in r.stderr, r.stderr
+    assert not out2.exists()
+    # Same size and time, other records: the ids read back tell.
+    os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+    r = run("dedup", "near", d["new_f"], "-o", out2, "--against", idx, "--verify")
+    assert r.returncode != 0 and str(src.resolve()) in r.stderr and "where the index has" in r.stderr, r.stderr
+    assert not out2.exists()
+    # Without --verify the index alone answers.
+    ok("dedup", "near", d["new_f"], "-o", out2, "--against", idx)
+    assert out2.read_text() == d["one_run"]
 
 
 def lines_corpus(tmp: Path) -> tuple[Path, Path, list[dict[str, Any]]]:

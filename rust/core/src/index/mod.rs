@@ -43,7 +43,7 @@ pub const MANIFEST: &str = "index.json";
 /// Format name and version written in (and required of) every manifest.
 pub const FORMAT: &str = "tamis-index";
 /// See [`FORMAT`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// `add` merges the segments into one when there are more than this.
 pub const MAX_SEGMENTS: usize = 8;
 /// Longest n-gram accepted.
@@ -430,6 +430,19 @@ impl Manifest {
                     s.name
                 )));
             }
+            let from_sources = s
+                .sources
+                .iter()
+                .map(|f| f.records)
+                .fold(0u64, u64::saturating_add);
+            if !s.sources.is_empty() && from_sources != s.records {
+                return Err(Error::Config(format!(
+                    "{}: segment {} lists sources of {from_sources} records, not {}",
+                    path.display(),
+                    s.name,
+                    s.records
+                )));
+            }
             next = next.saturating_add(s.records);
             entries = entries.saturating_add(s.entries);
         }
@@ -737,9 +750,9 @@ fn append_segment(
         progress: &dyn Progress,
         maker: &KeyMaker<'_>,
         keys: fn(Keys) -> Vec<K>,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Vec<u64>)> {
         let mut no_keys = 0u64;
-        scan(
+        let counts = scan(
             files,
             opts,
             stats,
@@ -751,8 +764,9 @@ fn append_segment(
                 w.add(&id, &k)
             },
         )?;
-        Ok(no_keys)
+        Ok((no_keys, counts))
     }
+    let mut counts = Vec::new();
     let result = (|| -> Result<SegmentMeta> {
         let (spill, inputs) = (spill.path(), inputs.to_vec());
         if m.kind.wide() {
@@ -761,7 +775,7 @@ fn append_segment(
                 Keys::Wide(k) => k,
                 Keys::Narrow(_) => Vec::new(),
             };
-            no_keys = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
+            (no_keys, counts) = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
             w.finish(first_record, inputs)
         } else {
             let mut w = SegmentWriter::<u64>::create(dir, &name, spill, memory)?;
@@ -769,17 +783,18 @@ fn append_segment(
                 Keys::Narrow(k) => k,
                 Keys::Wide(_) => Vec::new(),
             };
-            no_keys = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
+            (no_keys, counts) = write(&mut w, &files, &opts, stats, progress, &maker, keys)?;
             w.finish(first_record, inputs)
         }
     })();
-    let seg = match result {
+    let mut seg = match result {
         Ok(s) => s,
         Err(e) => {
             remove_segment_files(dir, &name);
             return Err(e);
         }
     };
+    seg.sources = source_files(&files, &counts, io);
     stats.set_counter("records_indexed", seg.records);
     stats.set_counter("entries_added", seg.entries);
     match m.kind {
@@ -794,6 +809,40 @@ fn append_segment(
     Ok(())
 }
 
+/// Where the records of `files` (with `counts` valid records each) can be read again; none when
+/// one is standard input or cannot be resolved.
+fn source_files(
+    files: &[crate::io::InputFile],
+    counts: &[u64],
+    io: &IoOptions,
+) -> Vec<segment::SourceFile> {
+    let io = serde_json::to_value(io).unwrap_or(serde_json::Value::Null);
+    let mut out = Vec::with_capacity(files.len());
+    for (f, &records) in files.iter().zip(counts) {
+        let Some(path) = f.path.as_ref().and_then(|p| std::fs::canonicalize(p).ok()) else {
+            return Vec::new();
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Vec::new();
+        };
+        out.push(segment::SourceFile {
+            path: path.display().to_string(),
+            name: f.name.clone(),
+            bytes: meta.len(),
+            modified_ns: modified_ns(&meta),
+            records,
+            io: io.clone(),
+        });
+    }
+    out
+}
+
+fn modified_ns(meta: &std::fs::Metadata) -> Option<u64> {
+    let t = meta.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_nanos()).ok()
+}
+
 fn next_segment_name(m: &Manifest) -> String {
     let next = m
         .segments
@@ -805,7 +854,7 @@ fn next_segment_name(m: &Manifest) -> String {
 }
 
 fn remove_segment_files(dir: &Path, name: &str) {
-    for ext in ["keys", "refs", "ids", "names"] {
+    for ext in segment::ALL_EXTENSIONS {
         let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
     }
 }
@@ -945,6 +994,7 @@ fn merge_segments(dir: &Path, m: &Manifest, options: &IndexOptions) -> Result<Se
         entries: 0,
         inputs: Vec::new(),
         files: Vec::new(),
+        sources: Vec::new(),
     });
     let name = next_segment_name(&probe);
     let spill = spill_dir(options)?;
@@ -955,6 +1005,16 @@ fn merge_segments(dir: &Path, m: &Manifest, options: &IndexOptions) -> Result<Se
     } else {
         merge_into::<u64>(dir, &name, spill.path(), memory, &segs, inputs)
     };
+    // Sources are kept only when every segment has them (none read from standard input).
+    let result = result.map(|mut seg| {
+        if m.segments
+            .iter()
+            .all(|s| !s.sources.is_empty() || s.records == 0)
+        {
+            seg.sources = m.segments.iter().flat_map(|s| s.sources.clone()).collect();
+        }
+        seg
+    });
     if result.is_err() {
         remove_segment_files(dir, &name);
     }
@@ -1168,6 +1228,115 @@ impl Index {
             Some(s) => s.name(ordinal - s.first_record),
             None => "",
         }
+    }
+
+    /// Read the indexed records `ordinals` (ascending) again from the files the index was built
+    /// from, calling `f(ordinal, text)` for each (the text it was indexed by). Every file read
+    /// must be unchanged (size and modification time) and hold the same records (each id is
+    /// checked); otherwise, or when the index was built from standard input, an error names it.
+    pub fn for_each_source_text(
+        &self,
+        ordinals: &[u64],
+        progress: &dyn Progress,
+        mut f: impl FnMut(u64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let mut want = ordinals.iter().copied().peekable();
+        for seg in &self.manifest.segments {
+            if want.peek().is_none() {
+                break;
+            }
+            if seg.sources.is_empty() && seg.records > 0 {
+                return Err(Error::Config(format!(
+                    "{}: segment {} was built from standard input: its documents cannot be read \
+                     again (build the index from files)",
+                    self.path.display(),
+                    seg.name
+                )));
+            }
+            let mut start = seg.first_record;
+            for src in &seg.sources {
+                let end = start + src.records;
+                let mut needed = Vec::new();
+                while let Some(&o) = want.peek() {
+                    if o >= end {
+                        break;
+                    }
+                    if o >= start {
+                        needed.push(o - start);
+                    }
+                    want.next();
+                }
+                if !needed.is_empty() {
+                    self.read_source(src, start, &needed, progress, &mut f)?;
+                }
+                start = end;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_source(
+        &self,
+        src: &segment::SourceFile,
+        start: u64,
+        needed: &[u64],
+        progress: &dyn Progress,
+        f: &mut dyn FnMut(u64, &str) -> Result<()>,
+    ) -> Result<()> {
+        let changed = |what: &str| {
+            Error::Config(format!(
+                "{}: {what} since the index {} was built from it: its documents cannot be read \
+                 again (rebuild the index)",
+                src.path,
+                self.path.display()
+            ))
+        };
+        let meta = std::fs::metadata(&src.path).map_err(|e| Error::io(src.path.clone(), e))?;
+        if meta.len() != src.bytes || modified_ns(&meta) != src.modified_ns {
+            return Err(changed("changed (size or modification time)"));
+        }
+        let io: IoOptions = serde_json::from_value(src.io.clone()).map_err(|e| {
+            Error::Config(format!(
+                "{}: the reading options of {} are not valid: {e}",
+                self.path.join(MANIFEST).display(),
+                src.path
+            ))
+        })?;
+        let mut opts = run_options(&io, &self.manifest)?;
+        opts.rejects = None;
+        let mut file = crate::io::InputFile::from_path(Path::new(&src.path));
+        file.name = src.name.clone();
+        let fields = &self.manifest.fields;
+        let mut k = 0u64;
+        let mut next = 0usize;
+        let mut scratch = Stats::default();
+        scan(
+            std::slice::from_ref(&file),
+            &opts,
+            &mut scratch,
+            progress,
+            |_, doc| Ok((doc.id.to_string(), record_text(doc, fields)?.into_owned())),
+            |s| {
+                let (id, text) = s.value;
+                let ordinal = start + k;
+                k += 1;
+                if needed.get(next) == Some(&(ordinal - start)) {
+                    next += 1;
+                    if id != self.record_id(ordinal) {
+                        return Err(changed(&format!(
+                            "holds record {id:?} where the index has {:?}",
+                            self.record_id(ordinal)
+                        )));
+                    }
+                    f(ordinal, &text)?;
+                }
+                Ok(())
+            },
+        )?;
+        if k != src.records {
+            return Err(changed(&format!("holds {k} records, not {}", src.records)));
+        }
+        Ok(())
     }
 
     /// Total bytes of the index's files (manifest included).

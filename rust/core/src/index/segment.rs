@@ -1,10 +1,20 @@
 //! Index segments: sorted `(key, record)` entries on disk, memory-mapped for queries.
 //!
-//! A segment `NAME` is four files in the index directory:
-//! - `NAME.keys`: the keys, sorted ascending, little-endian (8 bytes for n-gram hashes, 16 for
-//!   exact-text hashes);
-//! - `NAME.refs`: for each key, the record it came from (`u32`, little-endian, ordinal within
-//!   the segment); equal keys are ordered by record;
+//! A segment `NAME` is four files in the index directory. Entries `(key, record)` are sorted by
+//! key, then record (the record's ordinal within the segment). 128-bit keys (text and line
+//! hashes) are stored plainly:
+//! - `NAME.keys`: the keys, little-endian, 16 bytes each;
+//! - `NAME.refs`: each entry's record, `u32` little-endian;
+//!
+//! 64-bit keys (n-gram hashes, band keys), uniform hashes, are stored packed (quotienting): with
+//! `2^q` buckets (about 16 entries per bucket), an entry's top `q` key bits are its bucket, so
+//! only the other `64 - q` bits and the record (as many bits as the largest ordinal needs) are
+//! stored, about 8.5 bytes per entry instead of 12:
+//! - `NAME.keys`: each entry's `remainder | record << (64 - q)`, `64 - q + record_bits` bits
+//!   each, back to back, least significant bit first, then 16 zero bytes;
+//! - `NAME.dir`: `2^q + 1` little-endian `u64`: the first entry of each bucket, then the count;
+//!
+//! and for both:
 //! - `NAME.ids`: `records + 1` little-endian `u64` offsets into `NAME.names`;
 //! - `NAME.names`: the records' ids, UTF-8, back to back.
 //!
@@ -88,12 +98,138 @@ pub struct SegmentMeta {
     pub entries: u64,
     /// The inputs it was built from, as given.
     pub inputs: Vec<String>,
-    /// Its files: keys, refs, ids, names.
+    /// Its files: keys, refs (or dir), ids, names.
     pub files: Vec<FileMeta>,
+    /// The files its records were read from, in order (none when read from standard input).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceFile>,
+}
+
+/// A file records of a segment were read from, to read them again (`dedup near --verify
+/// --against`): where it is, what it was, and how it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// Absolute path.
+    pub path: String,
+    /// The name generated ids were made from (`NAME:LINE`).
+    pub name: String,
+    /// Size in bytes when indexed.
+    pub bytes: u64,
+    /// Modification time when indexed (nanoseconds since the Unix epoch).
+    pub modified_ns: Option<u64>,
+    /// Valid records read from it.
+    pub records: u64,
+    /// The reading options (`IoOptions`).
+    pub io: serde_json::Value,
 }
 
 /// Most records in one segment (refs are `u32`).
 pub const MAX_RECORDS: u64 = u32::MAX as u64;
+
+/// The four files of a segment with keys of `width` bytes, in manifest order.
+pub fn extensions(width: usize) -> [&'static str; 4] {
+    if width == 8 {
+        ["keys", "dir", "ids", "names"]
+    } else {
+        ["keys", "refs", "ids", "names"]
+    }
+}
+
+/// Every extension a segment file may have (to remove a segment's files).
+pub const ALL_EXTENSIONS: [&str; 5] = ["keys", "refs", "dir", "ids", "names"];
+
+/// Entries per bucket aimed at by the packed layout.
+const BUCKET_ENTRIES: u64 = 16;
+/// Most bucket bits.
+const MAX_BUCKET_BITS: u32 = 40;
+/// Zero bytes after the packed entries, so that any entry is read with one 16-byte load.
+const PACKED_PAD: usize = 16;
+
+/// Bits of a packed entry's remainder and record, with `2^buckets_log2` buckets and `records`
+/// records.
+fn packed_bits(buckets_log2: u32, records: u64) -> (u32, u32) {
+    let record_bits = (64 - records.saturating_sub(1).leading_zeros()).max(1);
+    (64 - buckets_log2, record_bits)
+}
+
+/// Bucket bits for about [`BUCKET_ENTRIES`] entries per bucket.
+fn bucket_bits(entries: u64) -> u32 {
+    let per = entries / BUCKET_ENTRIES;
+    if per < 2 {
+        0
+    } else {
+        (63 - per.leading_zeros()).min(MAX_BUCKET_BITS)
+    }
+}
+
+/// Writes the packed layout from entries arriving in order.
+struct PackedWriter {
+    keys: BufWriter<File>,
+    keys_path: PathBuf,
+    dir: BufWriter<File>,
+    dir_path: PathBuf,
+    q: u32,
+    rem_bits: u32,
+    width: u32,
+    acc: u128,
+    nbits: u32,
+    next_bucket: u64,
+    entries: u64,
+}
+
+impl PackedWriter {
+    fn push(&mut self, key: u64, record: u32) -> Result<()> {
+        let bucket = key.checked_shr(self.rem_bits).unwrap_or(0);
+        while self.next_bucket <= bucket {
+            self.dir
+                .write_all(&self.entries.to_le_bytes())
+                .map_err(io(&self.dir_path))?;
+            self.next_bucket += 1;
+        }
+        let rem = if self.rem_bits == 64 {
+            key
+        } else {
+            key & ((1u64 << self.rem_bits) - 1)
+        };
+        self.put(rem, self.rem_bits)?;
+        self.put(u64::from(record), self.width - self.rem_bits)?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Append the low `n` (at most 64) bits of `v`; fewer than 64 bits stay pending.
+    fn put(&mut self, v: u64, n: u32) -> Result<()> {
+        self.acc |= u128::from(v) << self.nbits;
+        self.nbits += n;
+        if self.nbits >= 64 {
+            self.keys
+                .write_all(&(self.acc as u64).to_le_bytes())
+                .map_err(io(&self.keys_path))?;
+            self.acc >>= 64;
+            self.nbits -= 64;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        while self.next_bucket <= (1u64 << self.q) {
+            self.dir
+                .write_all(&self.entries.to_le_bytes())
+                .map_err(io(&self.dir_path))?;
+            self.next_bucket += 1;
+        }
+        let tail = self.nbits.div_ceil(8) as usize;
+        let bytes = self.acc.to_le_bytes();
+        self.keys
+            .write_all(&bytes[..tail])
+            .and_then(|_| self.keys.write_all(&[0u8; PACKED_PAD]))
+            .and_then(|_| self.keys.flush())
+            .map_err(io(&self.keys_path))?;
+        self.dir.flush().map_err(io(&self.dir_path))?;
+        Ok(self.entries)
+    }
+}
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path.display().to_string(), e)
@@ -108,6 +244,8 @@ pub struct SegmentWriter<K: Key> {
     /// Entries buffered before a run is spilled.
     budget: usize,
     runs: Vec<PathBuf>,
+    /// Entries written to runs.
+    spilled: u64,
     ids: BufWriter<File>,
     names: BufWriter<File>,
     names_len: u64,
@@ -130,6 +268,7 @@ impl<K: Key> SegmentWriter<K> {
             buffer: Vec::new(),
             budget: (memory / entry).max(1024) as usize,
             runs: Vec::new(),
+            spilled: 0,
             ids,
             names,
             names_len: 0,
@@ -193,51 +332,65 @@ impl<K: Key> SegmentWriter<K> {
             w.write_all(&bytes).map_err(io(&path))?;
         }
         w.flush().map_err(io(&path))?;
+        self.spilled += self.buffer.len() as u64;
         self.buffer.clear();
         self.runs.push(path);
         Ok(())
     }
 
-    /// Write the keys and refs (merging spilled runs) and return the segment's manifest entry.
+    /// Write the entries (merging spilled runs) and return the segment's manifest entry.
     pub fn finish(mut self, first_record: u64, inputs: Vec<String>) -> Result<SegmentMeta> {
+        let exts = extensions(K::WIDTH);
         let keys_path = self.dir.join(format!("{}.keys", self.name));
-        let refs_path = self.dir.join(format!("{}.refs", self.name));
-        let mut keys = BufWriter::new(File::create(&keys_path).map_err(io(&keys_path))?);
-        let mut refs = BufWriter::new(File::create(&refs_path).map_err(io(&refs_path))?);
-        let mut entries = 0u64;
-        let mut bytes = Vec::with_capacity(K::WIDTH);
-        let mut emit = |k: K, r: u32| -> Result<()> {
-            bytes.clear();
-            k.put(&mut bytes);
-            keys.write_all(&bytes).map_err(io(&keys_path))?;
-            refs.write_all(&r.to_le_bytes()).map_err(io(&refs_path))?;
-            entries += 1;
-            Ok(())
-        };
+        let side_path = self.dir.join(format!("{}.{}", self.name, exts[1]));
+        let keys = BufWriter::new(File::create(&keys_path).map_err(io(&keys_path))?);
+        let side = BufWriter::new(File::create(&side_path).map_err(io(&side_path))?);
         if self.runs.is_empty() {
             self.sort_buffer();
-            for &(k, r) in &self.buffer {
-                emit(k, r)?;
-            }
-        } else {
-            if !self.buffer.is_empty() {
-                self.spill_run()?;
-            }
-            merge_runs::<K>(&self.runs, &mut emit)?;
-            for r in &self.runs {
-                let _ = std::fs::remove_file(r);
-            }
+        } else if !self.buffer.is_empty() {
+            self.spill_run()?;
         }
-        keys.flush().map_err(io(&keys_path))?;
-        refs.flush().map_err(io(&refs_path))?;
-        drop(keys);
-        drop(refs);
+        let upper = self.spilled + self.buffer.len() as u64;
+        let entries = if K::WIDTH == 8 {
+            let q = bucket_bits(upper);
+            let (rem_bits, record_bits) = packed_bits(q, self.records);
+            let mut w = PackedWriter {
+                keys,
+                keys_path: keys_path.clone(),
+                dir: side,
+                dir_path: side_path.clone(),
+                q,
+                rem_bits,
+                width: rem_bits + record_bits,
+                acc: 0,
+                nbits: 0,
+                next_bucket: 0,
+                entries: 0,
+            };
+            self.emit_all(&mut |k: K, r| w.push(k.top(), r))?;
+            w.finish()?
+        } else {
+            let (mut keys, mut refs) = (keys, side);
+            let mut entries = 0u64;
+            let mut bytes = Vec::with_capacity(K::WIDTH);
+            self.emit_all(&mut |k: K, r: u32| {
+                bytes.clear();
+                k.put(&mut bytes);
+                keys.write_all(&bytes).map_err(io(&keys_path))?;
+                refs.write_all(&r.to_le_bytes()).map_err(io(&side_path))?;
+                entries += 1;
+                Ok(())
+            })?;
+            keys.flush().map_err(io(&keys_path))?;
+            refs.flush().map_err(io(&side_path))?;
+            entries
+        };
         let ids_path = self.dir.join(format!("{}.ids", self.name));
         let names_path = self.dir.join(format!("{}.names", self.name));
         self.ids.flush().map_err(io(&ids_path))?;
         self.names.flush().map_err(io(&names_path))?;
         let mut files = Vec::new();
-        for ext in ["keys", "refs", "ids", "names"] {
+        for ext in exts {
             files.push(file_meta(&self.dir, &format!("{}.{ext}", self.name))?);
         }
         Ok(SegmentMeta {
@@ -247,7 +400,23 @@ impl<K: Key> SegmentWriter<K> {
             entries,
             inputs,
             files,
+            sources: Vec::new(),
         })
+    }
+
+    /// Every entry in order: the sorted buffer, or the spilled runs merged (then removed).
+    fn emit_all(&mut self, emit: &mut dyn FnMut(K, u32) -> Result<()>) -> Result<()> {
+        if self.runs.is_empty() {
+            for &(k, r) in &self.buffer {
+                emit(k, r)?;
+            }
+            return Ok(());
+        }
+        merge_runs::<K>(&self.runs, emit)?;
+        for r in &self.runs {
+            let _ = std::fs::remove_file(r);
+        }
+        Ok(())
     }
 }
 
@@ -325,16 +494,27 @@ fn map_file(path: &Path) -> Result<Option<Mmap>> {
 /// An open, verified segment.
 pub struct Segment {
     keys: Option<Mmap>,
-    refs: Option<Mmap>,
+    /// `.refs` (plain layout) or `.dir` (packed layout).
+    side: Option<Mmap>,
     ids: Option<Mmap>,
     names: Option<Mmap>,
     width: usize,
+    packed: Option<Packed>,
     /// Entries.
     pub entries: usize,
     /// Ordinal of the first record.
     pub first_record: u64,
     /// Records.
     pub records: u64,
+}
+
+/// The shape of a packed segment.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    /// Buckets (a power of two).
+    buckets: u64,
+    rem_bits: u32,
+    record_bits: u32,
 }
 
 fn bytes(m: &Option<Mmap>) -> &[u8] {
@@ -346,7 +526,7 @@ impl Segment {
     /// and the files' consistency.
     pub fn open(dir: &Path, meta: &SegmentMeta, width: usize) -> Result<Segment> {
         let mut maps = Vec::new();
-        for (i, ext) in ["keys", "refs", "ids", "names"].iter().enumerate() {
+        for (i, ext) in extensions(width).iter().enumerate() {
             let name = format!("{}.{ext}", meta.name);
             let path = dir.join(&name);
             let bad = |what: String| Error::Config(format!("{}: {what}", path.display()));
@@ -377,34 +557,124 @@ impl Segment {
             maps.push(map);
         }
         let mut it = maps.into_iter();
-        let (keys, refs, ids, names) = (
+        let (keys, side, ids, names) = (
             it.next().flatten(),
             it.next().flatten(),
             it.next().flatten(),
             it.next().flatten(),
         );
-        let seg = Segment {
+        let mut seg = Segment {
             entries: meta.entries as usize,
             first_record: meta.first_record,
             records: meta.records,
             width,
+            packed: None,
             keys,
-            refs,
+            side,
             ids,
             names,
         };
         let len = |m: &Option<Mmap>| Some(bytes(m).len() as u64);
-        let consistent = len(&seg.keys) == meta.entries.checked_mul(width as u64)
-            && len(&seg.refs) == meta.entries.checked_mul(4)
-            && len(&seg.ids) == meta.records.checked_add(1).and_then(|r| r.checked_mul(8))
+        let records_ok = len(&seg.ids)
+            == meta.records.checked_add(1).and_then(|r| r.checked_mul(8))
             && seg.name_offset(meta.records as usize) == bytes(&seg.names).len() as u64;
-        if !consistent {
+        let entries_ok = if width == 8 {
+            seg.packed = seg.packed_shape(meta);
+            seg.packed.is_some()
+        } else {
+            len(&seg.keys) == meta.entries.checked_mul(width as u64)
+                && len(&seg.side) == meta.entries.checked_mul(4)
+        };
+        if !(records_ok && entries_ok) {
             return Err(Error::Config(format!(
                 "{}: the segment's files do not agree with its entry and record counts",
                 dir.join(&meta.name).display()
             )));
         }
         Ok(seg)
+    }
+
+    /// The packed layout's shape, when the `.dir` and `.keys` files agree with the counts: a
+    /// power of two of buckets, offsets from 0 to `entries` never decreasing, and the bits.
+    fn packed_shape(&self, meta: &SegmentMeta) -> Option<Packed> {
+        let dir = bytes(&self.side);
+        let slots = (dir.len() / 8) as u64;
+        if !dir.len().is_multiple_of(8) || slots < 2 || !(slots - 1).is_power_of_two() {
+            return None;
+        }
+        let buckets = slots - 1;
+        let q = buckets.trailing_zeros();
+        if q > MAX_BUCKET_BITS {
+            return None;
+        }
+        let mut last = 0u64;
+        for c in dir.chunks_exact(8) {
+            let o = u64::get(c);
+            if o < last || o > meta.entries {
+                return None;
+            }
+            last = o;
+        }
+        if u64::get(dir) != 0 || last != meta.entries {
+            return None;
+        }
+        let (rem_bits, record_bits) = packed_bits(q, meta.records);
+        let bits = meta
+            .entries
+            .checked_mul(u64::from(rem_bits + record_bits))?;
+        let want = bits.div_ceil(8).checked_add(PACKED_PAD as u64)?;
+        (bytes(&self.keys).len() as u64 == want).then_some(Packed {
+            buckets,
+            rem_bits,
+            record_bits,
+        })
+    }
+
+    /// First entry of bucket `b` (`b == buckets`: the entry count).
+    #[inline]
+    fn bucket_start(&self, b: u64) -> usize {
+        let d = bytes(&self.side);
+        let at = b as usize * 8;
+        u64::get(&d[at..at + 8]) as usize
+    }
+
+    /// Packed entry `i`: its key's remainder and its record.
+    #[inline]
+    fn packed_at(&self, p: &Packed, i: usize) -> (u64, u32) {
+        let width = u64::from(p.rem_bits + p.record_bits);
+        let bit = i as u64 * width;
+        let at = (bit / 8) as usize;
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&bytes(&self.keys)[at..at + 16]);
+        let v = u128::from_le_bytes(b) >> (bit % 8);
+        let rem = if p.rem_bits == 64 {
+            v as u64
+        } else {
+            v as u64 & ((1u64 << p.rem_bits) - 1)
+        };
+        let record = (v >> p.rem_bits) as u64 & ((1u64 << p.record_bits) - 1);
+        (rem, record as u32)
+    }
+
+    /// The full key of packed entry `i` in bucket `bucket`.
+    #[inline]
+    fn packed_key(p: &Packed, bucket: u64, rem: u64) -> u64 {
+        bucket.checked_shl(p.rem_bits).unwrap_or(0) | rem
+    }
+
+    /// The bucket holding packed entry `i`.
+    fn bucket_of(&self, p: &Packed, i: usize) -> u64 {
+        // The last bucket whose start is <= i.
+        let (mut lo, mut hi) = (0u64, p.buckets);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.bucket_start(mid) <= i {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     #[inline]
@@ -414,7 +684,7 @@ impl Segment {
 
     #[inline]
     fn record(&self, i: usize) -> u32 {
-        let b = &bytes(&self.refs)[i * 4..i * 4 + 4];
+        let b = &bytes(&self.side)[i * 4..i * 4 + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
@@ -428,6 +698,14 @@ impl Segment {
 
     /// Entry `i`: its key and the ordinal (over the whole index) of its record.
     pub fn entry<K: Key>(&self, i: usize) -> (K, u64) {
+        if let Some(p) = self.packed {
+            let (rem, record) = self.packed_at(&p, i);
+            let key = Self::packed_key(&p, self.bucket_of(&p, i), rem);
+            return (
+                K::get(&key.to_le_bytes()),
+                self.first_record + u64::from(record),
+            );
+        }
         (self.key(i), self.first_record + self.record(i) as u64)
     }
 
@@ -445,6 +723,15 @@ impl Segment {
 
     /// Every key, in order (to build the query filter).
     pub fn for_each_key<K: Key>(&self, mut f: impl FnMut(K)) {
+        if let Some(p) = self.packed {
+            for b in 0..p.buckets {
+                for i in self.bucket_start(b)..self.bucket_start(b + 1) {
+                    let key = Self::packed_key(&p, b, self.packed_at(&p, i).0);
+                    f(K::get(&key.to_le_bytes()));
+                }
+            }
+            return;
+        }
         for chunk in bytes(&self.keys).chunks_exact(self.width) {
             f(K::get(chunk));
         }
@@ -500,6 +787,34 @@ impl Segment {
 
     /// Append the ordinals (over the whole index) of the records holding `key`, ascending.
     pub fn find<K: Key>(&self, key: K, out: &mut Vec<u64>) {
+        if let Some(p) = self.packed {
+            let key = key.top();
+            let bucket = key.checked_shr(p.rem_bits).unwrap_or(0);
+            let rem = if p.rem_bits == 64 {
+                key
+            } else {
+                key & ((1u64 << p.rem_bits) - 1)
+            };
+            let (mut lo, mut hi) = (self.bucket_start(bucket), self.bucket_start(bucket + 1));
+            let end = hi;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.packed_at(&p, mid).0 < rem {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            while lo < end {
+                let (r, record) = self.packed_at(&p, lo);
+                if r != rem {
+                    break;
+                }
+                out.push(self.first_record + u64::from(record));
+                lo += 1;
+            }
+            return;
+        }
         let mut i = self.lower_bound(key);
         while i < self.entries && self.key::<K>(i) == key {
             out.push(self.first_record + self.record(i) as u64);

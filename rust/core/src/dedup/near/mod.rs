@@ -185,8 +185,19 @@ fn group_pairs(members: &[u64], pairs: &mut Vec<(u32, u32)>) {
     }
 }
 
+/// Candidate pairs of a new document and an indexed one (`verify` with `against`): the indexed
+/// record `(index, ordinal)` and the document.
+type IndexedPair = ((u32, u64), u32);
+
+/// Per document (ascending), the `(index, record)` ordinals of the indexed documents it
+/// duplicates.
+type IndexedHits = Vec<(u32, Vec<(u32, u64)>)>;
+
 /// Join the verified pairs: those whose exact shingle-set Jaccard is at least `threshold`. The
-/// shingle sets come from one more pass over the inputs, for candidate documents only.
+/// shingle sets come from one more pass over the inputs, for candidate documents only. Pairs
+/// with indexed documents (`indexed`) are verified too, their shingles read again from the
+/// files the index was built from; returns, per document (ascending), the indexed records it
+/// was verified against.
 #[allow(clippy::too_many_arguments)]
 fn verify_pairs(
     files: &[InputFile],
@@ -194,17 +205,23 @@ fn verify_pairs(
     params: &MinHashParams,
     threshold: f64,
     mut pairs: Vec<(u32, u32)>,
+    (against, mut indexed): (&[crate::index::Index], Vec<IndexedPair>),
     n: u64,
     uf: &mut UnionFind,
     stats: &mut Stats,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<IndexedHits> {
     pairs.par_sort_unstable();
     pairs.dedup();
+    indexed.par_sort_unstable_by_key(|&(o, d)| (d, o));
+    indexed.dedup();
     let mut involved = vec![false; n as usize];
     for &(a, b) in &pairs {
         involved[a as usize] = true;
         involved[b as usize] = true;
+    }
+    for &(_, d) in &indexed {
+        involved[d as usize] = true;
     }
     let mut sets: std::collections::HashMap<u32, Vec<u64>> = std::collections::HashMap::new();
     let mut index = 0u32;
@@ -246,7 +263,49 @@ fn verify_pairs(
     }
     stats.set_counter("candidate_pairs_verified", pairs.len() as u64);
     stats.set_counter("candidate_pairs_rejected", pairs.len() as u64 - accepted);
-    Ok(())
+    if against.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The indexed documents' shingles, from their files, index by index.
+    let mut old_sets: std::collections::HashMap<(u32, u64), Vec<u64>> = Default::default();
+    for (i, index) in against.iter().enumerate() {
+        let mut ords: Vec<u64> = indexed
+            .iter()
+            .filter(|p| p.0 .0 == i as u32)
+            .map(|p| p.0 .1)
+            .collect();
+        ords.sort_unstable();
+        ords.dedup();
+        index.for_each_source_text(&ords, progress, |o, text| {
+            old_sets.insert(
+                (i as u32, o),
+                shingle_set(text, params.shingling, params.ngram),
+            );
+            Ok(())
+        })?;
+    }
+    let verdicts: Vec<bool> = indexed
+        .par_iter()
+        .map(|(o, d)| match (old_sets.get(o), sets.get(d)) {
+            (Some(x), Some(y)) => jaccard(x, y) >= threshold,
+            _ => false,
+        })
+        .collect();
+    let mut found: IndexedHits = Vec::new();
+    let mut accepted = 0u64;
+    for (&(o, d), ok) in indexed.iter().zip(verdicts) {
+        if !ok {
+            continue;
+        }
+        accepted += 1;
+        match found.last_mut() {
+            Some((last, hits)) if *last == d => hits.push(o),
+            _ => found.push((d, vec![o])),
+        }
+    }
+    stats.set_counter("indexed_pairs_verified", indexed.len() as u64);
+    stats.set_counter("indexed_pairs_rejected", indexed.len() as u64 - accepted);
+    Ok(found)
 }
 
 /// Find the clusters of `files` in one process: pass 1 (signatures) and clustering, plus the
@@ -287,7 +346,8 @@ pub fn find_clusters(
     let want_priority = keep.scores();
     let mut no_shingles = 0u64;
     let against = open_near_against(config, &params)?;
-    let mut hits: Vec<(u32, Vec<(u32, u64)>)> = Vec::new();
+    // Per document with a band key in an index: (document, band, indexed records).
+    let mut band_hits: Vec<(u32, u32, Vec<(u32, u64)>)> = Vec::new();
     let counts = scan(
         files,
         opts,
@@ -306,9 +366,8 @@ pub fn find_clusters(
             if want_priority {
                 priorities.push(sig.priority);
             }
-            if !found.is_empty() {
-                hits.push((store.len() as u32, found));
-            }
+            let doc = store.len() as u32;
+            band_hits.extend(found.into_iter().map(|(b, h)| (doc, b, h)));
             store.push(0, sig.keys.as_deref())
         },
     )?;
@@ -316,11 +375,28 @@ pub fn find_clusters(
     let mut uf = UnionFind::new(n, want_priority.then_some(priorities))?;
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     let mut grouped = 0u64;
+    // With `verify` and `against`, a group whose key is indexed is, in a run over the indexed
+    // corpora then the input, the indexed documents followed by these: each is a candidate
+    // with the group's first (indexed) document and with the one before it, so the first
+    // of these with the last indexed one, the others with the previous one of these.
+    let hits_of = |doc: u32, band: u32| {
+        band_hits
+            .binary_search_by_key(&(doc, band), |h| (h.0, h.1))
+            .ok()
+    };
+    let mut not_first: std::collections::HashSet<(u32, u32)> = Default::default();
     stats.set_counter("spill_runs", store.runs() as u64);
-    store.for_each_group(|_, members| {
+    store.for_each_group(|band, members| {
         grouped += members.len() as u64;
         if verify.is_some() {
-            group_pairs(members, &mut pairs);
+            if hits_of(members[0] as u32, band as u32).is_some() {
+                for w in members.windows(2) {
+                    pairs.push((w[0] as u32, w[1] as u32));
+                    not_first.insert((w[1] as u32, band as u32));
+                }
+            } else {
+                group_pairs(members, &mut pairs);
+            }
         } else {
             for &d in &members[1..] {
                 uf.union(members[0] as u32, d as u32);
@@ -330,9 +406,38 @@ pub fn find_clusters(
     })?;
     drop(store);
     drop(spill_dir);
-    if let Some(t) = verify {
-        verify_pairs(files, opts, &params, t, pairs, n, &mut uf, stats, progress)?;
-    }
+    let hits: IndexedHits = if let Some(t) = verify {
+        let mut indexed: Vec<IndexedPair> = Vec::new();
+        for (doc, band, old) in &band_hits {
+            if let (Some(&first), Some(&last)) = (old.first(), old.last()) {
+                indexed.push((first, *doc));
+                if !not_first.contains(&(*doc, *band)) {
+                    indexed.push((last, *doc));
+                }
+            }
+        }
+        verify_pairs(
+            files,
+            opts,
+            &params,
+            t,
+            pairs,
+            (&against, indexed),
+            n,
+            &mut uf,
+            stats,
+            progress,
+        )?
+    } else {
+        let mut hits: IndexedHits = Vec::new();
+        for (doc, _, old) in band_hits {
+            match hits.last_mut() {
+                Some((d, h)) if *d == doc => h.extend(old),
+                _ => hits.push((doc, old)),
+            }
+        }
+        hits
+    };
     let mut clusters = uf.finish();
     if !against.is_empty() {
         clusters.mark_indexed(&hits, |i, r| against[i as usize].record_id(r).to_string());
@@ -367,18 +472,27 @@ pub fn open_near_against(
         .collect()
 }
 
-/// The `(index, record)` ordinals of the indexed documents sharing a band key with `keys`.
-fn indexed_hits(against: &[crate::index::Index], keys: Option<&[u64]>) -> Vec<(u32, u64)> {
+/// Per band of `keys` whose key is in an index: the band and the `(index, record)` ordinals of
+/// the indexed documents with that key, in index order (the order of a run over the indexed
+/// corpora, then the input).
+fn indexed_hits(
+    against: &[crate::index::Index],
+    keys: Option<&[u64]>,
+) -> Vec<(u32, Vec<(u32, u64)>)> {
     let mut hits = Vec::new();
     let Some(keys) = keys else {
         return hits;
     };
     let mut out = Vec::new();
-    for (i, index) in against.iter().enumerate() {
-        for (b, &k) in keys.iter().enumerate() {
+    for (b, &k) in keys.iter().enumerate() {
+        let mut band = Vec::new();
+        for (i, index) in against.iter().enumerate() {
             out.clear();
             index.find_band(b, k, &mut out);
-            hits.extend(out.iter().map(|&r| (i as u32, r)));
+            band.extend(out.iter().map(|&r| (i as u32, r)));
+        }
+        if !band.is_empty() {
+            hits.push((b as u32, band));
         }
     }
     hits

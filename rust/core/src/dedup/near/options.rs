@@ -198,13 +198,6 @@ impl Options for NearOptions {
             check_range("rows", r, Some(1), Some(self.num_perm))?;
         }
         self.keep_policy()?;
-        if self.verify && !self.against.is_empty() {
-            return Err(OptionError::with_fields(
-                &["verify", "against"],
-                "{0} with {1} is not supported: an index holds band keys, not the shingles \
-                 of its documents",
-            ));
-        }
         Ok(())
     }
 }
