@@ -229,7 +229,7 @@ def main() -> None:
         f["bytes"]
         for s in json.load(open(idx / "index.json"))["segments"]
         for f in s["files"]
-        if f["name"].endswith((".keys", ".refs"))
+        if f["name"].endswith((".keys", ".refs", ".dir"))
     )
     lines.append(
         f"tamis index build: {t_index:.1f} s; {info['entries']:,} entries, {info['bytes'] / 1e6:.1f} MB: "

@@ -69,8 +69,16 @@ def near_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     one_run = "".join(
         line + "\n" for line in both.read_text().splitlines() if not json.loads(line)["id"].startswith("old-")
     )
-    return {"tmp": tmp, "old": old, "new": new, "old_f": old_f, "new_f": new_f, "index": index,
-            "one_run": one_run, "source": source}
+    return {
+        "tmp": tmp,
+        "old": old,
+        "new": new,
+        "old_f": old_f,
+        "new_f": new_f,
+        "index": index,
+        "one_run": one_run,
+        "source": source,
+    }
 
 
 def test_near_against_an_index_equals_one_run_over_old_and_new(near_data: dict[str, Any]) -> None:
@@ -126,7 +134,17 @@ def test_near_annotate_names_the_indexed_documents(near_data: dict[str, Any]) ->
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == [n["id"] for n in d["new"]]
     removed = d["tmp"] / "plain.jsonl"
-    ok("dedup", "near", d["new_f"], "-o", removed, "--against", d["index"], "--clusters", d["tmp"] / "c.jsonl")
+    ok(
+        "dedup",
+        "near",
+        d["new_f"],
+        "-o",
+        removed,
+        "--against",
+        d["index"],
+        "--clusters",
+        d["tmp"] / "c.jsonl",
+    )
     kept = {r["id"] for r in read_jsonl(removed)}
     with_dup = {r["id"] for r in rows if "dup_of" in r}
     # Every annotated document is one --against removes, for the index's sake.
@@ -162,7 +180,9 @@ def test_near_indexes_built_otherwise_are_refused(near_data: dict[str, Any]) -> 
         tamis.dedup.near_keep_mask(["a b c d e f"], against=[str(d["index"])])
 
 
-def test_near_verify_against_reads_the_indexed_documents_again(near_data: dict[str, Any], tmp_path: Path) -> None:
+def test_near_verify_against_reads_the_indexed_documents_again(
+    near_data: dict[str, Any], tmp_path: Path
+) -> None:
     d = near_data
     both = tmp_path / "both.jsonl"
     ok("dedup", "near", d["old_f"], d["new_f"], "-o", both, "--verify")
@@ -171,7 +191,9 @@ def test_near_verify_against_reads_the_indexed_documents_again(near_data: dict[s
     )
     out = tmp_path / "against.jsonl"
     stats_f = tmp_path / "s.json"
-    r = ok("dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--verify", "--stats-json", stats_f)
+    r = ok(
+        "dedup", "near", d["new_f"], "-o", out, "--against", d["index"], "--verify", "--stats-json", stats_f
+    )
     assert out.read_text() == one_run, r.stderr
     counters = json.loads(stats_f.read_text())["counters"]
     assert counters["indexed_pairs_verified"] > 100, counters
@@ -201,7 +223,9 @@ def test_near_verify_against_reads_the_indexed_documents_again(near_data: dict[s
     # Same size and time, other records: the ids read back tell.
     os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
     r = run("dedup", "near", d["new_f"], "-o", out2, "--against", idx, "--verify")
-    assert r.returncode != 0 and str(src.resolve()) in r.stderr and "where the index has" in r.stderr, r.stderr
+    assert r.returncode != 0 and str(src.resolve()) in r.stderr and "where the index has" in r.stderr, (
+        r.stderr
+    )
     assert not out2.exists()
     # Without --verify the index alone answers.
     ok("dedup", "near", d["new_f"], "-o", out2, "--against", idx)
@@ -230,12 +254,27 @@ def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     opts = ["--normalize", "whitespace", "--min-line-chars", "4"]
     both = tmp_path / "both.jsonl"
     ok("dedup", "lines", old_f, new_f, "-o", both, *opts)
-    one_run = [line for line in both.read_text().splitlines(True) if not json.loads(line)["id"].startswith("old-")]
+    one_run = [
+        line for line in both.read_text().splitlines(True) if not json.loads(line)["id"].startswith("old-")
+    ]
     index = tmp_path / "old.lines"
     ok("index", "build", old_f, "-o", index, "--kind", "lines", *opts)
     out = tmp_path / "against.jsonl"
     stats_f = tmp_path / "s.json"
-    ok("--threads", "2", "dedup", "lines", new_f, "-o", out, "--against", index, *opts, "--stats-json", stats_f)
+    ok(
+        "--threads",
+        "2",
+        "dedup",
+        "lines",
+        new_f,
+        "-o",
+        out,
+        "--against",
+        index,
+        *opts,
+        "--stats-json",
+        stats_f,
+    )
     assert out.read_text().splitlines(True) == one_run
     assert json.loads(stats_f.read_text())["counters"]["indexed_lines_removed"] > 100
     py = tmp_path / "py.jsonl"
@@ -256,7 +295,9 @@ def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
                 expected |= holders.get(" ".join(line.split()), set())
         assert set(row.get("dup_of", [])) == expected, row["id"]
     # An index of other lines is refused, naming it.
-    r = run("dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--against", index, "--normalize", "whitespace")
+    r = run(
+        "dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--against", index, "--normalize", "whitespace"
+    )
     assert r.returncode != 0 and str(index) in r.stderr and "min_line_chars 4" in r.stderr, r.stderr
     r = run("dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--annotate")
     assert r.returncode != 0 and "--annotate needs --against" in r.stderr, r.stderr
