@@ -321,6 +321,40 @@ def test_exact_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     assert py.read_bytes() == against.read_bytes()
     mask = tamis.dedup.exact_keep_mask([n["text"] for n in new], normalize="whitespace", against=[index])
     assert [n["id"] for n, m in zip(new, mask, strict=True) if m] == [r["id"] for r in one_run]
+    # The two-stage datatrove steps, with 2 tasks: the same kept documents, the same dup_of.
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from tamis.datatrove import ExactDedupFilter, ExactDedupSignature
+
+    data = tmp_path / "dt-in"
+    data.mkdir()
+    write_jsonl(data / "a.jsonl", new[:250])
+    write_jsonl(data / "b.jsonl", new[250:])
+    sigs = tmp_path / "sigs"
+    LocalPipelineExecutor(
+        [JsonlReader(str(data)), ExactDedupSignature(str(sigs), normalize="whitespace")],
+        tasks=2,
+        logging_dir=str(tmp_path / "logs1"),
+    ).run()
+    for annotate in (False, True):
+        out = tmp_path / f"dt-{annotate}"
+        LocalPipelineExecutor(
+            [
+                JsonlReader(str(data)),
+                ExactDedupFilter(str(sigs), against=[str(index)], annotate=annotate),
+                JsonlWriter(str(out), compression=None),
+            ],
+            tasks=2,
+            logging_dir=str(tmp_path / f"logs-{annotate}"),
+        ).run()
+        rows = [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        if annotate:
+            assert {r["id"]: r["metadata"].get("dup_of") for r in rows} == {
+                r["id"]: r.get("dup_of") for r in annotated
+            }
+        else:
+            assert [r["id"] for r in rows] == [r["id"] for r in one_run]
 
 
 def test_damaged_or_mismatched_indexes_are_errors_naming_the_file(

@@ -127,6 +127,20 @@ def test_near_against_is_the_same_for_threads_steps_and_surfaces(near_data: dict
     assert _records(tmp / "refined" / "data") == expected
 
 
+def test_near_against_in_memory_and_polars_keep_the_same_rows(near_data: dict[str, Any]) -> None:
+    import polars as pl
+    import tamis.polars  # noqa: F401  (registers pl.col(...).tamis)
+
+    d = near_data
+    kept = [json.loads(line)["id"] for line in d["one_run"].splitlines()]
+    texts = [n["text"] for n in d["new"]]
+    mask = tamis.dedup.near_keep_mask(texts, against=[str(d["index"])])
+    assert [n["id"] for n, m in zip(d["new"], mask, strict=True) if m] == kept
+    df = pl.DataFrame({"id": [n["id"] for n in d["new"]], "text": texts})
+    got = df.filter(pl.col("text").tamis.is_near_first(against=[str(d["index"])]))["id"].to_list()
+    assert got == kept
+
+
 def test_near_annotate_names_the_indexed_documents(near_data: dict[str, Any]) -> None:
     d = near_data
     out = d["tmp"] / "ann.jsonl"
@@ -176,8 +190,8 @@ def test_near_indexes_built_otherwise_are_refused(near_data: dict[str, Any]) -> 
     assert not out.exists()
     r = run("index", "build", d["old_f"], "-o", tmp / "bad", "--kind", "exact", "--num-perm", "64")
     assert r.returncode != 0 and "--num-perm is only used with --kind near" in r.stderr, r.stderr
-    with pytest.raises(tamis.ConfigError, match="against"):
-        tamis.dedup.near_keep_mask(["a b c d e f"], against=[str(d["index"])])
+    with pytest.raises(tamis.ConfigError, match="verify with against"):
+        tamis.dedup.near_keep_mask(["a b c d e f"], against=[str(d["index"])], verify=True)
 
 
 def test_near_verify_against_reads_the_indexed_documents_again(

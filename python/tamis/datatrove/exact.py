@@ -9,6 +9,8 @@ format, the global order and the keep decisions are tamis-core's
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tamis import _core
@@ -26,7 +28,11 @@ from tamis.datatrove._base import (
     write_signature_file,
 )
 from tamis.dedup import ExactOptions, keep_field
+from tamis.errors import ConfigError
 from tamis.refine.stages import Decisions
+
+# The field ``against`` with ``annotate`` adds (``tamis_core::dedup::DUP_OF_FIELD``).
+DUP_OF = "dup_of"
 
 if TYPE_CHECKING:
     from datatrove.data import Document, DocumentsPipeline
@@ -121,6 +127,10 @@ class ExactDedupFilter(DecisionStep):
 
     Stats: ``total``, ``forwarded``, ``dropped`` and ``dropped_duplicate``; dropped documents go
     to ``exclusion_writer`` with ``metadata["filter_reason"] = "duplicate"`` when it is given.
+    With ``against`` (exact indexes of an older corpus, built with the same ``normalize``), the
+    first occurrences found in an index are dropped too (``indexed_duplicate``), or with
+    ``annotate`` kept with ``metadata["dup_of"]``, the ids of the indexed records: as ``tamis
+    dedup exact --against``.
     Like datatrove's own ``ExactDedupFilter`` it derives from ``PipelineStep``
     (``datatrove.pipeline.filters`` needs datatrove's ``processing`` extra).
     """
@@ -151,9 +161,15 @@ class ExactDedupFilter(DecisionStep):
         check_arrow_builder()
         if kwargs.get("normalize", "") is None:  # None: the signatures' (as not given)
             del kwargs["normalize"]
-        _writer(build(ExactOptions, options, kwargs), threads)  # the options are checked now
+        full = build(ExactOptions, options, kwargs)
+        # The options are checked now (``against`` is this stage's: stage 1 only hashes).
+        _writer(replace(full, against=[], annotate=False), threads)
+        if full.annotate and not full.against:
+            raise ConfigError("annotate needs against (an index to find duplicates in)")
         given = {**(vars(options) if options is not None else {}), **kwargs}
         self.normalize: str | None = given.get("normalize")
+        self.against = [os.fspath(p) for p in full.against]
+        self.annotate = full.annotate
         self.signatures_folder = get_datafolder(signatures_folder)
         self.path_key = path_key
         self.threads = threads
@@ -171,7 +187,9 @@ class ExactDedupFilter(DecisionStep):
             from datatrove.utils.logging import logger
 
             files = read_signature_files(self.signatures_folder, SIGNATURE_SUFFIX, "ExactDedupSignature")
-            self._table = _core.ExactKeepTable(files, self.normalize, self.threads)
+            self._table = _core.ExactKeepTable(
+                files, self.normalize, self.threads, self.against, self.annotate
+            )
             del files
             logger.info(
                 f"tamis exact dedup: {self._table.documents} documents in signatures, "
@@ -185,8 +203,15 @@ class ExactDedupFilter(DecisionStep):
 
     def decide(self, batch: list[Document]) -> Decisions:
         """Keep the first occurrences; fails if a document is not the one stage 1 hashed."""
-        keep = self.table().keep(source_paths(batch, self.path_key), string_array(texts_of(batch)))
-        return Decisions(keep=keep)
+        table = self.table()
+        keep = table.keep(source_paths(batch, self.path_key), string_array(texts_of(batch)))
+        if not self.against:
+            return Decisions(keep=keep)
+        dup_of = table.dup_of()
+        if self.annotate:
+            return Decisions(keep=keep, fields={DUP_OF: dup_of})
+        reasons = ["" if ids is None else "indexed_duplicate" for ids in dup_of]
+        return Decisions(keep=keep, reasons=reasons)
 
 
 __all__ = ["SIGNATURE_SUFFIX", "ExactDedupFilter", "ExactDedupSignature"]

@@ -1,6 +1,7 @@
 //! Exact and line dedup: over files, and over in-memory columns.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_buffer::ScalarBuffer;
@@ -268,14 +269,17 @@ pub struct ExactKeepTable {
 #[pymethods]
 impl ExactKeepTable {
     /// `files`: `(name, contents)` of every signature file of one stage-1 run; `normalize`:
-    /// the mode expected (`None`: the recorded one).
+    /// the mode expected (`None`: the recorded one); `against`: exact indexes whose documents
+    /// are removed too (with `annotate`: kept, and named by `dup_of`).
     #[new]
-    #[pyo3(signature = (files, normalize=None, threads=Threads(0)))]
+    #[pyo3(signature = (files, normalize=None, threads=Threads(0), against=Vec::new(), annotate=false))]
     fn new(
         py: Python<'_>,
         files: Vec<(String, Bound<'_, PyBytes>)>,
         normalize: Option<&str>,
         threads: Threads,
+        against: Vec<PathBuf>,
+        annotate: bool,
     ) -> PyResult<Self> {
         let normalize = mode_of(normalize)?;
         let views: Vec<(String, &[u8])> = files
@@ -283,9 +287,21 @@ impl ExactKeepTable {
             .map(|(name, data)| (name.clone(), data.as_bytes()))
             .collect();
         let inner = py
-            .detach(|| sig::ExactKeepTable::load(&views, normalize, threads.0))
+            .detach(|| -> tamis_core::Result<_> {
+                let mut table = sig::ExactKeepTable::load(&views, normalize, threads.0)?;
+                if !against.is_empty() || annotate {
+                    table.against(&against, annotate)?;
+                }
+                Ok(table)
+            })
             .map_err(to_py)?;
         Ok(ExactKeepTable { inner })
+    }
+
+    /// For each document of the last `keep` call: the ids of the indexed records it
+    /// duplicates (`None` when not found in an index).
+    fn dup_of(&self) -> Vec<Option<Vec<String>>> {
+        self.inner.dup_of().to_vec()
     }
 
     /// Whether to keep each document (`paths[i]`: the source file of `texts[i]`); every

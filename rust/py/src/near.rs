@@ -308,12 +308,7 @@ pub fn near_keep_mask_arrow(
             let texts = string_values(&chunks)?;
             let values = value_chunks.as_deref().map(number_values).transpose()?;
             let pool = thread_pool(threads.0)?;
-            let (reps, _) = pool.install(|| near_clusters_with(&texts, &o, values.as_deref()))?;
-            let keep: Vec<bool> = reps
-                .iter()
-                .enumerate()
-                .map(|(i, &r)| r as usize == i)
-                .collect();
+            let keep = pool.install(|| near::near_keep_mask(&texts, &o, values.as_deref()))?;
             Ok(mask_to_arrow(&keep))
         })
         .map_err(to_py)?;

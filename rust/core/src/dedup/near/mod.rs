@@ -738,8 +738,8 @@ pub fn near_clusters_with(
     if !config.against.is_empty() {
         return Err(crate::options::OptionError::new(
             "against",
-            "is for files (tamis.dedup.near, `tamis dedup near --against`), not in-memory \
-             columns",
+            "gives no clusters of its own: use a keep mask (near_keep_mask, polars \
+             is_near_first) or tamis.dedup.near",
         )
         .into());
     }
@@ -795,6 +795,57 @@ pub fn near_clusters_with(
     let reps = (0..c.len()).map(|i| c.rep(i)).collect();
     let sizes = (0..c.len()).map(|i| c.size(i)).collect();
     Ok((reps, sizes))
+}
+
+/// For in-memory columns: `true` for the text each near-duplicate cluster keeps under
+/// `config` (`values`: the keep policy's field per row), `false` for the others; `None` texts
+/// are kept. With [`NearOptions::against`], a cluster with a text sharing a band key with an
+/// indexed document keeps none of its texts, as `tamis dedup near --against` does.
+pub fn near_keep_mask(
+    texts: &[Option<&str>],
+    config: &NearOptions,
+    values: Option<&[Option<f64>]>,
+) -> Result<Vec<bool>> {
+    let within = NearOptions {
+        against: Vec::new(),
+        ..config.clone()
+    };
+    let (reps, _) = near_clusters_with(texts, &within, values)?;
+    let mut keep: Vec<bool> = reps
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| r as usize == i)
+        .collect();
+    if config.against.is_empty() {
+        return Ok(keep);
+    }
+    if config.verify {
+        return Err(crate::options::OptionError::with_fields(
+            &["verify", "against"],
+            "{0} with {1} reads the indexed documents again: it is for files \
+             (tamis.dedup.near, `tamis dedup near`), not in-memory columns",
+        )
+        .into());
+    }
+    let params = config.params()?;
+    let against = open_near_against(config, &params)?;
+    let hasher = MinHasher::new(params)?;
+    let touched: Vec<bool> = band_keys_many(&hasher, texts)
+        .par_iter()
+        .map(|k| !indexed_hits(&against, k.as_deref()).is_empty())
+        .collect();
+    let mut root_touched = vec![false; texts.len()];
+    for (i, &t) in touched.iter().enumerate() {
+        if t {
+            root_touched[reps[i] as usize] = true;
+        }
+    }
+    for (i, k) in keep.iter_mut().enumerate() {
+        if root_touched[reps[i] as usize] {
+            *k = false;
+        }
+    }
+    Ok(keep)
 }
 
 /// Band keys of many texts, in parallel on the current rayon pool (`None`: a null text or one

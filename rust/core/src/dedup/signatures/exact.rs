@@ -172,6 +172,12 @@ pub struct ExactKeepTable {
     duplicates: u64,
     /// Per file: documents met so far by this task.
     seen: Vec<usize>,
+    /// Exact indexes of what was already seen ([`ExactKeepTable::against`]).
+    against: Vec<crate::index::Index>,
+    annotate: bool,
+    /// For each document of the last [`ExactKeepTable::keep`] call, the ids of the indexed
+    /// records it duplicates (documents kept within the corpus only).
+    dup_of: Vec<Option<Vec<String>>>,
 }
 
 impl ExactKeepTable {
@@ -265,7 +271,32 @@ impl ExactKeepTable {
             keep,
             check,
             duplicates: (total - distinct) as u64,
+            against: Vec::new(),
+            annotate: false,
+            dup_of: Vec::new(),
         })
+    }
+
+    /// Also remove (or with `annotate`, keep and name in [`ExactKeepTable::dup_of`]) the
+    /// documents whose hash is in an exact index of `against`, as `tamis dedup exact --against`
+    /// does. The indexes must hash the text under the signatures' normalization.
+    pub fn against(&mut self, against: &[std::path::PathBuf], annotate: bool) -> Result<()> {
+        let options = ExactOptions {
+            normalize: self.normalize,
+            against: against.to_vec(),
+            annotate,
+            ..ExactOptions::default()
+        };
+        options.validate()?;
+        self.against = crate::dedup::open_against(&options)?;
+        self.annotate = annotate;
+        Ok(())
+    }
+
+    /// For each document of the last [`ExactKeepTable::keep`] call: the ids of the indexed
+    /// records it duplicates, when it is kept within the corpus and found in an index.
+    pub fn dup_of(&self) -> &[Option<Vec<String>>] {
+        &self.dup_of
     }
 
     /// Whether to keep each document: `paths[i]` is the source file of `texts[i]`. Documents
@@ -290,24 +321,38 @@ impl ExactKeepTable {
         }
         let pool = thread_pool(self.threads)?;
         let normalize = self.normalize;
-        let lows: Vec<u64> = pool.install(|| {
+        let hashes: Vec<u128> = pool.install(|| {
             texts
                 .par_iter()
                 .with_min_len(256)
-                .map(|t| low(hash_text(t, normalize)))
+                .map(|t| hash_text(t, normalize))
                 .collect()
         });
         let mut out = Vec::with_capacity(positions.len());
-        for (&(f, index), lo) in positions.iter().zip(lows) {
+        self.dup_of.clear();
+        let mut found = Vec::new();
+        for (&(f, index), hash) in positions.iter().zip(hashes) {
             let pos = self.layout.starts[f] + index;
-            if self.check[pos] != lo {
+            let mut ids = None;
+            if self.keep[pos] && !self.against.is_empty() {
+                let mut names = Vec::new();
+                for idx in &self.against {
+                    found.clear();
+                    idx.find_exact(hash, &mut found);
+                    names.extend(found.iter().map(|&r| idx.record_id(r).to_string()));
+                }
+                ids = (!names.is_empty()).then_some(names);
+            }
+            let indexed = ids.is_some();
+            self.dup_of.push(ids);
+            if self.check[pos] != low(hash) {
                 return Err(Error::Config(format!(
                     "{}: document {index} (counted from 0) is not the one stage 1 hashed there: \
                      both stages must read the same data with the same reader and upstream steps",
                     self.layout.paths[f]
                 )));
             }
-            out.push(self.keep[pos]);
+            out.push(self.keep[pos] && (self.annotate || !indexed));
         }
         Ok(out)
     }
