@@ -315,6 +315,39 @@ def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     assert r.returncode != 0 and str(index) in r.stderr and "min_line_chars 4" in r.stderr, r.stderr
     r = run("dedup", "lines", new_f, "-o", tmp_path / "x.jsonl", "--annotate")
     assert r.returncode != 0 and "--annotate needs --against" in r.stderr, r.stderr
+    # The two-stage datatrove steps, 2 tasks: the same texts, the same dup_of.
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from tamis.datatrove import LineDedupFilter, LineDedupSignature
+
+    data = tmp_path / "dt-in"
+    data.mkdir()
+    news = read_jsonl(new_f)
+    write_jsonl(data / "a.jsonl", news[:120])
+    write_jsonl(data / "b.jsonl", news[120:])
+    sigs = tmp_path / "sigs"
+    LocalPipelineExecutor(
+        [JsonlReader(str(data)), LineDedupSignature(str(sigs), normalize="whitespace", min_line_chars=4)],
+        tasks=2,
+        logging_dir=str(tmp_path / "logs1"),
+    ).run()
+    for annotate, expected_f in ((False, out), (True, ann)):
+        dt = tmp_path / f"dt-{annotate}"
+        LocalPipelineExecutor(
+            [
+                JsonlReader(str(data)),
+                LineDedupFilter(str(sigs), against=[str(index)], annotate=annotate),
+                JsonlWriter(str(dt), compression=None),
+            ],
+            tasks=2,
+            logging_dir=str(tmp_path / f"logs-{annotate}"),
+        ).run()
+        rows = [json.loads(line) for f in sorted(dt.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        expected = read_jsonl(expected_f)
+        assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in expected]
+        if annotate:
+            assert [r["metadata"].get("dup_of") for r in rows] == [r.get("dup_of") for r in expected]
     # refine: dedup_lines with against (refine's default min_line_chars is 10: set it).
     cfg = tmp_path / "refine.toml"
     cfg.write_text(

@@ -187,9 +187,9 @@ class ExactDedupFilter(DecisionStep):
             from datatrove.utils.logging import logger
 
             files = read_signature_files(self.signatures_folder, SIGNATURE_SUFFIX, "ExactDedupSignature")
-            self._table = _core.ExactKeepTable(
-                files, self.normalize, self.threads, self.against, self.annotate
-            )
+            self._table = _core.ExactKeepTable(files, self.normalize, self.threads)
+            if self.against:
+                self._table.against(self.against, self.annotate)
             del files
             logger.info(
                 f"tamis exact dedup: {self._table.documents} documents in signatures, "

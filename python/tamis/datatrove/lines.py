@@ -9,6 +9,7 @@ either step. Eligibility, the file format, the global order and the decisions ar
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from tamis import _core
@@ -110,6 +111,9 @@ class LineDedupFilter(DecisionStep):
     CLI's counters ``lines_read``, ``lines_removed`` (summed over tasks) and ``distinct_lines``
     (counted by task 0 only, so the merged stats hold the corpus' number). Dropped documents go
     to ``exclusion_writer`` with ``metadata["filter_reason"] = "empty_after_line_dedup"``.
+    With ``against`` (lines indexes of an older corpus, built with the same ``normalize`` and
+    ``min_line_chars``), lines found in an index are removed too, or with ``annotate`` kept and
+    named in ``metadata["dup_of"]``: as ``tamis dedup lines --against``.
     """
 
     type = "🫂 - DEDUPS"
@@ -144,6 +148,8 @@ class LineDedupFilter(DecisionStep):
         self.max_occurrences: int = built.max_occurrences
         self.normalize: str | None = given.get("normalize")
         self.min_line_chars: int | None = given.get("min_line_chars")
+        self.against = [os.fspath(p) for p in built.against]
+        self.annotate = built.annotate
         self.signatures_folder = get_datafolder(signatures_folder)
         self.path_key = path_key
         self.threads = threads
@@ -164,6 +170,8 @@ class LineDedupFilter(DecisionStep):
             self._table = _core.LineKeepTable(
                 files, self.max_occurrences, self.normalize, self.min_line_chars, self.threads
             )
+            if self.against:
+                self._table.against(self.against, self.annotate)
             del files
             t = self._table
             logger.info(
@@ -181,10 +189,13 @@ class LineDedupFilter(DecisionStep):
 
     def decide(self, batch: list[Document]) -> Decisions:
         """The documents without their repeated lines; fails on a line stage 1 did not hash."""
-        keep, texts, read, removed = self.table().dedup(
-            source_paths(batch, self.path_key), string_array(texts_of(batch))
-        )
-        return Decisions(keep=keep, texts=texts, counters={"lines_read": read, "lines_removed": removed})
+        table = self.table()
+        paths, docs = source_paths(batch, self.path_key), string_array(texts_of(batch))
+        keep, texts, read, removed = table.dedup(paths, docs)
+        counters = {"lines_read": read, "lines_removed": removed}
+        if self.annotate:
+            return Decisions(keep=keep, texts=texts, counters=counters, fields={"dup_of": table.dup_of()})
+        return Decisions(keep=keep, texts=texts, counters=counters)
 
 
 __all__ = ["LINE_SIGNATURE_SUFFIX", "LineDedupFilter", "LineDedupSignature"]

@@ -269,17 +269,14 @@ pub struct ExactKeepTable {
 #[pymethods]
 impl ExactKeepTable {
     /// `files`: `(name, contents)` of every signature file of one stage-1 run; `normalize`:
-    /// the mode expected (`None`: the recorded one); `against`: exact indexes whose documents
-    /// are removed too (with `annotate`: kept, and named by `dup_of`).
+    /// the mode expected (`None`: the recorded one).
     #[new]
-    #[pyo3(signature = (files, normalize=None, threads=Threads(0), against=Vec::new(), annotate=false))]
+    #[pyo3(signature = (files, normalize=None, threads=Threads(0)))]
     fn new(
         py: Python<'_>,
         files: Vec<(String, Bound<'_, PyBytes>)>,
         normalize: Option<&str>,
         threads: Threads,
-        against: Vec<PathBuf>,
-        annotate: bool,
     ) -> PyResult<Self> {
         let normalize = mode_of(normalize)?;
         let views: Vec<(String, &[u8])> = files
@@ -287,15 +284,18 @@ impl ExactKeepTable {
             .map(|(name, data)| (name.clone(), data.as_bytes()))
             .collect();
         let inner = py
-            .detach(|| -> tamis_core::Result<_> {
-                let mut table = sig::ExactKeepTable::load(&views, normalize, threads.0)?;
-                if !against.is_empty() || annotate {
-                    table.against(&against, annotate)?;
-                }
-                Ok(table)
-            })
+            .detach(|| sig::ExactKeepTable::load(&views, normalize, threads.0))
             .map_err(to_py)?;
         Ok(ExactKeepTable { inner })
+    }
+
+    /// Also remove the documents found in the exact indexes `against` (with `annotate`: keep
+    /// them and name the indexed records in `dup_of`).
+    #[pyo3(signature = (against, annotate=false))]
+    fn against(&mut self, py: Python<'_>, against: Vec<PathBuf>, annotate: bool) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.against(&against, annotate))
+            .map_err(to_py)
     }
 
     /// For each document of the last `keep` call: the ids of the indexed records it
@@ -457,6 +457,21 @@ impl LineKeepTable {
             })
             .map_err(to_py)?;
         Ok(LineKeepTable { inner })
+    }
+
+    /// Also remove the lines found in the lines indexes `against` (with `annotate`: keep them
+    /// and name the indexed records in `dup_of`).
+    #[pyo3(signature = (against, annotate=false))]
+    fn against(&mut self, py: Python<'_>, against: Vec<PathBuf>, annotate: bool) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.against(&against, annotate))
+            .map_err(to_py)
+    }
+
+    /// With `annotate`: for each document of the last `dedup` call, the ids of the indexed
+    /// records holding its lines that stay (`None`: none).
+    fn dup_of(&self) -> Vec<Option<Vec<String>>> {
+        self.inner.dup_of().to_vec()
     }
 
     /// Remove the lines not kept (`paths[i]`: the source file of `texts[i]`): per document,

@@ -42,8 +42,8 @@ impl ExactSignatureWriter {
         if !options.against.is_empty() {
             return Err(OptionError::new(
                 "against",
-                "is not supported by the two-stage (datatrove) exact dedup yet: use \
-                 `tamis dedup exact --against` or tamis.dedup.exact",
+                "is for stage 2 of the two-stage exact dedup (ExactDedupFilter): the \
+                 signatures only hash",
             )
             .into());
         }

@@ -45,8 +45,8 @@ impl LineSignatureWriter {
         if !options.against.is_empty() {
             return Err(crate::options::OptionError::new(
                 "against",
-                "is not supported by the two-stage (datatrove) line dedup yet: use `tamis \
-                 dedup lines --against` or tamis.dedup.lines",
+                "is for stage 2 of the two-stage line dedup (LineDedupFilter): the \
+                 signatures only hash",
             )
             .into());
         }
@@ -153,9 +153,35 @@ pub struct LineKeepTable {
     removed: u64,
     /// Per file: documents and eligible lines met so far by this task.
     seen: Vec<(u64, usize)>,
+    /// Lines indexes of what was already seen ([`LineKeepTable::against`]).
+    against: Vec<crate::index::Index>,
+    /// For each document of the last [`LineKeepTable::dedup`] call (with `annotate`): the ids
+    /// of the indexed records holding its lines that stay.
+    dup_of: Vec<Option<Vec<String>>>,
 }
 
 impl LineKeepTable {
+    /// Also remove every line found in a lines index of `options.against` (or with
+    /// `options.annotate`, keep it and name the indexed records in
+    /// [`LineKeepTable::dup_of`]), as `tamis dedup lines --against` does. The indexes must
+    /// hash lines as the signatures do.
+    pub fn against(&mut self, against: &[std::path::PathBuf], annotate: bool) -> Result<()> {
+        let options = LinesOptions {
+            against: against.to_vec(),
+            annotate,
+            ..self.options.clone()
+        };
+        options.validate()?;
+        self.against = crate::dedup::lines::open_lines_against(&options)?;
+        self.options = options;
+        Ok(())
+    }
+
+    /// See [`LineKeepTable::against`].
+    pub fn dup_of(&self) -> &[Option<Vec<String>>] {
+        &self.dup_of
+    }
+
     /// Load the signature files `(name, contents)` of every task of one stage-1 run, keeping
     /// `max_occurrences` (≥ 1) occurrences of each line. `normalize` and `min_line_chars`: the
     /// values stage 2 expects (`None`: those recorded). Errors as [`super::ExactKeepTable::load`].
@@ -225,6 +251,8 @@ impl LineKeepTable {
             },
             threads,
             seen: vec![(0, 0); layout.paths.len()],
+            against: Vec::new(),
+            dup_of: Vec::new(),
             layout,
             documents,
             keep,
@@ -253,6 +281,9 @@ impl LineKeepTable {
         let mut counts = LineCounts::default();
         let mut out = Vec::with_capacity(texts.len());
         let mut keep_line = Vec::new();
+        let annotate = self.options.annotate;
+        self.dup_of.clear();
+        let (mut found, mut hits) = (Vec::new(), Vec::new());
         for ((&f, hashes), &text) in ids.iter().zip(&per_text).zip(texts) {
             let path = &self.layout.paths[f];
             let (docs, lines) = self.seen[f];
@@ -281,11 +312,33 @@ impl LineKeepTable {
                             )));
                         }
                         pos += 1;
-                        self.keep[pos - 1]
+                        let mut k = self.keep[pos - 1];
+                        let mut indexed = false;
+                        for (i, index) in self.against.iter().enumerate() {
+                            found.clear();
+                            index.find_exact(*h, &mut found);
+                            indexed |= !found.is_empty();
+                            if annotate && k {
+                                hits.extend(found.iter().map(|&r| (i, r)));
+                            }
+                        }
+                        if indexed && !annotate {
+                            k = false;
+                        }
+                        k
                     }
                 };
                 removed += u64::from(!k);
                 keep_line.push(k);
+            }
+            if !self.against.is_empty() {
+                hits.sort_unstable();
+                hits.dedup();
+                let ids: Vec<String> = hits
+                    .drain(..)
+                    .map(|(i, r)| self.against[i].record_id(r).to_string())
+                    .collect();
+                self.dup_of.push((!ids.is_empty()).then_some(ids));
             }
             counts.lines_read += hashes.len() as u64;
             counts.eligible_lines += eligible as u64;
