@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine  # the scripts run from this folder
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out"
@@ -52,26 +52,6 @@ RENSA_04 = OUT / "rensa-0.4.1"
 GNU_TIME = shutil.which("time") if Path("/usr/bin/time").exists() else None
 NUM_PERM, BANDS, ROWS, NGRAM = 112, 14, 8, 5
 THREADS = len(os.sched_getaffinity(0))
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "n/a",
-    )
-    mem = next(
-        (
-            f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        "n/a",
-    )
-    return f"{cpu}, {THREADS} usable cores, {mem} RAM, Python {platform.python_version()}"
 
 
 def load_texts(path: Path, n: int) -> list[str]:
@@ -523,7 +503,7 @@ def main() -> int:
     ap.add_argument("--accuracy-pairs", type=int, default=3000)
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
-    report = [f"## Near-duplicate dedup ({time.strftime('%Y-%m-%d')})\n", f"Machine: {machine()}\n"]
+    report = [f"## Near-duplicate dedup ({time.strftime('%Y-%m-%d')})\n", f"Machine: {machine(THREADS)}\n"]
     if "signatures" in args.only:
         bench_signatures(args.corpus, args.docs, report)
     if "sketch" in args.only:

@@ -25,37 +25,18 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _machine import machine  # the scripts run from this folder
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out" / "near_against"
 RESULTS = HERE / "RESULTS.md"
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "n/a",
-    )
-    mem = next(
-        (
-            f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        "n/a",
-    )
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {mem} RAM, {platform.platform()}"
 
 
 def timed(cmd: list[str]) -> float:
@@ -166,7 +147,7 @@ def main() -> None:
         RESULTS.write_text(
             RESULTS.read_text()
             + f"\n## Near dedup against an index (`bench_near_against.py`), {stamp}\n\n"
-            + f"Machine: {machine()}. Python {platform.python_version()}.\n\n{text}\n"
+            + f"Machine: {machine()}.\n\n{text}\n"
         )
     if not same:
         sys.exit("--against differs from the one-run dedup")

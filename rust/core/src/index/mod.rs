@@ -1386,6 +1386,11 @@ impl Index {
                 options.min_line_chars
             )));
         }
+        self.require_text()
+    }
+
+    /// Check that this index holds records' texts, not `fields`.
+    fn require_text(&self) -> Result<()> {
         if !self.manifest.fields.is_empty() {
             return Err(Error::Config(format!(
                 "{}: indexes fields {}, not the text",
@@ -1421,14 +1426,7 @@ impl Index {
                 show(params)
             )));
         }
-        if !self.manifest.fields.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: indexes fields {}, not the text",
-                self.path.display(),
-                self.manifest.fields.join(",")
-            )));
-        }
-        Ok(())
+        self.require_text()
     }
 
     /// Check that this index hashes exact texts under `normalize`.
