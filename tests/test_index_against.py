@@ -358,3 +358,25 @@ def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
     r = run("refine", cfg, "-q")
     assert r.returncode == 0, r.stderr
     assert _records(tmp_path / "refined" / "data") == {r["id"]: r["text"] for r in read_jsonl(out)}
+
+
+def test_a_band_key_shared_by_many_indexed_documents(tmp_path: Path) -> None:
+    """100 indexed copies of one text: `dup_of` names the first 32, and `--verify` still pairs
+    the new copy with the first and last indexed ones, as a one-run `--verify` does."""
+    rng = random.Random(2)
+    text = " ".join(words(rng, 80))
+    old = [{"id": f"old-{i}", "text": text} for i in range(100)]
+    new = [{"id": "new-0", "text": text}, {"id": "new-1", "text": " ".join(words(rng, 80))}]
+    old_f, new_f = write_jsonl(tmp_path / "old.jsonl", old), write_jsonl(tmp_path / "new.jsonl", new)
+    index = tmp_path / "old.near"
+    ok("index", "build", old_f, "-o", index, "--kind", "near")
+    ann = tmp_path / "ann.jsonl"
+    ok("dedup", "near", new_f, "-o", ann, "--against", index, "--annotate")
+    rows = read_jsonl(ann)
+    assert rows[0]["dup_of"] == [f"old-{i}" for i in range(32)] and "dup_of" not in rows[1]
+    for extra in ([], ["--verify"]):
+        out, both = tmp_path / "out.jsonl", tmp_path / "both.jsonl"
+        ok("dedup", "near", new_f, "-o", out, "--against", index, *extra)
+        ok("dedup", "near", old_f, new_f, "-o", both, *extra)
+        assert [r["id"] for r in read_jsonl(out)] == ["new-1"]
+        assert [r["id"] for r in read_jsonl(both) if r["id"].startswith("new-")] == ["new-1"]
