@@ -734,7 +734,6 @@ pub fn near_clusters_with(
     config: &NearOptions,
     values: Option<&[Option<f64>]>,
 ) -> Result<(Vec<u32>, Vec<u32>)> {
-    let params = config.params()?;
     if !config.against.is_empty() {
         return Err(crate::options::OptionError::new(
             "against",
@@ -743,6 +742,20 @@ pub fn near_clusters_with(
         )
         .into());
     }
+    let (reps, sizes, _) = cluster_column(texts, config, values, &[])?;
+    Ok((reps, sizes))
+}
+
+/// Representatives and cluster sizes of a column clustered within itself, and per text whether
+/// one of its band keys is in an index of `against` (all `false` without indexes): the band
+/// keys are computed once for both.
+fn cluster_column(
+    texts: &[Option<&str>],
+    config: &NearOptions,
+    values: Option<&[Option<f64>]>,
+    against: &[crate::index::Index],
+) -> Result<(Vec<u32>, Vec<u32>, Vec<bool>)> {
+    let params = config.params()?;
     let keep = config.keep_policy()?;
     let priorities = if keep.scores() {
         Some(keep.scores_of(texts.iter().map(|t| t.unwrap_or("")), values)?)
@@ -755,6 +768,13 @@ pub fn near_clusters_with(
         return Err(Error::Config("too many texts for one call".into()));
     }
     let keys = band_keys_many(&hasher, texts);
+    let touched: Vec<bool> = if against.is_empty() {
+        vec![false; texts.len()]
+    } else {
+        keys.par_iter()
+            .map(|k| !indexed_hits(against, k.as_deref()).is_empty())
+            .collect()
+    };
     let mut store = cluster::BandStore::new(params.bands, None, None, "mem", false);
     for k in &keys {
         store.push(0, k.as_deref())?;
@@ -794,7 +814,7 @@ pub fn near_clusters_with(
     let c = uf.finish();
     let reps = (0..c.len()).map(|i| c.rep(i)).collect();
     let sizes = (0..c.len()).map(|i| c.size(i)).collect();
-    Ok((reps, sizes))
+    Ok((reps, sizes, touched))
 }
 
 /// For in-memory columns: `true` for the text each near-duplicate cluster keeps under
@@ -806,20 +826,7 @@ pub fn near_keep_mask(
     config: &NearOptions,
     values: Option<&[Option<f64>]>,
 ) -> Result<Vec<bool>> {
-    let within = NearOptions {
-        against: Vec::new(),
-        ..config.clone()
-    };
-    let (reps, _) = near_clusters_with(texts, &within, values)?;
-    let mut keep: Vec<bool> = reps
-        .iter()
-        .enumerate()
-        .map(|(i, &r)| r as usize == i)
-        .collect();
-    if config.against.is_empty() {
-        return Ok(keep);
-    }
-    if config.verify {
+    if !config.against.is_empty() && config.verify {
         return Err(crate::options::OptionError::with_fields(
             &["verify", "against"],
             "{0} with {1} reads the indexed documents again: it is for files \
@@ -827,13 +834,14 @@ pub fn near_keep_mask(
         )
         .into());
     }
-    let params = config.params()?;
-    let against = open_near_against(config, &params)?;
-    let hasher = MinHasher::new(params)?;
-    let touched: Vec<bool> = band_keys_many(&hasher, texts)
-        .par_iter()
-        .map(|k| !indexed_hits(&against, k.as_deref()).is_empty())
+    let against = open_near_against(config, &config.params()?)?;
+    let (reps, _, touched) = cluster_column(texts, config, values, &against)?;
+    let mut keep: Vec<bool> = reps
+        .iter()
+        .enumerate()
+        .map(|(i, &r)| r as usize == i)
         .collect();
+    // A cluster with a text found in an index keeps none of its texts.
     let mut root_touched = vec![false; texts.len()];
     for (i, &t) in touched.iter().enumerate() {
         if t {
