@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tamis import _core
-from tamis._options import build, to_json
+from tamis._options import build, check, to_json
 from tamis.datatrove._base import (
     DecisionStep,
     PipelineStep,
@@ -28,7 +28,6 @@ from tamis.datatrove._base import (
     write_signature_file,
 )
 from tamis.dedup import ExactOptions, keep_field
-from tamis.errors import ConfigError
 from tamis.refine.stages import Decisions
 
 # The field ``against`` with ``annotate`` adds (``tamis_core::dedup::DUP_OF_FIELD``).
@@ -162,10 +161,10 @@ class ExactDedupFilter(DecisionStep):
         if kwargs.get("normalize", "") is None:  # None: the signatures' (as not given)
             del kwargs["normalize"]
         full = build(ExactOptions, options, kwargs)
-        # The options are checked now (``against`` is this stage's: stage 1 only hashes).
+        # The options are checked now by core: all of them, then what stage 1 hashes with
+        # (``against`` and ``annotate`` are this stage's).
+        check("exact", full)
         _writer(replace(full, against=[], annotate=False), threads)
-        if full.annotate and not full.against:
-            raise ConfigError("annotate needs against (an index to find duplicates in)")
         given = {**(vars(options) if options is not None else {}), **kwargs}
         self.normalize: str | None = given.get("normalize")
         self.against = [os.fspath(p) for p in full.against]
