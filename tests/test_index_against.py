@@ -380,3 +380,48 @@ def test_a_band_key_shared_by_many_indexed_documents(tmp_path: Path) -> None:
         ok("dedup", "near", old_f, new_f, "-o", both, *extra)
         assert [r["id"] for r in read_jsonl(out)] == ["new-1"]
         assert [r["id"] for r in read_jsonl(both) if r["id"].startswith("new-")] == ["new-1"]
+
+
+def test_hostile_options_and_manifests_under_a_memory_limit(tmp_path: Path) -> None:
+    limit = 1 << 30
+    src = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": f"d{i}", "text": f"alpha beta gamma delta {i}"} for i in range(5)]
+    )
+    for flags, message in [
+        (["--kind", "near", "--num-perm", "100000000"], "--num-perm must be from 1 to 8192"),
+        (["--kind", "near", "--bands", "1000000"], "--bands must be from 1 to 112"),
+        (["--kind", "near", "--bands", "20"], "--bands × --rows = 20 × 8 needs 160 permutations"),
+        (["--kind", "near", "--ngram", "99999999999"], "--ngram must be"),
+        (["--kind", "near", "--normalize", "simple"], "--normalize is only used with --kind exact or lines"),
+        (["--kind", "lines", "--seed", "3"], "--seed is only used with --kind near"),
+        (["--kind", "exact", "--min-line-chars", "4"], "--min-line-chars is only used with --kind lines"),
+    ]:
+        r = run("index", "build", src, "-o", tmp_path / "x.idx", *flags, limit=limit)
+        assert r.returncode != 0 and message in r.stderr, (flags, r.stderr)
+        assert not (tmp_path / "x.idx").exists()
+    index = tmp_path / "n.near"
+    ok("index", "build", src, "-o", index, "--kind", "near")
+    good = (index / "index.json").read_text()
+    out = tmp_path / "o.jsonl"
+    # Absurd MinHash parameters or source counts in the manifest are refused before any
+    # signature or filter is sized from them.
+    for edit, message in [
+        (lambda m: m["minhash"].update(num_perm=1 << 40), "inconsistent"),
+        (lambda m: m["minhash"].update(bands=1 << 40, rows=1 << 40), "inconsistent"),
+        (lambda m: m["segments"][0]["sources"][0].update(records=1 << 50), "lists sources of"),
+    ]:
+        m = json.loads(good)
+        edit(m)
+        (index / "index.json").write_text(json.dumps(m))
+        for extra in ([], ["--verify"]):
+            r = run("dedup", "near", src, "-o", out, "--against", index, *extra, limit=limit)
+            assert r.returncode != 0 and message in r.stderr and str(index) in r.stderr, r.stderr
+            assert not out.exists()
+        r = run("index", "add", index, src, limit=limit)
+        assert r.returncode != 0 and message in r.stderr, r.stderr
+    # An index of the format before packed keys is named and refused.
+    m = json.loads(good)
+    m["version"] = 1
+    (index / "index.json").write_text(json.dumps(m))
+    r = run("dedup", "near", src, "-o", out, "--against", index, limit=limit)
+    assert r.returncode != 0 and "version 1" in r.stderr and "build the index again" in r.stderr, r.stderr

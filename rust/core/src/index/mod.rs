@@ -404,7 +404,8 @@ impl Manifest {
         })?;
         if m.format != FORMAT || m.version != VERSION {
             return Err(Error::Config(format!(
-                "{}: format {:?} version {}, this tamis reads {FORMAT:?} version {VERSION}",
+                "{}: format {:?} version {}, this tamis reads {FORMAT:?} version {VERSION} \
+                 (build the index again with this tamis)",
                 path.display(),
                 m.format,
                 m.version
@@ -1315,8 +1316,9 @@ impl Index {
             }
             if seg.sources.is_empty() && seg.records > 0 {
                 return Err(Error::Config(format!(
-                    "{}: segment {} was built from standard input: its documents cannot be read \
-                     again (build the index from files)",
+                    "{}: segment {} does not record its source files (it was built from \
+                     standard input, or from files that could not be resolved): its documents \
+                     cannot be read again (build the index from files)",
                     self.path.display(),
                     seg.name
                 )));
