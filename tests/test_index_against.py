@@ -246,6 +246,82 @@ def test_near_verify_against_reads_the_indexed_documents_again(
     assert out2.read_text() == d["one_run"]
 
 
+def test_staged_near_against_equals_the_one_run(near_data: dict[str, Any], tmp_path: Path) -> None:
+    """`dedup near signatures --against` (two tasks), buckets, cluster, filter: the same output as
+    `dedup near --against`, with `--annotate` too; so do the datatrove steps."""
+    d = near_data
+    data = tmp_path / "data"
+    data.mkdir()
+    new = d["new"]
+    third = len(new) // 3
+    for i in range(3):
+        write_jsonl(data / f"p{i}.jsonl", new[i * third : (i + 1) * third if i < 2 else len(new)])
+    wd = tmp_path / "wd"
+    for rank in (0, 1):
+        ok("dedup", "near", "signatures", data, "--workdir", wd, "--rank", rank, "--world-size", 2,
+           "--against", d["index"])  # fmt: skip
+    assert len(list((wd / "hits").glob("*.bin"))) == 2
+    ok("dedup", "near", "buckets", "--workdir", wd, "--world-size", 1)
+    stats_f = tmp_path / "cluster.json"
+    ok("dedup", "near", "cluster", "--workdir", wd, "--stats-json", stats_f)
+    removed = json.loads(stats_f.read_text())["documents_removed"]
+    assert removed["indexed_duplicate"] >= 150, removed
+    out = tmp_path / "staged.jsonl"
+    ok("dedup", "near", "filter", data, "--workdir", wd, "-o", out)
+    assert out.read_text() == d["one_run"]
+    ann = tmp_path / "staged-ann.jsonl"
+    ok("dedup", "near", "filter", data, "--workdir", wd, "-o", ann, "--annotate")
+    one_ann = tmp_path / "one-ann.jsonl"
+    ok("dedup", "near", d["new_f"], "-o", one_ann, "--against", d["index"], "--annotate")
+    assert ann.read_text() == one_ann.read_text()
+    dup_of = {r["id"]: r["dup_of"] for r in read_jsonl(one_ann) if "dup_of" in r}
+    assert len(dup_of) >= 150
+    # An index changed after the signatures: the cluster stage refuses to use them.
+    import shutil
+
+    moved = tmp_path / "idx"
+    shutil.copytree(d["index"], moved)
+    wd2 = tmp_path / "wd2"
+    ok("dedup", "near", "signatures", data, "--workdir", wd2, "--against", moved)
+    ok("dedup", "near", "buckets", "--workdir", wd2)
+    tamis.index.add(moved, d["new_f"])
+    r = run("dedup", "near", "cluster", "--workdir", wd2)
+    assert r.returncode != 0 and str(moved) in r.stderr and "changed" in r.stderr, r.stderr
+
+    pytest.importorskip("datatrove")
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from tamis.datatrove import NearDedupBuckets, NearDedupCluster, NearDedupFilter, NearDedupSignature
+
+    def pipeline(steps: list, tasks: int, name: str) -> None:
+        LocalPipelineExecutor(steps, tasks=tasks, workers=1, logging_dir=str(tmp_path / "logs" / name)).run()
+
+    dwd = tmp_path / "dwd"
+    sig = NearDedupSignature(str(dwd), batch_size=64, threads=1, against=[str(d["index"])])
+    pipeline([JsonlReader(str(data)), sig], 2, "sig")
+    pipeline([NearDedupBuckets(str(dwd))], 3, "buckets")
+    pipeline([NearDedupCluster(str(dwd))], 1, "cluster")
+    kept_ids = [json.loads(line)["id"] for line in d["one_run"].splitlines()]
+    for annotate in (False, True):
+        dout = tmp_path / f"dout-{annotate}"
+        pipeline(
+            [
+                JsonlReader(str(data)),
+                NearDedupFilter(str(dwd), annotate=annotate),
+                JsonlWriter(str(dout), compression=None),
+            ],
+            2,
+            f"filter-{annotate}",
+        )
+        rows = [json.loads(line) for f in sorted(dout.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        if annotate:
+            got = {r["id"]: r["metadata"]["dup_of"] for r in rows if "dup_of" in r["metadata"]}
+            assert got == dup_of
+        else:
+            assert sorted(r["id"] for r in rows) == sorted(kept_ids)
+
+
 def lines_corpus(tmp: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
     rng = random.Random(5)
     pool = [" ".join(words(rng, rng.randint(1, 9))) for _ in range(300)]

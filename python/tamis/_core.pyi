@@ -399,7 +399,9 @@ class NearPathFilter:
     """Stage 4 for a datatrove task: decisions by source path, in order."""
 
     def __new__(cls, workdir: str) -> NearPathFilter: ...
-    def decide(self, paths: list[str]) -> tuple[list[bool], list[int], list[int]]: ...
+    def decide(
+        self, paths: list[str]
+    ) -> tuple[list[bool], list[int], list[int], list[list[str] | None]]: ...
 
 @final
 class SubstringSequenceWriter:

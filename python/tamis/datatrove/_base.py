@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from datatrove.io import DataFolder
     from datatrove.pipeline.writers.disk_base import DiskWriter
 
+# The field ``against`` with ``annotate`` adds: the ids of the indexed records a document
+# duplicates (``tamis_core::dedup::DUP_OF_FIELD``).
+DUP_OF = "dup_of"
+
 _MISSING_DATATROVE = "tamis.datatrove needs datatrove: pip install 'tamis[datatrove]'"
 
 try:

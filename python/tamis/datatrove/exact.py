@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tamis import _core
 from tamis._options import build, check, to_json
 from tamis.datatrove._base import (
+    DUP_OF,
     DecisionStep,
     PipelineStep,
     check_arrow_builder,
@@ -29,9 +30,6 @@ from tamis.datatrove._base import (
 )
 from tamis.dedup import ExactOptions, keep_field
 from tamis.refine.stages import Decisions
-
-# The field ``against`` with ``annotate`` adds (``tamis_core::dedup::DUP_OF_FIELD``).
-DUP_OF = "dup_of"
 
 if TYPE_CHECKING:
     from datatrove.data import Document, DocumentsPipeline

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tamis import _core
 from tamis._options import build, check, to_json
 from tamis.datatrove._base import (
+    DUP_OF,
     DecisionStep,
     PipelineStep,
     check_arrow_builder,
@@ -194,7 +195,7 @@ class LineDedupFilter(DecisionStep):
         keep, texts, read, removed = table.dedup(paths, docs)
         counters = {"lines_read": read, "lines_removed": removed}
         if self.annotate:
-            return Decisions(keep=keep, texts=texts, counters=counters, fields={"dup_of": table.dup_of()})
+            return Decisions(keep=keep, texts=texts, counters=counters, fields={DUP_OF: table.dup_of()})
         return Decisions(keep=keep, texts=texts, counters=counters)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tamis._options import build, check, to_json
 from tamis.datatrove._base import (
+    DUP_OF,
     PipelineStep,
     check_arrow_builder,
     check_batch_size,
@@ -51,7 +52,10 @@ class NearDedupSignature(PipelineStep):
     marks the task done. Each source file (``metadata[path_key]``) is a shard; files sort as the
     command line sorts them, so every stage keeps the same document per cluster as
     ``tamis dedup near`` over the same folder. ``keep`` picks the document a cluster keeps as
-    on the command line (``max:``/``min:`` read a numeric metadata field). Terminal step: yields
+    on the command line (``max:``/``min:`` read a numeric metadata field). With ``against``
+    (near indexes of an older corpus, read-only, reachable by every task), band keys are looked
+    up in them too, and the filter removes every document of a cluster that shares a band with
+    an indexed document, as ``tamis dedup near --against``. Terminal step: yields
     nothing. Then run :class:`NearDedupBuckets` (any number of tasks), :class:`NearDedupCluster`
     (one task) and :class:`NearDedupFilter` after the same reader.
     """
@@ -161,7 +165,10 @@ class NearDedupFilter(PipelineStep):
     steps), in any number of tasks. With the option ``annotate`` every document is forwarded
     with ``metadata["minhash_cluster_id"]`` (the cluster's kept document, as a 0-based position
     in the global order) and ``metadata["minhash_cluster_size"]``. Dropped documents go to
-    ``exclusion_writer`` with ``metadata["filter_reason"] = "near_duplicate"``.
+    ``exclusion_writer`` with ``metadata["filter_reason"] = "near_duplicate"``. When the
+    signatures used ``against``, documents of a cluster that duplicates an index are dropped with
+    ``"indexed_duplicate"``, or, with ``annotate``, forwarded with ``metadata["dup_of"]`` (the
+    ids of the indexed records).
     """
 
     type = "🫂 - DEDUPS"
@@ -202,17 +209,22 @@ class NearDedupFilter(PipelineStep):
         with writer_context as writer:
             for doc in data or ():
                 self.stat_update(StatHints.total)
-                kept_flags, reps, sizes = decisions.decide([source_path(doc, self.path_key)])
+                kept_flags, reps, sizes, dup_of = decisions.decide(
+                    [source_path(doc, self.path_key)]
+                )
                 if self.annotate:
                     doc.metadata["minhash_cluster_id"] = reps[0]
                     doc.metadata["minhash_cluster_size"] = sizes[0]
+                    if dup_of[0] is not None:
+                        doc.metadata[DUP_OF] = dup_of[0]
                 if kept_flags[0] or self.annotate:
                     self.stat_update(StatHints.forwarded)
                     yield doc
                 else:
-                    self.stat_update(StatHints.dropped, "dropped_near_duplicate")
+                    reason = "near_duplicate" if dup_of[0] is None else "indexed_duplicate"
+                    self.stat_update(StatHints.dropped, f"dropped_{reason}")
                     if writer is not None:
-                        doc.metadata["filter_reason"] = "near_duplicate"
+                        doc.metadata["filter_reason"] = reason
                         writer.write(doc, rank)
 
 

@@ -941,6 +941,13 @@ pub struct NearSignaturesArgs {
     #[arg(long, value_name = "SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_limit: Option<String>,
+    /// Also look band keys up in this near index of an older corpus (`tamis index build --kind
+    /// near`, same MinHash parameters; every task must reach it): the filter stage then removes
+    /// every document of a cluster that shares a band with an indexed document (with
+    /// --annotate: keeps them and adds dup_of). Repeat for several.
+    #[arg(long, value_name = "INDEX")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub against: Vec<PathBuf>,
     /// Write run statistics as JSON.
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]

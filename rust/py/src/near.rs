@@ -164,6 +164,9 @@ impl NearSignatureWriter {
     }
 }
 
+/// Per document: kept, cluster id, cluster size, `dup_of`.
+type PathDecisions = (Vec<bool>, Vec<u64>, Vec<u32>, Vec<Option<Vec<String>>>);
+
 /// Stage 4 for a datatrove task (`tamis_core::dedup::near::stages::PathFilter`): decisions for
 /// documents given by their source path, in order.
 #[pyclass(module = "tamis._core")]
@@ -182,22 +185,20 @@ impl NearPathFilter {
         Ok(NearPathFilter { inner })
     }
 
-    /// For the next documents, by source path: (kept, cluster ids, cluster sizes).
-    fn decide(
-        &mut self,
-        py: Python<'_>,
-        paths: Vec<String>,
-    ) -> PyResult<(Vec<bool>, Vec<u64>, Vec<u32>)> {
+    /// For the next documents, by source path: (kept, cluster ids, cluster sizes, dup_of: the
+    /// ids of the indexed records a document's cluster duplicates, or None).
+    fn decide(&mut self, py: Python<'_>, paths: Vec<String>) -> PyResult<PathDecisions> {
         let inner = &mut self.inner;
         py.detach(|| -> tamis_core::Result<_> {
-            let (mut keep, mut reps, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+            let mut out = PathDecisions::default();
             for p in &paths {
-                let (rep, size, kept) = inner.next(p)?;
-                keep.push(kept);
-                reps.push(rep);
-                sizes.push(size);
+                let d = inner.next(p)?;
+                out.0.push(d.kept);
+                out.1.push(d.rep);
+                out.2.push(d.size);
+                out.3.push(d.dup_of);
             }
-            Ok((keep, reps, sizes))
+            Ok(out)
         })
         .map_err(to_py)
     }

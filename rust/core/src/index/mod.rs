@@ -1409,6 +1409,13 @@ impl Index {
         Ok(())
     }
 
+    /// What the index holds, as a checksum of its manifest (which lists every file's
+    /// checksum): equal fingerprints, equal indexes.
+    pub fn fingerprint(&self) -> String {
+        let bytes = serde_json::to_vec(&self.manifest).unwrap_or_default();
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+    }
+
     /// Total bytes of the index's files (manifest included).
     pub fn bytes(&self) -> u64 {
         let files: u64 = self

@@ -191,7 +191,7 @@ type IndexedPair = ((u32, u64), u32);
 
 /// Per document (ascending), the `(index, record)` ordinals of the indexed documents it
 /// duplicates.
-type IndexedHits = Vec<(u32, Vec<(u32, u64)>)>;
+pub(crate) type IndexedHits = Vec<(u32, Vec<(u32, u64)>)>;
 
 /// Join the verified pairs: those whose exact shingle-set Jaccard is at least `threshold`. The
 /// shingle sets come from one more pass over the inputs, for candidate documents only. Pairs
@@ -470,6 +470,22 @@ pub fn open_near_against(
             Ok(index)
         })
         .collect()
+}
+
+/// The `(index, record)` ordinals of the indexed documents sharing a band key with `keys`, in
+/// index order, at most [`cluster::MAX_DUP_OF`] (all a cluster's `dup_of` can name).
+pub(crate) fn indexed_records(
+    against: &[crate::index::Index],
+    keys: Option<&[u64]>,
+) -> Vec<(u32, u64)> {
+    let mut found: Vec<(u32, u64)> = indexed_hits(against, keys)
+        .into_iter()
+        .flat_map(|(_, h)| h)
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found.truncate(cluster::MAX_DUP_OF);
+    found
 }
 
 /// Per band of `keys` whose key is in an index: the band and the `(index, record)` ordinals of

@@ -32,6 +32,9 @@ pub enum Kind {
     Clusters = 3,
     /// (document, priority as f64 bits), sorted.
     Priorities = 4,
+    /// (document, index << 48 | indexed record): the indexed documents (`against`) a document
+    /// shares a band key with, sorted.
+    Hits = 5,
 }
 
 impl Kind {

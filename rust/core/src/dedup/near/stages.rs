@@ -6,8 +6,10 @@
 //! DIR/manifest/r00000.json        signatures, one per task: parameters and shards (docs, size, mtime)
 //! DIR/sig/b000/r00000-0000.sig    signatures: sorted (band key, document) runs, per band
 //! DIR/prio/r00000.bin             signatures with a priority field: (document, priority bits)
+//! DIR/hits/r00000.bin             signatures with `against`: (document, index << 48 | record)
 //! DIR/pairs/w00004-u00000.pairs   buckets: candidate pairs of work unit u of a 4-task run
 //! DIR/clusters/s0000000000.bin    cluster: (ordinal, representative << 32 | size) per shard
+//! DIR/clusters/s0000000000.dup.json  cluster with `against`: [ordinal, [indexed ids]] per shard
 //! DIR/clusters/done.json          cluster: the completion marker, with totals
 //! ```
 //!
@@ -20,6 +22,11 @@
 //! a slice of a band's key space when there are more tasks than bands. All files are checksummed
 //! ([`super::spill`]); manifests and markers are written last, so a crashed task leaves no
 //! marker and the next stage refuses to start.
+//!
+//! With `against` (near indexes of an older corpus), each signatures task also looks its
+//! documents' band keys up in the indexes (read-only, shared by every task) and writes the hits;
+//! the cluster stage marks the clusters holding a hit, which keep no document (`dup_of`: the
+//! indexed ids), as `tamis dedup near --against` does in one process.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +38,7 @@ use super::{
     fingerprints, refuse_stdin, signature_of, ClustersWriter, MinHashParams, MinHasher, NearFilter,
     NearOptions, Shingling, Sketch,
 };
+use crate::index::Index;
 use crate::io::{expand_inputs, InputFile, IoOptions, Output};
 use crate::pipeline::{run_files, scan, Progress};
 use crate::{Error, Result, Stats};
@@ -101,6 +109,22 @@ impl ParamsJson {
     }
 }
 
+/// A near index of `against` as the signatures stage used it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexRef {
+    /// Its directory, as given.
+    pub path: PathBuf,
+    /// [`Index::fingerprint`] when the signatures were computed.
+    pub fingerprint: String,
+}
+
+/// Most indexes `against` one staged run (hits store the index in 16 bits).
+pub const MAX_AGAINST: usize = 1 << 16;
+
+/// Most records of an index `against` a staged run (hits store the record in 48 bits).
+const MAX_AGAINST_RECORDS: u64 = 1 << 48;
+
 /// What a signatures task writes last.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Manifest {
@@ -113,6 +137,9 @@ struct Manifest {
     world_size: usize,
     total_shards: u32,
     shards: Vec<ShardInfo>,
+    /// The indexes the band keys were looked up in (`against`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    against: Vec<IndexRef>,
 }
 
 const FORMAT: u32 = 1;
@@ -163,6 +190,11 @@ pub struct SignatureWriter {
     priorities: Vec<(u64, u64)>,
     shards: Vec<ShardInfo>,
     no_shingles: u64,
+    /// The indexes of `against`, opened, and as the manifest records them.
+    indexes: std::sync::Arc<Vec<Index>>,
+    against: Vec<IndexRef>,
+    /// (document, index << 48 | record) per indexed document a document shares a band with.
+    hits: Vec<(u64, u64)>,
 }
 
 impl SignatureWriter {
@@ -180,11 +212,12 @@ impl SignatureWriter {
         rank_check(rank, world_size)?;
         let hasher = MinHasher::new(params)?;
         let prefix = format!("r{rank:05}");
-        for sub in ["manifest", "sig", "prio"] {
+        for sub in ["manifest", "sig", "prio", "hits"] {
             mkdir(&workdir.join(sub))?;
         }
         remove_matching(&workdir.join("manifest"), &prefix)?;
         remove_matching(&workdir.join("prio"), &prefix)?;
+        remove_matching(&workdir.join("hits"), &prefix)?;
         for band in 0..params.bands {
             remove_matching(&workdir.join("sig").join(format!("b{band:03}")), &prefix)?;
         }
@@ -205,12 +238,56 @@ impl SignatureWriter {
             priorities: Vec::new(),
             shards: Vec::new(),
             no_shingles: 0,
+            indexes: Default::default(),
+            against: Vec::new(),
+            hits: Vec::new(),
         })
     }
 
-    /// A writer for `options` (its parameters, keep policy and `memory_limit`, 1 GiB by default,
-    /// bounding the band keys buffered before they are written out). What the datatrove step
-    /// uses.
+    /// Look band keys up in the near indexes of `options.against` too (checked against the
+    /// parameters); [`SignatureWriter::indexes`] are then the indexes to pass to
+    /// [`SignatureWriter::push_indexed`]'s callers.
+    pub fn set_against(&mut self, options: &NearOptions) -> Result<()> {
+        let indexes = super::open_near_against(options, self.hasher.params())?;
+        if indexes.len() > MAX_AGAINST {
+            return Err(Error::Config(format!(
+                "at most {MAX_AGAINST} indexes against one staged run"
+            )));
+        }
+        for index in &indexes {
+            if index.manifest.records >= MAX_AGAINST_RECORDS {
+                return Err(Error::Config(format!(
+                    "{}: more than 2^48 records, too many for the staged near dedup",
+                    index.path.display()
+                )));
+            }
+        }
+        self.against = indexes
+            .iter()
+            .map(|i| IndexRef {
+                path: i.path.clone(),
+                fingerprint: i.fingerprint(),
+            })
+            .collect();
+        self.indexes = std::sync::Arc::new(indexes);
+        Ok(())
+    }
+
+    /// The indexes of `against` (empty without).
+    pub fn indexes(&self) -> std::sync::Arc<Vec<Index>> {
+        self.indexes.clone()
+    }
+
+    /// The `(index, record)` ordinals of the indexed documents that document `ordinal` of
+    /// `shard` shares a band key with (`super::indexed_records`), after [`SignatureWriter::push`].
+    pub fn push_indexed(&mut self, shard: u32, ordinal: u64, found: &[(u32, u64)]) {
+        let doc = (u64::from(shard) << 32) | ordinal;
+        self.hits
+            .extend(found.iter().map(|&(i, r)| (doc, (u64::from(i) << 48) | r)));
+    }
+
+    /// A writer for `options` (its parameters, keep policy, `against` and `memory_limit`, 1 GiB
+    /// by default, bounding the band keys buffered before they are written out).
     pub fn for_options(
         workdir: &Path,
         options: &NearOptions,
@@ -218,11 +295,10 @@ impl SignatureWriter {
         total_shards: u32,
     ) -> Result<Self> {
         let params = options.params()?;
-        refuse_against(options)?;
         let keep = options.keep_policy()?;
         let budget =
             super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
-        Self::new(
+        let mut writer = Self::new(
             workdir,
             params,
             keep.scores().then(|| keep.to_string()),
@@ -230,7 +306,9 @@ impl SignatureWriter {
             task.world_size,
             total_shards,
             budget,
-        )
+        )?;
+        writer.set_against(options)?;
+        Ok(writer)
     }
 
     /// The hasher (for computing band keys outside, in parallel).
@@ -281,6 +359,23 @@ impl SignatureWriter {
                 &self.priorities,
             )?;
         }
+        if !self.against.is_empty() {
+            self.hits.sort_unstable();
+            let docs = self
+                .hits
+                .iter()
+                .map(|h| h.0)
+                .collect::<std::collections::BTreeSet<_>>();
+            stats.set_counter("documents_matching_index", docs.len() as u64);
+            write_records(
+                &self
+                    .workdir
+                    .join("hits")
+                    .join(format!("r{:05}.bin", self.rank)),
+                Kind::Hits,
+                &self.hits,
+            )?;
+        }
         stats.set_counter("spill_runs", self.store.runs() as u64);
         stats.set_counter("documents_without_shingles", self.no_shingles);
         let manifest = Manifest {
@@ -291,6 +386,7 @@ impl SignatureWriter {
             world_size: self.world_size,
             total_shards: self.total_shards,
             shards: self.shards,
+            against: self.against,
         };
         write_json_atomic(
             &self
@@ -363,9 +459,23 @@ impl PathSignatureWriter {
         let pool = crate::pipeline::thread_pool(self.threads)?;
         let hasher = self.inner.hasher().clone();
         let keys = pool.install(|| super::band_keys_many(&hasher, texts));
+        let indexes = self.inner.indexes();
+        let found: Vec<Vec<(u32, u64)>> = if indexes.is_empty() {
+            Vec::new()
+        } else {
+            use rayon::prelude::*;
+            pool.install(|| {
+                keys.par_iter()
+                    .map(|k| super::indexed_records(&indexes, k.as_deref()))
+                    .collect()
+            })
+        };
         for (i, (k, score)) in keys.iter().zip(scores).enumerate() {
-            self.inner
-                .push(shard, first + i as u64, k.as_deref(), score)?;
+            let ordinal = first + i as u64;
+            self.inner.push(shard, ordinal, k.as_deref(), score)?;
+            if let Some(f) = found.get(i) {
+                self.inner.push_indexed(shard, ordinal, f);
+            }
         }
         if let Some(f) = self.files.last_mut() {
             f.1 += texts.len() as u64;
@@ -456,21 +566,8 @@ impl Default for Task {
 /// `memory_limit`.
 const SIGNATURES_MEMORY: u64 = 1 << 30;
 
-/// The staged (scheduler, datatrove) near dedup does not read indexes yet.
-fn refuse_against(options: &NearOptions) -> Result<()> {
-    if options.against.is_empty() {
-        return Ok(());
-    }
-    Err(crate::options::OptionError::new(
-        "against",
-        "is not supported by the staged (scheduler, datatrove) near dedup yet: use `tamis \
-         dedup near --against` or tamis.dedup.near",
-    )
-    .into())
-}
-
 /// Stage 1, task `rank` of `world_size`: signatures of the input files `i % world_size == rank`.
-/// Uses the shingling, signature, banding, `priority` and `memory_limit` options.
+/// Uses the shingling, signature, banding, `keep`, `against` and `memory_limit` options.
 pub fn signatures(
     inputs: &[String],
     workdir: &Path,
@@ -482,8 +579,6 @@ pub fn signatures(
     let started = std::time::Instant::now();
     let Task { rank, world_size } = task;
     rank_check(rank, world_size)?;
-    let params = options.params()?;
-    refuse_against(options)?;
     let opts = io.run_options(None)?;
     let files = expand_inputs(inputs)?;
     refuse_stdin(&files)?;
@@ -492,18 +587,10 @@ pub fn signatures(
     let mine = my_files(&files, rank, world_size);
     let my: Vec<InputFile> = mine.iter().map(|&i| files[i].clone()).collect();
     let prints = fingerprints(&my);
-    let budget = super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
     let keep = options.keep_policy()?;
-    let mut writer = SignatureWriter::new(
-        workdir,
-        params,
-        keep.scores().then(|| keep.to_string()),
-        rank,
-        world_size,
-        total,
-        budget,
-    )?;
+    let mut writer = SignatureWriter::for_options(workdir, options, task, total)?;
     let hasher = writer.hasher().clone();
+    let indexes = writer.indexes();
     let mut stats = Stats {
         command: "dedup near signatures".into(),
         input_files: my.len(),
@@ -518,14 +605,17 @@ pub fn signatures(
         &opts,
         &mut stats,
         progress,
-        |batch, doc| signature_of(&hasher, &keep, batch, doc),
+        |batch, doc| {
+            let sig = signature_of(&hasher, &keep, batch, doc)?;
+            let found = super::indexed_records(&indexes, sig.keys.as_deref());
+            Ok((sig, found))
+        },
         |s| {
-            writer.push(
-                mine[s.file] as u32,
-                s.ordinal,
-                s.value.keys.as_deref(),
-                s.value.priority,
-            )
+            let (sig, found) = s.value;
+            let shard = mine[s.file] as u32;
+            writer.push(shard, s.ordinal, sig.keys.as_deref(), sig.priority)?;
+            writer.push_indexed(shard, s.ordinal, &found);
+            Ok(())
         },
     )?;
     for (k, &i) in mine.iter().enumerate() {
@@ -555,6 +645,8 @@ pub struct Manifests {
     pub shards: Vec<ShardInfo>,
     /// World size of the signatures stage.
     pub world_size: usize,
+    /// The indexes the signatures were looked up in.
+    pub against: Vec<IndexRef>,
     by_id: std::collections::HashMap<u32, usize>,
 }
 
@@ -589,12 +681,13 @@ impl Manifests {
                 || m.priority != first.priority
                 || m.world_size != world
                 || m.total_shards != first.total_shards
+                || m.against != first.against
             {
                 return Err(corrupt(
                     p,
                     format!(
-                        "written with other parameters or world size than {} (delete the work \
-                         directory and run the signatures again)",
+                        "written with other parameters, indexes or world size than {} (delete \
+                         the work directory and run the signatures again)",
                         first_path.display()
                     ),
                 ));
@@ -647,6 +740,7 @@ impl Manifests {
             priority: first.priority.clone(),
             shards,
             world_size: world,
+            against: first.against.clone(),
             by_id,
         })
     }
@@ -807,21 +901,45 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
             pairs_read += 1;
         }
     }
-    let clusters = uf.finish();
+    let mut clusters = uf.finish();
+    let mut stats = Stats {
+        command: "dedup near cluster".into(),
+        documents_read: n,
+        ..Stats::default()
+    };
+    if !m.against.is_empty() {
+        let (indexes, hits) = load_hits(workdir, &m, &dense)?;
+        clusters.mark_indexed(&hits, |i, r| indexes[i as usize].record_id(r).to_string());
+        stats.set_counter("documents_matching_index", hits.len() as u64);
+        stats.set_counter("indexed_duplicates", clusters.indexed_documents());
+    }
     let out = workdir.join("clusters");
     mkdir(&out)?;
     let _ = std::fs::remove_file(out.join("done.json"));
+    // Decisions of an earlier run (`.dup.json` are not rewritten without `against`).
+    remove_matching(&out, "s")?;
     for (s, shard) in m.shards.iter().enumerate() {
-        let recs: Vec<(u64, u64)> = (0..shard.docs)
-            .filter_map(|o| {
+        let members = || {
+            (0..shard.docs).filter_map(|o| {
                 let i = (offsets[s] + o) as usize;
                 let size = clusters.size(i);
-                (size >= 2).then(|| (o, (u64::from(clusters.rep(i)) << 32) | u64::from(size)))
+                let indexed = clusters.indexed(i);
+                (size >= 2 || indexed.is_some()).then_some((o, i, size, indexed))
             })
+        };
+        let recs: Vec<(u64, u64)> = members()
+            .map(|(o, i, size, _)| (o, (u64::from(clusters.rep(i)) << 32) | u64::from(size)))
             .collect();
         write_records(&out.join(shard_file(shard.index)), Kind::Clusters, &recs)?;
+        if !m.against.is_empty() {
+            let dup: Vec<(u64, &[String])> = members()
+                .filter_map(|(o, _, _, ids)| Some((o, ids?)))
+                .collect();
+            write_json_atomic(&out.join(dup_file(shard.index)), &dup)?;
+        }
     }
     let removed = clusters.removed();
+    let indexed_removed = super::clusters_indexed_removed(&clusters);
     write_json_atomic(
         &out.join("done.json"),
         &ClusterDone {
@@ -832,13 +950,19 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
             shards: m.shards.len() as u32,
         },
     )?;
-    let mut stats = Stats {
-        command: "dedup near cluster".into(),
-        documents_read: n,
-        documents_kept: n - removed,
-        ..Stats::default()
-    };
-    Stats::bump(&mut stats.documents_removed, "near_duplicate", removed);
+    stats.documents_kept = n - removed;
+    Stats::bump(
+        &mut stats.documents_removed,
+        "near_duplicate",
+        removed - indexed_removed,
+    );
+    if indexed_removed > 0 {
+        Stats::bump(
+            &mut stats.documents_removed,
+            "indexed_duplicate",
+            indexed_removed,
+        );
+    }
     stats.set_counter("candidate_pairs", pairs_read);
     stats.set_counter("duplicate_clusters", clusters.duplicate_clusters());
     stats.set_counter("near_duplicates", removed);
@@ -848,6 +972,68 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
 
 fn shard_file(id: u32) -> String {
     format!("s{id:010}.bin")
+}
+
+fn dup_file(id: u32) -> String {
+    format!("s{id:010}.dup.json")
+}
+
+/// The indexes of the signatures' `against`, opened and checked unchanged, and the hits of every
+/// signatures task: per document (dense, ascending), the `(index, record)` ordinals it matched.
+fn load_hits(
+    workdir: &Path,
+    m: &Manifests,
+    dense: &dyn Fn(u64) -> Result<u32>,
+) -> Result<(Vec<Index>, super::IndexedHits)> {
+    let mut indexes = Vec::with_capacity(m.against.len());
+    for r in &m.against {
+        let index = Index::open(&r.path)?;
+        if index.fingerprint() != r.fingerprint {
+            return Err(Error::Config(format!(
+                "{}: the index changed since the signatures were computed (run the signatures \
+                 again)",
+                r.path.display()
+            )));
+        }
+        indexes.push(index);
+    }
+    let dir = workdir.join("hits");
+    let files = list_files(&dir, "bin")?;
+    let expected: Vec<PathBuf> = (0..m.world_size)
+        .map(|r| dir.join(format!("r{r:05}.bin")))
+        .collect();
+    if files != expected {
+        return Err(corrupt(
+            &dir,
+            format!(
+                "expected the hits of {} signatures tasks, found {} files (run the signatures \
+                 again)",
+                m.world_size,
+                files.len()
+            ),
+        ));
+    }
+    let mut flat: Vec<(u32, u32, u64)> = Vec::new();
+    for f in &files {
+        let mut reader = RecordReader::open(f, Kind::Hits)?;
+        while let Some((doc, v)) = reader.next_record()? {
+            let (i, r) = ((v >> 48) as usize, v & (MAX_AGAINST_RECORDS - 1));
+            match indexes.get(i) {
+                Some(index) if r < index.manifest.records => {}
+                _ => return Err(corrupt(f, format!("hit {i}:{r} is not in the indexes"))),
+            }
+            flat.push((dense(doc)?, i as u32, r));
+        }
+    }
+    flat.sort_unstable();
+    let mut hits: super::IndexedHits = Vec::new();
+    for (doc, i, r) in flat {
+        match hits.last_mut() {
+            Some((d, h)) if *d == doc => h.push((i, r)),
+            _ => hits.push((doc, vec![(i, r)])),
+        }
+    }
+    Ok((indexes, hits))
 }
 
 /// The decisions of one shard: `(ordinal, representative, cluster size)` of its documents in
@@ -867,6 +1053,23 @@ pub fn shard_decisions(workdir: &Path, shard: u32) -> Result<Vec<(u64, u32, u32)
         .collect())
 }
 
+/// The ids of the indexed records (`dup_of`) of a shard's documents in clusters that duplicate
+/// an index, by ordinal; `expected`: whether the signatures used indexes (the file must exist).
+pub fn shard_dup_of(
+    workdir: &Path,
+    shard: u32,
+    expected: bool,
+) -> Result<std::collections::HashMap<u64, Vec<String>>> {
+    if !expected {
+        return Ok(Default::default());
+    }
+    let path = workdir.join("clusters").join(dup_file(shard));
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    let dup: Vec<(u64, Vec<String>)> = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(&path, format!("not a cluster decisions file: {e}")))?;
+    Ok(dup.into_iter().collect())
+}
+
 /// Dense index of a shard's first document (to tell representatives apart from the shard's own
 /// documents), from the manifests.
 pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
@@ -876,8 +1079,27 @@ pub fn shard_offset(workdir: &Path, shard: u32) -> Result<u64> {
         .ok_or_else(|| Error::Config(format!("shard {shard} is not in the manifests")))
 }
 
-/// A shard's path, its decisions (ordinal → representative, size) and its dense offset.
-type CurrentShard = (String, std::collections::HashMap<u64, (u32, u32)>, u64);
+/// A shard's path, its decisions (ordinal → representative, size), its dense offset and its
+/// documents' `dup_of` (ordinal → ids).
+type CurrentShard = (
+    String,
+    std::collections::HashMap<u64, (u32, u32)>,
+    u64,
+    std::collections::HashMap<u64, Vec<String>>,
+);
+
+/// The staged filter's decision for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathDecision {
+    /// Its cluster's representative (a 0-based position in the global order).
+    pub rep: u64,
+    /// Its cluster's size.
+    pub size: u32,
+    /// Whether it is kept.
+    pub kept: bool,
+    /// The ids of the indexed records its cluster duplicates (`against`), if any.
+    pub dup_of: Option<Vec<String>>,
+}
 
 /// Stage 4 for documents that come from elsewhere (a datatrove task), identified by their
 /// source path and their order in it: per document, its cluster's representative (a 0-based
@@ -892,6 +1114,7 @@ pub struct PathFilter {
     /// The current shard.
     current: Option<CurrentShard>,
     offsets: std::collections::HashMap<u32, u64>,
+    against: bool,
 }
 
 impl PathFilter {
@@ -911,12 +1134,13 @@ impl PathFilter {
             seen: std::collections::HashMap::new(),
             current: None,
             offsets: by_shard,
+            against: !m.against.is_empty(),
         })
     }
 
-    /// The decision for the next document of source file `path`: (representative, cluster
-    /// size, kept). More documents than the signatures saw is an error.
-    pub fn next(&mut self, path: &str) -> Result<(u64, u32, bool)> {
+    /// The decision for the next document of source file `path`. More documents than the
+    /// signatures saw is an error.
+    pub fn next(&mut self, path: &str) -> Result<PathDecision> {
         let Some(&(shard, docs)) = self.shards.get(path) else {
             return Err(Error::Config(format!(
                 "{path}: not among the files whose signatures were computed"
@@ -928,7 +1152,8 @@ impl PathFilter {
                 .map(|(o, rep, size)| (o, (rep, size)))
                 .collect();
             let offset = self.offsets.get(&shard).copied().unwrap_or(0);
-            self.current = Some((path.to_string(), decisions, offset));
+            let dup = shard_dup_of(&self.workdir, shard, self.against)?;
+            self.current = Some((path.to_string(), decisions, offset, dup));
         }
         let ordinal = self.seen.entry(path.to_string()).or_insert(0);
         if *ordinal >= docs {
@@ -939,13 +1164,20 @@ impl PathFilter {
         }
         let o = *ordinal;
         *ordinal += 1;
-        let Some((_, decisions, offset)) = &self.current else {
+        let Some((_, decisions, offset, dup)) = &self.current else {
             return Err(Error::Config("no current shard".into()));
         };
         let me = offset + o;
-        Ok(match decisions.get(&o) {
-            Some(&(rep, size)) => (u64::from(rep), size, u64::from(rep) == me),
-            None => (me, 1, true),
+        let (rep, size) = match decisions.get(&o) {
+            Some(&(rep, size)) => (u64::from(rep), size),
+            None => (me, 1),
+        };
+        let dup_of = dup.get(&o).cloned();
+        Ok(PathDecision {
+            rep,
+            size,
+            kept: rep == me && dup_of.is_none(),
+            dup_of,
         })
     }
 }
@@ -988,6 +1220,7 @@ pub fn filter(
     // Per file: dense offset, documents, decisions still to meet.
     type Plan = (u64, u64, std::collections::VecDeque<(u64, u32, u32)>);
     let mut plan: Vec<Plan> = Vec::new();
+    let mut dups: Vec<std::collections::HashMap<u64, Vec<String>>> = Vec::new();
     for (k, &i) in mine.iter().enumerate() {
         let pos = m
             .position(i as u32)
@@ -1004,7 +1237,9 @@ pub fn filter(
             s.docs,
             shard_decisions(workdir, i as u32)?.into(),
         ));
+        dups.push(shard_dup_of(workdir, i as u32, !m.against.is_empty())?);
     }
+    let dups = &dups;
     let mut shard = 0usize;
     let mut ordinal = 0u64;
     let lookup = Box::new(move || loop {
@@ -1017,13 +1252,15 @@ pub fn filter(
         let o = ordinal;
         ordinal += 1;
         let me = *offset + o;
-        return Some(match decisions.front() {
+        let dup_of = dups.get(shard).and_then(|d| d.get(&o)).map(Vec::as_slice);
+        let (rep, size) = match decisions.front() {
             Some(&(d, rep, size)) if d == o => {
                 decisions.pop_front();
-                (u64::from(rep), size, u64::from(rep) == me, None)
+                (u64::from(rep), size)
             }
-            _ => (me, 1, true, None),
-        });
+            _ => (me, 1),
+        };
+        return Some((rep, size, rep == me && dup_of.is_none(), dup_of));
     });
     super::check_clusters_path(options.clusters.as_deref(), &my, &output, opts)?;
     let clusters_out = match &options.clusters {
