@@ -153,7 +153,7 @@ impl NgramIndexes {
                         let hits = find_hits(&indexes, t);
                         let mut items: Vec<String> = group_hits(&hits)
                             .iter()
-                            .map(|g| indexes[g.3].record_id(g.4).to_string())
+                            .map(|g| indexes[g.3].record_id(g.4))
                             .collect();
                         items.sort();
                         items.dedup();
@@ -177,7 +177,7 @@ impl NgramIndexes {
             .map(|h| {
                 (
                     self.names[h.index].clone(),
-                    self.indexes[h.index].record_id(h.record).to_string(),
+                    self.indexes[h.index].record_id(h.record),
                     h.start,
                     h.end,
                 )

@@ -148,7 +148,7 @@ impl ExactDedup {
         for index in &self.against {
             found.clear();
             index.find_exact(hash, &mut found);
-            ids.extend(found.iter().map(|&r| index.record_id(r).to_string()));
+            ids.extend(found.iter().map(|&r| index.record_id(r)));
         }
         ids
     }

@@ -240,7 +240,7 @@ impl Stage for LineDedup {
             found.dedup();
             let ids = found
                 .iter()
-                .map(|&(i, r)| self.against[i].record_id(r).to_string())
+                .map(|&(i, r)| self.against[i].record_id(r))
                 .collect();
             fields.push(FieldEdit::set(self.dup_of.clone(), FieldValue::Strs(ids)));
         }

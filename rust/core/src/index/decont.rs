@@ -353,7 +353,7 @@ impl DecontStage {
                 r#"{{"id":{},"index":{},"item":{},"start":{start},"end":{end},"ngrams":{ngrams},"text":{}}}"#,
                 json(&doc.id),
                 json(&self.names[index]),
-                json(self.indexes[index].record_id(record)),
+                json(&self.indexes[index].record_id(record)),
                 json(&doc.text[start..end]),
             )
             .map_err(|e| Error::io(w.path.clone(), e))?;

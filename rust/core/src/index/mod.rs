@@ -43,7 +43,7 @@ pub const MANIFEST: &str = "index.json";
 /// Format name and version written in (and required of) every manifest.
 pub const FORMAT: &str = "tamis-index";
 /// See [`FORMAT`].
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// `add` merges the segments into one when there are more than this.
 pub const MAX_SEGMENTS: usize = 8;
 /// Longest n-gram accepted.
@@ -1034,7 +1034,7 @@ fn merge_into<K: Key>(
     // Records in order, without keys (names and offsets), then the keys merged in order.
     for s in segs {
         for r in 0..s.records {
-            w.add(s.name(r), &[])?;
+            w.add(&s.name(r), &[])?;
         }
     }
     let mut heap = BinaryHeap::new();
@@ -1288,14 +1288,14 @@ impl Index {
         }
     }
 
-    /// The id of record `ordinal`.
-    pub fn record_id(&self, ordinal: u64) -> &str {
+    /// The id of record `ordinal` (empty when out of range).
+    pub fn record_id(&self, ordinal: u64) -> String {
         let i = self
             .segments
             .partition_point(|s| s.first_record + s.records <= ordinal);
         match self.segments.get(i) {
             Some(s) => s.name(ordinal - s.first_record),
-            None => "",
+            None => String::new(),
         }
     }
 

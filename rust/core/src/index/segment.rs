@@ -15,8 +15,12 @@
 //! - `NAME.dir`: `2^q + 1` little-endian `u64`: the first entry of each bucket, then the count;
 //!
 //! and for both:
-//! - `NAME.ids`: `records + 1` little-endian `u64` offsets into `NAME.names`;
-//! - `NAME.names`: the records' ids, UTF-8, back to back.
+//! - `NAME.names`: the records' ids, UTF-8, front-coded in blocks of [`ID_BLOCK`] records: per
+//!   record, a LEB128 varint of the bytes it shares with the previous id of its block (0 for a
+//!   block's first), a varint of the bytes that follow, and those bytes (ids are often numbered:
+//!   `doc-000123`, `doc-000124` cost about 3 bytes each instead of 10 plus an 8-byte offset);
+//! - `NAME.ids`: `ceil(records / ID_BLOCK) + 1` little-endian `u64` offsets into `NAME.names`:
+//!   where each block starts, then the end.
 //!
 //! The manifest holds each file's size and XXH3-64 checksum. Entries are gathered in memory up to
 //! a budget, sorted, spilled as runs when the budget is reached, and merged into the segment.
@@ -122,6 +126,32 @@ pub struct SourceFile {
     pub records: u64,
     /// The reading options (`IoOptions`).
     pub io: serde_json::Value,
+}
+
+/// Records per front-coded block of ids.
+pub const ID_BLOCK: u64 = 16;
+
+/// Append `v` as a LEB128 varint.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A LEB128 varint at `*pos` (advanced past it), `None` when malformed or cut.
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f).checked_shl(shift)?;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 /// Most records in one segment (refs are `u32`).
@@ -250,6 +280,9 @@ pub struct SegmentWriter<K: Key> {
     names: BufWriter<File>,
     names_len: u64,
     records: u64,
+    /// The previous id of the current block, and the encoding of the next one.
+    previous: Vec<u8>,
+    encoded: Vec<u8>,
 }
 
 impl<K: Key> SegmentWriter<K> {
@@ -257,8 +290,7 @@ impl<K: Key> SegmentWriter<K> {
     pub fn create(dir: &Path, name: &str, spill: &Path, memory: u64) -> Result<Self> {
         let ids_path = dir.join(format!("{name}.ids"));
         let names_path = dir.join(format!("{name}.names"));
-        let mut ids = BufWriter::new(File::create(&ids_path).map_err(io(&ids_path))?);
-        ids.write_all(&0u64.to_le_bytes()).map_err(io(&ids_path))?;
+        let ids = BufWriter::new(File::create(&ids_path).map_err(io(&ids_path))?);
         let names = BufWriter::new(File::create(&names_path).map_err(io(&names_path))?);
         let entry = std::mem::size_of::<(K, u32)>() as u64;
         Ok(SegmentWriter {
@@ -273,6 +305,8 @@ impl<K: Key> SegmentWriter<K> {
             names,
             names_len: 0,
             records: 0,
+            previous: Vec::new(),
+            encoded: Vec::new(),
         })
     }
 
@@ -289,16 +323,31 @@ impl<K: Key> SegmentWriter<K> {
             )));
         }
         let record = self.records as u32;
+        let id = id.as_bytes();
+        let shared = if self.records % ID_BLOCK == 0 {
+            let ids_path = self.dir.join(format!("{}.ids", self.name));
+            self.ids
+                .write_all(&self.names_len.to_le_bytes())
+                .map_err(io(&ids_path))?;
+            0
+        } else {
+            id.iter()
+                .zip(&self.previous)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
         self.records += 1;
+        self.encoded.clear();
+        put_varint(&mut self.encoded, shared as u64);
+        put_varint(&mut self.encoded, (id.len() - shared) as u64);
+        self.encoded.extend_from_slice(&id[shared..]);
         let names_path = self.dir.join(format!("{}.names", self.name));
         self.names
-            .write_all(id.as_bytes())
+            .write_all(&self.encoded)
             .map_err(io(&names_path))?;
-        self.names_len += id.len() as u64;
-        let ids_path = self.dir.join(format!("{}.ids", self.name));
-        self.ids
-            .write_all(&self.names_len.to_le_bytes())
-            .map_err(io(&ids_path))?;
+        self.names_len += self.encoded.len() as u64;
+        self.previous.clear();
+        self.previous.extend_from_slice(id);
         self.buffer.extend(keys.iter().map(|&k| (k, record)));
         if self.buffer.len() >= self.budget {
             self.spill_run()?;
@@ -387,6 +436,9 @@ impl<K: Key> SegmentWriter<K> {
         };
         let ids_path = self.dir.join(format!("{}.ids", self.name));
         let names_path = self.dir.join(format!("{}.names", self.name));
+        self.ids
+            .write_all(&self.names_len.to_le_bytes())
+            .map_err(io(&ids_path))?;
         self.ids.flush().map_err(io(&ids_path))?;
         self.names.flush().map_err(io(&names_path))?;
         let mut files = Vec::new();
@@ -575,9 +627,9 @@ impl Segment {
             names,
         };
         let len = |m: &Option<Mmap>| Some(bytes(m).len() as u64);
-        let records_ok = len(&seg.ids)
-            == meta.records.checked_add(1).and_then(|r| r.checked_mul(8))
-            && seg.name_offset(meta.records as usize) == bytes(&seg.names).len() as u64;
+        let blocks = meta.records.div_ceil(ID_BLOCK);
+        let records_ok = len(&seg.ids) == blocks.checked_add(1).and_then(|b| b.checked_mul(8))
+            && seg.name_offset(blocks as usize) == bytes(&seg.names).len() as u64;
         let entries_ok = if width == 8 {
             seg.packed = seg.packed_shape(meta);
             seg.packed.is_some()
@@ -709,16 +761,36 @@ impl Segment {
         (self.key(i), self.first_record + self.record(i) as u64)
     }
 
-    /// The id of record `r` (ordinal within the segment).
-    pub fn name(&self, r: u64) -> &str {
-        let (a, b) = (
-            self.name_offset(r as usize) as usize,
-            self.name_offset(r as usize + 1) as usize,
-        );
-        bytes(&self.names)
-            .get(a..b)
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .unwrap_or("")
+    /// The id of record `r` (ordinal within the segment); empty when out of range.
+    pub fn name(&self, r: u64) -> String {
+        let block = (r / ID_BLOCK) as usize;
+        let (a, b) = (self.name_offset(block), self.name_offset(block + 1));
+        let Some(data) = usize::try_from(a)
+            .ok()
+            .zip(usize::try_from(b).ok())
+            .and_then(|(a, b)| bytes(&self.names).get(a..b))
+        else {
+            return String::new();
+        };
+        // The checksum vouches for the file; a malformed block still never reads out of it.
+        let decode = || -> Option<Vec<u8>> {
+            let mut id: Vec<u8> = Vec::new();
+            let mut pos = 0usize;
+            for _ in 0..=r % ID_BLOCK {
+                let shared = usize::try_from(get_varint(data, &mut pos)?).ok()?;
+                let rest = usize::try_from(get_varint(data, &mut pos)?).ok()?;
+                if shared > id.len() {
+                    return None;
+                }
+                id.truncate(shared);
+                id.extend_from_slice(data.get(pos..pos.checked_add(rest)?)?);
+                pos += rest;
+            }
+            Some(id)
+        };
+        decode()
+            .and_then(|id| String::from_utf8(id).ok())
+            .unwrap_or_default()
     }
 
     /// Every key, in order (to build the query filter).
@@ -826,6 +898,32 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn front_coded_ids_read_back_exactly() {
+        // Shared prefixes within and across blocks, empty ids, multi-byte characters cut in
+        // the middle by a shared prefix, long ids (two-byte varints), a last partial block.
+        let mut ids: Vec<String> = vec![String::new(), "a".into(), String::new()];
+        ids.extend((0..40).map(|i| format!("shard-0007/doc-{i:06}")));
+        ids.extend(["é", "éa", "èb", "ü", "", "x".repeat(300).as_str(), "xy"].map(String::from));
+        ids.extend((0..21).map(|i| format!("{}-{i}", "日本語".repeat(i % 4))));
+        for n in [0, 1, 15, 16, 17, ids.len()] {
+            let dir = tempfile::tempdir().unwrap();
+            let spill = tempfile::tempdir().unwrap();
+            let mut w = SegmentWriter::<u64>::create(dir.path(), "s", spill.path(), 1 << 20)
+                .unwrap();
+            for id in &ids[..n] {
+                w.add(id, &[7]).unwrap();
+            }
+            let meta = w.finish(0, Vec::new()).unwrap();
+            let seg = Segment::open(dir.path(), &meta, 8).unwrap();
+            for (r, id) in ids[..n].iter().enumerate() {
+                assert_eq!(&seg.name(r as u64), id, "record {r} of {n}");
+            }
+            assert_eq!(seg.name(n as u64), "");
+            assert_eq!(seg.name(u64::MAX), "");
+        }
+    }
 
     #[test]
     fn written_segments_find_every_key_with_and_without_runs() {

@@ -216,7 +216,7 @@ fn decont_outcome(indexes: &[Index], mode: DecontMode, texts: &[&str]) -> Outcom
         .par_iter()
         .map(|t| {
             let hits = find_hits(indexes, t);
-            let mut items: Vec<&str> = hits
+            let mut items: Vec<String> = hits
                 .iter()
                 .map(|h| indexes[h.index].record_id(h.record))
                 .collect();

@@ -440,7 +440,7 @@ pub fn find_clusters(
     };
     let mut clusters = uf.finish();
     if !against.is_empty() {
-        clusters.mark_indexed(&hits, |i, r| against[i as usize].record_id(r).to_string());
+        clusters.mark_indexed(&hits, |i, r| against[i as usize].record_id(r));
         stats.set_counter("documents_matching_index", hits.len() as u64);
         stats.set_counter("indexed_duplicates", clusters.indexed_documents());
     }

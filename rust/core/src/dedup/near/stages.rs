@@ -909,7 +909,7 @@ pub fn cluster(workdir: &Path) -> Result<Stats> {
     };
     if !m.against.is_empty() {
         let (indexes, hits) = load_hits(workdir, &m, &dense)?;
-        clusters.mark_indexed(&hits, |i, r| indexes[i as usize].record_id(r).to_string());
+        clusters.mark_indexed(&hits, |i, r| indexes[i as usize].record_id(r));
         stats.set_counter("documents_matching_index", hits.len() as u64);
         stats.set_counter("indexed_duplicates", clusters.indexed_documents());
     }

@@ -339,7 +339,7 @@ impl ExactKeepTable {
                 for idx in &self.against {
                     found.clear();
                     idx.find_exact(hash, &mut found);
-                    names.extend(found.iter().map(|&r| idx.record_id(r).to_string()));
+                    names.extend(found.iter().map(|&r| idx.record_id(r)));
                 }
                 ids = (!names.is_empty()).then_some(names);
             }

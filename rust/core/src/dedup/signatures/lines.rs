@@ -336,7 +336,7 @@ impl LineKeepTable {
                 hits.dedup();
                 let ids: Vec<String> = hits
                     .drain(..)
-                    .map(|(i, r)| self.against[i].record_id(r).to_string())
+                    .map(|(i, r)| self.against[i].record_id(r))
                     .collect();
                 self.dup_of.push((!ids.is_empty()).then_some(ids));
             }
