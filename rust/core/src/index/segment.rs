@@ -910,8 +910,8 @@ mod tests {
         for n in [0, 1, 15, 16, 17, ids.len()] {
             let dir = tempfile::tempdir().unwrap();
             let spill = tempfile::tempdir().unwrap();
-            let mut w = SegmentWriter::<u64>::create(dir.path(), "s", spill.path(), 1 << 20)
-                .unwrap();
+            let mut w =
+                SegmentWriter::<u64>::create(dir.path(), "s", spill.path(), 1 << 20).unwrap();
             for id in &ids[..n] {
                 w.add(id, &[7]).unwrap();
             }
