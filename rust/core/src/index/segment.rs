@@ -324,7 +324,7 @@ impl<K: Key> SegmentWriter<K> {
         }
         let record = self.records as u32;
         let id = id.as_bytes();
-        let shared = if self.records % ID_BLOCK == 0 {
+        let shared = if self.records.is_multiple_of(ID_BLOCK) {
             let ids_path = self.dir.join(format!("{}.ids", self.name));
             self.ids
                 .write_all(&self.names_len.to_le_bytes())
