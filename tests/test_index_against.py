@@ -287,6 +287,11 @@ def test_staged_near_against_equals_the_one_run(near_data: dict[str, Any], tmp_p
     tamis.index.add(moved, d["new_f"])
     r = run("dedup", "near", "cluster", "--workdir", wd2)
     assert r.returncode != 0 and str(moved) in r.stderr and "changed" in r.stderr, r.stderr
+    # A truncated hits file (a killed task, a full disk) is an error naming it.
+    hits = wd / "hits" / "r00001.bin"
+    hits.write_bytes(hits.read_bytes()[:-5])
+    r = run("dedup", "near", "cluster", "--workdir", wd)
+    assert r.returncode != 0 and str(hits) in r.stderr and "truncated" in r.stderr, r.stderr
 
     pytest.importorskip("datatrove")
     from datatrove.executor import LocalPipelineExecutor
