@@ -287,6 +287,29 @@ def test_staged_near_against_equals_the_one_run(near_data: dict[str, Any], tmp_p
     tamis.index.add(moved, d["new_f"])
     r = run("dedup", "near", "cluster", "--workdir", wd2)
     assert r.returncode != 0 and str(moved) in r.stderr and "changed" in r.stderr, r.stderr
+    # Two indexes (the old corpus in two parts, in order): the same result, from Python; a
+    # relative index path is stored absolute (the cluster stage runs elsewhere).
+    half = tmp_path / "half"
+    half.mkdir()
+    idx_a, idx_b = half / "a.near", half / "b.near"
+    ok("index", "build", write_jsonl(half / "a.jsonl", d["old"][:200]), "-o", idx_a, "--kind", "near")
+    ok("index", "build", write_jsonl(half / "b.jsonl", d["old"][200:]), "-o", idx_b, "--kind", "near")
+    wd3 = tmp_path / "wd3"
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(half)
+    try:
+        tamis.dedup.near_signatures([data], wd3, against=["a.near", "b.near"])
+    finally:
+        os.chdir(cwd)
+    tamis.dedup.near_buckets(wd3)
+    tamis.dedup.near_cluster(wd3)
+    out3 = tmp_path / "two.jsonl"
+    tamis.dedup.near_filter([data], wd3, str(out3))
+    assert out3.read_text() == d["one_run"]
+    with pytest.raises(tamis.ConfigError, match="verify is a single-process option"):
+        tamis.dedup.near_signatures([data], tmp_path / "wd4", against=[str(idx_a)], verify=True)
     # A truncated hits file (a killed task, a full disk) is an error naming it.
     hits = wd / "hits" / "r00001.bin"
     hits.write_bytes(hits.read_bytes()[:-5])

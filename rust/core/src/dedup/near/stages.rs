@@ -137,12 +137,18 @@ struct Manifest {
     world_size: usize,
     total_shards: u32,
     shards: Vec<ShardInfo>,
-    /// The indexes the band keys were looked up in (`against`).
+    /// The indexes the band keys were looked up in (`against`). Their hits are held in memory
+    /// until the task ends (16 bytes per indexed document matched, at most 32 per document), as
+    /// in the one-process run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     against: Vec<IndexRef>,
 }
 
 const FORMAT: u32 = 1;
+
+/// The manifest format of signatures looked up in indexes (`against`): a tamis that does not
+/// know `against` refuses it rather than keeping the indexed duplicates.
+const FORMAT_AGAINST: u32 = 2;
 
 fn rank_check(rank: usize, world_size: usize) -> Result<()> {
     use crate::options::Options;
@@ -262,13 +268,17 @@ impl SignatureWriter {
                 )));
             }
         }
+        // Absolute: the cluster stage may run in another directory.
         self.against = indexes
             .iter()
-            .map(|i| IndexRef {
-                path: i.path.clone(),
-                fingerprint: i.fingerprint(),
+            .map(|i| {
+                Ok(IndexRef {
+                    path: std::path::absolute(&i.path)
+                        .map_err(|e| Error::io(i.path.display().to_string(), e))?,
+                    fingerprint: i.fingerprint(),
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         self.indexes = std::sync::Arc::new(indexes);
         Ok(())
     }
@@ -295,6 +305,14 @@ impl SignatureWriter {
         total_shards: u32,
     ) -> Result<Self> {
         let params = options.params()?;
+        if options.verify {
+            return Err(crate::options::OptionError::new(
+                "verify",
+                "is a single-process option: the staged near dedup (scheduler, datatrove) does \
+                 not verify candidate pairs",
+            )
+            .into());
+        }
         let keep = options.keep_policy()?;
         let budget =
             super::spill_budget(&params, options.memory_limit.unwrap_or(SIGNATURES_MEMORY));
@@ -379,7 +397,11 @@ impl SignatureWriter {
         stats.set_counter("spill_runs", self.store.runs() as u64);
         stats.set_counter("documents_without_shingles", self.no_shingles);
         let manifest = Manifest {
-            format: FORMAT,
+            format: if self.against.is_empty() {
+                FORMAT
+            } else {
+                FORMAT_AGAINST
+            },
             params: ParamsJson::from(self.hasher.params()),
             priority: self.priority.clone(),
             rank: self.rank,
@@ -666,10 +688,15 @@ impl Manifests {
             let bytes = std::fs::read(f).map_err(|e| Error::io(f.display().to_string(), e))?;
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| corrupt(f, format!("not a signatures manifest: {e}")))?;
-            if m.format != FORMAT {
+            let expected = if m.against.is_empty() {
+                FORMAT
+            } else {
+                FORMAT_AGAINST
+            };
+            if m.format != expected {
                 return Err(corrupt(
                     f,
-                    format!("format {} (expected {FORMAT})", m.format),
+                    format!("format {} (expected {expected})", m.format),
                 ));
             }
             manifests.push((f.clone(), m));
