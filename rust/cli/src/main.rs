@@ -18,16 +18,32 @@ fn main() {
     // `decontaminate` holds no state that grows: its freed batch buffers come back within a
     // second, so 1 s saves the page faults (measured on 1.1 GB: 9.4 s instead of 10.3 on one
     // thread, peak 205 MB instead of 162; RESULTS.md).
+    // `vocab` builds one large state and frees it piece by piece while learning: 1 s saves the
+    // kernel zeroing pages handed back and asked for again (Dutch, +4,000 tokens, three runs
+    // each: 1.2 MB 0.38-0.43 s instead of 0.46-0.57 with `--target all`, 47 MB 3.07-3.09 s
+    // instead of 3.29-3.35; `auto` 3.78-4.04 instead of 4.02-4.63; RESULTS.md).
     // MIMALLOC_PURGE_DELAY in the environment (read by mimalloc itself) takes precedence.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        let delay = if args.iter().skip(1).any(|a| a == "decontaminate") {
-            1000
-        } else {
-            10
+        let delay = match subcommand(&args) {
+            Some(c) if c == "decontaminate" || c == "vocab" => 1000,
+            _ => 10,
         };
         // SAFETY: setting a documented mimalloc option; no allocation state is touched.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     }
     std::process::exit(tamis_cli::run(args));
+}
+
+/// The subcommand: the first argument that is neither a global flag nor `--threads`' value.
+fn subcommand(args: &[std::ffi::OsString]) -> Option<&std::ffi::OsString> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--threads" {
+            it.next();
+        } else if !a.to_string_lossy().starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
 }
