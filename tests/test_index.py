@@ -161,6 +161,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def read_folder(folder: Path) -> list[dict[str, Any]]:
+    """The records of a datatrove writer's output folder, file by file in name order."""
+    return [row for f in sorted(folder.glob("*.jsonl")) for row in read_jsonl(f)]
+
+
 def test_every_planted_ngram_is_found_and_every_match_is_real(data: dict[str, Any]) -> None:
     tmp = data["tmp"]
     out, matches = tmp / "clean.jsonl", tmp / "matches.jsonl"
@@ -348,7 +353,7 @@ def test_exact_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
             tasks=2,
             logging_dir=str(tmp_path / f"logs-{annotate}"),
         ).run()
-        rows = [json.loads(line) for f in sorted(out.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        rows = read_folder(out)
         if annotate:
             assert {r["id"]: r["metadata"].get("dup_of") for r in rows} == {
                 r["id"]: r.get("dup_of") for r in annotated

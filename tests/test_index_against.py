@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import tamis
-from test_index import VOCAB, _records, ok, read_jsonl, run, write_jsonl
+from test_index import VOCAB, _records, ok, read_folder, read_jsonl, run, write_jsonl
 
 
 def words(rng: random.Random, n: int) -> list[str]:
@@ -342,7 +342,7 @@ def test_staged_near_against_equals_the_one_run(near_data: dict[str, Any], tmp_p
             2,
             f"filter-{annotate}",
         )
-        rows = [json.loads(line) for f in sorted(dout.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        rows = read_folder(dout)
         if annotate:
             got = {r["id"]: r["metadata"]["dup_of"] for r in rows if "dup_of" in r["metadata"]}
             assert got == dup_of
@@ -447,7 +447,7 @@ def test_lines_against_an_index_equals_one_run_over_old_and_new(tmp_path: Path) 
             tasks=2,
             logging_dir=str(tmp_path / f"logs-{annotate}"),
         ).run()
-        rows = [json.loads(line) for f in sorted(dt.glob("*.jsonl")) for line in f.read_text().splitlines()]
+        rows = read_folder(dt)
         expected = read_jsonl(expected_f)
         assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in expected]
         if annotate:
