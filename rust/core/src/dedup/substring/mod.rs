@@ -339,7 +339,12 @@ fn collect(
     let map = if at == 0 {
         None
     } else {
-        Some(unsafe { Mmap::map(&file) }.map_err(err)?)
+        let map = unsafe { Mmap::map(&file) }.map_err(err)?;
+        if options.memory_limit.is_none() {
+            Some(huge_page_copy(&map).map_err(err)?)
+        } else {
+            Some(map)
+        }
     };
     let tokens = match offsets_out {
         None => None,
@@ -360,6 +365,16 @@ fn collect(
         starts,
         tokens,
     })
+}
+
+/// A copy of `data` in anonymous memory backed by huge pages where the system allows it (see
+/// [`sa::advise_huge_pages`]): the suffix sorting and the merge read the text at random, and a
+/// file's pages are 4 KiB. Memory mode only: the copy is as large as the text.
+fn huge_page_copy(data: &[u8]) -> std::io::Result<Mmap> {
+    let mut copy = memmap2::MmapOptions::new().len(data.len()).map_anon()?;
+    sa::advise_huge_pages(copy.as_ptr(), copy.len());
+    copy.copy_from_slice(data);
+    copy.make_read_only()
 }
 
 /// `tamis dedup substring`: remove repeated spans of `inputs`, writing `output`.
