@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use tokenizers::{OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use super::file::ModelKind;
 use crate::error::Location;
@@ -22,7 +21,7 @@ use crate::pipeline::Progress;
 use crate::{Error, RecordError, Result};
 
 /// Word → occurrences.
-pub type WordCounts = HashMap<String, u64, Xxh3DefaultBuilder>;
+pub type WordCounts = HashMap<String, u64, rustc_hash::FxBuildHasher>;
 
 /// How a corpus is read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tokenizers::{Model, ModelWrapper, Tokenizer};
 
+use super::bpe::RankedMerges;
 use super::corpus::{count_words, CorpusOptions, CorpusSummary, WordCounts};
 use super::file::{MergeFormat, ModelKind, TokenizerFile};
 use super::learn::{Learner, ReferenceWords, Refusal};
@@ -433,18 +434,22 @@ pub fn extend(
 
     // Segment every distinct word once with the old merges (sorted, so ids do not depend on
     // hash order).
+    let ranked = RankedMerges::new(seg_model, base.merges());
     let segment = |counts: WordCounts| -> Vec<(String, Vec<u32>, u64)> {
         let mut words: Vec<(String, u64)> = counts.into_iter().collect();
-        words.sort_unstable();
         pool.install(|| {
+            words.par_sort_unstable();
             words
                 .into_par_iter()
                 .with_min_len(256)
                 .map(|(w, c)| {
-                    let ids = seg_model
-                        .tokenize(&w)
-                        .map(|t| t.into_iter().map(|t| t.id).collect())
-                        .unwrap_or_default();
+                    let ids = match &ranked {
+                        Some(r) => r.segment(&w),
+                        None => seg_model
+                            .tokenize(&w)
+                            .map(|t| t.into_iter().map(|t| t.id).collect())
+                            .unwrap_or_default(),
+                    };
                     (w, ids, c)
                 })
                 .collect()
@@ -457,10 +462,29 @@ pub fn extend(
     let target_words = segmented.len();
     let protected_words = segment(protected_counts);
     let reference_words = segment(reference_counts);
+    // A reference word none of whose pairs occurs in the target never changes: learned merges
+    // join pairs of the target (a pair of two old tokens is in the target from the start), so
+    // none can fire on it, and it adds only to pairs never learned. Most of the built-in
+    // reference is such words; the learner skips them (same merges, less work). Merges forced
+    // from another tokenizer need not be target pairs: then every word stays.
+    let in_learner: Vec<bool> = if merge_from.is_some() || selection.is_none() {
+        vec![true; reference_words.len()]
+    } else {
+        let target_pairs: HashSet<(u32, u32)> = segmented
+            .iter()
+            .flat_map(|(ids, _)| ids.windows(2).map(|p| (p[0], p[1])))
+            .collect();
+        reference_words
+            .iter()
+            .map(|(_, ids, _)| ids.windows(2).any(|p| target_pairs.contains(&(p[0], p[1]))))
+            .collect()
+    };
     let reference = selection.as_ref().map(|sel| ReferenceWords {
         words: reference_words
             .iter()
-            .map(|(_, ids, c)| (ids.clone(), *c))
+            .zip(&in_learner)
+            .filter(|(_, &kept)| kept)
+            .map(|((_, ids, c), _)| (ids.clone(), *c))
             .collect(),
         total: sel.reference_occurrences,
         ratio: cfg.reference_ratio,
@@ -539,11 +563,20 @@ pub fn extend(
     if let Some(sel) = selection.as_mut() {
         sel.reference_skipped = learner.reference_skipped;
         sel.outside_skipped = learner.outside_skipped;
+        let mut learned = learner.words_from(target_words).iter();
+        let finals: Vec<&[u32]> = reference_words
+            .iter()
+            .zip(&in_learner)
+            .map(|((_, start, _), &kept)| match kept {
+                true => learned.next().map_or(start.as_slice(), |w| w.as_slice()),
+                false => start.as_slice(),
+            })
+            .collect();
         sel.reference_invariance = reference_invariance(
             base,
             &learner,
             &reference_words,
-            learner.words_from(target_words),
+            &finals,
             sel.reference_occurrences,
             !char_entries.is_empty(),
             &pool,
@@ -736,7 +769,7 @@ fn reference_invariance(
     base: &TokenizerFile,
     learner: &Learner<'_>,
     words: &[(String, Vec<u32>, u64)],
-    finals: &[Vec<u32>],
+    finals: &[&[u32]],
     occurrences: u64,
     chars_added: bool,
     pool: &rayon::ThreadPool,
@@ -764,7 +797,7 @@ fn reference_invariance(
                 } else {
                     start.clone()
                 };
-                if before == *end {
+                if before == **end {
                     return None;
                 }
                 let merge = start

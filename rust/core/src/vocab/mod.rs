@@ -24,6 +24,7 @@
 //! # Ok::<(), tamis_core::Error>(())
 //! ```
 
+mod bpe;
 mod corpus;
 mod extend;
 mod file;

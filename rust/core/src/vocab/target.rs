@@ -150,7 +150,8 @@ pub(crate) fn builtin_reference(
             })
             .collect::<Result<_>>()
     })?;
-    let mut counts = WordCounts::default();
+    let mut counts =
+        WordCounts::with_capacity_and_hasher(parts.iter().map(Vec::len).sum(), Default::default());
     for (w, n) in parts.into_iter().flatten() {
         total += n;
         *counts.entry(w).or_default() += n;

@@ -427,3 +427,44 @@ fn bad_inputs_are_clear_errors() {
     let err = extend(&base, &[], None, &cfg(5)).expect_err("no corpus");
     assert_eq!(err.slug(), "config");
 }
+
+#[test]
+fn reference_words_no_merge_can_reach_leave_the_result_unchanged() {
+    // Same-script target selection: half of the English text is the reference, the other half
+    // the corpus. The learner skips reference words that share no pair with the corpus unless
+    // merges are forced from another tokenizer; forcing the base's own merges (all present)
+    // forces nothing, so both runs must learn the same merges and report the same invariance.
+    let dir = tempfile::tempdir().expect("tmp");
+    // Large enough that English is not a poorly covered script.
+    let base = TokenizerFile::from_json("base", &byte_level(EN, 450)).expect("base");
+    let lines: Vec<&str> = EN.lines().collect();
+    let (a, b) = lines.split_at(lines.len() / 2);
+    // A few corpus lines in the reference too: merges learned from them change its words.
+    let shared = format!("{}\n{}", a.join("\n"), b[..3].join("\n"));
+    let reference = write(dir.path(), "ref.txt", &shared);
+    let corpus = write(dir.path(), "corpus.txt", &b.join("\n"));
+    let mut c = cfg(80);
+    c.min_frequency = 1;
+    c.reference = vec![reference];
+    c.reference_ratio = 1.5;
+    let skipping = extend(&base, std::slice::from_ref(&corpus), None, &c).expect("auto");
+    let all_words = extend(&base, &[corpus], Some(&base), &c).expect("auto, merge from");
+    assert!(skipping.summary.new_tokens > 20, "{:?}", skipping.summary);
+    assert_eq!(skipping.tokens, all_words.tokens);
+    assert_eq!(skipping.json, all_words.json);
+    let (s, w) = (
+        skipping.summary.selection.as_ref().expect("selection"),
+        all_words.summary.selection.as_ref().expect("selection"),
+    );
+    assert!(s.scripts.is_empty(), "same script: {:?}", s.scripts);
+    assert!(s.reference_skipped > 0, "the reference decided something");
+    assert_eq!(s.reference_skipped, w.reference_skipped);
+    assert_eq!(
+        serde_json::to_value(&s.reference_invariance).expect("json"),
+        serde_json::to_value(&w.reference_invariance).expect("json")
+    );
+    assert!(
+        s.reference_invariance.rate < 1.0,
+        "some reference words changed"
+    );
+}
