@@ -468,3 +468,35 @@ fn reference_words_no_merge_can_reach_leave_the_result_unchanged() {
         "some reference words changed"
     );
 }
+
+#[test]
+fn merge_rank_segmentation_equals_the_model_on_both_kinds() {
+    // tamis segments words by merge rank itself where the model allows it; the ids must be the
+    // model's own, with byte fallback (characters outside the vocabulary) and without.
+    let text = format!("{ZH}{EN}");
+    for (name, json) in [
+        ("byte-level", byte_level(&text, 500)),
+        ("sentencepiece", sentencepiece(EN, 300, false)),
+    ] {
+        let file = TokenizerFile::from_json(name, &json).expect("load");
+        let ranked = super::bpe::RankedMerges::new(file.bpe(), file.merges()).expect("plain BPE");
+        let mut checked = 0;
+        for w in text.split_whitespace() {
+            let word = match file.kind() {
+                ModelKind::ByteLevel => format!(" {w}")
+                    .bytes()
+                    .map(crate::prox::count::byte_char)
+                    .collect(),
+                _ => format!("▁{w}"),
+            };
+            let expected: Vec<u32> = tokenizers::Model::tokenize(file.bpe(), &word)
+                .expect("tokenize")
+                .into_iter()
+                .map(|t| t.id)
+                .collect();
+            assert_eq!(ranked.segment(&word), expected, "{name} {word:?}");
+            checked += 1;
+        }
+        assert!(checked > 200, "{name}: {checked} words");
+    }
+}
