@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Serialize;
+use tokenizers::models::bpe::BPE;
 use tokenizers::{Model, ModelWrapper, Tokenizer};
 
 use super::bpe::RankedMerges;
@@ -359,10 +360,21 @@ pub fn extend(
     let distinct_words = counts.len();
     let occurrences: u64 = counts.values().sum();
     let auto = cfg.target == Target::Auto && corpus_summary.is_some();
-    let (counts, reference_counts, mut selection) = if auto {
-        select(base, counts, occurrences, cfg, &pool, progress)?
+    // Words are segmented by merge rank (`bpe.rs`): the base's, or with new characters the
+    // spliced model's below.
+    let base_ranked = RankedMerges::new(base.bpe(), base.merges());
+    let (counts, mut reference_list, mut selection) = if auto {
+        select(
+            base,
+            base_ranked.as_ref(),
+            counts,
+            occurrences,
+            cfg,
+            &pool,
+            progress,
+        )?
     } else {
-        (counts, WordCounts::default(), None)
+        (counts, Some(Vec::new()), None)
     };
 
     // Byte-fallback models first get the characters they lack: merges can only join tokens,
@@ -388,8 +400,14 @@ pub fn extend(
         let mut candidates =
             select_chars(&counts, base.vocab(), cfg.char_coverage, cfg.min_frequency);
         if let Some(sel) = selection.as_mut() {
-            let (target, target_total) = char_counts(&counts);
-            let (reference, reference_total) = char_counts(&reference_counts);
+            // Characters are chosen against the whole reference.
+            let list = match reference_list.take() {
+                Some(list) => list,
+                None => read_builtin(base, &pool, sel, |_| true)?,
+            };
+            let (target, target_total) = char_counts(counts.iter());
+            let (reference, reference_total) = char_counts(list.iter().map(|(w, c)| (w, c)));
+            reference_list = Some(list);
             let before = candidates.len();
             candidates.retain(|c| {
                 let ch = c.chars().next().unwrap_or(' ');
@@ -416,27 +434,35 @@ pub fn extend(
         .enumerate()
         .map(|(i, c)| (c.clone(), first_new_id + i as u32))
         .collect();
-    let seg_tokenizer: Tokenizer = if char_entries.is_empty() {
-        base.tokenizer().clone()
+    let spliced: Option<Tokenizer> = if char_entries.is_empty() {
+        None
     } else {
         let json = base.splice(&char_entries, &[])?;
-        Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
-            path: base.name().to_string(),
-            error: TokenizerError::Invalid(e.to_string()),
-        })?
+        Some(
+            Tokenizer::from_bytes(json.as_bytes()).map_err(|e| Error::Tokenizer {
+                path: base.name().to_string(),
+                error: TokenizerError::Invalid(e.to_string()),
+            })?,
+        )
     };
-    let ModelWrapper::BPE(seg_model) = seg_tokenizer.get_model() else {
-        return Err(Error::Tokenizer {
-            path: base.name().to_string(),
-            error: TokenizerError::Invalid("the model is no longer BPE".into()),
-        });
+    let seg_model: &BPE = match spliced.as_ref().map(|t| t.get_model()) {
+        None => base.bpe(),
+        Some(ModelWrapper::BPE(m)) => m,
+        Some(_) => {
+            return Err(Error::Tokenizer {
+                path: base.name().to_string(),
+                error: TokenizerError::Invalid("the model is no longer BPE".into()),
+            })
+        }
     };
 
     // Segment every distinct word once with the old merges (sorted, so ids do not depend on
     // hash order).
-    let ranked = RankedMerges::new(seg_model, base.merges());
-    let segment = |counts: WordCounts| -> Vec<(String, Vec<u32>, u64)> {
-        let mut words: Vec<(String, u64)> = counts.into_iter().collect();
+    let ranked = match &spliced {
+        None => base_ranked,
+        Some(_) => RankedMerges::new(seg_model, base.merges()),
+    };
+    let segment = |mut words: Vec<(String, u64)>| -> Vec<(String, Vec<u32>, u64)> {
         pool.install(|| {
             words.par_sort_unstable();
             words
@@ -455,29 +481,68 @@ pub fn extend(
                 .collect()
         })
     };
-    let segmented: Vec<(Vec<u32>, u64)> = segment(counts)
+    let segmented: Vec<(Vec<u32>, u64)> = segment(counts.into_iter().collect())
         .into_iter()
         .map(|(_, ids, c)| (ids, c))
         .collect();
     let target_words = segmented.len();
-    let protected_words = segment(protected_counts);
-    let reference_words = segment(reference_counts);
+    let protected_words = segment(protected_counts.into_iter().collect());
     // A reference word none of whose pairs occurs in the target never changes: learned merges
     // join pairs of the target (a pair of two old tokens is in the target from the start), so
     // none can fire on it, and it adds only to pairs never learned. Most of the built-in
-    // reference is such words; the learner skips them (same merges, less work). Merges forced
-    // from another tokenizer need not be target pairs: then every word stays.
-    let in_learner: Vec<bool> = if merge_from.is_some() || selection.is_none() {
-        vec![true; reference_words.len()]
-    } else {
-        let target_pairs: HashSet<(u32, u32)> = segmented
+    // reference is such words; they are left out (same merges, less work). Merges forced from
+    // another tokenizer need not be target pairs: then every word stays.
+    let leave_out = selection.is_some() && merge_from.is_none();
+    let target_pairs: HashSet<(u32, u32)> = if leave_out {
+        segmented
             .iter()
             .flat_map(|(ids, _)| ids.windows(2).map(|p| (p[0], p[1])))
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    // Where a word is the concatenation of its tokens' strings (byte-level models, no new
+    // characters), a word holding a target pair holds the pair's text: the words without any
+    // are left out before they are segmented.
+    let texts = leave_out
+        && base.kind() == ModelKind::ByteLevel
+        && !base.byte_fallback()
+        && char_entries.is_empty()
+        && (0..=255u8).all(|b| {
+            base.vocab()
+                .contains_key(crate::prox::count::byte_char(b).encode_utf8(&mut [0; 4]))
+        });
+    let matcher = if texts {
+        let patterns: HashSet<String> = target_pairs
+            .iter()
+            .filter_map(|&(a, b)| Some(seg_model.id_to_token(a)? + &seg_model.id_to_token(b)?))
             .collect();
+        Some(
+            aho_corasick::AhoCorasick::new(patterns)
+                .map_err(|e| Error::Config(format!("reference filter: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let wanted = |w: &str| matcher.as_ref().is_none_or(|m| m.is_match(w));
+    let reference_list = match (reference_list, selection.as_mut()) {
+        (Some(mut list), _) => {
+            if matcher.is_some() {
+                list.retain(|(w, _)| wanted(w));
+            }
+            list
+        }
+        (None, Some(sel)) => read_builtin(base, &pool, sel, wanted)?,
+        (None, None) => Vec::new(),
+    };
+    let reference_words = segment(reference_list);
+    let in_learner: Vec<bool> = if leave_out {
         reference_words
             .iter()
             .map(|(_, ids, _)| ids.windows(2).any(|p| target_pairs.contains(&(p[0], p[1]))))
             .collect()
+    } else {
+        vec![true; reference_words.len()]
     };
     let reference = selection.as_ref().map(|sel| ReferenceWords {
         words: reference_words
@@ -634,15 +699,19 @@ pub fn extend(
     })
 }
 
-type Selected = (WordCounts, WordCounts, Option<Selection>);
+/// The target's words, the reference's words (`None`: the built-in one, read later) and the
+/// selection.
+type Selected = (WordCounts, Option<Vec<(String, u64)>>, Option<Selection>);
 
 /// Script detection looks at this many of the corpus's most frequent words.
 const DETECT_WORDS: usize = 20_000;
 
 /// Target selection: keep the corpus words of the selected scripts (given, or detected as
-/// poorly covered by the base), and read the reference.
+/// poorly covered by the base), and read the reference files (the built-in reference is read
+/// once the target is segmented).
 fn select(
     base: &TokenizerFile,
+    ranked: Option<&RankedMerges<'_>>,
     counts: WordCounts,
     occurrences: u64,
     cfg: &ExtendConfig,
@@ -661,7 +730,10 @@ fn select(
             .par_iter()
             .with_min_len(256)
             .map(|(w, &c)| {
-                let tokens = model.tokenize(w).map(|t| t.len()).unwrap_or(0);
+                let tokens = match ranked {
+                    Some(r) => r.segment(w).len(),
+                    None => model.tokenize(w).map(|t| t.len()).unwrap_or(0),
+                };
                 (word_text(kind, w), tokens, c)
             })
             .collect()
@@ -698,12 +770,9 @@ fn select(
                 .join(", ")
         )));
     }
-    // With scripts, new tokens hold their characters (or bytes), which ASCII words never do:
-    // those reference words cannot change and are only counted.
-    let relevant = |w: &str| scripts.is_empty() || !w.is_ascii();
     let (reference, reference_occurrences, name) = if cfg.reference.is_empty() {
-        let (c, total) = builtin_reference(base.tokenizer(), kind, pool, |w| relevant(w))?;
-        (c, total, BUILTIN_REFERENCE.to_string())
+        // Read once the target is segmented, to leave out what cannot change.
+        (None, 0, BUILTIN_REFERENCE.to_string())
     } else {
         let (c, _) = count_words(
             base.tokenizer(),
@@ -718,11 +787,12 @@ fn select(
         if total == 0 {
             return Err(Error::EmptyCorpus(cfg.reference.join(" ")));
         }
-        let c = c
+        let relevant = |w: &str| scripts.is_empty() || !w.is_ascii();
+        let list = c
             .into_iter()
             .filter(|(w, _)| relevant(&word_text(kind, w)))
             .collect();
-        (c, total, cfg.reference.join(" "))
+        (Some(list), total, cfg.reference.join(" "))
     };
     let selection = Selection {
         scripts: scripts.iter().map(|s| s.full_name().to_string()).collect(),
@@ -747,11 +817,34 @@ fn select(
     Ok((counts, reference, Some(selection)))
 }
 
+/// The built-in reference's words that `wanted` accepts; sets the selection's reference
+/// occurrences. With scripts, new tokens hold their characters (or bytes), which ASCII words
+/// never do: those reference words cannot change and are only counted.
+fn read_builtin(
+    base: &TokenizerFile,
+    pool: &rayon::ThreadPool,
+    sel: &mut Selection,
+    wanted: impl Fn(&str) -> bool + Sync,
+) -> Result<Vec<(String, u64)>> {
+    let scripted = !sel.scripts.is_empty();
+    let (words, total) = builtin_reference(
+        base.tokenizer(),
+        base.kind(),
+        pool,
+        |w| !scripted || !w.is_ascii(),
+        wanted,
+    )?;
+    sel.reference_occurrences = total;
+    Ok(words)
+}
+
 /// Character occurrences of the words, and their total.
-fn char_counts(counts: &WordCounts) -> (HashMap<char, u64>, f64) {
+fn char_counts<'w>(
+    words: impl Iterator<Item = (&'w String, &'w u64)>,
+) -> (HashMap<char, u64>, f64) {
     let mut out: HashMap<char, u64> = HashMap::new();
     let mut total = 0u64;
-    for (w, &c) in counts {
+    for (w, &c) in words {
         for ch in w.chars() {
             *out.entry(ch).or_default() += c;
             total += c;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 use unicode_script::{Script, UnicodeScript};
 
-use super::corpus::{for_each_word, WordCounts};
+use super::corpus::for_each_word;
 use super::file::ModelKind;
 use crate::{Error, Result};
 
@@ -55,42 +55,39 @@ enum Form {
     Bare,
 }
 
-/// The built-in reference's words (`word`, frequency × 10⁹).
-fn builtin_entries() -> Result<Vec<(String, u64)>> {
-    let bad = |m: String| Error::Config(format!("the built-in reference is damaged: {m}"));
-    let raw = zstd::decode_all(REFERENCE_EN).map_err(|e| bad(e.to_string()))?;
-    let text = String::from_utf8(raw).map_err(|e| bad(e.to_string()))?;
+/// The built-in reference's text: `word\tfrequency × 10⁹` lines.
+fn builtin_text() -> Result<String> {
+    let raw = zstd::decode_all(REFERENCE_EN).map_err(|e| damaged(e.to_string()))?;
+    String::from_utf8(raw).map_err(|e| damaged(e.to_string()))
+}
+
+fn damaged(m: String) -> Error {
+    Error::Config(format!("the built-in reference is damaged: {m}"))
+}
+
+/// The built-in reference's words (`word`, frequency × 10⁹), borrowed from its text.
+fn builtin_entries(text: &str) -> Result<Vec<(&str, u64)>> {
     text.lines()
         .map(|line| {
-            let (w, c) = line
-                .split_once('\t')
-                .ok_or_else(|| bad(format!("line {line:?}")))?;
-            let c: u64 = c.parse().map_err(|_| bad(format!("line {line:?}")))?;
-            Ok((w.to_string(), c))
+            let bad = || damaged(format!("line {line:?}"));
+            let (w, c) = line.split_once('\t').ok_or_else(bad)?;
+            Ok((w, c.parse().map_err(|_| bad())?))
         })
         .collect()
 }
 
-/// The built-in reference as the base tokenizer's words, with counts, and the occurrences of
-/// all its words. Only entries `keep` accepts are cut into words (the others count one word
-/// per form in the total).
+/// The built-in reference as the base tokenizer's words with counts (sorted, each word once),
+/// and the occurrences of all its words. Entries `keep` refuses, and words `wanted` refuses,
+/// count in the total only: `extend` leaves out the words no new merge can change.
 pub(crate) fn builtin_reference(
     tokenizer: &Tokenizer,
     kind: ModelKind,
     pool: &rayon::ThreadPool,
     keep: impl Fn(&str) -> bool + Sync,
-) -> Result<(WordCounts, u64)> {
-    let entries = builtin_entries()?;
-    let mut total = 0u64;
-    for (w, c) in &entries {
-        if !keep(w) {
-            total += FORMS
-                .iter()
-                .map(|(_, share)| ((*c as f64) * share).round() as u64)
-                .sum::<u64>();
-        }
-    }
-    let kept: Vec<&(String, u64)> = entries.iter().filter(|(w, _)| keep(w)).collect();
+    wanted: impl Fn(&str) -> bool + Sync,
+) -> Result<(Vec<(String, u64)>, u64)> {
+    let text = builtin_text()?;
+    let entries = builtin_entries(&text)?;
     // GPT-2's pre-tokenizer (no normalizer) is cut by tamis' scanner of its regex, which equals
     // the library's split below U+30000, without the per-call pipeline; any other tokenizer,
     // a word past U+30000 or one holding an added token's text goes through `tokenizers`.
@@ -109,54 +106,92 @@ pub(crate) fn builtin_reference(
         gpt2 && w.chars().all(|c| (c as u32) < 0x3_0000)
             && !added.iter().any(|a| w.contains(a.as_str()))
     };
-    let parts: Vec<Vec<(String, u64)>> = pool.install(|| {
-        kept.par_iter()
+    type Part = (Vec<(String, u64)>, u64);
+    let (mut words, total): Part = pool.install(|| {
+        entries
+            .par_iter()
             .with_min_len(512)
-            .map(|(w, c)| {
-                let mut out = Vec::new();
-                for (form, share) in FORMS {
-                    let n = ((*c as f64) * share).round() as u64;
-                    if n == 0 {
-                        continue;
-                    }
-                    if scannable(w) {
-                        let text = match form {
-                            Form::Spaced => format!(" {w}"),
-                            Form::Capital => format!(" {}", capitalize(w)),
-                            Form::Bare => w.to_string(),
-                        };
-                        crate::prox::count::gpt2_words(&text, |word| {
-                            let mapped: String =
-                                word.bytes().map(crate::prox::count::byte_char).collect();
-                            out.push((mapped, n));
-                        });
-                        continue;
-                    }
-                    let (text, skip) = match form {
-                        // A first word to take the line start, so that `w` follows a space.
-                        Form::Spaced => (format!("x {w}"), 1),
-                        Form::Capital => (format!("x {}", capitalize(w)), 1),
-                        Form::Bare => (w.to_string(), 0),
-                    };
-                    let mut i = 0;
-                    for_each_word(tokenizer, kind, &text, |word| {
-                        if i >= skip {
-                            out.push((word.to_string(), n));
+            .try_fold(
+                || (Vec::new(), 0u64, String::new()),
+                |(mut out, mut total, mut mapped), &(w, c)| {
+                    for (form, share) in FORMS {
+                        let n = ((c as f64) * share).round() as u64;
+                        if n == 0 {
+                            continue;
                         }
-                        i += 1;
-                    })?;
-                }
-                Ok(out)
-            })
-            .collect::<Result<_>>()
+                        if !keep(w) {
+                            total += n;
+                            continue;
+                        }
+                        let mut take = |word: &str| {
+                            total += n;
+                            if wanted(word) {
+                                out.push((word.to_string(), n));
+                            }
+                        };
+                        // A lower-case ASCII word is one word of GPT-2's in every form: its
+                        // letters map to themselves and the space to `Ġ`.
+                        if gpt2 && !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()) {
+                            mapped.clear();
+                            if let Form::Spaced | Form::Capital = form {
+                                mapped.push(crate::prox::count::byte_char(b' '));
+                            }
+                            mapped.push_str(w);
+                            if let Form::Capital = form {
+                                let at = mapped.len() - w.len();
+                                mapped[at..at + 1].make_ascii_uppercase();
+                            }
+                            take(&mapped);
+                            continue;
+                        }
+                        if scannable(w) {
+                            let text = match form {
+                                Form::Spaced => format!(" {w}"),
+                                Form::Capital => format!(" {}", capitalize(w)),
+                                Form::Bare => w.to_string(),
+                            };
+                            crate::prox::count::gpt2_words(&text, |word| {
+                                mapped.clear();
+                                mapped.extend(word.bytes().map(crate::prox::count::byte_char));
+                                take(&mapped);
+                            });
+                            continue;
+                        }
+                        let (text, skip) = match form {
+                            // A first word to take the line start, so that `w` follows a space.
+                            Form::Spaced => (format!("x {w}"), 1),
+                            Form::Capital => (format!("x {}", capitalize(w)), 1),
+                            Form::Bare => (w.to_string(), 0),
+                        };
+                        let mut i = 0;
+                        for_each_word(tokenizer, kind, &text, |word| {
+                            if i >= skip {
+                                take(word);
+                            }
+                            i += 1;
+                        })?;
+                    }
+                    Ok::<_, Error>((out, total, mapped))
+                },
+            )
+            .map(|r| r.map(|(out, total, _)| (out, total)))
+            .try_reduce(
+                || (Vec::new(), 0),
+                |(mut a, ta), (b, tb)| {
+                    a.extend(b);
+                    Ok((a, ta + tb))
+                },
+            )
     })?;
-    let mut counts =
-        WordCounts::with_capacity_and_hasher(parts.iter().map(Vec::len).sum(), Default::default());
-    for (w, n) in parts.into_iter().flatten() {
-        total += n;
-        *counts.entry(w).or_default() += n;
-    }
-    Ok((counts, total))
+    pool.install(|| words.par_sort_unstable());
+    words.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    Ok((words, total))
 }
 
 fn capitalize(w: &str) -> String {
@@ -493,7 +528,8 @@ mod tests {
             "end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,
             "vocab":{"a":0},"merges":[]}}"#;
         let tok = Tokenizer::from_bytes(json.as_bytes()).expect("tokenizer");
-        for (w, _) in builtin_entries().expect("entries").iter().step_by(7) {
+        let text = builtin_text().expect("reference");
+        for (w, _) in builtin_entries(&text).expect("entries").iter().step_by(7) {
             for (text, skip, scanned) in [
                 (format!("x {w}"), 1, format!(" {w}")),
                 (
@@ -501,7 +537,7 @@ mod tests {
                     1,
                     format!(" {}", capitalize(w)),
                 ),
-                (w.clone(), 0, w.clone()),
+                (w.to_string(), 0, w.to_string()),
             ] {
                 let mut piped = Vec::new();
                 let mut i = 0;
@@ -527,7 +563,8 @@ mod tests {
 
     #[test]
     fn builtin_reference_reads() {
-        let entries = builtin_entries().expect("reference");
+        let text = builtin_text().expect("reference");
+        let entries = builtin_entries(&text).expect("reference");
         assert_eq!(entries.len(), 95_992);
         assert_eq!(entries[0].0, "the");
         assert!(entries.windows(2).all(|w| w[0].1 >= w[1].1));
