@@ -445,8 +445,18 @@ fn reference_words_no_merge_can_reach_leave_the_result_unchanged() {
     let corpus = write(dir.path(), "corpus.txt", &b.join("\n"));
     let mut c = cfg(80);
     c.min_frequency = 1;
-    c.reference = vec![reference];
     c.reference_ratio = 1.5;
+    // The built-in reference too: its words without a corpus pair are left out before they
+    // are segmented.
+    let builtin = extend(&base, std::slice::from_ref(&corpus), None, &c).expect("builtin");
+    let builtin_all = extend(&base, std::slice::from_ref(&corpus), Some(&base), &c).expect("all");
+    assert!(builtin.summary.new_tokens > 20, "{:?}", builtin.summary);
+    assert_eq!(builtin.json, builtin_all.json);
+    assert_eq!(
+        serde_json::to_value(&builtin.summary.selection).expect("json"),
+        serde_json::to_value(&builtin_all.summary.selection).expect("json")
+    );
+    c.reference = vec![reference];
     let skipping = extend(&base, std::slice::from_ref(&corpus), None, &c).expect("auto");
     let all_words = extend(&base, &[corpus], Some(&base), &c).expect("auto, merge from");
     assert!(skipping.summary.new_tokens > 20, "{:?}", skipping.summary);
