@@ -112,9 +112,14 @@ def test_dutch_by_default_leaves_english_words_alone(gpt2, base, english, tmp_pa
     for name, docs in english.items():
         inv = judge.invariance(base, new, docs)
         assert inv["word_rate"] >= 0.99, (name, inv)
-    gain = judge.gain(base, new, judge.heldout(held), "word")
-    # Whole held-out pages: plain continued BPE gets 1.57x here (benchmarks/RESULTS.md).
-    assert gain >= 1.5, gain
+    pages = judge.heldout(held)
+    # The goal, on the held-out paragraphs that are Dutch (tamis' language filter): Dutch manual
+    # pages keep some sections in English, which the extension is meant to leave alone.
+    dutch = judge.in_language(pages, "nl")
+    assert 0.6 * len(pages) < len(dutch) < len(pages)
+    assert judge.gain(base, new, dutch, "word") >= 1.6
+    # Whole held-out pages, English sections included: plain continued BPE gets 1.57x here.
+    assert judge.gain(base, new, pages, "word") >= 1.5
     everything = Tokenizer.from_str(vocab.extend(gpt2, train, new_tokens=4000, target="all").json)
     assert judge.invariance(base, everything, english["man pages"])["word_rate"] < 0.985
 
