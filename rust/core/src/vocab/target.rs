@@ -129,47 +129,15 @@ pub(crate) fn builtin_reference(
                                 out.push((word.to_string(), n));
                             }
                         };
-                        // A lower-case ASCII word is one word of GPT-2's in every form: its
-                        // letters map to themselves and the space to `Ġ`.
-                        if gpt2 && !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()) {
-                            mapped.clear();
-                            if let Form::Spaced | Form::Capital = form {
-                                mapped.push(crate::prox::count::byte_char(b' '));
-                            }
-                            mapped.push_str(w);
-                            if let Form::Capital = form {
-                                let at = mapped.len() - w.len();
-                                mapped[at..at + 1].make_ascii_uppercase();
-                            }
-                            take(&mapped);
-                            continue;
-                        }
-                        if scannable(w) {
-                            let text = match form {
-                                Form::Spaced => format!(" {w}"),
-                                Form::Capital => format!(" {}", capitalize(w)),
-                                Form::Bare => w.to_string(),
-                            };
-                            crate::prox::count::gpt2_words(&text, |word| {
-                                mapped.clear();
-                                mapped.extend(word.bytes().map(crate::prox::count::byte_char));
-                                take(&mapped);
-                            });
-                            continue;
-                        }
-                        let (text, skip) = match form {
-                            // A first word to take the line start, so that `w` follows a space.
-                            Form::Spaced => (format!("x {w}"), 1),
-                            Form::Capital => (format!("x {}", capitalize(w)), 1),
-                            Form::Bare => (w.to_string(), 0),
-                        };
-                        let mut i = 0;
-                        for_each_word(tokenizer, kind, &text, |word| {
-                            if i >= skip {
-                                take(word);
-                            }
-                            i += 1;
-                        })?;
+                        cut_form(
+                            tokenizer,
+                            kind,
+                            w,
+                            form,
+                            scannable(w),
+                            &mut mapped,
+                            &mut take,
+                        )?;
                     }
                     Ok::<_, Error>((out, total, mapped))
                 },
@@ -192,6 +160,61 @@ pub(crate) fn builtin_reference(
         same
     });
     Ok((words, total))
+}
+
+/// Call `take` with the base tokenizer's words of `w` written in `form`. `scan`: the base splits
+/// as GPT-2 and `w` is in the scanner's range (`buf` holds each mapped word).
+fn cut_form(
+    tokenizer: &Tokenizer,
+    kind: ModelKind,
+    w: &str,
+    form: Form,
+    scan: bool,
+    buf: &mut String,
+    take: &mut dyn FnMut(&str),
+) -> Result<()> {
+    use crate::prox::count::{byte_char, gpt2_words};
+    // A lower-case ASCII word is one word of GPT-2's in every form: its letters map to
+    // themselves and the space to `Ġ`.
+    if scan && !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()) {
+        buf.clear();
+        if let Form::Spaced | Form::Capital = form {
+            buf.push(byte_char(b' '));
+        }
+        buf.push_str(w);
+        if let Form::Capital = form {
+            let at = buf.len() - w.len();
+            buf[at..at + 1].make_ascii_uppercase();
+        }
+        take(buf);
+        return Ok(());
+    }
+    if scan {
+        let text = match form {
+            Form::Spaced => format!(" {w}"),
+            Form::Capital => format!(" {}", capitalize(w)),
+            Form::Bare => w.to_string(),
+        };
+        gpt2_words(&text, |word| {
+            buf.clear();
+            buf.extend(word.bytes().map(byte_char));
+            take(buf);
+        });
+        return Ok(());
+    }
+    let (text, skip) = match form {
+        // A first word to take the line start, so that `w` follows a space.
+        Form::Spaced => (format!("x {w}"), 1),
+        Form::Capital => (format!("x {}", capitalize(w)), 1),
+        Form::Bare => (w.to_string(), 0),
+    };
+    let mut i = 0;
+    for_each_word(tokenizer, kind, &text, |word| {
+        if i >= skip {
+            take(word);
+        }
+        i += 1;
+    })
 }
 
 fn capitalize(w: &str) -> String {
@@ -520,7 +543,8 @@ mod tests {
 
     #[test]
     fn gpt2_reference_words_are_the_pipelines() {
-        // The scanner path against `tokenizers` for GPT-2's pre-tokenizer on every form.
+        // The scanner paths (lower-case words built directly, others through the scanner of
+        // GPT-2's regex) against `tokenizers` for GPT-2's pre-tokenizer on every form.
         let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
             "normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,
             "trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":null,
@@ -529,33 +553,41 @@ mod tests {
             "vocab":{"a":0},"merges":[]}}"#;
         let tok = Tokenizer::from_bytes(json.as_bytes()).expect("tokenizer");
         let text = builtin_text().expect("reference");
-        for (w, _) in builtin_entries(&text).expect("entries").iter().step_by(7) {
-            for (text, skip, scanned) in [
-                (format!("x {w}"), 1, format!(" {w}")),
-                (
-                    format!("x {}", capitalize(w)),
-                    1,
-                    format!(" {}", capitalize(w)),
-                ),
-                (w.to_string(), 0, w.to_string()),
-            ] {
+        let entries = builtin_entries(&text).expect("entries");
+        let odd = entries
+            .iter()
+            .filter(|(w, _)| !w.bytes().all(|b| b.is_ascii_lowercase()))
+            .count();
+        assert!(odd > 1000, "both paths are tried: {odd}");
+        let mut buf = String::new();
+        for (i, (w, _)) in entries.iter().enumerate() {
+            // Every word that is not plain lower case, and every seventh that is.
+            if i % 7 != 0 && w.bytes().all(|b| b.is_ascii_lowercase()) {
+                continue;
+            }
+            for (form, _) in FORMS {
                 let mut piped = Vec::new();
-                let mut i = 0;
-                for_each_word(&tok, ModelKind::ByteLevel, &text, |x| {
-                    if i >= skip {
-                        piped.push(x.to_string());
-                    }
-                    i += 1;
-                })
+                cut_form(
+                    &tok,
+                    ModelKind::ByteLevel,
+                    w,
+                    form,
+                    false,
+                    &mut buf,
+                    &mut |x| piped.push(x.to_string()),
+                )
                 .expect("words");
                 let mut fast = Vec::new();
-                crate::prox::count::gpt2_words(&scanned, |x| {
-                    fast.push(
-                        x.bytes()
-                            .map(crate::prox::count::byte_char)
-                            .collect::<String>(),
-                    )
-                });
+                cut_form(
+                    &tok,
+                    ModelKind::ByteLevel,
+                    w,
+                    form,
+                    true,
+                    &mut buf,
+                    &mut |x| fast.push(x.to_string()),
+                )
+                .expect("words");
                 assert_eq!(piped, fast, "{w:?}");
             }
         }
