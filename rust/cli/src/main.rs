@@ -41,9 +41,10 @@ fn main() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none()
         && subcommand(&args).is_some_and(|c| c == "vocab")
     {
+        let (on, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
         // SAFETY: a process flag; no memory is touched. A failure leaves THP on, which is only
         // slower.
-        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, zero, zero, zero) };
     }
     std::process::exit(tamis_cli::run(args));
 }

@@ -360,9 +360,11 @@ pub fn extend(
     let distinct_words = counts.len();
     let occurrences: u64 = counts.values().sum();
     let auto = cfg.target == Target::Auto && corpus_summary.is_some();
-    // Words are segmented by merge rank (`bpe.rs`): the base's, or with new characters the
-    // spliced model's below.
-    let base_ranked = RankedMerges::new(base.bpe(), base.merges());
+    // Words are segmented by merge rank (`bpe.rs`): the base's (built here for script
+    // detection, or later), or with new characters (byte fallback) the spliced model's.
+    let base_ranked = (auto || !base.byte_fallback())
+        .then(|| RankedMerges::new(base.bpe(), base.merges()))
+        .flatten();
     let (counts, mut reference_list, mut selection) = if auto {
         select(
             base,
@@ -459,7 +461,7 @@ pub fn extend(
     // Segment every distinct word once with the old merges (sorted, so ids do not depend on
     // hash order).
     let ranked = match &spliced {
-        None => base_ranked,
+        None => base_ranked.or_else(|| RankedMerges::new(seg_model, base.merges())),
         Some(_) => RankedMerges::new(seg_model, base.merges()),
     };
     let segment = |mut words: Vec<(String, u64)>| -> Vec<(String, Vec<u32>, u64)> {
@@ -502,9 +504,11 @@ pub fn extend(
         HashSet::new()
     };
     // Where a word is the concatenation of its tokens' strings (byte-level models, no new
-    // characters), a word holding a target pair holds the pair's text: the words without any
-    // are left out before they are segmented.
+    // characters, a word of byte characters only), a word holding a target pair holds the
+    // pair's text: the words without any are left out before they are segmented. With scripts
+    // selected the reference is its few non-ASCII words: nothing to gain.
     let texts = leave_out
+        && selection.as_ref().is_some_and(|s| s.scripts.is_empty())
         && base.kind() == ModelKind::ByteLevel
         && !base.byte_fallback()
         && char_entries.is_empty()
@@ -524,7 +528,15 @@ pub fn extend(
     } else {
         None
     };
-    let wanted = |w: &str| matcher.as_ref().is_none_or(|m| m.is_match(w));
+    let byte_chars: HashSet<char> = (0..=255u8).map(crate::prox::count::byte_char).collect();
+    let wanted = |w: &str| {
+        matcher.as_ref().is_none_or(|m| {
+            m.is_match(w)
+                || !w
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() || byte_chars.contains(&c))
+        })
+    };
     let reference_list = match (reference_list, selection.as_mut()) {
         (Some(mut list), _) => {
             if matcher.is_some() {
