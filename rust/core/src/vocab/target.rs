@@ -102,9 +102,20 @@ pub(crate) fn builtin_reference(
             tokenizer.get_pre_tokenizer(),
             Some(tokenizers::PreTokenizerWrapper::ByteLevel(b)) if b.use_regex && !b.add_prefix_space
         );
+    // An added token is in a form of a word only where it is in the word, unless it holds a
+    // space or a capital: the forms add a space and capitalize.
+    let form_sensitive = added.iter().any(|a| {
+        a.chars()
+            .any(|c| c == ' ' || (c.is_alphabetic() && !c.is_lowercase()))
+    });
     let scannable = |w: &str| {
         gpt2 && w.chars().all(|c| (c as u32) < 0x3_0000)
-            && !added.iter().any(|a| w.contains(a.as_str()))
+            && !added.iter().any(|a| {
+                w.contains(a.as_str())
+                    || (form_sensitive
+                        && (format!(" {w}").contains(a.as_str())
+                            || format!(" {}", capitalize(w)).contains(a.as_str())))
+            })
     };
     type Part = (Vec<(String, u64)>, u64);
     let (mut words, total): Part = pool.install(|| {
@@ -591,6 +602,40 @@ mod tests {
                 assert_eq!(piped, fast, "{w:?}");
             }
         }
+    }
+
+    #[test]
+    fn added_tokens_are_cut_out_of_every_form() {
+        // An added token `The` cuts " The" (the capitalized form of "the") as the pipeline does:
+        // the scanner must not see it as one word.
+        let json = |added: &str| {
+            format!(
+                r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{added}],
+                "normalizer":null,"pre_tokenizer":{{"type":"ByteLevel","add_prefix_space":false,
+                "trim_offsets":true,"use_regex":true}},"post_processor":null,"decoder":null,
+                "model":{{"type":"BPE","dropout":null,"unk_token":null,
+                "continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,
+                "byte_fallback":false,"vocab":{{"a":0}},"merges":[]}}}}"#
+            )
+        };
+        let pool = crate::pipeline::thread_pool(2).expect("pool");
+        let words = |added: &str| {
+            let tok = Tokenizer::from_bytes(json(added).as_bytes()).expect("tokenizer");
+            let (words, _) =
+                builtin_reference(&tok, ModelKind::ByteLevel, &pool, |_| true, |_| true)
+                    .expect("reference");
+            words.into_iter().map(|(w, _)| w).collect::<Vec<_>>()
+        };
+        let plain = words("");
+        assert!(plain.iter().any(|w| w == "ĠThe"));
+        let token = r#"{"id":1,"content":"The","single_word":false,"lstrip":false,
+            "rstrip":false,"normalized":false,"special":true}"#;
+        let cut = words(token);
+        assert!(
+            !cut.iter().any(|w| w.contains("The")),
+            "added token inside a word"
+        );
+        assert!(cut.iter().any(|w| w == "Ġthe") && cut.iter().any(|w| w == "Ġ"));
     }
 
     #[test]
