@@ -516,7 +516,10 @@ pub fn extend(
             base.vocab()
                 .contains_key(crate::prox::count::byte_char(b).encode_utf8(&mut [0; 4]))
         });
-    let matcher = if texts {
+    // The automaton grows with the corpus's distinct pairs; past this many, segmenting every
+    // reference word (a few hundred thousand) is the cheaper way, and its memory is bounded.
+    const MAX_FILTER_PAIRS: usize = 500_000;
+    let matcher = if texts && target_pairs.len() <= MAX_FILTER_PAIRS {
         let patterns: HashSet<String> = target_pairs
             .iter()
             .filter_map(|&(a, b)| Some(seg_model.id_to_token(a)? + &seg_model.id_to_token(b)?))
